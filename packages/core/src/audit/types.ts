@@ -1,0 +1,112 @@
+import type { IdentityKind } from '../identity/types.js';
+import type { OperationClass } from '../analysis/types.js';
+
+/** Who, as stored in the audit trail (no secrets). */
+export interface AuditActor {
+  readonly subject: string;
+  readonly kind: IdentityKind;
+  readonly groups: readonly string[];
+  readonly method: 'token' | 'oidc';
+}
+
+interface BaseEvent {
+  /** ISO-8601 timestamp with milliseconds, UTC. */
+  readonly time: string;
+  readonly dialect: string;
+  /** The gateway session id; absent for refused connection attempts. */
+  readonly sessionId?: string;
+  readonly sourceAddress?: string;
+}
+
+export interface ConnectEvent extends BaseEvent {
+  readonly type: 'connect';
+  readonly outcome: 'accepted' | 'refused';
+  /** The user name the client presented (not verified when refused). */
+  readonly username: string;
+  readonly actor?: AuditActor;
+  readonly target?: string;
+  /** Why the attempt was refused, in words that reveal no secret. */
+  readonly reason?: string;
+  readonly tls: boolean;
+  readonly application?: string;
+}
+
+export interface DisconnectEvent extends BaseEvent {
+  readonly type: 'disconnect';
+  readonly actor: AuditActor;
+  readonly target: string;
+  readonly durationMs: number;
+  readonly statements: number;
+  /** 'client' (orderly Terminate), 'client-lost', 'upstream-lost', 'error', 'shutdown'. */
+  readonly reason: string;
+}
+
+export interface StatementEvent extends BaseEvent {
+  readonly type: 'statement';
+  /**
+   * 'intent': written and made durable before a privileged statement is forwarded;
+   * 'complete': the outcome. Reads only get 'complete'.
+   */
+  readonly phase: 'intent' | 'complete';
+  /** Session-unique statement id, linking the intent and complete records. */
+  readonly statementId: string;
+  readonly actor: AuditActor;
+  readonly target: string;
+  /** Statement text with literals replaced by placeholders. */
+  readonly text: string;
+  /** Hex fingerprint of the normalized text. */
+  readonly fingerprint: string;
+  readonly operations: readonly OperationClass[];
+  /** 'simple' | 'extended' | 'function-call' ... as the dialect names its protocol path. */
+  readonly protocol: string;
+  readonly decision: 'allow' | 'deny' | 'review';
+  readonly rule?: string;
+  /** On 'complete'. */
+  readonly outcome?: 'ok' | 'error' | 'cancelled' | 'not-executed' | 'aborted';
+  readonly durationMs?: number;
+  readonly rows?: number;
+  /** Native error code on error (SQLSTATE for PostgreSQL). */
+  readonly errorCode?: string;
+  readonly command?: string;
+}
+
+export interface CancelEvent extends BaseEvent {
+  readonly type: 'cancel';
+  readonly outcome: 'forwarded' | 'ignored';
+  readonly actor?: AuditActor;
+  readonly target?: string;
+}
+
+export type AuditEvent = ConnectEvent | DisconnectEvent | StatementEvent | CancelEvent;
+
+/** A stored event: the event plus its place in the hash chain. */
+export type AuditRecord = AuditEvent & {
+  /** 1-based position in the chain. */
+  readonly seq: number;
+  /** Hash of the previous record (64 hex zeros for the first). */
+  readonly prev: string;
+  /** SHA-256 (hex) over the canonical JSON of the record without `hash`. */
+  readonly hash: string;
+};
+
+export interface AuditAppendOptions {
+  /**
+   * When true the returned promise resolves only once the record is on stable storage
+   * (fsync). Otherwise it is group-committed within the store's window; the promise
+   * still resolves when it is written.
+   */
+  readonly durable: boolean;
+}
+
+export interface AuditStore {
+  /**
+   * Appends an event. The chain order is the call order. Rejects if the store cannot write;
+   * after a write failure the store is unhealthy and every later append rejects.
+   */
+  append(event: AuditEvent, options: AuditAppendOptions): Promise<AuditRecord>;
+  /** False once a write has failed: callers must refuse new statements (fail closed). */
+  readonly healthy: boolean;
+  /** Flushes everything buffered and makes it durable. */
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
