@@ -1,0 +1,98 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { pino } from 'pino';
+import { loadConfig } from '../config/load.js';
+import { startEmbeddedPostgres } from '../demo/embedded-postgres.js';
+import { dialects } from '../dialects.js';
+import { startGateway, StartupError } from '../gateway.js';
+import { parseOptions, UsageError } from './run.js';
+import { waitForShutdown } from './start.js';
+
+/** Demo identities. Well known on purpose: the demo listens on loopback only. */
+export const DEMO_IDENTITIES = [
+  { subject: 'alice@example.com', kind: 'human', groups: ['analysts'], token: 'alice-demo-token' },
+  { subject: 'retrain-bot', kind: 'agent', groups: ['pipelines'], token: 'bot-demo-token' },
+  { subject: 'carol@example.com', kind: 'human', groups: ['compliance'], token: 'carol-demo-token' },
+] as const;
+
+export function demoConfigYaml(options: { port: number; upstreamUrl: string }): string {
+  return `# Written by \`sluice demo\` at every start; edit a copy to experiment.
+listen:
+  postgres: 127.0.0.1:${options.port}
+targets:
+  - name: demo
+    dialect: postgres
+    upstream: ${options.upstreamUrl}
+identities:
+  tokens:
+${DEMO_IDENTITIES.map(
+  (i) => `    - subject: ${i.subject}
+      kind: ${i.kind}
+      groups: [${i.groups.join(', ')}]
+      token: ${i.token}`,
+).join('\n')}
+audit:
+  dir: ./audit
+log:
+  level: warn
+`;
+}
+
+export async function demoCommand(args: string[]): Promise<number> {
+  const { values } = parseOptions(args, {
+    dir: { type: 'string', default: '.sluice/demo' },
+    port: { type: 'string', default: '6432' },
+  });
+  const port = Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError('--port must be a port number');
+  const dir = resolve(values.dir!);
+  mkdirSync(dir, { recursive: true });
+  process.stdout.write('Starting the embedded PostgreSQL (PGlite)...\n');
+  const pg = await startEmbeddedPostgres({ dataDir: join(dir, 'pgdata') });
+  const configFile = join(dir, 'sluice.yaml');
+  writeFileSync(configFile, demoConfigYaml({ port, upstreamUrl: pg.url }));
+  const loaded = loadConfig(configFile, dialects);
+  const logger = pino({ level: loaded.config.log.level, base: { service: 'sluice' } });
+  let gateway;
+  try {
+    gateway = await startGateway(loaded, logger);
+  } catch (err) {
+    await pg.close();
+    if (err instanceof StartupError) {
+      process.stderr.write(`sluice: ${err.message}\n`);
+      if (/EADDRINUSE/.test(err.message)) process.stderr.write(`sluice: port ${port} is taken; try: pnpm start -- --port 6433\n`);
+      return 1;
+    }
+    throw err;
+  }
+  const address = gateway.addresses[0]!;
+  const rel = relative(process.cwd(), dir) || '.';
+  const cfg = relative(process.cwd(), configFile);
+  const url = (i: (typeof DEMO_IDENTITIES)[number]) =>
+    `postgres://${encodeURIComponent(i.subject)}:${i.token}@${address.host}:${address.port}/demo`;
+  process.stdout.write(`
+Sluice demo is running.
+  gateway    ${address.host}:${address.port} (PostgreSQL wire protocol), target "demo"
+  upstream   embedded PostgreSQL (PGlite), data in ${rel}/pgdata${pg.seeded ? ' (demo data just created)' : ''}
+  config     ${cfg}
+  audit      ${rel}/audit
+
+Demo identities: the token is the password; the user name must be the subject.
+${DEMO_IDENTITIES.map((i) => `  ${i.subject.padEnd(20)} ${i.kind.padEnd(6)} [${i.groups.join(', ')}]`.padEnd(50) + `token: ${i.token}`).join('\n')}
+
+Connect with psql:
+  psql "${url(DEMO_IDENTITIES[0])}"
+
+Then, in another terminal:
+  pnpm sluice audit tail --config ${cfg}
+  pnpm sluice audit verify --config ${cfg}
+
+Press Ctrl-C to stop.
+`);
+  await waitForShutdown(async () => {
+    process.stdout.write('\nStopping...\n');
+    await gateway.close();
+    await pg.close();
+  });
+  return 0;
+}

@@ -1,0 +1,67 @@
+import { parseArgs } from 'node:util';
+import { auditCommand } from './audit.js';
+import { checkCommand, startCommand } from './start.js';
+import { demoCommand } from './demo.js';
+import { tokenCommand } from './token.js';
+
+export const USAGE = `Usage: sluice <command> [options]
+
+Commands:
+  start  --config FILE                 run the gateway
+  check  --config FILE                 validate a config file and exit
+  demo   [--dir DIR] [--port PORT]     run the gateway in front of an embedded PostgreSQL with demo data
+  audit verify --config FILE           check the audit trail's hash chain; names the first bad record
+  audit tail   --config FILE [-n N] [--follow]
+                                       print the last N audit records (default 20), then follow
+  audit export --config FILE [--since T] [--until T] [--format jsonl|csv] [--output FILE]
+                                       export records; T is an ISO time or a span back from now (30m, 24h, 7d)
+  token new    [--bytes N]             print a new random token and its tokenSha256 for the config
+  token hash   TOKEN                   print the tokenSha256 of a token
+
+Every command that reads state takes the same --config FILE as start.`;
+
+export class UsageError extends Error {}
+
+export async function runCli(argv: string[]): Promise<number | undefined> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'start':
+        return await startCommand(rest);
+      case 'check':
+        return checkCommand(rest);
+      case 'demo':
+        return await demoCommand(rest);
+      case 'audit':
+        return await auditCommand(rest);
+      case 'token':
+        return tokenCommand(rest);
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        process.stdout.write(`${USAGE}\n`);
+        return command === undefined ? 1 : 0;
+      default:
+        throw new UsageError(`unknown command "${command}"`);
+    }
+  } catch (err) {
+    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`sluice: ${(err as Error).message}\n\n${USAGE}\n`);
+      return 2;
+    }
+    throw err;
+  }
+}
+
+/** Parses options for a subcommand; `--config` is required where the command reads state. */
+export function parseOptions<T extends Parameters<typeof parseArgs>[0]['options']>(args: string[], options: T) {
+  return parseArgs({ args, options: options!, allowPositionals: true, strict: true });
+}
+
+export function requireConfig(values: { config?: unknown }): string {
+  if (typeof values.config !== 'string' || values.config === '') {
+    throw new UsageError('--config FILE is required');
+  }
+  return values.config;
+}

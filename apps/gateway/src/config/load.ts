@@ -1,0 +1,155 @@
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import type { Dialect } from '@sluice/core';
+import { parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { configSchema, type GatewayConfig } from './schema.js';
+
+export class ConfigError extends Error {
+  constructor(
+    readonly file: string,
+    readonly problems: readonly string[],
+  ) {
+    super(`invalid configuration in ${file}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface LoadedTarget {
+  readonly name: string;
+  readonly dialect: string;
+  readonly options: unknown;
+}
+
+export interface LoadedConfig {
+  readonly file: string;
+  readonly config: GatewayConfig;
+  readonly targets: readonly LoadedTarget[];
+}
+
+const SECRET_KEY = /token|password|secret|key/i;
+
+/** Replaces ${NAME} and ${NAME:-default} in every string; a missing variable is an error naming its key. */
+function substituteEnv(value: unknown, path: string, env: NodeJS.ProcessEnv, problems: string[]): unknown {
+  if (typeof value === 'string') {
+    return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (_m, name: string, fallback: string | undefined) => {
+      const v = env[name];
+      if (v !== undefined && v !== '') return v;
+      if (fallback !== undefined) return fallback;
+      problems.push(`${path}: the environment variable ${name} is not set (set it, or write \${${name}:-default})`);
+      return '';
+    });
+  }
+  if (Array.isArray(value)) return value.map((v, i) => substituteEnv(v, `${path}[${i}]`, env, problems));
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [k, substituteEnv(v, path ? `${path}.${k}` : k, env, problems)]),
+    );
+  }
+  return value;
+}
+
+function pathString(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out ? `.${String(p)}` : String(p);
+  return out || '(top level)';
+}
+
+function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
+  let v: unknown = root;
+  for (const p of path) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<PropertyKey, unknown>)[p];
+  }
+  return v;
+}
+
+function describeValue(path: readonly PropertyKey[], value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (path.some((p) => typeof p === 'string' && SECRET_KEY.test(p)) && typeof value === 'string') return '(a secret, not shown)';
+  const s = JSON.stringify(value);
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}
+
+export function formatIssues(issues: readonly z.core.$ZodIssue[], raw: unknown, prefix: readonly PropertyKey[] = []): string[] {
+  return issues.map((issue) => {
+    const path = [...prefix, ...issue.path];
+    if (issue.code === 'unrecognized_keys') {
+      return `${pathString(path)}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')} (check the spelling against docs/configuration.md)`;
+    }
+    const got = describeValue(path, valueAt(raw, issue.path));
+    return `${pathString(path)}: ${issue.message} (got ${got})`;
+  });
+}
+
+/** Resolves a path in the config relative to the config file's directory. */
+function relativeTo(file: string, p: string): string {
+  return isAbsolute(p) ? p : resolve(dirname(file), p);
+}
+
+/**
+ * Reads, substitutes and validates a config file. Throws ConfigError listing every problem
+ * with its key, the bad value and what is expected.
+ */
+export function loadConfig(
+  file: string,
+  dialects: ReadonlyMap<string, Dialect<unknown>>,
+  env: NodeJS.ProcessEnv = process.env,
+): LoadedConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(file, [`cannot read the file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`]);
+  }
+  return parseConfig(text, file, dialects, env);
+}
+
+export function parseConfig(
+  text: string,
+  file: string,
+  dialects: ReadonlyMap<string, Dialect<unknown>>,
+  env: NodeJS.ProcessEnv = process.env,
+): LoadedConfig {
+  const doc = parseDocument(text, { prettyErrors: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(file, doc.errors.map((e) => `YAML syntax: ${e.message}`));
+  }
+  const problems: string[] = [];
+  const raw = substituteEnv(doc.toJS(), '', env, problems);
+  if (problems.length > 0) throw new ConfigError(file, problems);
+  if (raw === null || typeof raw !== 'object') throw new ConfigError(file, ['the file is empty or not a YAML mapping']);
+  const result = configSchema.safeParse(raw);
+  if (!result.success) throw new ConfigError(file, formatIssues(result.error.issues, raw));
+  const config = result.data;
+
+  const targets: LoadedTarget[] = [];
+  const seen = new Set<string>();
+  config.targets.forEach((t, i) => {
+    if (seen.has(t.name)) problems.push(`targets[${i}].name: the name "${t.name}" is used twice`);
+    seen.add(t.name);
+    const dialect = dialects.get(t.dialect);
+    if (!dialect) {
+      problems.push(`targets[${i}].dialect: no dialect "${t.dialect}" is installed`);
+      return;
+    }
+    const { name, dialect: _d, ...rest } = t;
+    const parsed = dialect.targetOptions.safeParse(rest);
+    if (!parsed.success) {
+      problems.push(...formatIssues(parsed.error.issues, rest, ['targets', i]));
+      return;
+    }
+    targets.push({ name, dialect: t.dialect, options: parsed.data });
+    if (!(config.listen as Record<string, string | undefined>)[t.dialect]) {
+      problems.push(`targets[${i}]: the target uses dialect ${t.dialect} but listen.${t.dialect} is not set`);
+    }
+  });
+  if (problems.length > 0) throw new ConfigError(file, problems);
+
+  config.audit.dir = relativeTo(file, config.audit.dir);
+  if (config.tls) {
+    config.tls.certFile = relativeTo(file, config.tls.certFile);
+    config.tls.keyFile = relativeTo(file, config.tls.keyFile);
+  }
+  return { file, config, targets };
+}

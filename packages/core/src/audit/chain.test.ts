@@ -1,0 +1,34 @@
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { canonicalJson, encodeRecordLine, hashRecord } from './chain.js';
+
+describe('canonicalJson', () => {
+  it('sorts keys recursively and has no whitespace', () => {
+    expect(canonicalJson({ b: 1, a: { d: [3, { z: 1, y: 2 }], c: 'x y' } })).toBe(
+      '{"a":{"c":"x y","d":[3,{"y":2,"z":1}]},"b":1}',
+    );
+  });
+
+  it('drops undefined members, keeps null, and maps non-finite numbers to null', () => {
+    expect(canonicalJson({ a: undefined, b: null, c: [undefined, Infinity], d: -0 })).toBe(
+      '{"b":null,"c":[null,null],"d":0}',
+    );
+  });
+
+  it('round-trips through JSON.parse', () => {
+    const value = { text: 'line\nbreak "q" \u2028 é \ud83d\ude00', n: 1.5e-7, list: ['a'] };
+    const canonical = canonicalJson(value);
+    expect(canonicalJson(JSON.parse(canonical))).toBe(canonical);
+  });
+
+  it('hashes the canonical form with SHA-256', () => {
+    const rec = { seq: 1, prev: '0'.repeat(64), type: 'x' };
+    const expected = createHash('sha256').update('{"prev":"' + '0'.repeat(64) + '","seq":1,"type":"x"}').digest('hex');
+    expect(hashRecord(rec)).toBe(expected);
+    expect(hashRecord({ type: 'x', seq: 1, prev: '0'.repeat(64) })).toBe(expected);
+  });
+
+  it('appends the hash as the last member of the line', () => {
+    expect(encodeRecordLine('{"a":1}', 'h')).toBe('{"a":1,"hash":"h"}');
+  });
+});

@@ -1,0 +1,101 @@
+/**
+ * The hash chain behind the audit trail.
+ *
+ * Every record carries `seq` (1-based), `prev` (the `hash` of the record before it, or
+ * {@link GENESIS_HASH} for the first) and `hash`, the SHA-256 (lower-case hex) of the
+ * canonical JSON of the record without its `hash` member.
+ *
+ * On-disk line format (one record per line, UTF-8, terminated by a single "\n"):
+ *
+ *   <canonical JSON of the record without `hash`, minus its closing "}">,"hash":"<64 hex>"}
+ *
+ * that is, the canonical JSON of everything but the hash with the `hash` member appended as the
+ * last member. {@link encodeRecordLine} builds it; the writer and the verifier both use it, so a
+ * verified line is byte-for-byte what the store wrote.
+ */
+import { createHash } from 'node:crypto';
+
+/** The `prev` of the first record: 64 hex zeros. */
+export const GENESIS_HASH = '0'.repeat(64);
+
+const HASH_PATTERN = /^[0-9a-f]{64}$/;
+
+/** True for a lower-case hex SHA-256 digest. */
+export function isHash(value: unknown): value is string {
+  return typeof value === 'string' && HASH_PATTERN.test(value);
+}
+
+/**
+ * Canonical JSON: object keys sorted recursively (by UTF-16 code units, as
+ * `Array.prototype.sort` does), no whitespace, strings and numbers encoded as `JSON.stringify`
+ * encodes them. Members whose value is `undefined`, a function or a symbol are left out, as
+ * `JSON.stringify` does; inside arrays they become `null`. A value with a `toJSON` method (a Date)
+ * is replaced by its result. Throws on a BigInt, like `JSON.stringify`.
+ */
+export function canonicalJson(value: unknown): string {
+  const out = encode(value);
+  if (out === undefined) throw new TypeError('canonicalJson: the value has no JSON representation');
+  return out;
+}
+
+function encode(value: unknown): string | undefined {
+  if (value === null) return 'null';
+  switch (typeof value) {
+    case 'string':
+      return JSON.stringify(value);
+    case 'number':
+      return Number.isFinite(value) ? JSON.stringify(value) : 'null';
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'bigint':
+      throw new TypeError('canonicalJson: a BigInt cannot be serialized');
+    case 'object':
+      break;
+    default:
+      // undefined, function, symbol
+      return undefined;
+  }
+  const withToJson = value as { toJSON?: unknown };
+  if (typeof withToJson.toJSON === 'function') {
+    return encode((withToJson.toJSON as () => unknown).call(value));
+  }
+  if (Array.isArray(value)) {
+    let s = '[';
+    for (let i = 0; i < value.length; i++) {
+      if (i > 0) s += ',';
+      s += encode(value[i]) ?? 'null';
+    }
+    return s + ']';
+  }
+  const obj = value as Record<string, unknown>;
+  const keys = Object.keys(obj).sort();
+  let s = '{';
+  let first = true;
+  for (const key of keys) {
+    const member = encode(obj[key]);
+    if (member === undefined) continue;
+    if (!first) s += ',';
+    first = false;
+    s += JSON.stringify(key) + ':' + member;
+  }
+  return s + '}';
+}
+
+/** SHA-256 (lower-case hex) of a string, UTF-8 encoded. */
+export function sha256Hex(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex');
+}
+
+/** The `hash` of a record: SHA-256 over the canonical JSON of the record without `hash`. */
+export function hashRecord(recordWithoutHash: object): string {
+  return sha256Hex(canonicalJson(recordWithoutHash));
+}
+
+/**
+ * The stored line (without its terminating "\n") for a record, given the canonical JSON of the
+ * record without `hash` and that record's hash. See the module comment for the format.
+ */
+export function encodeRecordLine(canonicalWithoutHash: string, hash: string): string {
+  if (canonicalWithoutHash === '{}') return `{"hash":"${hash}"}`;
+  return `${canonicalWithoutHash.slice(0, -1)},"hash":"${hash}"}`;
+}

@@ -1,0 +1,444 @@
+/**
+ * The embedded audit store: an append-only, hash-chained JSON-lines log in a directory.
+ *
+ * The directory holds segment files `audit-000001.jsonl`, `audit-000002.jsonl`, ... written in
+ * order; one chain (seq, prev, hash) runs across all of them. The line format is described in
+ * `chain.ts`. A new segment is started before a batch that would make the current one larger
+ * than `segmentBytes` (a single batch is never split, so one batch larger than the limit makes
+ * an oversized segment).
+ *
+ * Appends are assigned their place in the chain synchronously, buffered, and written in batches:
+ * one write and one fdatasync per batch, one batch in flight at a time. A durable append starts
+ * a batch right away (appends made in the same tick join it); other appends wait at most
+ * `groupCommitMs` for the next batch. After any write or sync failure the store is unhealthy for
+ * good: everything buffered and everything appended later is rejected.
+ *
+ * A directory must be written by one store at a time; nothing here guards against two processes
+ * appending to the same directory.
+ */
+import type { FileHandle } from 'node:fs/promises';
+import { mkdir, open, truncate } from 'node:fs/promises';
+import { join } from 'node:path';
+import { GENESIS_HASH, canonicalJson, encodeRecordLine, isHash, sha256Hex } from './chain.js';
+import { listSegments, readTail, segmentFileName } from './segments.js';
+import type { AuditAppendOptions, AuditEvent, AuditRecord, AuditStore } from './types.js';
+
+export interface FileAuditStoreLogger {
+  error(obj: object, msg: string): void;
+}
+
+export interface FileAuditStoreOptions {
+  /** Directory of the segment files; created (recursively) when missing. */
+  readonly dir: string;
+  /** Longest wait, in ms, before a non-durable append is written. Default 50. */
+  readonly groupCommitMs?: number;
+  /** Size, in bytes, past which a new segment is started. Default 64 MiB. */
+  readonly segmentBytes?: number;
+  /** Where repairs and write failures are reported. Default: stderr. */
+  readonly logger?: FileAuditStoreLogger;
+}
+
+/** Counters of the store's work since it was opened. */
+export interface FileAuditStoreStats {
+  /** Batches written (each is one write and one fdatasync). */
+  readonly batches: number;
+  /** Records written and synced. */
+  readonly records: number;
+  /** fdatasync calls on segment files. */
+  readonly syncs: number;
+  /** New segments started since open. */
+  readonly rotations: number;
+  /** Number of the segment being appended to. */
+  readonly segment: number;
+  /** Seq of the last record appended (buffered or written); 0 for an empty log. */
+  readonly lastSeq: number;
+}
+
+const DEFAULT_GROUP_COMMIT_MS = 50;
+const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+
+interface Pending {
+  readonly line: string;
+  readonly record: AuditRecord;
+  readonly resolve: (record: AuditRecord) => void;
+  readonly reject: (err: Error) => void;
+}
+
+const stderrLogger: FileAuditStoreLogger = {
+  error(obj, msg) {
+    console.error(`[audit] ${msg}`, obj);
+  },
+};
+
+export class FileAuditStore implements AuditStore {
+  readonly #dir: string;
+  readonly #groupCommitMs: number;
+  readonly #segmentBytes: number;
+  readonly #logger: FileAuditStoreLogger;
+
+  #fh: FileHandle;
+  #segment: number;
+  #segmentSize: number;
+
+  #seq: number;
+  #prev: string;
+  /** Highest seq that is written and synced. */
+  #syncedSeq: number;
+
+  #pending: Pending[] = [];
+  #timer: NodeJS.Timeout | null = null;
+  #flushNow = false;
+  #kickQueued = false;
+  #flushing: Promise<void> | null = null;
+  #failure: Error | null = null;
+  #closed = false;
+  #closing: Promise<void> | null = null;
+
+  #batches = 0;
+  #records = 0;
+  #syncs = 0;
+  #rotations = 0;
+
+  private constructor(
+    options: Required<FileAuditStoreOptions>,
+    fh: FileHandle,
+    segment: number,
+    segmentSize: number,
+    lastSeq: number,
+    lastHash: string,
+  ) {
+    this.#dir = options.dir;
+    this.#groupCommitMs = options.groupCommitMs;
+    this.#segmentBytes = options.segmentBytes;
+    this.#logger = options.logger;
+    this.#fh = fh;
+    this.#segment = segment;
+    this.#segmentSize = segmentSize;
+    this.#seq = lastSeq;
+    this.#syncedSeq = lastSeq;
+    this.#prev = lastHash;
+  }
+
+  /**
+   * Opens (or creates) the store in `options.dir` and continues the chain from the last record
+   * of the last segment. A torn last line (a partial write cut short by a crash) is truncated
+   * away and logged; a last complete line that is not a record is an error.
+   */
+  static async open(options: FileAuditStoreOptions): Promise<FileAuditStore> {
+    const groupCommitMs = options.groupCommitMs ?? DEFAULT_GROUP_COMMIT_MS;
+    const segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
+    if (!Number.isFinite(groupCommitMs) || groupCommitMs < 0) {
+      throw new RangeError(`groupCommitMs must be a non-negative number, got ${groupCommitMs}`);
+    }
+    if (!Number.isSafeInteger(segmentBytes) || segmentBytes <= 0) {
+      throw new RangeError(`segmentBytes must be a positive integer, got ${segmentBytes}`);
+    }
+    const resolved: Required<FileAuditStoreOptions> = {
+      dir: options.dir,
+      groupCommitMs,
+      segmentBytes,
+      logger: options.logger ?? stderrLogger,
+    };
+    const dir = options.dir;
+    try {
+      await mkdir(dir, { recursive: true });
+    } catch (err) {
+      throw new Error(`the audit store cannot create its directory ${dir}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+
+    const segments = await listSegments(dir);
+    let lastSeq = 0;
+    let lastHash = GENESIS_HASH;
+    let segmentSize = 0;
+    let segment = 1;
+    const last = segments.at(-1);
+    if (last) {
+      segment = last.number;
+      // Walk back over empty segments (a crash right after a rotation leaves one).
+      for (let i = segments.length - 1; i >= 0; i--) {
+        const file = segments[i]!;
+        const { line, size } = await lastLineOf(file.path, file.name, resolved.logger);
+        if (i === segments.length - 1) segmentSize = size;
+        if (line === null) continue;
+        const found = parseChainEnd(line, file.name);
+        lastSeq = found.seq;
+        lastHash = found.hash;
+        break;
+      }
+    }
+
+    const path = join(dir, segmentFileName(segment));
+    let fh: FileHandle;
+    try {
+      fh = await open(path, 'a');
+      if (!last) await syncDirectory(dir);
+    } catch (err) {
+      throw new Error(`the audit store cannot write to ${dir}: ${(err as Error).message}`, { cause: err });
+    }
+    return new FileAuditStore(resolved, fh, segment, segmentSize, lastSeq, lastHash);
+  }
+
+  /** The store's directory. */
+  get dir(): string {
+    return this.#dir;
+  }
+
+  /** False once a write or sync has failed, and after close. */
+  get healthy(): boolean {
+    return this.#failure === null && !this.#closed;
+  }
+
+  get stats(): FileAuditStoreStats {
+    return {
+      batches: this.#batches,
+      records: this.#records,
+      syncs: this.#syncs,
+      rotations: this.#rotations,
+      segment: this.#segment,
+      lastSeq: this.#seq,
+    };
+  }
+
+  /** Hash of the last record appended (the chain head), or 64 zeros for an empty log. */
+  get lastHash(): string {
+    return this.#prev;
+  }
+
+  append(event: AuditEvent, options: AuditAppendOptions): Promise<AuditRecord> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    if (this.#closed) return Promise.reject(new Error(`the audit store at ${this.#dir} is closed`));
+
+    const seq = this.#seq + 1;
+    const body: Record<string, unknown> = { ...event, seq, prev: this.#prev };
+    if ('hash' in body) delete body['hash'];
+    let canonical: string;
+    try {
+      canonical = canonicalJson(body);
+    } catch (err) {
+      return Promise.reject(new Error(`the audit event cannot be serialized: ${(err as Error).message}`, { cause: err }));
+    }
+    const hash = sha256Hex(canonical);
+    body['hash'] = hash;
+    const record = body as unknown as AuditRecord;
+    this.#seq = seq;
+    this.#prev = hash;
+
+    const promise = new Promise<AuditRecord>((resolve, reject) => {
+      this.#pending.push({ line: encodeRecordLine(canonical, hash) + '\n', record, resolve, reject });
+    });
+    if (options.durable) this.#requestFlush();
+    else if (this.#timer === null && !this.#flushNow) this.#startTimer();
+    return promise;
+  }
+
+  /** Writes and syncs everything appended before the call. Rejects if the store cannot write. */
+  async flush(): Promise<void> {
+    const target = this.#seq;
+    while (this.#syncedSeq < target && this.#failure === null) {
+      this.#flushNow = true;
+      this.#kick();
+      const inFlight = this.#flushing;
+      if (inFlight === null) break;
+      await inFlight;
+    }
+    if (this.#syncedSeq < target) {
+      throw this.#failure ?? new Error(`the audit store at ${this.#dir} could not flush its buffer`);
+    }
+  }
+
+  /**
+   * Stops accepting appends, flushes what is buffered and closes the segment file. Rejects when
+   * records buffered at the call could not be written (the file is closed all the same); a failure
+   * that happened before the call was already reported to its appends and does not reject.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    this.#closed = true;
+    let flushError: unknown = null;
+    if (this.#failure === null) {
+      try {
+        await this.flush();
+      } catch (err) {
+        flushError = err;
+      }
+    }
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    await this.#flushing;
+    try {
+      await this.#fh.close();
+    } catch (err) {
+      this.#logger.error({ err, dir: this.#dir }, 'audit store: closing the segment file failed');
+    }
+    if (flushError) throw flushError;
+  }
+
+  #startTimer(): void {
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.#requestFlush();
+    }, this.#groupCommitMs);
+  }
+
+  /** Asks for a batch as soon as possible; appends made in the same tick join it. */
+  #requestFlush(): void {
+    this.#flushNow = true;
+    if (this.#kickQueued) return;
+    this.#kickQueued = true;
+    queueMicrotask(() => {
+      this.#kickQueued = false;
+      this.#kick();
+    });
+  }
+
+  #kick(): void {
+    if (this.#flushing !== null || !this.#flushNow) return;
+    this.#flushNow = false;
+    if (this.#timer) {
+      clearTimeout(this.#timer);
+      this.#timer = null;
+    }
+    if (this.#pending.length === 0 || this.#failure) return;
+    const batch = this.#pending;
+    this.#pending = [];
+    this.#flushing = this.#writeBatch(batch).finally(() => {
+      this.#flushing = null;
+      if (this.#pending.length === 0 || this.#failure) return;
+      if (this.#flushNow) this.#kick();
+      else if (this.#timer === null) this.#startTimer();
+    });
+  }
+
+  async #writeBatch(batch: Pending[]): Promise<void> {
+    let text = '';
+    for (const p of batch) text += p.line;
+    const data = Buffer.from(text, 'utf8');
+    try {
+      if (this.#segmentSize > 0 && this.#segmentSize + data.length > this.#segmentBytes) await this.#rotate();
+      let written = 0;
+      while (written < data.length) {
+        const { bytesWritten } = await this.#fh.write(data, written, data.length - written);
+        if (bytesWritten <= 0) throw new Error('the write made no progress');
+        written += bytesWritten;
+      }
+      this.#segmentSize += data.length;
+      await this.#fh.datasync();
+      this.#syncs++;
+    } catch (err) {
+      this.#fail(err, batch);
+      return;
+    }
+    this.#batches++;
+    this.#records += batch.length;
+    const last = batch.at(-1);
+    if (last) this.#syncedSeq = last.record.seq;
+    for (const p of batch) p.resolve(p.record);
+  }
+
+  async #rotate(): Promise<void> {
+    const next = this.#segment + 1;
+    const fh = await open(join(this.#dir, segmentFileName(next)), 'a');
+    try {
+      await syncDirectory(this.#dir);
+    } catch (err) {
+      await fh.close().catch(() => undefined);
+      throw err;
+    }
+    const old = this.#fh;
+    this.#fh = fh;
+    this.#segment = next;
+    this.#segmentSize = 0;
+    this.#rotations++;
+    await old.close();
+  }
+
+  #fail(cause: unknown, batch: Pending[]): void {
+    const why = cause instanceof Error ? cause.message : String(cause);
+    const failure = new Error(`the audit store cannot write to ${this.#dir}: ${why}`, { cause });
+    this.#failure = failure;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    const queued = this.#pending;
+    this.#pending = [];
+    this.#logger.error(
+      { err: cause, dir: this.#dir, lost: batch.length + queued.length },
+      'audit store write failed; the store is unhealthy and refuses every append',
+    );
+    for (const p of batch) p.reject(failure);
+    for (const p of queued) p.reject(failure);
+  }
+}
+
+/**
+ * The last complete line of a segment, after truncating a torn tail (bytes after the last "\n")
+ * away. Returns the file size after any repair.
+ */
+async function lastLineOf(
+  path: string,
+  name: string,
+  logger: FileAuditStoreLogger,
+): Promise<{ line: string | null; size: number }> {
+  const fh = await open(path, 'r');
+  let tail;
+  let size: number;
+  try {
+    size = (await fh.stat()).size;
+    tail = await readTail(fh, size, 1);
+  } finally {
+    await fh.close();
+  }
+  if (tail.completeEnd < size) {
+    await truncate(path, tail.completeEnd);
+    logger.error(
+      { file: path, removedBytes: size - tail.completeEnd, keptBytes: tail.completeEnd },
+      `audit store: ${name} ended with a torn (partial) line, left by an interrupted write; it was truncated away`,
+    );
+    size = tail.completeEnd;
+  }
+  const line = tail.lines.at(-1);
+  return { line: line ?? null, size };
+}
+
+function parseChainEnd(line: string, name: string): { seq: number; hash: string } {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(line);
+  } catch (err) {
+    throw new Error(
+      `the audit store cannot continue its chain: the last line of ${name} is not valid JSON; ` +
+        'run the audit verifier to find the damage',
+      { cause: err },
+    );
+  }
+  const rec = parsed as { seq?: unknown; hash?: unknown } | null;
+  if (
+    typeof rec !== 'object' ||
+    rec === null ||
+    !Number.isSafeInteger(rec.seq) ||
+    (rec.seq as number) < 1 ||
+    !isHash(rec.hash)
+  ) {
+    throw new Error(
+      `the audit store cannot continue its chain: the last line of ${name} is not an audit record ` +
+        '(no valid seq and hash); run the audit verifier to find the damage',
+    );
+  }
+  return { seq: rec.seq as number, hash: rec.hash };
+}
+
+/** Makes a new directory entry durable. Directories cannot be opened for sync on Windows. */
+async function syncDirectory(dir: string): Promise<void> {
+  if (process.platform === 'win32') return;
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,146 @@
+import { describe, expect, it } from 'vitest';
+import { CSV_COLUMNS, formatRecordLine, toCsvHeader, toCsvRow } from './format.js';
+import type { AuditRecord } from './types.js';
+
+const chain = { prev: '0'.repeat(64), hash: 'f'.repeat(64) };
+const actor = { subject: 'alice', kind: 'human', groups: ['dba', 'eng'], method: 'oidc' } as const;
+
+const stmt: AuditRecord = {
+  type: 'statement',
+  seq: 7,
+  ...chain,
+  time: '2024-05-01T12:00:00.000Z',
+  dialect: 'postgres',
+  sessionId: 's-1',
+  sourceAddress: '10.1.2.3',
+  phase: 'complete',
+  statementId: 'st-1',
+  actor,
+  target: 'prod',
+  text: 'SELECT "a, b", \'x\'\nFROM t',
+  fingerprint: 'abcd',
+  operations: ['read', 'copy-out'],
+  protocol: 'simple',
+  decision: 'allow',
+  outcome: 'ok',
+  rows: 3,
+  durationMs: 12,
+  command: 'SELECT 3',
+};
+
+/** Minimal RFC 4180 parser for one record, to check the quoting round-trips. */
+function parseCsvLine(line: string): string[] {
+  const out: string[] = [];
+  let i = 0;
+  for (;;) {
+    let field = '';
+    if (line[i] === '"') {
+      i++;
+      for (;;) {
+        const c = line[i++];
+        if (c === undefined) throw new Error('unterminated quote');
+        if (c === '"') {
+          if (line[i] === '"') {
+            field += '"';
+            i++;
+          } else break;
+        } else field += c;
+      }
+    } else {
+      while (i < line.length && line[i] !== ',') field += line[i++];
+    }
+    out.push(field);
+    if (i >= line.length) return out;
+    if (line[i] !== ',') throw new Error(`expected comma at ${i}`);
+    i++;
+  }
+}
+
+describe('CSV', () => {
+  it('has the fixed header', () => {
+    expect(toCsvHeader()).toBe(
+      'seq,time,type,phase,outcome,dialect,session_id,source_address,subject,kind,groups,target,username,' +
+        'statement_id,operations,decision,rule,text,fingerprint,duration_ms,rows,error_code,command,reason,hash',
+    );
+  });
+
+  it('quotes commas, quotes and line breaks (RFC 4180)', () => {
+    const row = toCsvRow(stmt);
+    expect(row).toContain('"SELECT ""a, b"", \'x\'\nFROM t"');
+    const fields = parseCsvLine(row);
+    expect(fields).toHaveLength(CSV_COLUMNS.length);
+    const byName = Object.fromEntries(CSV_COLUMNS.map((c, i) => [c, fields[i]]));
+    expect(byName).toMatchObject({
+      seq: '7',
+      type: 'statement',
+      phase: 'complete',
+      outcome: 'ok',
+      subject: 'alice',
+      groups: 'dba;eng',
+      operations: 'read;copy-out',
+      text: stmt.text,
+      rows: '3',
+      duration_ms: '12',
+      command: 'SELECT 3',
+      username: '',
+      reason: '',
+      hash: chain.hash,
+    });
+  });
+
+  it('leaves missing values empty and quotes a reason with a CR', () => {
+    const refused: AuditRecord = {
+      type: 'connect',
+      seq: 1,
+      ...chain,
+      time: '2024-05-01T12:00:00.000Z',
+      dialect: 'postgres',
+      sourceAddress: '10.1.2.3',
+      outcome: 'refused',
+      username: 'mallory',
+      reason: 'bad token,\r\nexpired',
+      tls: false,
+    };
+    const fields = parseCsvLine(toCsvRow(refused));
+    const byName = Object.fromEntries(CSV_COLUMNS.map((c, i) => [c, fields[i]]));
+    expect(byName).toMatchObject({ username: 'mallory', subject: '', session_id: '', reason: 'bad token,\r\nexpired' });
+  });
+});
+
+describe('formatRecordLine', () => {
+  it('summarizes a statement on one line', () => {
+    expect(formatRecordLine(stmt)).toBe(
+      '2024-05-01T12:00:00.000Z #7 statement complete alice (human) -> prod: SELECT "a, b", \'x\' FROM t [ok, 3 rows, 12 ms]',
+    );
+  });
+
+  it('shows denials and intents', () => {
+    const denied: AuditRecord = { ...stmt, phase: 'intent', decision: 'deny', rule: 'no-ddl', outcome: undefined, rows: undefined, durationMs: undefined };
+    expect(formatRecordLine(denied)).toMatch(/statement intent alice \(human\) -> prod: .* \[deny by no-ddl\]$/);
+  });
+
+  it('neutralizes control characters and cuts long text', () => {
+    const evil: AuditRecord = { ...stmt, text: 'SELECT 1 \u001b[31m' + 'x'.repeat(500) };
+    const line = formatRecordLine(evil, { maxTextLength: 50 });
+    expect(line).not.toContain('\u001b');
+    expect(line).toContain('\\u001b[31m');
+    expect(line).toContain('…');
+    expect(line).not.toContain('\n');
+  });
+
+  it('summarizes connects, disconnects and cancels', () => {
+    const base = { ...chain, time: '2024-05-01T12:00:00.000Z', dialect: 'postgres' };
+    expect(
+      formatRecordLine({ ...base, seq: 1, type: 'connect', outcome: 'refused', username: 'eve', sourceAddress: '1.2.3.4', tls: true, reason: 'authentication failed' }),
+    ).toBe('2024-05-01T12:00:00.000Z #1 connect refused user eve from 1.2.3.4: authentication failed');
+    expect(
+      formatRecordLine({ ...base, seq: 2, type: 'connect', outcome: 'accepted', username: 'alice', actor, target: 'prod', tls: true }),
+    ).toBe('2024-05-01T12:00:00.000Z #2 connect accepted alice (human) -> prod');
+    expect(
+      formatRecordLine({ ...base, seq: 3, type: 'disconnect', actor, target: 'prod', durationMs: 65_000, statements: 1, reason: 'client' }),
+    ).toBe('2024-05-01T12:00:00.000Z #3 disconnect alice (human) -> prod after 1 min 5 s, 1 statement (client)');
+    expect(formatRecordLine({ ...base, seq: 4, type: 'cancel', outcome: 'ignored' })).toBe(
+      '2024-05-01T12:00:00.000Z #4 cancel ignored',
+    );
+  });
+});

@@ -1,0 +1,164 @@
+/**
+ * Presentation of audit records: CSV export (RFC 4180) and one-line summaries for a terminal.
+ */
+import type { AuditRecord } from './types.js';
+
+/** The CSV columns, in order. */
+export const CSV_COLUMNS = [
+  'seq',
+  'time',
+  'type',
+  'phase',
+  'outcome',
+  'dialect',
+  'session_id',
+  'source_address',
+  'subject',
+  'kind',
+  'groups',
+  'target',
+  'username',
+  'statement_id',
+  'operations',
+  'decision',
+  'rule',
+  'text',
+  'fingerprint',
+  'duration_ms',
+  'rows',
+  'error_code',
+  'command',
+  'reason',
+  'hash',
+] as const;
+
+/** RFC 4180 line break, to put between the header and rows (toCsvHeader/toCsvRow return none). */
+export const CSV_LINE_END = '\r\n';
+
+/** Separator of list values (groups, operations) inside one CSV field. */
+const LIST_SEPARATOR = ';';
+
+/** The CSV header line, without a line break. */
+export function toCsvHeader(): string {
+  return CSV_COLUMNS.join(',');
+}
+
+/**
+ * One CSV line for a record, without a line break, columns as {@link CSV_COLUMNS}. Fields that
+ * hold a comma, a double quote, CR or LF are quoted, inner quotes doubled (RFC 4180). Missing
+ * values are empty; list values (groups, operations) are joined with ";". Values are written as
+ * they are: a spreadsheet may interpret a field starting with "=", "+", "-" or "@" as a formula.
+ */
+export function toCsvRow(r: AuditRecord): string {
+  const values: Record<(typeof CSV_COLUMNS)[number], unknown> = {
+    seq: r.seq,
+    time: r.time,
+    type: r.type,
+    phase: r.type === 'statement' ? r.phase : undefined,
+    outcome: r.type === 'disconnect' ? undefined : r.outcome,
+    dialect: r.dialect,
+    session_id: r.sessionId,
+    source_address: r.sourceAddress,
+    subject: r.actor?.subject,
+    kind: r.actor?.kind,
+    groups: r.actor?.groups.join(LIST_SEPARATOR),
+    target: r.target,
+    username: r.type === 'connect' ? r.username : undefined,
+    statement_id: r.type === 'statement' ? r.statementId : undefined,
+    operations: r.type === 'statement' ? r.operations.join(LIST_SEPARATOR) : undefined,
+    decision: r.type === 'statement' ? r.decision : undefined,
+    rule: r.type === 'statement' ? r.rule : undefined,
+    text: r.type === 'statement' ? r.text : undefined,
+    fingerprint: r.type === 'statement' ? r.fingerprint : undefined,
+    duration_ms: r.type === 'statement' || r.type === 'disconnect' ? r.durationMs : undefined,
+    rows: r.type === 'statement' ? r.rows : undefined,
+    error_code: r.type === 'statement' ? r.errorCode : undefined,
+    command: r.type === 'statement' ? r.command : undefined,
+    reason: r.type === 'connect' || r.type === 'disconnect' ? r.reason : undefined,
+    hash: r.hash,
+  };
+  let line = '';
+  for (let i = 0; i < CSV_COLUMNS.length; i++) {
+    if (i > 0) line += ',';
+    line += csvField(values[CSV_COLUMNS[i]!]);
+  }
+  return line;
+}
+
+function csvField(value: unknown): string {
+  if (value === undefined || value === null) return '';
+  const s = typeof value === 'string' ? value : String(value);
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+export interface FormatLineOptions {
+  /** Longest statement text shown before it is cut with "…". Default 200. */
+  readonly maxTextLength?: number;
+}
+
+/**
+ * A one-line human summary of a record, e.g.
+ * `2024-05-01T12:00:00.000Z #42 statement complete alice (human) -> prod: SELECT 1 [ok, 1 row, 3 ms]`.
+ * Control characters and line breaks are neutralized so a record cannot break or restyle the line.
+ */
+export function formatRecordLine(r: AuditRecord, options?: FormatLineOptions): string {
+  const who = r.actor ? `${clean(r.actor.subject)} (${r.actor.kind})` : undefined;
+  const target = r.target !== undefined ? clean(r.target) : undefined;
+  const head = `${clean(r.time)} #${r.seq} ${r.type}`;
+  switch (r.type) {
+    case 'connect': {
+      const parts = [head, r.outcome, who ?? `user ${clean(r.username)}`];
+      if (target !== undefined) parts.push(`-> ${target}`);
+      if (r.sourceAddress) parts.push(`from ${clean(r.sourceAddress)}`);
+      if (r.actor && r.username !== r.actor.subject) parts.push(`as user ${clean(r.username)}`);
+      let line = parts.join(' ');
+      if (r.reason) line += `: ${clean(r.reason)}`;
+      return line;
+    }
+    case 'disconnect':
+      return (
+        `${head} ${who} -> ${target} after ${formatDuration(r.durationMs)}, ` +
+        `${r.statements} statement${r.statements === 1 ? '' : 's'} (${clean(r.reason)})`
+      );
+    case 'cancel': {
+      const parts = [head, r.outcome];
+      if (who) parts.push(who);
+      if (target !== undefined) parts.push(`-> ${target}`);
+      return parts.join(' ');
+    }
+    case 'statement': {
+      const max = options?.maxTextLength ?? 200;
+      let text = clean(r.text.replace(/\s+/g, ' ').trim());
+      if (text.length > max) text = `${text.slice(0, Math.max(0, max - 1))}…`;
+      const facts: string[] = [];
+      if (r.decision !== 'allow') facts.push(r.rule ? `${r.decision} by ${clean(r.rule)}` : r.decision);
+      if (r.outcome) facts.push(r.errorCode ? `${r.outcome} ${clean(r.errorCode)}` : r.outcome);
+      if (r.rows !== undefined) facts.push(`${r.rows} row${r.rows === 1 ? '' : 's'}`);
+      if (r.durationMs !== undefined) facts.push(formatDuration(r.durationMs));
+      const tail = facts.length > 0 ? ` [${facts.join(', ')}]` : '';
+      return `${head} ${r.phase} ${who} -> ${target}: ${text}${tail}`;
+    }
+  }
+}
+
+function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  const minutes = Math.floor(ms / 60_000);
+  const seconds = Math.round((ms % 60_000) / 1000);
+  return `${minutes} min ${seconds} s`;
+}
+
+/**
+ * Replaces control characters (including ESC, which starts terminal sequences), line separators
+ * and bidirectional overrides with escapes.
+ */
+function clean(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (c) => {
+    if (c === '\n') return '\\n';
+    if (c === '\r') return '\\r';
+    if (c === '\t') return '\\t';
+    return `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+  });
+}

@@ -1,0 +1,48 @@
+import { clientErrors } from '../errors.js';
+import type { IdentitiesConfig } from './config.js';
+import { looksLikeJwt } from './jwt-shape.js';
+import { OidcAuthenticator, type OidcAuthenticatorOptions } from './oidc-authenticator.js';
+import { TokenAuthenticator } from './token-authenticator.js';
+import type { Authenticator, Credentials, Identity } from './types.js';
+
+export interface CompositeAuthenticatorParts {
+  /** Verifies static tokens; when absent every non-JWT secret is an unknown token. */
+  readonly token?: Authenticator;
+  /** Verifies JWTs; when absent JWTs are refused. */
+  readonly oidc?: Authenticator;
+}
+
+/**
+ * Routes a presented secret: anything shaped like a JWT goes to OIDC verification, anything
+ * else to the static tokens.
+ */
+export class CompositeAuthenticator implements Authenticator {
+  readonly #token: Authenticator | undefined;
+  readonly #oidc: Authenticator | undefined;
+
+  constructor(parts: CompositeAuthenticatorParts) {
+    this.#token = parts.token;
+    this.#oidc = parts.oidc;
+  }
+
+  async authenticate(credentials: Credentials): Promise<Identity> {
+    if (credentials.secret === '') throw clientErrors.authFailed('no token was presented as the password');
+    if (looksLikeJwt(credentials.secret)) {
+      if (!this.#oidc) throw clientErrors.authFailed('OIDC tokens are not accepted by this gateway');
+      return this.#oidc.authenticate(credentials);
+    }
+    if (!this.#token) throw clientErrors.authFailed('unknown token');
+    return this.#token.authenticate(credentials);
+  }
+}
+
+/** Builds the gateway's authenticator from a parsed `identities` config section. */
+export function createIdentityAuthenticator(
+  config: Pick<IdentitiesConfig, 'tokens' | 'oidc'>,
+  options: OidcAuthenticatorOptions = {},
+): CompositeAuthenticator {
+  return new CompositeAuthenticator({
+    ...(config.tokens.length > 0 ? { token: new TokenAuthenticator(config.tokens, options.now ? { now: options.now } : {}) } : {}),
+    ...(config.oidc.length > 0 ? { oidc: new OidcAuthenticator(config.oidc, options) } : {}),
+  });
+}

@@ -1,0 +1,729 @@
+import type { Socket } from 'node:net';
+import tls from 'node:tls';
+import {
+  type Analysis,
+  ClientFacingError,
+  clientErrors,
+  type GovernedSession,
+  type Identity,
+  type ListenerContext,
+  type LoginAttempt,
+  type StatementHandle,
+  toClientFacing,
+} from '@sluice/core';
+import { FrameBuffer, FrameTooLargeError, InvalidFrameLengthError } from '@sluice/wire';
+import type { Logger } from 'pino';
+import type { CancelRegistry } from '../cancel-registry.js';
+import type { PostgresTargetOptions } from '../config.js';
+import { encodeClientError, sqlstateOf } from '../errors.js';
+import {
+  AUTHENTICATION_CLEARTEXT_PASSWORD,
+  AUTHENTICATION_OK,
+  encodeBackendKeyData,
+  encodeReadyForQuery,
+} from '../messages/backend-messages.js';
+import { encodeErrorResponse, readErrorCode } from '../messages/error-response.js';
+import { Backend, Frontend, startupFraming, typedFraming } from '../messages/framing.js';
+import {
+  decodeBindNames,
+  decodeClose,
+  decodeCommandTag,
+  decodeExecute,
+  decodeParse,
+  decodePassword,
+  decodeQuery,
+  rowsFromTag,
+} from '../messages/frontend-messages.js';
+import { decodeStartupPacket, SSL_ACCEPTED, SSL_REFUSED } from '../messages/startup-message.js';
+import { BackendScanner, type BackendScanHandler } from '../server/backend-scanner.js';
+import { connectUpstream, sendUpstreamCancel, UpstreamError, type UpstreamConnection } from '../server/upstream.js';
+import { Ledger } from './ledger.js';
+
+export const SessionState = {
+  /** Waiting for the startup packet (or SSLRequest). */
+  Startup: 'startup',
+  /** Asked for the password, waiting for it. */
+  AwaitingPassword: 'awaiting-password',
+  /** Verifying the identity and opening the upstream. */
+  Authenticating: 'authenticating',
+  /** Relaying. */
+  Ready: 'ready',
+  Closed: 'closed',
+} as const;
+export type SessionState = (typeof SessionState)[keyof typeof SessionState];
+
+export interface SessionDeps {
+  readonly context: ListenerContext<PostgresTargetOptions>;
+  readonly cancels: CancelRegistry;
+  readonly analyze: (text: string) => Analysis;
+  readonly onClosed: (session: PostgresClientSession) => void;
+}
+
+/** Backend message types the relay reads; all others pass without being looked at. */
+const COLLECTED = [
+  Backend.CommandComplete,
+  Backend.ErrorResponse,
+  Backend.ReadyForQuery,
+  Backend.EmptyQueryResponse,
+  Backend.PortalSuspended,
+];
+
+interface PreparedStatement {
+  readonly text: string;
+  readonly analysis: Analysis;
+}
+
+const FORWARD = 0;
+const DROP = 1;
+type FrameVerdict = typeof FORWARD | typeof DROP | Promise<typeof FORWARD | typeof DROP>;
+
+/**
+ * One client connection: startup, TLS, authentication, the upstream connection, then the
+ * relay. Client bytes are forwarded as they came unless a decision needs to hold them; the
+ * upstream's bytes are forwarded chunk by chunk after a scan that reads only a few message
+ * types.
+ */
+export class PostgresClientSession {
+  state: SessionState = SessionState.Startup;
+  #socket: Socket;
+  readonly #deps: SessionDeps;
+  readonly #log: Logger;
+  readonly #source: string;
+  #tls = false;
+  #frames: FrameBuffer;
+  #params: ReadonlyMap<string, string> = new Map();
+  #authTimer: NodeJS.Timeout | undefined;
+
+  #upstream: UpstreamConnection | undefined;
+  #governed: GovernedSession | undefined;
+  #cancelKey: { processId: number; secretKey: number } | undefined;
+  readonly #ledger = new Ledger();
+  readonly #scanner = new BackendScanner(COLLECTED);
+  readonly #statements = new Map<string, PreparedStatement>();
+  readonly #portals = new Map<string, PreparedStatement>();
+  #txStatus: 'I' | 'T' | 'E' = 'I';
+  /** DataRows since the last completion, for PortalSuspended. */
+  #rowCount = 0;
+
+  /** Client frames queued for the upstream, merged when contiguous. */
+  #out: Buffer[] = [];
+  /** Set while a frame waits for a decision; client reads are paused. */
+  #holding = false;
+  #upstreamFull = false;
+  #clientFull = false;
+  #terminated = false;
+  /** The upstream chunk being relayed and how much of it is already written. */
+  #chunk: Buffer = Buffer.alloc(0);
+  #chunkWritten = 0;
+
+  constructor(socket: Socket, deps: SessionDeps) {
+    this.#socket = socket;
+    this.#deps = deps;
+    this.#source = socket.remoteAddress ?? 'unknown';
+    this.#log = deps.context.logger.child({ client: `${this.#source}:${socket.remotePort ?? 0}` });
+    this.#frames = new FrameBuffer(startupFraming, deps.context.limits.maxMessageBytes);
+    socket.setNoDelay(true);
+    this.#attachClient(socket);
+    this.#authTimer = setTimeout(() => this.#onAuthTimeout(), deps.context.limits.authTimeoutMs);
+    this.#authTimer.unref();
+  }
+
+  get sessionId(): string | undefined {
+    return this.#governed?.id;
+  }
+
+  #attachClient(socket: Socket): void {
+    socket.on('data', this.#onClientData);
+    socket.on('error', this.#onClientError);
+    socket.on('close', this.#onClientClose);
+    socket.on('drain', this.#onClientDrain);
+  }
+
+  #detachClient(socket: Socket): void {
+    socket.off('data', this.#onClientData);
+    socket.off('error', this.#onClientError);
+    socket.off('close', this.#onClientClose);
+    socket.off('drain', this.#onClientDrain);
+  }
+
+  // ---------------------------------------------------------------- client side
+
+  readonly #onClientData = (chunk: Buffer): void => {
+    this.#frames.push(chunk);
+    this.#processClientFrames();
+  };
+
+  readonly #onClientError = (err: Error): void => {
+    this.#log.debug({ err }, 'client socket error');
+  };
+
+  readonly #onClientClose = (): void => {
+    this.#close(this.#terminated ? 'client' : 'client-lost');
+  };
+
+  readonly #onClientDrain = (): void => {
+    this.#clientFull = false;
+    this.#upstream?.socket.resume();
+  };
+
+  #processClientFrames(): void {
+    if (this.#holding || this.state === SessionState.Closed) return;
+    try {
+      for (let f = this.#frames.next(); f; f = this.#frames.next()) {
+        const frame = f.buffer.subarray(f.start, f.end);
+        const verdict = this.#onClientFrame(frame);
+        if (verdict === FORWARD) {
+          this.#queue(frame);
+        } else if (verdict !== DROP) {
+          this.#flushToUpstream();
+          this.#hold(verdict, frame);
+          return;
+        }
+        if (this.state === SessionState.Closed) return;
+      }
+      this.#flushToUpstream();
+    } catch (err) {
+      this.#fail(this.#asClientError(err));
+    }
+  }
+
+  /** Pauses client reads until a decision is made, then forwards or drops the frame. */
+  #hold(decision: Promise<typeof FORWARD | typeof DROP>, frame: Buffer): void {
+    this.#holding = true;
+    this.#updateClientFlow();
+    decision.then(
+      (v) => {
+        this.#holding = false;
+        if (this.state === SessionState.Closed) return;
+        if (v === FORWARD) this.#queue(frame);
+        this.#updateClientFlow();
+        this.#processClientFrames();
+      },
+      (err: unknown) => {
+        this.#holding = false;
+        this.#fail(toClientFacing(err));
+      },
+    );
+  }
+
+  #updateClientFlow(): void {
+    if (this.state === SessionState.Closed) return;
+    if (this.#holding || this.#upstreamFull) this.#socket.pause();
+    else this.#socket.resume();
+  }
+
+  #asClientError(err: unknown): ClientFacingError {
+    if (ClientFacingError.is(err)) return err;
+    if (err instanceof FrameTooLargeError) return clientErrors.messageTooLarge(err.size, err.limit);
+    if (err instanceof InvalidFrameLengthError) return clientErrors.protocolViolation(`invalid message length ${err.length}`);
+    if (err instanceof RangeError) return clientErrors.protocolViolation(`malformed message (${err.message})`);
+    this.#log.error({ err }, 'unexpected error in client session');
+    return clientErrors.internal({ cause: err });
+  }
+
+  #onClientFrame(frame: Buffer): FrameVerdict {
+    switch (this.state) {
+      case SessionState.Startup:
+        this.#onStartupPacket(frame);
+        return DROP;
+      case SessionState.AwaitingPassword:
+        if (frame[0] !== Frontend.Password) {
+          throw clientErrors.protocolViolation('expected a password message');
+        }
+        this.#onPassword(decodePassword(frame));
+        return DROP;
+      case SessionState.Ready:
+        return this.#onReadyFrame(frame);
+      default:
+        // Authenticating: the client must wait for AuthenticationOk.
+        throw clientErrors.protocolViolation('message received before authentication completed');
+    }
+  }
+
+  // ---------------------------------------------------------------- startup and authentication
+
+  #onStartupPacket(frame: Buffer): void {
+    const packet = decodeStartupPacket(frame);
+    switch (packet.kind) {
+      case 'ssl':
+        this.#startTls();
+        return;
+      case 'gssenc':
+        this.#socket.write(SSL_REFUSED);
+        return;
+      case 'cancel':
+        this.#onCancelRequest(packet.processId, packet.secretKey);
+        return;
+      case 'unsupported':
+        throw clientErrors.featureNotSupported(`protocol version ${packet.code >> 16}.${packet.code & 0xffff}`);
+      case 'startup':
+        break;
+    }
+    this.#params = packet.params;
+    if (packet.params.has('replication') && packet.params.get('replication') !== 'false') {
+      throw new ClientFacingError('feature_not_supported', 'replication connections are not supported by the gateway', { fatal: true });
+    }
+    if (!packet.params.get('user')) throw clientErrors.protocolViolation('the startup message names no user');
+    if (this.#deps.context.requireTls && !this.#tls) {
+      this.#refuseLogin(clientErrors.authFailed('this gateway requires TLS; connect with sslmode=require'));
+      return;
+    }
+    this.#frames.setFraming(typedFraming);
+    this.state = SessionState.AwaitingPassword;
+    this.#socket.write(AUTHENTICATION_CLEARTEXT_PASSWORD);
+  }
+
+  #startTls(): void {
+    const context = this.#deps.context.tls;
+    if (!context || this.#tls) {
+      this.#socket.write(SSL_REFUSED);
+      return;
+    }
+    if (this.#frames.buffered > 0) {
+      // Bytes after SSLRequest would be plaintext the client sent before the handshake.
+      throw clientErrors.protocolViolation('data received after SSLRequest before the TLS handshake');
+    }
+    const raw = this.#socket;
+    this.#detachClient(raw);
+    raw.write(SSL_ACCEPTED);
+    const secure = new tls.TLSSocket(raw, { isServer: true, secureContext: context });
+    secure.on('error', (err) => {
+      this.#log.debug({ err }, 'client TLS error');
+      this.#close('client-lost');
+    });
+    this.#socket = secure;
+    this.#tls = true;
+    this.#attachClient(secure);
+  }
+
+  #loginAttempt(secret: string): LoginAttempt {
+    return {
+      dialect: 'postgres',
+      credentials: { username: this.#params.get('user') ?? '', secret, sourceAddress: this.#source },
+      tls: this.#tls,
+      requestedTarget: this.#params.get('database') ?? this.#params.get('user') ?? '',
+      ...(this.#params.get('application_name') ? { application: this.#params.get('application_name')! } : {}),
+    };
+  }
+
+  #refuseLogin(err: ClientFacingError, identity?: Identity): void {
+    void this.#deps.context.governor.refuseConnection(this.#loginAttempt(''), err.message, identity);
+    this.#fail(err);
+  }
+
+  #onPassword(secret: string): void {
+    this.state = SessionState.Authenticating;
+    this.#holding = true;
+    this.#updateClientFlow();
+    this.#authenticate(secret).then(
+      () => {
+        this.#holding = false;
+        this.#updateClientFlow();
+        this.#processClientFrames();
+      },
+      (err: unknown) => this.#fail(toClientFacing(err)),
+    );
+  }
+
+  async #authenticate(secret: string): Promise<void> {
+    const { governor } = this.#deps.context;
+    const attempt = this.#loginAttempt(secret);
+    // Refusals are audited by the governor.
+    const identity = await governor.authenticate(attempt);
+    if (this.state === SessionState.Closed) return;
+    const targetName = attempt.requestedTarget ?? '';
+    const target = this.#deps.context.resolveTarget(targetName);
+    if (!target) {
+      const err = clientErrors.targetNotFound(targetName, this.#deps.context.targetNames());
+      await governor.refuseConnection({ ...attempt, credentials: { ...attempt.credentials, secret: '' } }, err.message, identity);
+      throw err;
+    }
+    let upstream: UpstreamConnection;
+    try {
+      upstream = await connectUpstream(target.options, this.#params);
+    } catch (cause) {
+      const upstreamMessage = cause instanceof UpstreamError ? cause.message : 'unexpected error';
+      this.#log.warn({ err: cause, target: target.name }, 'upstream connection failed');
+      const err = clientErrors.upstreamUnavailable(target.name, { cause, detail: upstreamMessage });
+      await governor.refuseConnection({ ...attempt, credentials: { ...attempt.credentials, secret: '' } }, `${err.message}: ${upstreamMessage}`, identity);
+      throw err;
+    }
+    if (this.state === SessionState.Closed) {
+      upstream.socket.destroy();
+      return;
+    }
+    this.#upstream = upstream;
+    this.#attachUpstream(upstream);
+    try {
+      this.#governed = await governor.openSession({
+        dialect: 'postgres',
+        identity,
+        username: attempt.credentials.username,
+        target: target.name,
+        sourceAddress: this.#source,
+        tls: this.#tls,
+        ...(attempt.application ? { application: attempt.application } : {}),
+      });
+    } catch (err) {
+      upstream.socket.destroy();
+      throw err;
+    }
+    if (this.state === SessionState.Closed) {
+      void this.#governed.end('client-lost');
+      return;
+    }
+    clearTimeout(this.#authTimer);
+    this.#log = this.#log.child({ sessionId: this.#governed.id, subject: identity.subject, target: target.name });
+    const options = target.options;
+    this.#cancelKey = this.#deps.cancels.register({
+      sessionRef: this.#governed,
+      cancel: () => sendUpstreamCancel(options, upstream.processId, upstream.secretKey),
+    });
+    this.#txStatus = upstream.transactionStatus;
+    const greeting = [
+      AUTHENTICATION_OK,
+      ...upstream.parameterStatus,
+      ...upstream.notices,
+      encodeBackendKeyData(this.#cancelKey.processId, this.#cancelKey.secretKey),
+      encodeReadyForQuery(upstream.transactionStatus),
+    ];
+    this.#socket.write(Buffer.concat(greeting));
+    this.state = SessionState.Ready;
+    this.#log.debug('session ready');
+    if (upstream.leftover.length > 0) this.#onUpstreamData(upstream.leftover);
+    upstream.socket.resume();
+  }
+
+  #onAuthTimeout(): void {
+    if (this.state === SessionState.Ready || this.state === SessionState.Closed) return;
+    const err = clientErrors.authFailed(`authentication did not complete within ${this.#deps.context.limits.authTimeoutMs} ms`);
+    if (this.state === SessionState.Startup && this.#params.size === 0) {
+      this.#fail(err);
+      return;
+    }
+    this.#refuseLogin(err);
+  }
+
+  #onCancelRequest(processId: number, secretKey: number): void {
+    const target = this.#deps.cancels.lookup(processId, secretKey);
+    const { governor } = this.#deps.context;
+    void governor.recordCancel('postgres', this.#source, target?.sessionRef as GovernedSession | undefined);
+    if (target) {
+      void target.cancel().catch((err: unknown) => this.#log.warn({ err }, 'forwarding a cancel request failed'));
+    }
+    // The protocol gives no answer to a CancelRequest: close the connection.
+    this.#close('cancel-request');
+  }
+
+  // ---------------------------------------------------------------- relay: client → upstream
+
+  #onReadyFrame(frame: Buffer): FrameVerdict {
+    const type = frame[0];
+    switch (type) {
+      case Frontend.Query:
+        return this.#beginSimple(decodeQuery(frame), 'simple');
+      case Frontend.Parse: {
+        const { name, text } = decodeParse(frame);
+        this.#statements.set(name, { text, analysis: this.#deps.analyze(text) });
+        return FORWARD;
+      }
+      case Frontend.Bind: {
+        const { portal, statement } = decodeBindNames(frame);
+        const prepared = this.#statements.get(statement);
+        // An unknown statement is the upstream's error to report; remember nothing.
+        if (prepared) this.#portals.set(portal, prepared);
+        else this.#portals.delete(portal);
+        return FORWARD;
+      }
+      case Frontend.Execute: {
+        const { portal } = decodeExecute(frame);
+        const prepared = this.#portals.get(portal);
+        const analysis = prepared?.analysis ?? this.#deps.analyze('');
+        return this.#beginExecute(analysis);
+      }
+      case Frontend.Close: {
+        const { kind, name } = decodeClose(frame);
+        if (kind === 'S') this.#statements.delete(name);
+        else this.#portals.delete(name);
+        return FORWARD;
+      }
+      case Frontend.Sync:
+        this.#ledger.push({ kind: 'sync' });
+        return FORWARD;
+      case Frontend.FunctionCall:
+        // A direct function call by OID: nothing to analyse, so it is classed unknown.
+        return this.#beginSimple('-- function call', 'function-call');
+      case Frontend.Terminate:
+        this.#terminated = true;
+        return FORWARD;
+      case Frontend.Describe:
+      case Frontend.Flush:
+      case Frontend.CopyData:
+      case Frontend.CopyDone:
+      case Frontend.CopyFail:
+        return FORWARD;
+      default:
+        throw clientErrors.protocolViolation(`unexpected message type 0x${(type ?? 0).toString(16)}`);
+    }
+  }
+
+  #beginSimple(text: string, protocol: 'simple' | 'function-call'): FrameVerdict {
+    const analysis = protocol === 'function-call' ? this.#deps.analyze('') : this.#deps.analyze(text);
+    let handle: StatementHandle;
+    try {
+      handle = this.#governed!.beginStatement({ analysis, protocol });
+    } catch (err) {
+      const e = toClientFacing(err);
+      if (e.fatal) throw e;
+      this.#respond(Buffer.concat([encodeClientError(e), encodeReadyForQuery(this.#txStatus)]));
+      return DROP;
+    }
+    this.#ledger.push({ kind: 'query', handle, rows: 0, errorCode: undefined, command: undefined });
+    if (!handle.ready) return FORWARD;
+    return handle.ready.then(
+      () => FORWARD,
+      (err: unknown) => {
+        const e = toClientFacing(err);
+        if (e.fatal) throw e;
+        handle.complete({ outcome: 'not-executed', errorCode: '58000' });
+        this.#replaceWithSynthetic(handle, Buffer.concat([encodeClientError(e), encodeReadyForQuery(this.#txStatus)]));
+        return DROP;
+      },
+    );
+  }
+
+  #beginExecute(analysis: Analysis): FrameVerdict {
+    // An Execute that cannot be recorded ends the session: its Parse and Bind are already
+    // upstream, and answering in their place could desynchronise the client.
+    const handle = this.#governed!.beginStatement({ analysis, protocol: 'extended' });
+    this.#ledger.push({ kind: 'execute', handle });
+    if (!handle.ready) return FORWARD;
+    return handle.ready.then(() => FORWARD);
+  }
+
+  /** Sends a gateway-made response now, or after everything already in flight is answered. */
+  #respond(bytes: Buffer): void {
+    if (this.#ledger.empty) this.#writeClient(bytes);
+    else this.#ledger.push({ kind: 'synthetic', bytes });
+  }
+
+  #replaceWithSynthetic(handle: StatementHandle, bytes: Buffer): void {
+    // The refused query's ledger entry is the last one pushed for it; swap it in place.
+    const entries = this.#ledger.clear();
+    for (const e of entries) {
+      if (e.kind === 'query' && e.handle === handle) continue;
+      this.#ledger.push(e);
+    }
+    this.#respond(bytes);
+  }
+
+  #queue(frame: Buffer): void {
+    const last = this.#out[this.#out.length - 1];
+    if (last && last.buffer === frame.buffer && last.byteOffset + last.length === frame.byteOffset) {
+      this.#out[this.#out.length - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + frame.length);
+    } else {
+      this.#out.push(frame);
+    }
+  }
+
+  #flushToUpstream(): void {
+    const out = this.#out;
+    if (out.length === 0) return;
+    this.#out = [];
+    const upstream = this.#upstream?.socket;
+    if (!upstream) return;
+    let ok = true;
+    if (out.length === 1) ok = upstream.write(out[0]!);
+    else {
+      upstream.cork();
+      for (const b of out) ok = upstream.write(b);
+      upstream.uncork();
+    }
+    if (!ok && !this.#upstreamFull) {
+      this.#upstreamFull = true;
+      this.#updateClientFlow();
+    }
+    if (this.#terminated) upstream.end();
+  }
+
+  // ---------------------------------------------------------------- relay: upstream → client
+
+  #attachUpstream(upstream: UpstreamConnection): void {
+    const s = upstream.socket;
+    s.on('data', this.#onUpstreamData);
+    s.on('drain', () => {
+      this.#upstreamFull = false;
+      this.#updateClientFlow();
+    });
+    s.on('error', (err) => this.#log.debug({ err }, 'upstream socket error'));
+    s.on('close', () => {
+      if (this.state === SessionState.Closed) return;
+      if (this.#terminated) {
+        this.#close('client');
+        return;
+      }
+      this.#log.warn('upstream connection lost');
+      const err = clientErrors.upstreamUnavailable(this.#governed?.target ?? 'unknown', {
+        detail: 'the connection to the database was lost',
+      });
+      this.#fail(err, 'upstream-lost');
+    });
+  }
+
+  readonly #scanHandler: BackendScanHandler = {
+    onDataRow: () => {
+      this.#rowCount++;
+    },
+    onMessage: (type, frame, endInChunk) => this.#onBackendMessage(type, frame, endInChunk),
+  };
+
+  readonly #onUpstreamData = (chunk: Buffer): void => {
+    if (this.state !== SessionState.Ready) return;
+    this.#chunk = chunk;
+    this.#chunkWritten = 0;
+    try {
+      this.#scanner.scan(chunk, this.#scanHandler);
+    } catch (err) {
+      this.#log.error({ err }, 'upstream sent an unreadable message');
+      this.#fail(clientErrors.internal({ cause: err }), 'error');
+      return;
+    }
+    if (this.#chunkWritten < chunk.length) {
+      this.#writeClient(this.#chunkWritten === 0 ? chunk : chunk.subarray(this.#chunkWritten));
+    }
+    this.#chunk = Buffer.alloc(0);
+  };
+
+  #writeClient(bytes: Buffer): void {
+    if (this.state === SessionState.Closed) return;
+    if (!this.#socket.write(bytes) && !this.#clientFull) {
+      // Backpressure: stop reading the upstream until the client catches up.
+      this.#clientFull = true;
+      this.#upstream?.socket.pause();
+    }
+  }
+
+  #onBackendMessage(type: number, frame: Buffer, endInChunk: number): void {
+    const head = this.#ledger.peek();
+    switch (type) {
+      case Backend.CommandComplete: {
+        const tag = decodeCommandTag(frame);
+        const rows = rowsFromTag(tag) ?? this.#rowCount;
+        this.#rowCount = 0;
+        if (head?.kind === 'query') {
+          head.rows += rows;
+          head.command = tag.split(' ', 1)[0];
+        } else if (head?.kind === 'execute') {
+          head.handle.complete({ outcome: 'ok', rows, command: tag.split(' ', 1)[0] ?? tag });
+          this.#ledger.shift();
+        }
+        return;
+      }
+      case Backend.EmptyQueryResponse:
+      case Backend.PortalSuspended:
+        if (head?.kind === 'execute') {
+          head.handle.complete({ outcome: 'ok', rows: this.#rowCount });
+          this.#ledger.shift();
+        }
+        this.#rowCount = 0;
+        return;
+      case Backend.ErrorResponse: {
+        const code = readErrorCode(frame);
+        this.#rowCount = 0;
+        if (head?.kind === 'query') {
+          head.errorCode ??= code;
+        } else if (head?.kind === 'execute') {
+          head.handle.complete({ outcome: code === '57014' ? 'cancelled' : 'error', ...(code ? { errorCode: code } : {}) });
+          this.#ledger.shift();
+        }
+        return;
+      }
+      case Backend.ReadyForQuery: {
+        this.#txStatus = String.fromCharCode(frame[5] ?? 0x49) as 'I' | 'T' | 'E';
+        this.#onReadyForQuery(endInChunk);
+        return;
+      }
+    }
+  }
+
+  /** Closes the ledger up to the request this ReadyForQuery answers, then sends queued synthetic responses. */
+  #onReadyForQuery(endInChunk: number): void {
+    for (let e = this.#ledger.shift(); e; e = this.#ledger.shift()) {
+      if (e.kind === 'execute') {
+        // Skipped by the upstream after an earlier error in the same batch.
+        e.handle.complete({ outcome: 'not-executed' });
+        continue;
+      }
+      if (e.kind === 'query') {
+        const errorCode = e.errorCode;
+        e.handle.complete({
+          outcome: errorCode === undefined ? 'ok' : errorCode === '57014' ? 'cancelled' : 'error',
+          rows: e.rows,
+          ...(errorCode !== undefined ? { errorCode } : {}),
+          ...(e.command !== undefined ? { command: e.command } : {}),
+        });
+        break;
+      }
+      if (e.kind === 'sync') break;
+      // A synthetic entry at the head would have been sent already.
+      this.#writeClient(e.bytes);
+    }
+    let next = this.#ledger.peek();
+    if (next?.kind !== 'synthetic') return;
+    // Split the chunk: everything up to this ReadyForQuery, then the gateway's responses.
+    this.#writeClient(this.#chunk.subarray(this.#chunkWritten, endInChunk));
+    this.#chunkWritten = endInChunk;
+    while (next?.kind === 'synthetic') {
+      this.#writeClient(next.bytes);
+      this.#ledger.shift();
+      next = this.#ledger.peek();
+    }
+  }
+
+  // ---------------------------------------------------------------- ending
+
+  /** Sends an error to the client; a fatal one (or any before Ready) closes the session. */
+  #fail(err: ClientFacingError, reason = 'error'): void {
+    if (this.state === SessionState.Closed) return;
+    const fatal = err.fatal || this.state !== SessionState.Ready;
+    const bytes = fatal
+      ? encodeErrorResponse({ severity: 'FATAL', code: sqlstateOf(err.kind), message: err.message, detail: err.detail, hint: err.hint })
+      : encodeClientError(err);
+    this.#log.info({ kind: err.kind, message: err.message }, fatal ? 'session refused or ended with an error' : 'request refused');
+    if (!fatal) {
+      this.#respond(Buffer.concat([bytes, encodeReadyForQuery(this.#txStatus)]));
+      return;
+    }
+    const socket = this.#socket;
+    if (!socket.destroyed && socket.writable) socket.end(bytes);
+    this.#close(reason);
+  }
+
+  #close(reason: string): void {
+    if (this.state === SessionState.Closed) return;
+    this.state = SessionState.Closed;
+    clearTimeout(this.#authTimer);
+    for (const e of this.#ledger.clear()) {
+      if (e.kind === 'query' || e.kind === 'execute') e.handle.complete({ outcome: 'aborted' });
+    }
+    if (this.#cancelKey) this.#deps.cancels.unregister(this.#cancelKey);
+    const upstream = this.#upstream?.socket;
+    if (upstream && !upstream.destroyed) {
+      if (this.#terminated) upstream.end();
+      else upstream.destroy();
+    }
+    // Give a closing socket a moment to flush a final error, then make sure it is gone.
+    const socket = this.#socket;
+    if (!socket.destroyed) {
+      socket.end();
+      setTimeout(() => socket.destroy(), 1000).unref();
+    }
+    const ended = this.#governed?.end(reason) ?? Promise.resolve();
+    void ended.finally(() => this.#deps.onClosed(this));
+  }
+
+  /** Ends the session because the gateway is shutting down. */
+  shutdown(): void {
+    this.#fail(clientErrors.shuttingDown(), 'shutdown');
+  }
+}

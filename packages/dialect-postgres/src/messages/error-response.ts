@@ -1,0 +1,46 @@
+import { ByteWriter } from '@sluice/wire';
+import { Backend } from './framing.js';
+
+/**
+ * ErrorResponse / NoticeResponse: Byte1 'E'|'N' | Int32 len | (Byte1 field, String value)* | NUL.
+ * https://www.postgresql.org/docs/current/protocol-error-fields.html
+ */
+export interface ErrorFields {
+  readonly severity: 'ERROR' | 'FATAL' | 'PANIC' | 'WARNING' | 'NOTICE' | 'INFO' | 'LOG';
+  readonly code: string;
+  readonly message: string;
+  readonly detail?: string | undefined;
+  readonly hint?: string | undefined;
+}
+
+export function encodeErrorResponse(fields: ErrorFields, type: number = Backend.ErrorResponse): Buffer {
+  const w = new ByteWriter(128);
+  w.uint8(type);
+  const len = w.reserveInt32();
+  w.uint8(0x53).cstring(fields.severity); // S
+  w.uint8(0x56).cstring(fields.severity); // V (non-localized)
+  w.uint8(0x43).cstring(fields.code); // C
+  w.uint8(0x4d).cstring(fields.message); // M
+  if (fields.detail) w.uint8(0x44).cstring(fields.detail); // D
+  if (fields.hint) w.uint8(0x48).cstring(fields.hint); // H
+  w.uint8(0);
+  w.patchInt32(len, w.length - 1);
+  return w.finish();
+}
+
+/**
+ * The SQLSTATE of an ErrorResponse frame (type byte included), scanning fields without
+ * decoding the rest. Returns undefined when the field is absent or the frame is malformed.
+ */
+export function readErrorCode(frame: Buffer): string | undefined {
+  let at = 5;
+  while (at < frame.length) {
+    const field = frame[at];
+    if (field === 0 || field === undefined) return undefined;
+    const nul = frame.indexOf(0, at + 1);
+    if (nul === -1) return undefined;
+    if (field === 0x43) return frame.toString('latin1', at + 1, nul);
+    at = nul + 1;
+  }
+  return undefined;
+}

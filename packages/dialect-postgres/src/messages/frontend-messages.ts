@@ -1,0 +1,72 @@
+import { ByteReader } from '@sluice/wire';
+
+/**
+ * Decoders for the frontend messages the gateway needs to read. Each takes a whole frame
+ * (type byte included) and reads only the fields it needs. They throw RangeError on
+ * malformed input; the session turns that into a protocol violation.
+ * https://www.postgresql.org/docs/current/protocol-message-formats.html
+ */
+const reader = new ByteReader();
+
+/** Query: 'Q' | Int32 len | String query. */
+export function decodeQuery(frame: Buffer): string {
+  return reader.reset(frame, 5).cstring();
+}
+
+/** PasswordMessage: 'p' | Int32 len | String password. */
+export function decodePassword(frame: Buffer): string {
+  return reader.reset(frame, 5).cstring();
+}
+
+/** Parse: 'P' | Int32 len | String name | String query | Int16 n | Int32 oid[n]. */
+export function decodeParse(frame: Buffer): { name: string; text: string } {
+  const r = reader.reset(frame, 5);
+  const name = r.cstring();
+  const text = r.cstring();
+  return { name, text };
+}
+
+/** Bind: 'B' | Int32 len | String portal | String statement | ... (rest not read here). */
+export function decodeBindNames(frame: Buffer): { portal: string; statement: string } {
+  const r = reader.reset(frame, 5);
+  const portal = r.cstring();
+  const statement = r.cstring();
+  return { portal, statement };
+}
+
+/** Execute: 'E' | Int32 len | String portal | Int32 maxRows. */
+export function decodeExecute(frame: Buffer): { portal: string; maxRows: number } {
+  const r = reader.reset(frame, 5);
+  const portal = r.cstring();
+  const maxRows = r.int32();
+  return { portal, maxRows };
+}
+
+/** Close: 'C' | Int32 len | Byte1 'S'|'P' | String name. */
+export function decodeClose(frame: Buffer): { kind: 'S' | 'P'; name: string } {
+  const r = reader.reset(frame, 5);
+  const kind = r.uint8();
+  if (kind !== 0x53 && kind !== 0x50) throw new RangeError(`Close names neither a statement nor a portal`);
+  return { kind: kind === 0x53 ? 'S' : 'P', name: r.cstring() };
+}
+
+/** FunctionCall: 'F' | Int32 len | Int32 function oid | ... */
+export function decodeFunctionCallOid(frame: Buffer): number {
+  return reader.reset(frame, 5).int32();
+}
+
+/** CommandComplete tag ('C' | Int32 len | String tag), from a backend frame. */
+export function decodeCommandTag(frame: Buffer): string {
+  return reader.reset(frame, 5).cstring();
+}
+
+/**
+ * Rows affected or returned, from a command tag: "SELECT 5", "INSERT 0 3", "UPDATE 2",
+ * "COPY 10", "FETCH 4" → the last number. Tags without a count give undefined.
+ */
+export function rowsFromTag(tag: string): number | undefined {
+  const sp = tag.lastIndexOf(' ');
+  if (sp === -1) return undefined;
+  const n = Number(tag.slice(sp + 1));
+  return Number.isInteger(n) ? n : undefined;
+}

@@ -1,0 +1,105 @@
+/**
+ * Walks the upstream's message stream without copying it. The relay forwards each chunk as
+ * it came; the scanner only tells it where messages end and hands over the few messages the
+ * gateway must read (CommandComplete, ErrorResponse, ReadyForQuery, ...). DataRows are
+ * counted and skipped, never assembled, so a large result costs no extra memory.
+ *
+ *   Byte1 type | Int32 length (counts itself) | payload
+ */
+export interface BackendScanHandler {
+  /**
+   * A message of a collected type is complete. `frame` includes the type byte and may be a
+   * copy (when it spanned chunks). `endInChunk` is where it ends in the current chunk.
+   */
+  onMessage(type: number, frame: Buffer, endInChunk: number): void;
+  /** A DataRow header was seen. */
+  onDataRow(): void;
+}
+
+const MAX_COLLECTED_BYTES = 16 << 20;
+
+export class BackendScanner {
+  readonly #collect: Uint8Array;
+  /** Header bytes of the current message (5 when complete). */
+  readonly #header = Buffer.alloc(5);
+  #headerFill = 0;
+  /** Payload bytes of the current message still to come. */
+  #remaining = 0;
+  /** When collecting a message that spans chunks: its bytes so far. */
+  #parts: Buffer[] | undefined;
+  #partsLength = 0;
+
+  /** @param collectTypes message type bytes the handler wants whole. */
+  constructor(collectTypes: Iterable<number>) {
+    this.#collect = new Uint8Array(256);
+    for (const t of collectTypes) this.#collect[t] = 1;
+  }
+
+  scan(chunk: Buffer, handler: BackendScanHandler): void {
+    let at = 0;
+    const n = chunk.length;
+    while (at < n) {
+      if (this.#remaining > 0) {
+        // Inside a payload that started in an earlier chunk.
+        const take = Math.min(this.#remaining, n - at);
+        if (this.#parts) {
+          this.#parts.push(chunk.subarray(at, at + take));
+          this.#partsLength += take;
+        }
+        this.#remaining -= take;
+        at += take;
+        if (this.#remaining === 0) this.#finishSpanning(handler, at);
+        continue;
+      }
+      if (this.#headerFill === 0 && n - at >= 5) {
+        // Fast path: the whole header is in this chunk.
+        const type = chunk[at]!;
+        const len = chunk.readInt32BE(at + 1);
+        if (len < 4) throw new RangeError(`upstream sent a message with invalid length ${len}`);
+        const end = at + 1 + len;
+        if (type === 0x44 /* DataRow */) handler.onDataRow();
+        if (end <= n) {
+          if (this.#collect[type] === 1) handler.onMessage(type, chunk.subarray(at, end), end);
+          at = end;
+        } else {
+          this.#begin(type, len, chunk.subarray(at, n));
+          this.#remaining = end - n;
+          at = n;
+        }
+        continue;
+      }
+      // Header split across chunks.
+      const take = Math.min(5 - this.#headerFill, n - at);
+      chunk.copy(this.#header, this.#headerFill, at, at + take);
+      this.#headerFill += take;
+      at += take;
+      if (this.#headerFill < 5) break;
+      this.#headerFill = 0;
+      const type = this.#header[0]!;
+      const len = this.#header.readInt32BE(1);
+      if (len < 4) throw new RangeError(`upstream sent a message with invalid length ${len}`);
+      if (type === 0x44) handler.onDataRow();
+      this.#begin(type, len, Buffer.from(this.#header));
+      this.#remaining = len - 4;
+      if (this.#remaining === 0) this.#finishSpanning(handler, at);
+    }
+  }
+
+  #begin(type: number, len: number, first: Buffer): void {
+    if (this.#collect[type] === 1) {
+      if (len + 1 > MAX_COLLECTED_BYTES) throw new RangeError(`upstream message of ${len + 1} bytes is too large to inspect`);
+      this.#parts = [first];
+      this.#partsLength = first.length;
+    } else {
+      this.#parts = undefined;
+    }
+  }
+
+  #finishSpanning(handler: BackendScanHandler, endInChunk: number): void {
+    const parts = this.#parts;
+    if (!parts) return;
+    this.#parts = undefined;
+    const frame = Buffer.concat(parts, this.#partsLength);
+    handler.onMessage(frame[0]!, frame, endInChunk);
+  }
+}

@@ -1,0 +1,123 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { SecureContext } from 'node:tls';
+import {
+  CompositeAuthenticator,
+  type Dialect,
+  type DialectListener,
+  FileAuditStore,
+  Governor,
+  type IdentityKind,
+  MemoryFailureLimiter,
+  OidcAuthenticator,
+  readAuditRecords,
+  type AuditRecord,
+  type Target,
+  TokenAuthenticator,
+} from '@sluice/core';
+import { pino } from 'pino';
+
+export interface HarnessToken {
+  readonly subject: string;
+  readonly kind: IdentityKind;
+  readonly groups?: readonly string[];
+  readonly token: string;
+  readonly expiresAt?: string;
+}
+
+export interface HarnessOptions<TOptions> {
+  readonly dialect: Dialect<TOptions>;
+  /** Targets by name: the dialect-specific options as they would appear in the config. */
+  readonly targets: Readonly<Record<string, unknown>>;
+  readonly tokens: readonly HarnessToken[];
+  readonly oidc?: readonly { issuer: string; audience: string; groupsClaim?: string; usernameClaim?: string }[];
+  readonly tls?: SecureContext;
+  readonly requireTls?: boolean;
+  readonly maxMessageBytes?: number;
+  readonly authTimeoutMs?: number;
+  readonly failedLogins?: { maxAttempts: number; windowSeconds: number; lockoutSeconds: number };
+  readonly groupCommitMs?: number;
+  readonly auditDir?: string;
+}
+
+export interface TestGateway {
+  readonly host: string;
+  readonly port: number;
+  readonly auditDir: string;
+  readonly governor: Governor;
+  readonly listener: DialectListener;
+  /** Flushes the audit store and returns every record so far. */
+  auditRecords(): Promise<AuditRecord[]>;
+  close(): Promise<void>;
+}
+
+/**
+ * Runs one dialect behind the real core pipeline (token and OIDC identity, the embedded
+ * hash-chained audit store) on a loopback port, without the app. Plugin authors use it to test
+ * a dialect; the conformance suite is built on it.
+ */
+export async function startTestGateway<TOptions>(options: HarnessOptions<TOptions>): Promise<TestGateway> {
+  const ownsDir = options.auditDir === undefined;
+  const auditDir = options.auditDir ?? (await mkdtemp(join(tmpdir(), 'sluice-audit-')));
+  const logger = pino({ level: process.env.SLUICE_TEST_LOG ?? 'silent' });
+  const audit = await FileAuditStore.open({ dir: auditDir, groupCommitMs: options.groupCommitMs ?? 10, logger });
+  const tokens = options.tokens.map((t) => ({
+    subject: t.subject,
+    kind: t.kind,
+    groups: [...(t.groups ?? [])],
+    token: t.token,
+    ...(t.expiresAt ? { expiresAt: t.expiresAt } : {}),
+  }));
+  const oidc = (options.oidc ?? []).map((o) => ({
+    issuer: o.issuer,
+    audience: o.audience,
+    groupsClaim: o.groupsClaim ?? 'groups',
+    usernameClaim: o.usernameClaim ?? 'sub',
+  }));
+  const governor = new Governor({
+    authenticator: new CompositeAuthenticator({
+      tokens: new TokenAuthenticator(tokens as never),
+      ...(oidc.length ? { oidc: new OidcAuthenticator(oidc as never) } : {}),
+    }),
+    audit,
+    failureLimiter: new MemoryFailureLimiter(options.failedLogins ?? { maxAttempts: 1000, windowSeconds: 60, lockoutSeconds: 60 }),
+    logger,
+  });
+  const targets = new Map<string, Target<TOptions>>();
+  for (const [name, raw] of Object.entries(options.targets)) {
+    targets.set(name, { name, dialect: options.dialect.name, options: options.dialect.targetOptions.parse(raw) });
+  }
+  const listener = options.dialect.createListener({
+    governor,
+    logger,
+    resolveTarget: (name) => targets.get(name),
+    targetNames: () => [...targets.keys()],
+    tls: options.tls,
+    requireTls: options.requireTls ?? false,
+    limits: { maxMessageBytes: options.maxMessageBytes ?? 1 << 20, authTimeoutMs: options.authTimeoutMs ?? 5000 },
+  });
+  const server = net.createServer({ noDelay: true }, (s) => listener.accept(s));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  return {
+    host: '127.0.0.1',
+    port,
+    auditDir,
+    governor,
+    listener,
+    async auditRecords() {
+      await audit.flush();
+      const out: AuditRecord[] = [];
+      for await (const r of readAuditRecords(auditDir)) out.push(r);
+      return out;
+    },
+    async close() {
+      server.close();
+      await listener.close();
+      await audit.close();
+      if (ownsDir) await rm(auditDir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,6 @@
+export { startTestGateway, type HarnessOptions, type HarnessToken, type TestGateway } from './gateway-harness.js';
+export { runConformanceSuite, sendRaw, type ConformanceClient, type ConformanceDriver, type ConformanceOptions } from './conformance.js';
+export { isReachable, requireService, servicesRequired } from './services.js';
+export { startOidcIssuer, type OidcIssuer } from './oidc-issuer.js';
+export { startTempPostgres, type TempPostgres } from './temp-postgres.js';
+export { makeSelfSignedCert, type SelfSignedCert } from './certs.js';
