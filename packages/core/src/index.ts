@@ -14,3 +14,14 @@ export {
   type StatementStart,
   type StatementOutcome,
 } from './session/governor.js';
+export * from './identity/config.js';
+export * from './identity/token-authenticator.js';
+export * from './identity/oidc-authenticator.js';
+export * from './identity/composite-authenticator.js';
+export * from './identity/memory-failure-limiter.js';
+export { looksLikeJwt } from './identity/jwt-shape.js';
+export { FileAuditStore, type FileAuditStoreOptions, type FileAuditStoreStats } from './audit/file-store.js';
+export { readAuditRecords, verifyAuditLog, type VerifyResult, type VerifyProblem, type AuditRecordFilter } from './audit/reader.js';
+export { followAuditRecords } from './audit/follow.js';
+export { toCsvHeader, toCsvRow, formatRecordLine, CSV_COLUMNS } from './audit/format.js';
+export { canonicalJson, hashRecord, GENESIS_HASH } from './audit/chain.js';

@@ -15,6 +15,14 @@ describe('canonicalJson', () => {
     );
   });
 
+  it('encodes every UTF-16 code unit as JSON.stringify does', () => {
+    for (let c = 0; c <= 0xffff; c++) {
+      const s = `a${String.fromCharCode(c)}b`;
+      if (canonicalJson(s) !== JSON.stringify(s)) throw new Error(`code unit ${c.toString(16)} differs`);
+    }
+    expect(canonicalJson({ 'k"\\': '\ud83d\ude00' })).toBe(JSON.stringify({ 'k"\\': '\ud83d\ude00' }));
+  });
+
   it('round-trips through JSON.parse', () => {
     const value = { text: 'line\nbreak "q" \u2028 é \ud83d\ude00', n: 1.5e-7, list: ['a'] };
     const canonical = canonicalJson(value);

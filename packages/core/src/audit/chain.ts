@@ -38,11 +38,20 @@ export function canonicalJson(value: unknown): string {
   return out;
 }
 
+/** Characters `JSON.stringify` may escape: quote, backslash, controls, surrogates. */
+// eslint-disable-next-line no-control-regex
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+/** `JSON.stringify` of a string, skipping the escaper for the common plain string. */
+function encodeString(s: string): string {
+  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`;
+}
+
 function encode(value: unknown): string | undefined {
   if (value === null) return 'null';
   switch (typeof value) {
     case 'string':
-      return JSON.stringify(value);
+      return encodeString(value);
     case 'number':
       return Number.isFinite(value) ? JSON.stringify(value) : 'null';
     case 'boolean':
@@ -76,7 +85,7 @@ function encode(value: unknown): string | undefined {
     if (member === undefined) continue;
     if (!first) s += ',';
     first = false;
-    s += JSON.stringify(key) + ':' + member;
+    s += encodeString(key) + ':' + member;
   }
   return s + '}';
 }

@@ -64,6 +64,9 @@ interface Pending {
   readonly reject: (err: Error) => void;
 }
 
+/** The last line of the log cannot be read as a record: the chain cannot be continued. */
+class ChainEndError extends Error {}
+
 const stderrLogger: FileAuditStoreLogger = {
   error(obj, msg) {
     console.error(`[audit] ${msg}`, obj);
@@ -148,32 +151,39 @@ export class FileAuditStore implements AuditStore {
       });
     }
 
-    const segments = await listSegments(dir);
     let lastSeq = 0;
     let lastHash = GENESIS_HASH;
     let segmentSize = 0;
     let segment = 1;
-    const last = segments.at(-1);
-    if (last) {
-      segment = last.number;
-      // Walk back over empty segments (a crash right after a rotation leaves one).
-      for (let i = segments.length - 1; i >= 0; i--) {
-        const file = segments[i]!;
-        const { line, size } = await lastLineOf(file.path, file.name, resolved.logger);
-        if (i === segments.length - 1) segmentSize = size;
-        if (line === null) continue;
-        const found = parseChainEnd(line, file.name);
-        lastSeq = found.seq;
-        lastHash = found.hash;
-        break;
+    let fresh = true;
+    try {
+      const segments = await listSegments(dir);
+      const last = segments.at(-1);
+      if (last) {
+        fresh = false;
+        segment = last.number;
+        // Walk back over empty segments (a crash right after a rotation leaves one).
+        for (let i = segments.length - 1; i >= 0; i--) {
+          const file = segments[i]!;
+          const { line, size } = await lastLineOf(file.path, file.name, resolved.logger);
+          if (i === segments.length - 1) segmentSize = size;
+          if (line === null) continue;
+          const found = parseChainEnd(line, file.name);
+          lastSeq = found.seq;
+          lastHash = found.hash;
+          break;
+        }
       }
+    } catch (err) {
+      if (err instanceof ChainEndError) throw err;
+      throw new Error(`the audit store cannot read ${dir}: ${(err as Error).message}`, { cause: err });
     }
 
     const path = join(dir, segmentFileName(segment));
     let fh: FileHandle;
     try {
       fh = await open(path, 'a');
-      if (!last) await syncDirectory(dir);
+      if (fresh) await syncDirectory(dir);
     } catch (err) {
       throw new Error(`the audit store cannot write to ${dir}: ${(err as Error).message}`, { cause: err });
     }
@@ -217,7 +227,8 @@ export class FileAuditStore implements AuditStore {
     try {
       canonical = canonicalJson(body);
     } catch (err) {
-      return Promise.reject(new Error(`the audit event cannot be serialized: ${(err as Error).message}`, { cause: err }));
+      const why = (err as Error).message;
+      return Promise.reject(new Error(`the audit event cannot be serialized: ${why}`, { cause: err }));
     }
     const hash = sha256Hex(canonical);
     body['hash'] = hash;
@@ -410,7 +421,7 @@ function parseChainEnd(line: string, name: string): { seq: number; hash: string 
   try {
     parsed = JSON.parse(line);
   } catch (err) {
-    throw new Error(
+    throw new ChainEndError(
       `the audit store cannot continue its chain: the last line of ${name} is not valid JSON; ` +
         'run the audit verifier to find the damage',
       { cause: err },
@@ -424,7 +435,7 @@ function parseChainEnd(line: string, name: string): { seq: number; hash: string 
     (rec.seq as number) < 1 ||
     !isHash(rec.hash)
   ) {
-    throw new Error(
+    throw new ChainEndError(
       `the audit store cannot continue its chain: the last line of ${name} is not an audit record ` +
         '(no valid seq and hash); run the audit verifier to find the damage',
     );

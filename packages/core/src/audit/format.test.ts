@@ -110,12 +110,21 @@ describe('CSV', () => {
 describe('formatRecordLine', () => {
   it('summarizes a statement on one line', () => {
     expect(formatRecordLine(stmt)).toBe(
-      '2024-05-01T12:00:00.000Z #7 statement complete alice (human) -> prod: SELECT "a, b", \'x\' FROM t [ok, 3 rows, 12 ms]',
+      '2024-05-01T12:00:00.000Z #7 statement complete alice (human) -> prod: ' +
+        'SELECT "a, b", \'x\' FROM t [ok, 3 rows, 12 ms]',
     );
   });
 
   it('shows denials and intents', () => {
-    const denied: AuditRecord = { ...stmt, phase: 'intent', decision: 'deny', rule: 'no-ddl', outcome: undefined, rows: undefined, durationMs: undefined };
+    const denied: AuditRecord = {
+      ...stmt,
+      phase: 'intent',
+      decision: 'deny',
+      rule: 'no-ddl',
+      outcome: undefined,
+      rows: undefined,
+      durationMs: undefined,
+    };
     expect(formatRecordLine(denied)).toMatch(/statement intent alice \(human\) -> prod: .* \[deny by no-ddl\]$/);
   });
 
@@ -130,15 +139,23 @@ describe('formatRecordLine', () => {
 
   it('summarizes connects, disconnects and cancels', () => {
     const base = { ...chain, time: '2024-05-01T12:00:00.000Z', dialect: 'postgres' };
-    expect(
-      formatRecordLine({ ...base, seq: 1, type: 'connect', outcome: 'refused', username: 'eve', sourceAddress: '1.2.3.4', tls: true, reason: 'authentication failed' }),
-    ).toBe('2024-05-01T12:00:00.000Z #1 connect refused user eve from 1.2.3.4: authentication failed');
-    expect(
-      formatRecordLine({ ...base, seq: 2, type: 'connect', outcome: 'accepted', username: 'alice', actor, target: 'prod', tls: true }),
-    ).toBe('2024-05-01T12:00:00.000Z #2 connect accepted alice (human) -> prod');
-    expect(
-      formatRecordLine({ ...base, seq: 3, type: 'disconnect', actor, target: 'prod', durationMs: 65_000, statements: 1, reason: 'client' }),
-    ).toBe('2024-05-01T12:00:00.000Z #3 disconnect alice (human) -> prod after 1 min 5 s, 1 statement (client)');
+    const refused = {
+      outcome: 'refused',
+      username: 'eve',
+      sourceAddress: '1.2.3.4',
+      reason: 'authentication failed',
+    } as const;
+    expect(formatRecordLine({ ...base, ...refused, seq: 1, type: 'connect', tls: true })).toBe(
+      '2024-05-01T12:00:00.000Z #1 connect refused user eve from 1.2.3.4: authentication failed',
+    );
+    const accepted = { outcome: 'accepted', username: 'alice', actor, target: 'prod', tls: true } as const;
+    expect(formatRecordLine({ ...base, ...accepted, seq: 2, type: 'connect' })).toBe(
+      '2024-05-01T12:00:00.000Z #2 connect accepted alice (human) -> prod',
+    );
+    const ended = { actor, target: 'prod', durationMs: 65_000, statements: 1, reason: 'client' } as const;
+    expect(formatRecordLine({ ...base, ...ended, seq: 3, type: 'disconnect' })).toBe(
+      '2024-05-01T12:00:00.000Z #3 disconnect alice (human) -> prod after 1 min 5 s, 1 statement (client)',
+    );
     expect(formatRecordLine({ ...base, seq: 4, type: 'cancel', outcome: 'ignored' })).toBe(
       '2024-05-01T12:00:00.000Z #4 cancel ignored',
     );

@@ -151,7 +151,9 @@ describe('verifyAuditLog', () => {
       records: 16,
       problem: { seq: 18, file: 'audit-000001.jsonl', line: 17, kind: 'reordered' },
     });
-    if (!v.ok) expect(v.problem.message).toMatch(/record seq 17 should come before it but is at audit-000001\.jsonl line 18/);
+    if (!v.ok) {
+      expect(v.problem.message).toMatch(/record seq 17 should come before it but is at audit-000001\.jsonl line 18/);
+    }
   });
 
   it('names a record moved back as reordered', async () => {
@@ -173,7 +175,11 @@ describe('verifyAuditLog', () => {
     const ls = await lines();
     ls.splice(5, 0, ls[4]!);
     await writeLines(ls);
-    expect(await verifyAuditLog(dir)).toMatchObject({ ok: false, records: 5, problem: { seq: 5, line: 6, kind: 'reordered' } });
+    expect(await verifyAuditLog(dir)).toMatchObject({
+      ok: false,
+      records: 5,
+      problem: { seq: 5, line: 6, kind: 'reordered' },
+    });
   });
 
   it('names a line that is not JSON as malformed', async () => {
@@ -183,7 +189,9 @@ describe('verifyAuditLog', () => {
     await writeLines(ls);
     const v = await verifyAuditLog(dir);
     expect(v).toMatchObject({ ok: false, records: 3, problem: { seq: null, line: 4, kind: 'malformed' } });
-    if (!v.ok) expect(v.problem.message).toMatch(/^the line at audit-000001\.jsonl line 4 is malformed: it is not valid JSON/);
+    if (!v.ok) {
+      expect(v.problem.message).toMatch(/^the line at audit-000001\.jsonl line 4 is malformed: it is not valid JSON/);
+    }
   });
 
   it('names an empty line as malformed', async () => {
@@ -201,7 +209,10 @@ describe('verifyAuditLog', () => {
     const firstOfThird = JSON.parse((await lines(join(dir, files[2]!)))[0]!) as AuditRecord;
     await unlink(join(dir, files[1]!));
     const v = await verifyAuditLog(dir);
-    expect(v).toMatchObject({ ok: false, problem: { seq: firstOfThird.seq, file: files[2], line: 1, kind: 'removed' } });
+    expect(v).toMatchObject({
+      ok: false,
+      problem: { seq: firstOfThird.seq, file: files[2], line: 1, kind: 'removed' },
+    });
     if (!v.ok) expect(v.problem.message).toMatch(/segment file audit-000002\.jsonl is missing/);
   });
 

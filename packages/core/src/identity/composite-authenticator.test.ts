@@ -49,7 +49,7 @@ describe('looksLikeJwt', () => {
 describe('CompositeAuthenticator', () => {
   it('sends JWT-shaped secrets to OIDC and the rest to the tokens', async () => {
     const calls: string[] = [];
-    const auth = new CompositeAuthenticator({ token: recorder('token', calls), oidc: recorder('oidc', calls) });
+    const auth = new CompositeAuthenticator({ tokens: recorder('token', calls), oidc: recorder('oidc', calls) });
     await auth.authenticate(creds('u', `${b64({ alg: 'ES256' })}.${b64({ sub: 'u' })}.c2ln`));
     await auth.authenticate(creds('u', 'svc-token-0123456789'));
     await auth.authenticate(creds('u', 'looks.like.dots'));
@@ -58,7 +58,7 @@ describe('CompositeAuthenticator', () => {
 
   it('refuses an empty secret before routing', async () => {
     const calls: string[] = [];
-    const auth = new CompositeAuthenticator({ token: recorder('token', calls), oidc: recorder('oidc', calls) });
+    const auth = new CompositeAuthenticator({ tokens: recorder('token', calls), oidc: recorder('oidc', calls) });
     expect(await refusalMessage(auth.authenticate(creds('u', '')), '')).toBe(
       'authentication failed: no token was presented as the password',
     );
@@ -67,7 +67,7 @@ describe('CompositeAuthenticator', () => {
 
   it('refuses JWTs when no issuer is configured, and tokens when none are', async () => {
     const jwt = `${b64({ alg: 'RS256' })}.${b64({ sub: 'u' })}.c2lnbmF0dXJl`;
-    const tokensOnly = new CompositeAuthenticator({ token: recorder('token', []) });
+    const tokensOnly = new CompositeAuthenticator({ tokens: recorder('token', []) });
     expect(await refusalMessage(tokensOnly.authenticate(creds('u', jwt)), jwt)).toBe(
       'authentication failed: OIDC tokens are not accepted by this gateway',
     );

@@ -7,7 +7,7 @@ import type { Authenticator, Credentials, Identity } from './types.js';
 
 export interface CompositeAuthenticatorParts {
   /** Verifies static tokens; when absent every non-JWT secret is an unknown token. */
-  readonly token?: Authenticator;
+  readonly tokens?: Authenticator;
   /** Verifies JWTs; when absent JWTs are refused. */
   readonly oidc?: Authenticator;
 }
@@ -21,7 +21,7 @@ export class CompositeAuthenticator implements Authenticator {
   readonly #oidc: Authenticator | undefined;
 
   constructor(parts: CompositeAuthenticatorParts) {
-    this.#token = parts.token;
+    this.#token = parts.tokens;
     this.#oidc = parts.oidc;
   }
 
@@ -42,7 +42,7 @@ export function createIdentityAuthenticator(
   options: OidcAuthenticatorOptions = {},
 ): CompositeAuthenticator {
   return new CompositeAuthenticator({
-    ...(config.tokens.length > 0 ? { token: new TokenAuthenticator(config.tokens, options.now ? { now: options.now } : {}) } : {}),
+    ...(config.tokens.length > 0 ? { tokens: new TokenAuthenticator(config.tokens, { now: options.now }) } : {}),
     ...(config.oidc.length > 0 ? { oidc: new OidcAuthenticator(config.oidc, options) } : {}),
   });
 }

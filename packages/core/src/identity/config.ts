@@ -207,6 +207,19 @@ export const identitiesSchema = strictObject(
   'identities',
 );
 
+/**
+ * Parses one entry with `schema`, for constructors that accept entries built in code as well
+ * as parsed config. Throws an Error naming the entry and what is wrong with it.
+ */
+export function parseEntry<T extends z.ZodType>(schema: T, entry: unknown, where: string): z.output<T> {
+  const result = schema.safeParse(entry);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) =>
+    issue.path.length > 0 ? `${issue.path.join('.')}: ${issue.message}` : issue.message,
+  );
+  throw new Error(`${where} is not valid: ${problems.join('; ')}`);
+}
+
 function sha256Hex(value: string): string {
   return createHash('sha256').update(value, 'utf8').digest('hex');
 }
@@ -214,5 +227,7 @@ function sha256Hex(value: string): string {
 export type IdentitiesConfig = z.output<typeof identitiesSchema>;
 export type IdentitiesConfigInput = z.input<typeof identitiesSchema>;
 export type TokenConfig = z.output<typeof tokenEntrySchema>;
+export type TokenConfigInput = z.input<typeof tokenEntrySchema>;
 export type OidcIssuerConfig = z.output<typeof oidcIssuerSchema>;
+export type OidcIssuerConfigInput = z.input<typeof oidcIssuerSchema>;
 export type FailedLoginsConfig = z.output<typeof failedLoginsSchema>;

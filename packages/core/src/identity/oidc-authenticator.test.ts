@@ -286,4 +286,16 @@ describe('OidcAuthenticator', () => {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
   });
+
+  it('takes entries in config form, applying the defaults, and rejects invalid ones', async () => {
+    const auth = new OidcAuthenticator([{ issuer: rs.issuer, audience: rs.audience }]);
+    const identity = await auth.authenticate(creds('alice', await rs.sign({ sub: 'alice', groups: ['g'] })));
+    expect(identity).toMatchObject({ kind: 'human', groups: ['g'] });
+    expect(() => new OidcAuthenticator([{ issuer: 'not a url', audience: 'x' }])).toThrow(
+      'oidc[0] is not valid: issuer: issuer must be an http or https URL',
+    );
+    expect(() => new OidcAuthenticator([{ issuer: rs.issuer, audience: 'a' }, { issuer: rs.issuer, audience: 'b' }])).toThrow(
+      `OIDC issuer ${rs.issuer} is configured twice`,
+    );
+  });
 });

@@ -7,8 +7,9 @@ import {
   type JWTPayload,
   type JWTVerifyGetKey,
 } from 'jose';
-import { clientErrors, type ClientFacingError } from '../errors.js';
-import type { OidcIssuerConfig } from './config.js';
+import { clientErrors } from '../errors.js';
+import { oidcIssuerSchema, parseEntry, type OidcIssuerConfig, type OidcIssuerConfigInput } from './config.js';
+import { quoted } from './messages.js';
 import { IdentityKind, type Authenticator, type Credentials, type Identity } from './types.js';
 
 /** Where operational problems (an identity provider that cannot be reached) are reported. A pino Logger fits. */
@@ -46,7 +47,7 @@ class ProviderUnavailableError extends Error {
   }
 }
 
-function echo(value: string): string {
+function shorten(value: string): string {
   return value.length > MAX_ECHOED_LENGTH ? `${value.slice(0, MAX_ECHOED_LENGTH)}…` : value;
 }
 
@@ -71,7 +72,7 @@ function describeFetchFailure(err: unknown, timeoutMs: number): string {
       };
       return `${known[code] ?? 'request failed'} (${code})`;
     }
-    return echo(err.message || err.name);
+    return shorten(err.message || err.name);
   }
   return 'request failed';
 }
@@ -173,7 +174,7 @@ class TrustedIssuer {
     if (named !== issuer) {
       throw new ProviderUnavailableError(
         issuer,
-        `the discovery document at ${url} names issuer ${typeof named === 'string' ? `"${echo(named)}"` : '(none)'}, expected "${issuer}"`,
+        `the discovery document at ${url} names issuer ${typeof named === 'string' ? quoted(named) : '(none)'}, expected "${issuer}"`,
       );
     }
     if (typeof jwksUri !== 'string' || !URL.canParse(jwksUri) || !/^https?:$/.test(new URL(jwksUri).protocol)) {
@@ -193,9 +194,11 @@ export class OidcAuthenticator implements Authenticator {
   readonly #logger: OperationalLogger;
   readonly #now: () => number;
 
-  constructor(issuers: readonly OidcIssuerConfig[], options: OidcAuthenticatorOptions = {}) {
+  /** Takes parsed `identities.oidc` entries, or entries in config form (defaults are applied). */
+  constructor(issuers: readonly OidcIssuerConfigInput[], options: OidcAuthenticatorOptions = {}) {
     const timeoutMs = options.fetchTimeoutMs ?? 5000;
-    for (const config of issuers) {
+    for (const [index, raw] of issuers.entries()) {
+      const config = parseEntry(oidcIssuerSchema, raw, `oidc[${index}]`);
       if (this.#issuers.has(config.issuer)) throw new Error(`OIDC issuer ${config.issuer} is configured twice`);
       this.#issuers.set(config.issuer, new TrustedIssuer(config, timeoutMs));
     }
@@ -220,7 +223,7 @@ export class OidcAuthenticator implements Authenticator {
     const trusted = this.#issuers.get(unverified.iss);
     if (!trusted) {
       throw clientErrors.authFailed('token issuer is not trusted', {
-        detail: `the token names issuer "${echo(unverified.iss)}"`,
+        detail: `the token names issuer ${quoted(unverified.iss)}`,
       });
     }
     const config = trusted.config;
@@ -245,7 +248,7 @@ export class OidcAuthenticator implements Authenticator {
       throw clientErrors.authFailed(`the token has no "${config.usernameClaim}" claim to match the user name against`);
     }
     if (subject !== credentials.username) {
-      throw clientErrors.authFailed(`the token does not belong to user "${credentials.username}"`, {
+      throw clientErrors.authFailed(`the token does not belong to user ${quoted(credentials.username)}`, {
         hint: `connect with the user name in the token's "${config.usernameClaim}" claim`,
       });
     }
@@ -289,7 +292,7 @@ export class OidcAuthenticator implements Authenticator {
   }
 
   /** Turns a verification failure into the client-facing refusal, logging provider problems. */
-  #refusal(err: unknown, token: string): ClientFacingError | unknown {
+  #refusal(err: unknown, token: string): unknown {
     if (err instanceof ProviderUnavailableError) {
       this.#logger.error(
         { issuer: err.issuer, reason: err.reason, err: err.cause ?? err },
@@ -313,7 +316,7 @@ export class OidcAuthenticator implements Authenticator {
             err.reason === 'missing' ? 'the token has no expiry (exp claim); this gateway requires one' : 'the token has an invalid exp claim',
           );
         default:
-          return clientErrors.authFailed(`the token's "${echo(err.claim)}" claim is not valid`);
+          return clientErrors.authFailed(`the token's ${quoted(err.claim)} claim is not valid`);
       }
     }
     if (err instanceof errors.JWSSignatureVerificationFailed) {
@@ -330,14 +333,14 @@ export class OidcAuthenticator implements Authenticator {
       });
     }
     if (err instanceof errors.JOSEAlgNotAllowed || err instanceof errors.JOSENotSupported) {
-      let alg = 'unknown';
+      let alg = '(unknown)';
       try {
         const header = decodeProtectedHeader(token);
-        if (typeof header.alg === 'string') alg = echo(header.alg);
+        if (typeof header.alg === 'string') alg = quoted(header.alg);
       } catch {
-        // keep 'unknown'
+        // keep '(unknown)'
       }
-      return clientErrors.authFailed(`the token is signed with algorithm "${alg}", which this gateway does not accept from this issuer`);
+      return clientErrors.authFailed(`the token is signed with algorithm ${alg}, which this gateway does not accept from this issuer`);
     }
     if (err instanceof errors.JWTInvalid || err instanceof errors.JWSInvalid) {
       return clientErrors.authFailed('the token is not a valid JWT');

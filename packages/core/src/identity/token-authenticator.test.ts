@@ -52,6 +52,8 @@ describe('TokenAuthenticator', () => {
   it('refuses a token presented for another user', async () => {
     const message = await refusal(authenticatorFor().authenticate(creds('bob', PLAIN)), PLAIN);
     expect(message).toBe('authentication failed: the token does not belong to user "bob"');
+    const odd = await refusal(authenticatorFor().authenticate(creds('bob\n"x"', PLAIN)), PLAIN);
+    expect(odd).toBe('authentication failed: the token does not belong to user "bob\\n\\"x\\""');
     expect(await refusal(authenticatorFor().authenticate(creds('alice@example.com', 'test')), 'test')).toContain(
       'does not belong to user "alice@example.com"',
     );
@@ -92,5 +94,28 @@ describe('TokenAuthenticator', () => {
     const a = tokenEntrySchema.parse({ subject: 'a', kind: 'human', token: 'test' });
     const b = tokenEntrySchema.parse({ subject: 'b', kind: 'human', tokenSha256: SHA256_OF_TEST });
     expect(() => new TokenAuthenticator([a, b])).toThrow('tokens[1] (b) has the same secret as the token of a');
+  });
+
+  it('takes entries in config form and says which one is invalid', async () => {
+    const auth = new TokenAuthenticator(
+      [{ subject: 'bot', kind: 'agent', token: 'bot-token-0123456789', expiresAt: '2026-06-01T00:00:00Z' }],
+      { now: () => Date.parse('2026-01-01T00:00:00Z') },
+    );
+    expect(await auth.authenticate(creds('bot', 'bot-token-0123456789'))).toEqual({
+      subject: 'bot',
+      kind: 'agent',
+      groups: [],
+      method: 'token',
+      expiresAt: Date.parse('2026-06-01T00:00:00Z'),
+    });
+    const secret = 'leaky-secret-0123456789';
+    let thrown: unknown;
+    try {
+      new TokenAuthenticator([{ subject: 'ok', kind: 'human', tokenSha256: SHA256_OF_TEST }, { subject: 'x', kind: 'robot' as 'human', token: secret }]);
+    } catch (err) {
+      thrown = err;
+    }
+    expect(String(thrown)).toBe('Error: tokens[1] is not valid: kind: kind must be one of human, agent, service');
+    expect(String(thrown)).not.toContain(secret);
   });
 });

@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { clientErrors } from '../errors.js';
-import type { TokenConfig } from './config.js';
+import { parseEntry, tokenEntrySchema, type TokenConfigInput } from './config.js';
+import { quoted } from './messages.js';
 import type { Authenticator, Credentials, Identity, IdentityKind } from './types.js';
 
 interface StoredToken {
@@ -28,9 +29,11 @@ export class TokenAuthenticator implements Authenticator {
   readonly #byDigest = new Map<string, StoredToken>();
   readonly #now: () => number;
 
-  constructor(tokens: readonly TokenConfig[], options: TokenAuthenticatorOptions = {}) {
+  /** Takes parsed `identities.tokens` entries, or entries in config form (defaults are applied). */
+  constructor(tokens: readonly TokenConfigInput[], options: TokenAuthenticatorOptions = {}) {
     this.#now = options.now ?? Date.now;
-    tokens.forEach((entry, index) => {
+    tokens.forEach((raw, index) => {
+      const entry = parseEntry(tokenEntrySchema, raw, `tokens[${index}]`);
       const digest =
         entry.tokenSha256 !== undefined
           ? Buffer.from(entry.tokenSha256, 'hex')
@@ -67,7 +70,7 @@ export class TokenAuthenticator implements Authenticator {
       throw clientErrors.authFailed('unknown token');
     }
     if (credentials.username !== stored.subject) {
-      throw clientErrors.authFailed(`the token does not belong to user "${credentials.username}"`, {
+      throw clientErrors.authFailed(`the token does not belong to user ${quoted(credentials.username)}`, {
         hint: 'connect with the user name the token was issued to',
       });
     }
