@@ -62,7 +62,7 @@ export async function startGateway(loaded: LoadedConfig, logger: Logger): Promis
   const governor = new Governor({
     authenticator: new CompositeAuthenticator({
       tokens: new TokenAuthenticator(config.identities.tokens),
-      ...(config.identities.oidc.length > 0 ? { oidc: new OidcAuthenticator(config.identities.oidc) } : {}),
+      ...(config.identities.oidc.length > 0 ? { oidc: new OidcAuthenticator(config.identities.oidc, { logger }) } : {}),
     }),
     audit,
     failureLimiter: new MemoryFailureLimiter(config.identities.failedLogins),

@@ -25,3 +25,4 @@ export { readAuditRecords, verifyAuditLog, type VerifyResult, type VerifyProblem
 export { followAuditRecords } from './audit/follow.js';
 export { toCsvHeader, toCsvRow, formatRecordLine, CSV_COLUMNS } from './audit/format.js';
 export { canonicalJson, hashRecord, GENESIS_HASH } from './audit/chain.js';
+export type { Logger } from 'pino';

@@ -69,6 +69,7 @@ export function runConformanceSuite<TOptions>(options: ConformanceOptions<TOptio
         dialect,
         targets: { conformance: upstream.targetOptions },
         tokens: [{ subject: SUBJECT, kind: 'service', groups: ['conformance'], token: TOKEN }],
+        authTimeoutMs: 2000,
       });
     });
 

@@ -7,12 +7,12 @@ import {
   type GovernedSession,
   type Identity,
   type ListenerContext,
+  type Logger,
   type LoginAttempt,
   type StatementHandle,
   toClientFacing,
 } from '@sluice/core';
 import { FrameBuffer, FrameTooLargeError, InvalidFrameLengthError } from '@sluice/wire';
-import type { Logger } from 'pino';
 import type { CancelRegistry } from '../cancel-registry.js';
 import type { PostgresTargetOptions } from '../config.js';
 import { encodeClientError, sqlstateOf } from '../errors.js';
@@ -87,7 +87,7 @@ export class PostgresClientSession {
   state: SessionState = SessionState.Startup;
   #socket: Socket;
   readonly #deps: SessionDeps;
-  readonly #log: Logger;
+  #log: Logger;
   readonly #source: string;
   #tls = false;
   #frames: FrameBuffer;
@@ -126,6 +126,11 @@ export class PostgresClientSession {
     this.#attachClient(socket);
     this.#authTimer = setTimeout(() => this.#onAuthTimeout(), deps.context.limits.authTimeoutMs);
     this.#authTimer.unref();
+  }
+
+  /** A method, not a field read, so that TypeScript does not narrow it away across awaits. */
+  #isClosed(): boolean {
+    return this.state === SessionState.Closed;
   }
 
   get sessionId(): string | undefined {
@@ -167,7 +172,7 @@ export class PostgresClientSession {
   };
 
   #processClientFrames(): void {
-    if (this.#holding || this.state === SessionState.Closed) return;
+    if (this.#holding || this.#isClosed()) return;
     try {
       for (let f = this.#frames.next(); f; f = this.#frames.next()) {
         const frame = f.buffer.subarray(f.start, f.end);
@@ -179,7 +184,7 @@ export class PostgresClientSession {
           this.#hold(verdict, frame);
           return;
         }
-        if (this.state === SessionState.Closed) return;
+        if (this.#isClosed()) return;
       }
       this.#flushToUpstream();
     } catch (err) {
@@ -194,7 +199,7 @@ export class PostgresClientSession {
     decision.then(
       (v) => {
         this.#holding = false;
-        if (this.state === SessionState.Closed) return;
+        if (this.#isClosed()) return;
         if (v === FORWARD) this.#queue(frame);
         this.#updateClientFlow();
         this.#processClientFrames();
@@ -207,7 +212,7 @@ export class PostgresClientSession {
   }
 
   #updateClientFlow(): void {
-    if (this.state === SessionState.Closed) return;
+    if (this.#isClosed()) return;
     if (this.#holding || this.#upstreamFull) this.#socket.pause();
     else this.#socket.resume();
   }
@@ -330,7 +335,7 @@ export class PostgresClientSession {
     const attempt = this.#loginAttempt(secret);
     // Refusals are audited by the governor.
     const identity = await governor.authenticate(attempt);
-    if (this.state === SessionState.Closed) return;
+    if (this.#isClosed()) return;
     const targetName = attempt.requestedTarget ?? '';
     const target = this.#deps.context.resolveTarget(targetName);
     if (!target) {
@@ -348,7 +353,7 @@ export class PostgresClientSession {
       await governor.refuseConnection({ ...attempt, credentials: { ...attempt.credentials, secret: '' } }, `${err.message}: ${upstreamMessage}`, identity);
       throw err;
     }
-    if (this.state === SessionState.Closed) {
+    if (this.#isClosed()) {
       upstream.socket.destroy();
       return;
     }
@@ -368,7 +373,7 @@ export class PostgresClientSession {
       upstream.socket.destroy();
       throw err;
     }
-    if (this.state === SessionState.Closed) {
+    if (this.#isClosed()) {
       void this.#governed.end('client-lost');
       return;
     }
@@ -395,7 +400,7 @@ export class PostgresClientSession {
   }
 
   #onAuthTimeout(): void {
-    if (this.state === SessionState.Ready || this.state === SessionState.Closed) return;
+    if (this.state === SessionState.Ready || this.#isClosed()) return;
     const err = clientErrors.authFailed(`authentication did not complete within ${this.#deps.context.limits.authTimeoutMs} ms`);
     if (this.state === SessionState.Startup && this.#params.size === 0) {
       this.#fail(err);
@@ -557,7 +562,7 @@ export class PostgresClientSession {
     });
     s.on('error', (err) => this.#log.debug({ err }, 'upstream socket error'));
     s.on('close', () => {
-      if (this.state === SessionState.Closed) return;
+      if (this.#isClosed()) return;
       if (this.#terminated) {
         this.#close('client');
         return;
@@ -595,7 +600,7 @@ export class PostgresClientSession {
   };
 
   #writeClient(bytes: Buffer): void {
-    if (this.state === SessionState.Closed) return;
+    if (this.#isClosed()) return;
     if (!this.#socket.write(bytes) && !this.#clientFull) {
       // Backpressure: stop reading the upstream until the client catches up.
       this.#clientFull = true;
@@ -684,7 +689,7 @@ export class PostgresClientSession {
 
   /** Sends an error to the client; a fatal one (or any before Ready) closes the session. */
   #fail(err: ClientFacingError, reason = 'error'): void {
-    if (this.state === SessionState.Closed) return;
+    if (this.#isClosed()) return;
     const fatal = err.fatal || this.state !== SessionState.Ready;
     const bytes = fatal
       ? encodeErrorResponse({ severity: 'FATAL', code: sqlstateOf(err.kind), message: err.message, detail: err.detail, hint: err.hint })
@@ -700,7 +705,7 @@ export class PostgresClientSession {
   }
 
   #close(reason: string): void {
-    if (this.state === SessionState.Closed) return;
+    if (this.#isClosed()) return;
     this.state = SessionState.Closed;
     clearTimeout(this.#authTimer);
     for (const e of this.#ledger.clear()) {

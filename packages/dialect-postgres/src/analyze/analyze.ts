@@ -1,0 +1,120 @@
+/**
+ * Request analysis for the PostgreSQL dialect: normalized text, fingerprint, operation classes
+ * and command keywords of every statement in a request.
+ *
+ * Two levels of keys:
+ * - the raw request text keys a bounded LRU cache here, a cheap fast path for applications
+ *   that send the same text again and again (prepared-statement style, ORMs);
+ * - the normalized text (and its fingerprint) is the shape of a request: requests that differ
+ *   only in literals share it. Any later, more expensive analysis (a full parser) should be
+ *   cached by the shape, not by the raw text.
+ */
+import * as crypto from 'node:crypto';
+import { type Analysis, OperationClass } from '@sluice/core';
+import { classifyStatement } from './classify.js';
+import type { LexOptions } from './lexer.js';
+import { scanSql } from './normalize.js';
+
+export interface PostgresAnalyzerOptions extends LexOptions {
+  /** Largest number of raw texts kept in the cache. Default 5000; 0 disables caching. */
+  readonly cacheSize?: number;
+  /**
+   * Texts longer than this many characters are analyzed but not cached, which bounds the
+   * cache's memory (keys are kept whole). Default 8192.
+   */
+  readonly maxCachedTextLength?: number;
+}
+
+export interface PostgresAnalyzer {
+  analyze(text: string): Analysis;
+  /** Number of cached entries. */
+  readonly size: number;
+  clear(): void;
+}
+
+// One-shot hashing (Node >= 20.12) is measurably cheaper than createHash() for short inputs.
+const oneShot: ((algorithm: string, data: string, encoding: 'hex') => string) | undefined =
+  typeof crypto.hash === 'function' ? crypto.hash : undefined;
+
+/**
+ * Hex digest of a normalized text: the first 16 hex characters (64 bits) of its SHA-1 over
+ * the UTF-8 bytes. Not a security boundary; it groups requests by shape.
+ */
+export function fingerprintOf(normalized: string): string {
+  const hex = oneShot ? oneShot('sha1', normalized, 'hex') : crypto.createHash('sha1').update(normalized).digest('hex');
+  return hex.slice(0, 16);
+}
+
+/** Analyzes without any cache. */
+export function analyzeUncached(text: string, options?: LexOptions): Analysis {
+  const scan = scanSql(text, options);
+  const statements: string[] = [];
+  const commands: string[] = [];
+  const operations: OperationClass[] = [];
+  for (const s of scan.statements) {
+    statements.push(s.normalized);
+    commands.push(s.command);
+    const op = s.wellFormed ? classifyStatement(scan.tokens, s.start, s.end) : OperationClass.Unknown;
+    if (!operations.includes(op)) operations.push(op);
+  }
+  const normalized = statements.join('; ');
+  return Object.freeze({
+    normalized,
+    fingerprint: fingerprintOf(normalized),
+    operations: Object.freeze(operations),
+    statementCount: statements.length,
+    commands: Object.freeze(commands),
+  });
+}
+
+/**
+ * An analyzer with its own LRU cache. Sessions with `standard_conforming_strings = off` need
+ * an analyzer made with `standardConformingStrings: false` (the text lexes differently).
+ * Results are frozen and shared between callers.
+ */
+export function createPostgresAnalyzer(options: PostgresAnalyzerOptions = {}): PostgresAnalyzer {
+  const cacheSize = Math.max(0, Math.floor(options.cacheSize ?? 5000));
+  const maxLength = options.maxCachedTextLength ?? 8192;
+  const lexOptions: LexOptions = { standardConformingStrings: options.standardConformingStrings ?? true };
+  const cache = new Map<string, Analysis>();
+
+  return {
+    analyze(text: string): Analysis {
+      const cacheable = cacheSize > 0 && text.length <= maxLength;
+      if (cacheable) {
+        const hit = cache.get(text);
+        if (hit !== undefined) {
+          // Refresh recency: Map iteration order is insertion order.
+          cache.delete(text);
+          cache.set(text, hit);
+          return hit;
+        }
+      }
+      const result = analyzeUncached(text, lexOptions);
+      if (cacheable) {
+        if (cache.size >= cacheSize) {
+          const oldest = cache.keys().next();
+          if (oldest.done !== true) cache.delete(oldest.value);
+        }
+        cache.set(text, result);
+      }
+      return result;
+    },
+    get size() {
+      return cache.size;
+    },
+    clear() {
+      cache.clear();
+    },
+  };
+}
+
+const defaultAnalyzer = createPostgresAnalyzer();
+
+/**
+ * Analyzes a request with `standard_conforming_strings = on`, through a shared cache of
+ * 5000 raw texts.
+ */
+export function analyzePostgres(text: string): Analysis {
+  return defaultAnalyzer.analyze(text);
+}
