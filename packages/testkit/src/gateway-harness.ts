@@ -40,6 +40,8 @@ export interface HarnessOptions<TOptions> {
   readonly failedLogins?: { maxAttempts: number; windowSeconds: number; lockoutSeconds: number };
   readonly groupCommitMs?: number;
   readonly auditDir?: string;
+  /** Audit segment size (small values force rotation, for fault tests). */
+  readonly auditSegmentBytes?: number;
 }
 
 export interface TestGateway {
@@ -62,7 +64,7 @@ export async function startTestGateway<TOptions>(options: HarnessOptions<TOption
   const ownsDir = options.auditDir === undefined;
   const auditDir = options.auditDir ?? (await mkdtemp(join(tmpdir(), 'sluice-audit-')));
   const logger = pino({ level: process.env.SLUICE_TEST_LOG ?? 'silent' });
-  const audit = await FileAuditStore.open({ dir: auditDir, groupCommitMs: options.groupCommitMs ?? 10, logger });
+  const audit = await FileAuditStore.open({ dir: auditDir, groupCommitMs: options.groupCommitMs ?? 10, logger, ...(options.auditSegmentBytes ? { segmentBytes: options.auditSegmentBytes } : {}) });
   const tokens = options.tokens.map((t) => ({
     subject: t.subject,
     kind: t.kind,

@@ -106,9 +106,13 @@ interface Pending {
 
 const STARTUP_TIMEOUT_MS = 120_000;
 
-/** Drops every listener but keeps a silent 'error' one, so a late error cannot crash the process. */
+/**
+ * Drops this module's listeners and keeps a silent 'error' one, so a late error cannot crash
+ * the process. (Worker has internal listeners of its own; removeAllListeners() without an event
+ * name would remove those too and stop message delivery.)
+ */
 function detach(worker: Worker): void {
-  worker.removeAllListeners();
+  for (const event of ['message', 'error', 'exit']) worker.removeAllListeners(event);
   worker.on('error', () => undefined);
 }
 

@@ -570,7 +570,7 @@ class Connection {
     if (this.cleanedUp) return;
     this.cleanedUp = true;
     this.clearIdleTimer();
-    if (this.admitted) this.server.leave(this);
+    if (this.admitted) this.server.leave();
     const lease = this.server.lease;
     const backend = this.server.backend;
     const generation = this.generation;
@@ -674,7 +674,7 @@ export class WireServer {
   }
 
   /** @internal */
-  leave(_conn: Connection): void {
+  leave(): void {
     this.admittedCount--;
   }
 

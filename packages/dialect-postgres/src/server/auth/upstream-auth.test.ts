@@ -5,7 +5,7 @@
 import { connect, type Socket } from 'node:net';
 import { serialize } from 'pg-protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTempPostgres, type TempPostgres } from '../../../../testkit/src/temp-postgres.js';
+import { startTempPostgres, type TempPostgres } from '@sluice/testkit';
 import { md5Password } from './md5.js';
 import { ScramClient } from './scram.js';
 
