@@ -1,3 +1,4 @@
+import { parseArgs } from 'node:util';
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import {
@@ -10,7 +11,7 @@ import {
   type AuditRecord,
 } from '@sluice/core';
 import { loadOrReport } from './start.js';
-import { parseOptions, requireConfig, UsageError } from './run.js';
+import { requireConfig, UsageError } from './run.js';
 
 /** Parses an ISO time or a span back from now: 30s, 15m, 24h, 7d. */
 export function parseTime(value: string, now = Date.now()): Date {
@@ -28,8 +29,8 @@ export async function auditCommand(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
   switch (sub) {
     case 'verify': {
-      const { values } = parseOptions(rest, { config: { type: 'string', short: 'c' } });
-      const loaded = loadOrReport(requireConfig(values));
+      const { values } = parseArgs({ args: rest, allowPositionals: true, options: { config: { type: 'string', short: 'c' } } });
+      const loaded = loadOrReport(requireConfig(values), { allowUnsetEnv: true });
       if (!loaded) return 1;
       const result = await verifyAuditLog(loaded.config.audit.dir);
       if (result.ok) {
@@ -42,13 +43,13 @@ export async function auditCommand(args: string[]): Promise<number> {
       return 1;
     }
     case 'tail': {
-      const { values } = parseOptions(rest, {
+      const { values } = parseArgs({ args: rest, allowPositionals: true, options: {
         config: { type: 'string', short: 'c' },
         lines: { type: 'string', short: 'n' },
         follow: { type: 'boolean', short: 'f' },
         json: { type: 'boolean' },
-      });
-      const loaded = loadOrReport(requireConfig(values));
+      } });
+      const loaded = loadOrReport(requireConfig(values), { allowUnsetEnv: true });
       if (!loaded) return 1;
       const n = values.lines ? Number(values.lines) : 20;
       if (!Number.isInteger(n) || n < 0) throw new UsageError('-n must be a non-negative integer');
@@ -69,14 +70,14 @@ export async function auditCommand(args: string[]): Promise<number> {
       return 0;
     }
     case 'export': {
-      const { values } = parseOptions(rest, {
+      const { values } = parseArgs({ args: rest, allowPositionals: true, options: {
         config: { type: 'string', short: 'c' },
         since: { type: 'string' },
         until: { type: 'string' },
         format: { type: 'string', default: 'jsonl' },
         output: { type: 'string', short: 'o' },
-      });
-      const loaded = loadOrReport(requireConfig(values));
+      } });
+      const loaded = loadOrReport(requireConfig(values), { allowUnsetEnv: true });
       if (!loaded) return 1;
       if (values.format !== 'jsonl' && values.format !== 'csv') throw new UsageError('--format must be jsonl or csv');
       const filter = {

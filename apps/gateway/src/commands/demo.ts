@@ -1,3 +1,4 @@
+import { parseArgs } from 'node:util';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { pino } from 'pino';
@@ -5,7 +6,7 @@ import { loadConfig } from '../config/load.js';
 import { startEmbeddedPostgres } from '../demo/embedded-postgres.js';
 import { dialects } from '../dialects.js';
 import { startGateway, StartupError } from '../gateway.js';
-import { parseOptions, UsageError } from './run.js';
+import { UsageError } from './run.js';
 import { waitForShutdown } from './start.js';
 
 /** Demo identities. Well known on purpose: the demo listens on loopback only. */
@@ -39,10 +40,10 @@ log:
 }
 
 export async function demoCommand(args: string[]): Promise<number> {
-  const { values } = parseOptions(args, {
+  const { values } = parseArgs({ args: args, allowPositionals: true, options: {
     dir: { type: 'string', default: '.sluice/demo' },
     port: { type: 'string', default: '6432' },
-  });
+  } });
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError('--port must be a port number');
   const dir = resolve(values.dir!);

@@ -1,4 +1,3 @@
-import { parseArgs } from 'node:util';
 import { auditCommand } from './audit.js';
 import { checkCommand, startCommand } from './start.js';
 import { demoCommand } from './demo.js';
@@ -52,11 +51,6 @@ export async function runCli(argv: string[]): Promise<number | undefined> {
     }
     throw err;
   }
-}
-
-/** Parses options for a subcommand; `--config` is required where the command reads state. */
-export function parseOptions<T extends Parameters<typeof parseArgs>[0]['options']>(args: string[], options: T) {
-  return parseArgs({ args, options: options!, allowPositionals: true, strict: true });
 }
 
 export function requireConfig(values: { config?: unknown }): string {

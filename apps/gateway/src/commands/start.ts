@@ -1,13 +1,14 @@
+import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { ConfigError, loadConfig, type LoadedConfig } from '../config/load.js';
+import { ConfigError, loadConfig, type LoadedConfig, type LoadOptions } from '../config/load.js';
 import { dialects } from '../dialects.js';
 import { startGateway, StartupError } from '../gateway.js';
-import { parseOptions, requireConfig } from './run.js';
+import { requireConfig } from './run.js';
 
 /** Loads a config or prints its problems; undefined means the caller should exit 1. */
-export function loadOrReport(file: string): LoadedConfig | undefined {
+export function loadOrReport(file: string, options: LoadOptions = {}): LoadedConfig | undefined {
   try {
-    return loadConfig(file, dialects);
+    return loadConfig(file, dialects, process.env, options);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`sluice: ${err.message}\n`);
@@ -18,7 +19,7 @@ export function loadOrReport(file: string): LoadedConfig | undefined {
 }
 
 export function checkCommand(args: string[]): number {
-  const { values } = parseOptions(args, { config: { type: 'string', short: 'c' } });
+  const { values } = parseArgs({ args: args, allowPositionals: true, options: { config: { type: 'string', short: 'c' } } });
   const loaded = loadOrReport(requireConfig(values));
   if (!loaded) return 1;
   process.stdout.write(`${loaded.file}: valid (${loaded.targets.length} target(s))\n`);
@@ -26,7 +27,7 @@ export function checkCommand(args: string[]): number {
 }
 
 export async function startCommand(args: string[]): Promise<number | undefined> {
-  const { values } = parseOptions(args, { config: { type: 'string', short: 'c' } });
+  const { values } = parseArgs({ args: args, allowPositionals: true, options: { config: { type: 'string', short: 'c' } } });
   const loaded = loadOrReport(requireConfig(values));
   if (!loaded) return 1;
   const logger = pino({ level: loaded.config.log.level, base: { service: 'sluice' } });

@@ -1,10 +1,11 @@
+import { parseArgs } from 'node:util';
 import { createHash, randomBytes } from 'node:crypto';
-import { parseOptions, UsageError } from './run.js';
+import { UsageError } from './run.js';
 
 export function tokenCommand(args: string[]): number {
   const [sub, ...rest] = args;
   if (sub === 'new') {
-    const { values } = parseOptions(rest, { bytes: { type: 'string' } });
+    const { values } = parseArgs({ args: rest, allowPositionals: true, options: { bytes: { type: 'string' } } });
     const n = values.bytes ? Number(values.bytes) : 32;
     if (!Number.isInteger(n) || n < 16 || n > 256) throw new UsageError('--bytes must be an integer between 16 and 256');
     const token = `sl_${randomBytes(n).toString('base64url')}`;
@@ -12,7 +13,7 @@ export function tokenCommand(args: string[]): number {
     return 0;
   }
   if (sub === 'hash') {
-    const { positionals } = parseOptions(rest, {});
+    const { positionals } = parseArgs({ args: rest, allowPositionals: true, options: {} });
     if (positionals.length !== 1) throw new UsageError('give exactly one token to hash');
     process.stdout.write(`${createHash('sha256').update(positionals[0]!).digest('hex')}\n`);
     return 0;

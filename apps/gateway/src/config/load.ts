@@ -27,23 +27,25 @@ export interface LoadedConfig {
   readonly targets: readonly LoadedTarget[];
 }
 
-const SECRET_KEY = /token|password|secret|key/i;
+/** Keys whose values are never echoed in an error. */
+const SECRET_KEY = /^(token|password|secret|clientSecret)$/i;
 
 /** Replaces ${NAME} and ${NAME:-default} in every string; a missing variable is an error naming its key. */
-function substituteEnv(value: unknown, path: string, env: NodeJS.ProcessEnv, problems: string[]): unknown {
+function substituteEnv(value: unknown, path: string, env: NodeJS.ProcessEnv, problems: string[], lenient: boolean): unknown {
   if (typeof value === 'string') {
     return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (_m, name: string, fallback: string | undefined) => {
       const v = env[name];
       if (v !== undefined && v !== '') return v;
       if (fallback !== undefined) return fallback;
+      if (lenient) return `unset-${name}`;
       problems.push(`${path}: the environment variable ${name} is not set (set it, or write \${${name}:-default})`);
       return '';
     });
   }
-  if (Array.isArray(value)) return value.map((v, i) => substituteEnv(v, `${path}[${i}]`, env, problems));
+  if (Array.isArray(value)) return value.map((v, i) => substituteEnv(v, `${path}[${i}]`, env, problems, lenient));
   if (value && typeof value === 'object') {
     return Object.fromEntries(
-      Object.entries(value).map(([k, v]) => [k, substituteEnv(v, path ? `${path}.${k}` : k, env, problems)]),
+      Object.entries(value).map(([k, v]) => [k, substituteEnv(v, path ? `${path}.${k}` : k, env, problems, lenient)]),
     );
   }
   return value;
@@ -66,8 +68,11 @@ function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
 
 function describeValue(path: readonly PropertyKey[], value: unknown): string {
   if (value === undefined) return 'nothing';
-  if (path.some((p) => typeof p === 'string' && SECRET_KEY.test(p)) && typeof value === 'string') return '(a secret, not shown)';
-  const s = JSON.stringify(value);
+  const key = path.at(-1);
+  if (typeof key === 'string' && SECRET_KEY.test(key) && typeof value === 'string') return '(a secret, not shown)';
+  // URLs may carry a password: show them without it.
+  const shown = typeof value === 'string' ? value.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@') : value;
+  const s = JSON.stringify(shown);
   return s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }
 
@@ -91,10 +96,19 @@ function relativeTo(file: string, p: string): string {
  * Reads, substitutes and validates a config file. Throws ConfigError listing every problem
  * with its key, the bad value and what is expected.
  */
+export interface LoadOptions {
+  /**
+   * For commands that only read state (audit verify, tail, export): an unset ${NAME} does not
+   * stop them, since they need no secrets. Never use it to start the gateway.
+   */
+  readonly allowUnsetEnv?: boolean;
+}
+
 export function loadConfig(
   file: string,
   dialects: ReadonlyMap<string, Dialect<unknown>>,
   env: NodeJS.ProcessEnv = process.env,
+  options: LoadOptions = {},
 ): LoadedConfig {
   let text: string;
   try {
@@ -102,7 +116,7 @@ export function loadConfig(
   } catch (err) {
     throw new ConfigError(file, [`cannot read the file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`]);
   }
-  return parseConfig(text, file, dialects, env);
+  return parseConfig(text, file, dialects, env, options);
 }
 
 export function parseConfig(
@@ -110,13 +124,14 @@ export function parseConfig(
   file: string,
   dialects: ReadonlyMap<string, Dialect<unknown>>,
   env: NodeJS.ProcessEnv = process.env,
+  options: LoadOptions = {},
 ): LoadedConfig {
   const doc = parseDocument(text, { prettyErrors: true });
   if (doc.errors.length > 0) {
     throw new ConfigError(file, doc.errors.map((e) => `YAML syntax: ${e.message}`));
   }
   const problems: string[] = [];
-  const raw = substituteEnv(doc.toJS(), '', env, problems);
+  const raw = substituteEnv(doc.toJS(), '', env, problems, options.allowUnsetEnv ?? false);
   if (problems.length > 0) throw new ConfigError(file, problems);
   if (raw === null || typeof raw !== 'object') throw new ConfigError(file, ['the file is empty or not a YAML mapping']);
   const result = configSchema.safeParse(raw);
