@@ -1,0 +1,176 @@
+#!/usr/bin/env node
+// Benchmark: pgbench and a 1,000,000-row read, directly against PostgreSQL and through the
+// gateway (identity and audit on), in the same run. Prints a markdown report.
+//
+//   pnpm bench:pg                       # defaults: 10 s per pgbench run
+//   BENCH_SECONDS=20 BENCH_CLIENTS=1,8,32 pnpm bench:pg
+//
+// Needs: a PostgreSQL server at PGHOST:PGPORT (default 127.0.0.1:5432, user postgres, trust
+// auth), pgbench and psql on the PATH. Creates the database sluice_bench.
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const HOST = process.env.PGHOST ?? '127.0.0.1';
+const PORT = Number(process.env.PGPORT ?? 5432);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const CLIENTS = (process.env.BENCH_CLIENTS ?? '1,8,32').split(',').map(Number);
+const SCALE = Number(process.env.BENCH_SCALE ?? 10);
+const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
+const DB = 'sluice_bench';
+const TOKEN = 'bench-token-not-secret';
+const SUBJECT = 'bench-bot';
+const CLK_TCK = 100;
+const CLI = fileURLToPath(new URL('../apps/gateway/dist/cli.js', import.meta.url));
+
+const run = (cmd, args, env = {}) => execFileSync(cmd, args, { encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 64 << 20 });
+const psqlDirect = (db, sql) => run('psql', ['-X', '-h', HOST, '-p', String(PORT), '-U', 'postgres', '-d', db, '-Atqc', sql]);
+
+function setup() {
+  const exists = psqlDirect('postgres', `SELECT 1 FROM pg_database WHERE datname = '${DB}'`).trim() === '1';
+  if (!exists) psqlDirect('postgres', `CREATE DATABASE ${DB}`);
+  const scaled = psqlDirect(DB, "SELECT count(*) FROM pg_tables WHERE tablename = 'pgbench_accounts'").trim() === '1'
+    ? Number(psqlDirect(DB, 'SELECT count(*) FROM pgbench_branches').trim())
+    : 0;
+  if (scaled !== SCALE) {
+    process.stderr.write(`initialising pgbench tables at scale ${SCALE}...\n`);
+    run('pgbench', ['-i', '-q', '-s', String(SCALE), '-h', HOST, '-p', String(PORT), '-U', 'postgres', DB]);
+  }
+  const rows = psqlDirect(DB, "SELECT CASE WHEN to_regclass('bench_rows') IS NULL THEN 0 ELSE (SELECT count(*) FROM bench_rows) END").trim();
+  if (Number(rows) !== ROWS) {
+    process.stderr.write(`creating bench_rows with ${ROWS} rows...\n`);
+    psqlDirect(DB, `DROP TABLE IF EXISTS bench_rows; CREATE TABLE bench_rows AS SELECT g AS id, md5(g::text) AS label, g * 1.5 AS amount, now() AS created_at FROM generate_series(1, ${ROWS}) g; VACUUM ANALYZE bench_rows;`);
+  }
+}
+
+async function startGateway() {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-'));
+  const config = join(dir, 'sluice.yaml');
+  writeFileSync(config, `listen:
+  postgres: 127.0.0.1:0
+targets:
+  - name: bench
+    dialect: postgres
+    upstream: postgres://postgres@${HOST}:${PORT}/${DB}
+identities:
+  tokens:
+    - subject: ${SUBJECT}
+      kind: service
+      token: ${TOKEN}
+audit:
+  dir: ./audit
+log:
+  level: warn
+`);
+  const child = spawn(process.execPath, [CLI, 'start', '--config', config], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (c) => {
+      out += c;
+      const m = /listening on postgres [\d.]+:(\d+)/.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
+    child.once('exit', (code) => reject(new Error(`gateway exited (${code}): ${out}`)));
+  });
+  return { child, port, dir, config };
+}
+
+function cpuTicks(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]); // utime + stime
+}
+
+function pgbench(target, args) {
+  const conn = target === 'direct'
+    ? ['-h', HOST, '-p', String(PORT), '-U', 'postgres', DB]
+    : ['-h', '127.0.0.1', '-p', String(target.port), '-U', SUBJECT, 'bench'];
+  const env = target === 'direct' ? {} : { PGPASSWORD: TOKEN };
+  const out = run('pgbench', [...args, '-T', String(SECONDS), '-n', ...conn], env);
+  const tps = Number(/tps = ([\d.]+)/.exec(out)?.[1]);
+  const lat = Number(/latency average = ([\d.]+) ms/.exec(out)?.[1]);
+  const txs = Number(/number of transactions actually processed: (\d+)/.exec(out)?.[1]);
+  const failed = Number(/number of failed transactions: (\d+)/.exec(out)?.[1] ?? 0);
+  return { tps, lat, txs, failed };
+}
+
+function timedRead(target) {
+  const args = target === 'direct'
+    ? ['-X', '-h', HOST, '-p', String(PORT), '-U', 'postgres', '-d', DB]
+    : ['-X', '-h', '127.0.0.1', '-p', String(target.port), '-U', SUBJECT, '-d', 'bench'];
+  const env = target === 'direct' ? {} : { PGPASSWORD: TOKEN };
+  const t0 = process.hrtime.bigint();
+  // The whole result crosses the wire (and the gateway); psql writes it to /dev/null.
+  execFileSync('psql', [...args, '-Atq', '-c', 'SELECT * FROM bench_rows', '-o', '/dev/null'], { env: { ...process.env, ...env }, stdio: 'ignore' });
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function main() {
+  setup();
+  const gw = await startGateway();
+  const results = [];
+  const scenarios = [
+    { name: 'select-only, simple', args: ['-S', '-M', 'simple'], statements: 1 },
+    { name: 'select-only, prepared', args: ['-S', '-M', 'prepared'], statements: 1 },
+    { name: 'TPC-B-like, simple', args: ['-M', 'simple'], statements: 7 },
+  ];
+  try {
+    for (const s of scenarios) {
+      for (const c of CLIENTS) {
+        const jobs = String(Math.min(c, 2));
+        const args = [...s.args, '-c', String(c), '-j', jobs];
+        process.stderr.write(`${s.name}, ${c} client(s): direct...`);
+        const direct = pgbench('direct', args);
+        process.stderr.write(' gateway...');
+        const before = cpuTicks(gw.child.pid);
+        const via = pgbench(gw, args);
+        const cpu = cpuTicks(gw.child.pid) - before;
+        process.stderr.write(' done\n');
+        const cpuPerStatementUs = (cpu / CLK_TCK / (via.txs * s.statements)) * 1e6;
+        results.push({ scenario: s.name, clients: c, direct, via, ratio: via.tps / direct.tps, cpuPerStatementUs });
+      }
+    }
+    process.stderr.write(`reading ${ROWS} rows through psql (3 runs each)...\n`);
+    const directTimes = [];
+    const gwTimes = [];
+    let readCpu = 0;
+    for (let i = 0; i < 3; i++) {
+      directTimes.push(timedRead('direct'));
+      const before = cpuTicks(gw.child.pid);
+      gwTimes.push(timedRead(gw));
+      readCpu += cpuTicks(gw.child.pid) - before;
+    }
+    const d = median(directTimes);
+    const g = median(gwTimes);
+    const cpuModel = cpus()[0]?.model ?? 'unknown';
+    const lines = [];
+    lines.push(`Machine: ${cpus().length} cores (${cpuModel}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, PostgreSQL ${psqlDirect('postgres', 'SHOW server_version').trim()}; load generator, database and gateway share the cores.`);
+    lines.push(`pgbench scale ${SCALE}, ${SECONDS} s per run, -j min(clients, 2). Identity and audit on (every statement audited; writes fsynced before they run).`);
+    lines.push('');
+    lines.push('| workload | clients | direct tps | gateway tps | gateway/direct | direct latency ms | gateway latency ms | gateway CPU µs/statement |');
+    lines.push('|---|---:|---:|---:|---:|---:|---:|---:|');
+    for (const r of results) {
+      lines.push(`| ${r.scenario} | ${r.clients} | ${r.direct.tps.toFixed(0)} | ${r.via.tps.toFixed(0)} | ${(r.ratio * 100).toFixed(0)}% | ${r.direct.lat.toFixed(3)} | ${r.via.lat.toFixed(3)} | ${r.cpuPerStatementUs.toFixed(0)} |`);
+    }
+    lines.push('');
+    lines.push(`| ${ROWS.toLocaleString('en')}-row SELECT * through psql | direct | gateway | gateway/direct |`);
+    lines.push('|---|---:|---:|---:|');
+    lines.push(`| seconds (median of 3) | ${d.toFixed(2)} | ${g.toFixed(2)} | |`);
+    lines.push(`| rows per second | ${(ROWS / d).toFixed(0)} | ${(ROWS / g).toFixed(0)} | ${((d / g) * 100).toFixed(0)}% |`);
+    lines.push(`| gateway CPU per 1M rows | | ${(readCpu / 3 / CLK_TCK).toFixed(2)} s | |`);
+    const failures = results.filter((r) => r.via.failed > 0 || !Number.isFinite(r.via.tps));
+    if (failures.length) lines.push(`\nWARNING: ${failures.length} gateway run(s) had failed transactions.`);
+    process.stdout.write(`${lines.join('\n')}\n`);
+  } finally {
+    gw.child.kill('SIGTERM');
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`bench failed: ${err.message}\n`);
+  process.exitCode = 1;
+});
