@@ -38,10 +38,12 @@ function setup() {
     process.stderr.write(`initialising pgbench tables at scale ${SCALE}...\n`);
     run('pgbench', ['-i', '-q', '-s', String(SCALE), '-h', HOST, '-p', String(PORT), '-U', 'postgres', DB]);
   }
-  const rows = psqlDirect(DB, "SELECT CASE WHEN to_regclass('bench_rows') IS NULL THEN 0 ELSE (SELECT count(*) FROM bench_rows) END").trim();
+  const hasRows = psqlDirect(DB, "SELECT to_regclass('bench_rows') IS NOT NULL").trim() === 't';
+  const rows = hasRows ? psqlDirect(DB, 'SELECT count(*) FROM bench_rows').trim() : '0';
   if (Number(rows) !== ROWS) {
     process.stderr.write(`creating bench_rows with ${ROWS} rows...\n`);
-    psqlDirect(DB, `DROP TABLE IF EXISTS bench_rows; CREATE TABLE bench_rows AS SELECT g AS id, md5(g::text) AS label, g * 1.5 AS amount, now() AS created_at FROM generate_series(1, ${ROWS}) g; VACUUM ANALYZE bench_rows;`);
+    psqlDirect(DB, `DROP TABLE IF EXISTS bench_rows; CREATE TABLE bench_rows AS SELECT g AS id, md5(g::text) AS label, g * 1.5 AS amount, now() AS created_at FROM generate_series(1, ${ROWS}) g`);
+    psqlDirect(DB, 'VACUUM ANALYZE bench_rows');
   }
 }
 

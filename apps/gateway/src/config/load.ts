@@ -87,6 +87,17 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[], raw: unknown, 
   });
 }
 
+/** Resolves every string under a key ending in `File` relative to the config file (dialect options). */
+function resolveFileKeys(value: unknown, file: string): unknown {
+  if (Array.isArray(value)) return value.map((v) => resolveFileKeys(v, file));
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [k, /File$/.test(k) && typeof v === 'string' ? relativeTo(file, v) : resolveFileKeys(v, file)]),
+    );
+  }
+  return value;
+}
+
 /** Resolves a path in the config relative to the config file's directory. */
 function relativeTo(file: string, p: string): string {
   return isAbsolute(p) ? p : resolve(dirname(file), p);
@@ -149,7 +160,7 @@ export function parseConfig(
       return;
     }
     const { name, dialect: _d, ...rest } = t;
-    const parsed = dialect.targetOptions.safeParse(rest);
+    const parsed = dialect.targetOptions.safeParse(resolveFileKeys(rest, file));
     if (!parsed.success) {
       problems.push(...formatIssues(parsed.error.issues, rest, ['targets', i]));
       return;
