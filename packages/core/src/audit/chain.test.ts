@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { canonicalJson, encodeRecordLine, hashRecord } from './chain.js';
+import { canonicalJson, encodeRecordLine, hashedTextOf, hashRecord } from './chain.js';
 
 describe('canonicalJson', () => {
   it('sorts keys recursively and has no whitespace', () => {
@@ -29,11 +29,18 @@ describe('canonicalJson', () => {
     expect(canonicalJson(JSON.parse(canonical))).toBe(canonical);
   });
 
-  it('hashes the canonical form with SHA-256', () => {
-    const rec = { seq: 1, prev: '0'.repeat(64), type: 'x' };
-    const expected = createHash('sha256').update('{"prev":"' + '0'.repeat(64) + '","seq":1,"type":"x"}').digest('hex');
+  it('hashes the JSON text as written with SHA-256, so member order matters', () => {
+    const rec = { type: 'x', seq: 1, prev: '0'.repeat(64) };
+    const expected = createHash('sha256').update('{"type":"x","seq":1,"prev":"' + '0'.repeat(64) + '"}').digest('hex');
     expect(hashRecord(rec)).toBe(expected);
-    expect(hashRecord({ type: 'x', seq: 1, prev: '0'.repeat(64) })).toBe(expected);
+    expect(hashRecord({ seq: 1, type: 'x', prev: '0'.repeat(64) })).not.toBe(expected);
+  });
+
+  it('finds the hashed text of a stored line', () => {
+    const h = 'a'.repeat(64);
+    expect(hashedTextOf(`{"a":1,"hash":"${h}"}`)).toEqual({ text: '{"a":1}', hash: h });
+    expect(hashedTextOf('{"a":1}')).toBeNull();
+    expect(hashedTextOf(`{"a":1,"hash":"${h}"} `)).toBeNull();
   });
 
   it('appends the hash as the last member of the line', () => {

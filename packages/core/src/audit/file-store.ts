@@ -19,7 +19,7 @@
 import type { FileHandle } from 'node:fs/promises';
 import { mkdir, open, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
-import { GENESIS_HASH, canonicalJson, encodeRecordLine, isHash, sha256Hex } from './chain.js';
+import { GENESIS_HASH, encodeRecordLine, isHash, sha256Hex } from './chain.js';
 import { listSegments, readTail, segmentFileName } from './segments.js';
 import type { AuditAppendOptions, AuditEvent, AuditRecord, AuditStore } from './types.js';
 
@@ -225,7 +225,7 @@ export class FileAuditStore implements AuditStore {
     if ('hash' in body) delete body['hash'];
     let canonical: string;
     try {
-      canonical = canonicalJson(body);
+      canonical = JSON.stringify(body);
     } catch (err) {
       const why = (err as Error).message;
       return Promise.reject(new Error(`the audit event cannot be serialized: ${why}`, { cause: err }));
