@@ -59,8 +59,13 @@ const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
 
 interface Pending {
   readonly line: string;
-  readonly record: AuditRecord;
-  readonly resolve: (record: AuditRecord) => void;
+  readonly seq: number;
+  /** Absent for enqueued events, whose caller does not wait. */
+  readonly waiter: Waiter | undefined;
+}
+
+interface Waiter {
+  readonly resolve: () => void;
   readonly reject: (err: Error) => void;
 }
 
@@ -217,31 +222,60 @@ export class FileAuditStore implements AuditStore {
   }
 
   append(event: AuditEvent, options: AuditAppendOptions): Promise<AuditRecord> {
-    if (this.#failure) return Promise.reject(this.#failure);
-    if (this.#closed) return Promise.reject(new Error(`the audit store at ${this.#dir} is closed`));
-
-    const seq = this.#seq + 1;
-    const body: Record<string, unknown> = { ...event, seq, prev: this.#prev };
+    const body: Record<string, unknown> = { ...event };
     if ('hash' in body) delete body['hash'];
-    let canonical: string;
+    let json: string;
     try {
-      canonical = JSON.stringify(body);
+      json = JSON.stringify(body);
     } catch (err) {
       const why = (err as Error).message;
       return Promise.reject(new Error(`the audit event cannot be serialized: ${why}`, { cause: err }));
     }
-    const hash = sha256Hex(canonical);
-    body['hash'] = hash;
-    const record = body as unknown as AuditRecord;
+    return this.#chainAndQueue(json, options.durable).then(({ seq, prev, hash }) => ({ ...body, seq, prev, hash }) as unknown as AuditRecord);
+  }
+
+  appendJson(json: string, options: AuditAppendOptions): Promise<void> {
+    return this.#chainAndQueue(json, options.durable).then(() => undefined);
+  }
+
+  enqueueJson(json: string): void {
+    if (this.#failure || this.#closed) {
+      // The caller does not wait: the failure is already logged and `healthy` is false.
+      return;
+    }
+    this.#chain(json, undefined);
+    if (this.#timer === null && !this.#flushNow) this.#startTimer();
+  }
+
+  #chainAndQueue(json: string, durable: boolean): Promise<{ seq: number; prev: string; hash: string }> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    if (this.#closed) return Promise.reject(new Error(`the audit store at ${this.#dir} is closed`));
+    let resolve!: () => void;
+    let reject!: (err: Error) => void;
+    const done = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    const link = this.#chain(json, { resolve, reject });
+    if (durable) this.#requestFlush();
+    else if (this.#timer === null && !this.#flushNow) this.#startTimer();
+    return done.then(() => link);
+  }
+
+  /**
+   * Links one event (JSON object text without seq, prev, hash) into the chain and queues its
+   * line. The chain order is the call order.
+   */
+  #chain(json: string, waiter: Waiter | undefined): { seq: number; prev: string; hash: string } {
+    const seq = this.#seq + 1;
+    const prev = this.#prev;
+    const open = json.length > 2 ? `${json.slice(0, -1)},` : '{';
+    const body = `${open}"seq":${seq},"prev":"${prev}"}`;
+    const hash = sha256Hex(body);
     this.#seq = seq;
     this.#prev = hash;
-
-    const promise = new Promise<AuditRecord>((resolve, reject) => {
-      this.#pending.push({ line: encodeRecordLine(canonical, hash) + '\n', record, resolve, reject });
-    });
-    if (options.durable) this.#requestFlush();
-    else if (this.#timer === null && !this.#flushNow) this.#startTimer();
-    return promise;
+    this.#pending.push({ line: `${encodeRecordLine(body, hash)}\n`, seq, waiter });
+    return { seq, prev, hash };
   }
 
   /** Writes and syncs everything appended before the call. Rejects if the store cannot write. */
@@ -348,8 +382,8 @@ export class FileAuditStore implements AuditStore {
     this.#batches++;
     this.#records += batch.length;
     const last = batch.at(-1);
-    if (last) this.#syncedSeq = last.record.seq;
-    for (const p of batch) p.resolve(p.record);
+    if (last) this.#syncedSeq = last.seq;
+    for (const p of batch) p.waiter?.resolve();
   }
 
   async #rotate(): Promise<void> {
@@ -381,8 +415,8 @@ export class FileAuditStore implements AuditStore {
       { err: cause, dir: this.#dir, lost: batch.length + queued.length },
       'audit store write failed; the store is unhealthy and refuses every append',
     );
-    for (const p of batch) p.reject(failure);
-    for (const p of queued) p.reject(failure);
+    for (const p of batch) p.waiter?.reject(failure);
+    for (const p of queued) p.waiter?.reject(failure);
   }
 }
 

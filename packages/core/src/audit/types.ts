@@ -104,6 +104,16 @@ export interface AuditStore {
    * after a write failure the store is unhealthy and every later append rejects.
    */
   append(event: AuditEvent, options: AuditAppendOptions): Promise<AuditRecord>;
+  /**
+   * Appends an event already serialized as JSON object text (without seq, prev and hash), as
+   * the hot path does with pre-encoded fragments. Same ordering and failure rules as `append`.
+   */
+  appendJson(json: string, options: AuditAppendOptions): Promise<void>;
+  /**
+   * Appends a group-committed event whose caller does not wait: no promise is made. A write
+   * failure makes the store unhealthy (callers then fail closed) and is logged by the store.
+   */
+  enqueueJson(json: string): void;
   /** False once a write has failed: callers must refuse new statements (fail closed). */
   readonly healthy: boolean;
   /** Flushes everything buffered and makes it durable. */

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Analysis } from '../analysis/types.js';
 import { isPrivileged } from '../analysis/types.js';
-import type { AuditActor, AuditEvent, AuditStore, StatementEvent } from '../audit/types.js';
+import type { AuditActor, AuditEvent, AuditStore } from '../audit/types.js';
 import { ClientFacingError, clientErrors } from '../errors.js';
 import type { Authenticator, Credentials, Identity } from '../identity/types.js';
 import type { FailureLimiter } from '../identity/failure-limiter.js';
@@ -44,6 +44,18 @@ export interface StatementOutcome {
   readonly rows?: number;
   readonly errorCode?: string;
   readonly command?: string;
+}
+
+const analysisCache = new WeakMap<Analysis, string>();
+
+/** The JSON members describing an analysis, encoded once per (cached) analysis object. */
+function analysisMembers(a: Analysis): string {
+  let m = analysisCache.get(a);
+  if (m === undefined) {
+    m = `,"text":${JSON.stringify(a.normalized)},"fingerprint":${JSON.stringify(a.fingerprint)},"operations":${JSON.stringify(a.operations)}`;
+    analysisCache.set(a, m);
+  }
+  return m;
 }
 
 function actorOf(identity: Identity): AuditActor {
@@ -181,6 +193,9 @@ export class GovernedSession {
   #statements = 0;
   #ended = false;
 
+  /** JSON members shared by every statement record of this session, encoded once. */
+  readonly #members: string;
+
   constructor(audit: AuditStore, logger: Logger, start: SessionStart) {
     this.#audit = audit;
     this.#logger = logger;
@@ -189,6 +204,14 @@ export class GovernedSession {
     this.target = start.target;
     this.dialect = start.dialect;
     this.sourceAddress = start.sourceAddress;
+    this.#members =
+      `,"dialect":${JSON.stringify(this.dialect)},"sessionId":"${this.id}","sourceAddress":${JSON.stringify(this.sourceAddress)}` +
+      `,"actor":${JSON.stringify(this.actor)},"target":${JSON.stringify(this.target)}`;
+  }
+
+  /** @internal */
+  get members(): string {
+    return this.#members;
   }
 
   get statementCount(): number {
@@ -213,7 +236,7 @@ export class GovernedSession {
     const handle = new StatementHandle(this, `${this.id}:${this.#statements}`, start);
     if (isPrivileged(start.analysis.operations)) {
       handle.ready = this.#audit
-        .append(handle.event('intent'), { durable: true })
+        .appendJson(handle.encode('intent'), { durable: true })
         .then(
           () => undefined,
           (cause: unknown) => {
@@ -225,10 +248,10 @@ export class GovernedSession {
   }
 
   /** @internal */
-  recordCompletion(event: StatementEvent): void {
-    this.#audit.append(event, { durable: false }).catch((err: unknown) => {
-      this.#logger.error({ err, sessionId: this.id }, 'audit store could not record a statement outcome');
-    });
+  recordCompletion(json: string): void {
+    // Group-committed without a promise; a write failure is logged by the store and makes it
+    // unhealthy, which refuses the next statement (fail closed).
+    this.#audit.enqueueJson(json);
   }
 
   /** Audits the end of the session. Idempotent. */
@@ -278,42 +301,29 @@ export class StatementHandle {
     this.#start = start;
   }
 
-  /** @internal */
-  event(phase: 'intent' | 'complete', outcome?: StatementOutcome): StatementEvent {
-    const s = this.#session;
-    const a = this.#start.analysis;
-    return {
-      type: 'statement',
-      time: new Date().toISOString(),
-      dialect: s.dialect,
-      sessionId: s.id,
-      sourceAddress: s.sourceAddress,
-      phase,
-      statementId: this.id,
-      actor: s.actor,
-      target: s.target,
-      text: a.normalized,
-      fingerprint: a.fingerprint,
-      operations: a.operations,
-      protocol: this.#start.protocol,
-      decision: this.decision,
-      ...(outcome
-        ? {
-            outcome: outcome.outcome,
-            durationMs: Math.round((performance.now() - this.#startedAt) * 1000) / 1000,
-            ...(outcome.rows !== undefined ? { rows: outcome.rows } : {}),
-            ...(outcome.errorCode !== undefined ? { errorCode: outcome.errorCode } : {}),
-            ...(outcome.command !== undefined ? { command: outcome.command } : {}),
-          }
-        : {}),
-    };
+  /**
+   * @internal The statement record as JSON object text (a StatementEvent), built from
+   * fragments encoded once per session and once per analysis: this runs for every statement.
+   */
+  encode(phase: 'intent' | 'complete', outcome?: StatementOutcome): string {
+    let json =
+      `{"type":"statement","time":"${new Date().toISOString()}"${this.#session.members}` +
+      `,"phase":"${phase}","statementId":"${this.id}"${analysisMembers(this.#start.analysis)}` +
+      `,"protocol":${JSON.stringify(this.#start.protocol)},"decision":"${this.decision}"`;
+    if (outcome) {
+      json += `,"outcome":"${outcome.outcome}","durationMs":${Math.round((performance.now() - this.#startedAt) * 1000) / 1000}`;
+      if (outcome.rows !== undefined) json += `,"rows":${Number.isFinite(outcome.rows) ? outcome.rows : 0}`;
+      if (outcome.errorCode !== undefined) json += `,"errorCode":${JSON.stringify(outcome.errorCode)}`;
+      if (outcome.command !== undefined) json += `,"command":${JSON.stringify(outcome.command)}`;
+    }
+    return `${json}}`;
   }
 
   /** Records the outcome (group-committed). Idempotent: only the first call counts. */
   complete(outcome: StatementOutcome): void {
     if (this.#done) return;
     this.#done = true;
-    this.#session.recordCompletion(this.event('complete', outcome));
+    this.#session.recordCompletion(this.encode('complete', outcome));
   }
 
   get completed(): boolean {

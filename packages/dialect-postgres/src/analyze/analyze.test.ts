@@ -91,8 +91,19 @@ describe('createPostgresAnalyzer', () => {
     analyzer.analyze('select 3'); // evicts 'select 2'
     expect(analyzer.size).toBe(2);
     expect(analyzer.analyze('select 1')).toBe(a);
-    expect(analyzer.analyze('select 2')).not.toBe(b);
+    // Re-analysed after eviction; the shape cache hands back the same analysis.
     expect(analyzer.analyze('select 2')).toEqual(b);
+  });
+
+  it('shares one analysis between texts of the same shape, but not with malformed text', () => {
+    const analyzer = createPostgresAnalyzer();
+    const a = analyzer.analyze('SELECT abalance FROM pgbench_accounts WHERE aid = 48213;');
+    const b = analyzer.analyze('SELECT abalance FROM pgbench_accounts WHERE aid = 7;');
+    expect(b).toBe(a);
+    const c = analyzer.analyze("select 'x");
+    const d = analyzer.analyze("select 'y");
+    expect(c.operations).toEqual(['unknown']);
+    expect(d).not.toBe(c);
   });
 
   it('does not cache long texts or when disabled', () => {

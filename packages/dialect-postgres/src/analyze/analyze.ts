@@ -47,7 +47,23 @@ export function fingerprintOf(normalized: string): string {
 
 /** Analyzes without any cache. */
 export function analyzeUncached(text: string, options?: LexOptions): Analysis {
+  return analyzeWithShapes(text, options, undefined);
+}
+
+/**
+ * Analyzes a text; when `shapes` is given, a text whose normalized shape was seen before gets
+ * the very same Analysis object (so fingerprinting, classification and anything callers
+ * derive per analysis are done once per shape, not once per literal value).
+ */
+function analyzeWithShapes(text: string, options: LexOptions | undefined, shapes: Map<string, Analysis> | undefined): Analysis {
   const scan = scanSql(text, options);
+  if (shapes !== undefined) {
+    let normalized = '';
+    for (let i = 0; i < scan.statements.length; i++) normalized += (i > 0 ? '; ' : '') + scan.statements[i]!.normalized;
+    const known = shapes.get(normalized);
+    // A malformed statement is unknown whatever its shape says; do not share it.
+    if (known !== undefined && scan.statements.every((st) => st.wellFormed)) return known;
+  }
   const statements: string[] = [];
   const commands: string[] = [];
   const operations: OperationClass[] = [];
@@ -58,14 +74,24 @@ export function analyzeUncached(text: string, options?: LexOptions): Analysis {
     if (!operations.includes(op)) operations.push(op);
   }
   const normalized = statements.join('; ');
-  return Object.freeze({
+  const analysis: Analysis = Object.freeze({
     normalized,
     fingerprint: fingerprintOf(normalized),
     operations: Object.freeze(operations),
     statementCount: statements.length,
     commands: Object.freeze(commands),
   });
+  if (shapes !== undefined && scan.statements.every((st) => st.wellFormed)) {
+    if (shapes.size >= SHAPE_CACHE_SIZE) {
+      const oldest = shapes.keys().next();
+      if (oldest.done !== true) shapes.delete(oldest.value);
+    }
+    shapes.set(normalized, analysis);
+  }
+  return analysis;
 }
+
+const SHAPE_CACHE_SIZE = 5000;
 
 /**
  * An analyzer with its own LRU cache. Sessions with `standard_conforming_strings = off` need
@@ -77,6 +103,7 @@ export function createPostgresAnalyzer(options: PostgresAnalyzerOptions = {}): P
   const maxLength = options.maxCachedTextLength ?? 8192;
   const lexOptions: LexOptions = { standardConformingStrings: options.standardConformingStrings ?? true };
   const cache = new Map<string, Analysis>();
+  const shapes = new Map<string, Analysis>();
 
   return {
     analyze(text: string): Analysis {
@@ -90,7 +117,7 @@ export function createPostgresAnalyzer(options: PostgresAnalyzerOptions = {}): P
           return hit;
         }
       }
-      const result = analyzeUncached(text, lexOptions);
+      const result = analyzeWithShapes(text, lexOptions, cacheSize > 0 ? shapes : undefined);
       if (cacheable) {
         if (cache.size >= cacheSize) {
           const oldest = cache.keys().next();
@@ -105,6 +132,7 @@ export function createPostgresAnalyzer(options: PostgresAnalyzerOptions = {}): P
     },
     clear() {
       cache.clear();
+      shapes.clear();
     },
   };
 }
