@@ -1,0 +1,65 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli, startCli, type RunningCli } from './helpers.js';
+
+describe('sluice demo: the gateway in front of the embedded PGlite (no server needed)', () => {
+  let dir: string;
+  let demo: RunningCli;
+  let port: number;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'sluice-demo-'));
+    demo = startCli(['demo', '--dir', dir, '--port', '0']);
+    const out = await demo.waitFor(/Press Ctrl-C to stop/, 90_000);
+    port = Number(/gateway\s+127\.0\.0\.1:(\d+)/.exec(out)![1]);
+  }, 120_000);
+
+  afterAll(async () => {
+    await demo?.stop('SIGINT');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const connect = async (user: string, password: string) => {
+    const c = new pg.Client({ host: '127.0.0.1', port, database: 'demo', user, password });
+    c.on('error', () => undefined);
+    await c.connect();
+    return c;
+  };
+
+  it('prints the demo tokens and a psql line ready to paste', () => {
+    expect(demo.output()).toContain('alice-demo-token');
+    expect(demo.output()).toMatch(/psql "postgres:\/\/alice%40example\.com:alice-demo-token@127\.0\.0\.1:\d+\/demo"/);
+  });
+
+  it('node-postgres reads the seeded PII tables through the gateway, simple and extended', async () => {
+    const c = await connect('alice@example.com', 'alice-demo-token');
+    const customers = await c.query('SELECT count(*)::int AS n FROM customers');
+    expect(customers.rows[0].n).toBe(50);
+    const one = await c.query('SELECT email FROM customers WHERE id = $1', [1]);
+    expect(one.rows[0].email).toMatch(/@example\.(com|org|net)$/);
+    const keys = await c.query('SELECT count(*)::int AS n FROM api_keys');
+    expect(keys.rows[0].n).toBeGreaterThan(0);
+    await c.end();
+  });
+
+  it('refuses a wrong token and records who connected and every statement they ran', async () => {
+    await expect(connect('alice@example.com', 'nope')).rejects.toMatchObject({ code: '28P01' });
+    const c = await connect('retrain-bot', 'bot-demo-token');
+    await c.query("SELECT full_name FROM customers WHERE email = 'someone@example.com'");
+    await c.end();
+    await new Promise((r) => setTimeout(r, 300));
+    const config = join(dir, 'sluice.yaml');
+    const tail = runCli(['audit', 'tail', '--config', config, '-n', '100', '--json']);
+    const records = tail.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(records.some((r) => r.type === 'connect' && r.outcome === 'refused' && r.username === 'alice@example.com')).toBe(true);
+    const bot = records.filter((r) => (r.actor as { subject?: string } | undefined)?.subject === 'retrain-bot');
+    expect(bot.map((r) => r.type)).toEqual(['connect', 'statement', 'disconnect']);
+    expect(bot[1]).toMatchObject({ text: 'select full_name from customers where email = ?', outcome: 'ok' });
+    expect(tail.stdout).not.toContain('someone@example.com');
+    const verify = runCli(['audit', 'verify', '--config', config]);
+    expect(verify.code).toBe(0);
+  });
+});
