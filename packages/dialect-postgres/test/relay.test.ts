@@ -4,7 +4,7 @@ import { requireService, startTestGateway, type TestGateway } from '@sluice/test
 import pg from 'pg';
 import { serialize } from 'pg-protocol';
 import { postgresDialect } from '../src/index.js';
-import { passwordMessage, startupMessage } from '../src/testing/index.js';
+import { frontendMessage, passwordMessage, startupMessage } from '../src/testing/index.js';
 
 const EMPTY = Buffer.alloc(0);
 import { connectPg } from './pg-driver.js';
@@ -219,6 +219,28 @@ describe('PostgreSQL relay through the gateway (real server)', () => {
     const recs = (await gw.auditRecords()).filter((r) => r.type === 'statement' && r.text.startsWith('copy sluice_relay_t'));
     expect(recs.some((r) => r.type === 'statement' && r.phase === 'intent')).toBe(true);
     expect(recs.some((r) => r.type === 'statement' && r.phase === 'complete' && r.rows === 2)).toBe(true);
+  });
+
+  live('a FunctionCall by OID is relayed and audited as unknown, durably before it runs', async () => {
+    const s = await rawSession();
+    // FunctionCall: Int32 oid | Int16 0 arg formats | Int16 0 args | Int16 0 (text result).
+    const body = Buffer.alloc(10);
+    body.writeInt32BE(2026, 0); // pg_backend_pid()
+    s.socket.write(frontendMessage('FunctionCall', body));
+    const frames = await s.read((f) => f.some((x) => x.type === 'Z'));
+    expect(frames.map((f) => f.type)).toEqual(['V', 'Z']);
+    s.close();
+    const recs = (await gw.auditRecords()).filter((r) => r.type === 'statement' && r.protocol === 'function-call');
+    expect(recs.map((r) => r.type === 'statement' && [r.phase, r.operations[0]])).toEqual([
+      ['intent', 'unknown'],
+      ['complete', 'unknown'],
+    ]);
+  });
+
+  live('startup options that would set server settings are not passed upstream', async () => {
+    const c = await alice('app', { options: '-c statement_timeout=1234' });
+    expect((await c.query('SHOW statement_timeout')).rows[0].statement_timeout).not.toBe('1234ms');
+    await c.end();
   });
 
   live('audits writes durably before they run, and never stores literals', async () => {

@@ -48,6 +48,18 @@ export interface StatementOutcome {
 
 const analysisCache = new WeakMap<Analysis, string>();
 
+let isoMs = 0;
+let isoText = '';
+/** The current time as ISO 8601, formatted at most once per millisecond. */
+function isoNow(): string {
+  const now = Date.now();
+  if (now !== isoMs) {
+    isoMs = now;
+    isoText = new Date(now).toISOString();
+  }
+  return isoText;
+}
+
 /** The JSON members describing an analysis, encoded once per (cached) analysis object. */
 function analysisMembers(a: Analysis): string {
   let m = analysisCache.get(a);
@@ -307,7 +319,7 @@ export class StatementHandle {
    */
   encode(phase: 'intent' | 'complete', outcome?: StatementOutcome): string {
     let json =
-      `{"type":"statement","time":"${new Date().toISOString()}"${this.#session.members}` +
+      `{"type":"statement","time":"${isoNow()}"${this.#session.members}` +
       `,"phase":"${phase}","statementId":"${this.id}"${analysisMembers(this.#start.analysis)}` +
       `,"protocol":${JSON.stringify(this.#start.protocol)},"decision":"${this.decision}"`;
     if (outcome) {

@@ -87,11 +87,14 @@ function analyzeWithShapes(text: string, options: LexOptions | undefined, shapes
       if (oldest.done !== true) shapes.delete(oldest.value);
     }
     shapes.set(normalized, analysis);
+    newShape = true;
   }
   return analysis;
 }
 
 const SHAPE_CACHE_SIZE = 5000;
+/** Set by analyzeWithShapes when the text brought a shape not seen before. */
+let newShape = false;
 
 /**
  * An analyzer with its own LRU cache. Sessions with `standard_conforming_strings = off` need
@@ -117,8 +120,12 @@ export function createPostgresAnalyzer(options: PostgresAnalyzerOptions = {}): P
           return hit;
         }
       }
+      newShape = false;
       const result = analyzeWithShapes(text, lexOptions, cacheSize > 0 ? shapes : undefined);
-      if (cacheable) {
+      // A text whose shape was already known differs from earlier texts only in its literals
+      // (simple-protocol clients inline them): caching it would churn the raw-text cache with
+      // texts that will not come again. Cache texts that brought a new shape.
+      if (cacheable && newShape) {
         if (cache.size >= cacheSize) {
           const oldest = cache.keys().next();
           if (oldest.done !== true) cache.delete(oldest.value);

@@ -8,6 +8,7 @@ import {
   type Identity,
   type ListenerContext,
   type Logger,
+  OperationClass,
   type LoginAttempt,
   type StatementHandle,
   toClientFacing,
@@ -67,6 +68,22 @@ const COLLECTED = [
   Backend.EmptyQueryResponse,
   Backend.PortalSuspended,
 ];
+
+/**
+ * Requests the gateway cannot read are `unknown`, never harmless: a FunctionCall by OID, or an
+ * Execute of a portal whose Bind the gateway did not see succeed.
+ */
+function unreadable(what: string): Analysis {
+  return Object.freeze({
+    normalized: `-- ${what}`,
+    fingerprint: '0000000000000000',
+    operations: Object.freeze([OperationClass.Unknown]),
+    statementCount: 1,
+    commands: Object.freeze([]),
+  });
+}
+const FUNCTION_CALL = unreadable('function call by OID');
+const UNKNOWN_PORTAL = unreadable('execute of an unknown portal');
 
 interface PreparedStatement {
   readonly text: string;
@@ -443,8 +460,7 @@ export class PostgresClientSession {
       case Frontend.Execute: {
         const { portal } = decodeExecute(frame);
         const prepared = this.#portals.get(portal);
-        const analysis = prepared?.analysis ?? this.#deps.analyze('');
-        return this.#beginExecute(analysis);
+        return this.#beginExecute(prepared?.analysis ?? UNKNOWN_PORTAL);
       }
       case Frontend.Close: {
         const { kind, name } = decodeClose(frame);
@@ -473,7 +489,7 @@ export class PostgresClientSession {
   }
 
   #beginSimple(text: string, protocol: 'simple' | 'function-call'): FrameVerdict {
-    const analysis = protocol === 'function-call' ? this.#deps.analyze('') : this.#deps.analyze(text);
+    const analysis = protocol === 'function-call' ? FUNCTION_CALL : this.#deps.analyze(text);
     let handle: StatementHandle;
     try {
       handle = this.#governed!.beginStatement({ analysis, protocol });

@@ -37,7 +37,11 @@ export class UpstreamError extends Error {
   }
 }
 
-/** Startup parameters a client may pass through to the upstream. Others are dropped. */
+/**
+ * Startup parameters a client may pass through to the upstream; others are dropped.
+ * NOTE: `options` is not among them: it can set any server setting (`-c role=…`) before the
+ * first statement, outside the statement audit and policy.
+ */
 const PASSTHROUGH_PARAMS = new Set([
   'application_name',
   'client_encoding',
@@ -45,8 +49,6 @@ const PASSTHROUGH_PARAMS = new Set([
   'TimeZone',
   'extra_float_digits',
   'IntervalStyle',
-  'search_path',
-  'options',
   'datestyle',
   'timezone',
 ]);
