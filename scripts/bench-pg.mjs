@@ -79,6 +79,29 @@ log:
   return { child, port, dir, config };
 }
 
+/** A plain Node.js byte pipe to the same server: the floor any Node.js gateway starts from. */
+async function startPipe() {
+  const code = `
+    const net = require('node:net');
+    const server = net.createServer({ noDelay: true }, (c) => {
+      const u = net.connect({ host: ${JSON.stringify(HOST)}, port: ${PORT} });
+      u.setNoDelay(true);
+      c.pipe(u); u.pipe(c);
+      c.on('error', () => u.destroy()); u.on('error', () => c.destroy());
+      c.on('close', () => u.destroy()); u.on('close', () => c.destroy());
+    });
+    server.listen(0, '127.0.0.1', () => console.log('pipe ' + server.address().port));`;
+  const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise((resolve, reject) => {
+    child.stdout.on('data', (c) => {
+      const m = /pipe (\d+)/.exec(String(c));
+      if (m) resolve(Number(m[1]));
+    });
+    child.once('exit', (code) => reject(new Error(`pipe exited (${code})`)));
+  });
+  return { child, port };
+}
+
 function cpuTicks(pid) {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -88,8 +111,10 @@ function cpuTicks(pid) {
 function pgbench(target, args) {
   const conn = target === 'direct'
     ? ['-h', HOST, '-p', String(PORT), '-U', 'postgres', DB]
-    : ['-h', '127.0.0.1', '-p', String(target.port), '-U', SUBJECT, 'bench'];
-  const env = target === 'direct' ? {} : { PGPASSWORD: TOKEN };
+    : target.pipe
+      ? ['-h', '127.0.0.1', '-p', String(target.port), '-U', 'postgres', DB]
+      : ['-h', '127.0.0.1', '-p', String(target.port), '-U', SUBJECT, 'bench'];
+  const env = target === 'direct' || target.pipe ? {} : { PGPASSWORD: TOKEN };
   const out = run('pgbench', [...args, '-T', String(SECONDS), '-n', ...conn], env);
   const tps = Number(/tps = ([\d.]+)/.exec(out)?.[1]);
   const lat = Number(/latency average = ([\d.]+) ms/.exec(out)?.[1]);
@@ -114,6 +139,7 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 async function main() {
   setup();
   const gw = await startGateway();
+  const pipe = { ...(await startPipe()), pipe: true };
   const results = [];
   const scenarios = [
     { name: 'select-only, simple', args: ['-S', '-M', 'simple'], statements: 1 },
@@ -127,13 +153,18 @@ async function main() {
         const args = [...s.args, '-c', String(c), '-j', jobs];
         process.stderr.write(`${s.name}, ${c} client(s): direct...`);
         const direct = pgbench('direct', args);
+        process.stderr.write(' pipe...');
+        const pipeBefore = cpuTicks(pipe.child.pid);
+        const piped = pgbench(pipe, args);
+        const pipeCpu = cpuTicks(pipe.child.pid) - pipeBefore;
         process.stderr.write(' gateway...');
         const before = cpuTicks(gw.child.pid);
         const via = pgbench(gw, args);
         const cpu = cpuTicks(gw.child.pid) - before;
         process.stderr.write(' done\n');
         const cpuPerStatementUs = (cpu / CLK_TCK / (via.txs * s.statements)) * 1e6;
-        results.push({ scenario: s.name, clients: c, direct, via, ratio: via.tps / direct.tps, cpuPerStatementUs });
+        const pipeCpuPerStatementUs = (pipeCpu / CLK_TCK / (piped.txs * s.statements)) * 1e6;
+        results.push({ scenario: s.name, clients: c, direct, piped, via, ratio: via.tps / direct.tps, pipeRatio: piped.tps / direct.tps, cpuPerStatementUs, pipeCpuPerStatementUs });
       }
     }
     process.stderr.write(`reading ${ROWS} rows through psql (3 runs each)...\n`);
@@ -153,10 +184,10 @@ async function main() {
     lines.push(`Machine: ${cpus().length} cores (${cpuModel}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, PostgreSQL ${psqlDirect('postgres', 'SHOW server_version').trim()}; load generator, database and gateway share the cores.`);
     lines.push(`pgbench scale ${SCALE}, ${SECONDS} s per run, -j min(clients, 2). Identity and audit on (every statement audited; writes fsynced before they run).`);
     lines.push('');
-    lines.push('| workload | clients | direct tps | gateway tps | gateway/direct | direct latency ms | gateway latency ms | gateway CPU µs/statement |');
-    lines.push('|---|---:|---:|---:|---:|---:|---:|---:|');
+    lines.push('| workload | clients | direct tps | gateway tps | **gateway/direct** | Node pipe/direct | direct latency ms | gateway latency ms | gateway CPU µs/statement | Node pipe CPU µs/statement |');
+    lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const r of results) {
-      lines.push(`| ${r.scenario} | ${r.clients} | ${r.direct.tps.toFixed(0)} | ${r.via.tps.toFixed(0)} | ${(r.ratio * 100).toFixed(0)}% | ${r.direct.lat.toFixed(3)} | ${r.via.lat.toFixed(3)} | ${r.cpuPerStatementUs.toFixed(0)} |`);
+      lines.push(`| ${r.scenario} | ${r.clients} | ${r.direct.tps.toFixed(0)} | ${r.via.tps.toFixed(0)} | **${(r.ratio * 100).toFixed(0)}%** | ${(r.pipeRatio * 100).toFixed(0)}% | ${r.direct.lat.toFixed(3)} | ${r.via.lat.toFixed(3)} | ${r.cpuPerStatementUs.toFixed(0)} | ${r.pipeCpuPerStatementUs.toFixed(0)} |`);
     }
     lines.push('');
     lines.push(`| ${ROWS.toLocaleString('en')}-row SELECT * through psql | direct | gateway | gateway/direct |`);
@@ -169,6 +200,7 @@ async function main() {
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {
     gw.child.kill('SIGTERM');
+    pipe.child.kill('SIGTERM');
   }
 }
 
