@@ -90,6 +90,9 @@ interface PreparedStatement {
   readonly analysis: Analysis;
 }
 
+/** Bytes a client may send past a held statement before its socket is paused. */
+const HOLD_BUFFER_BYTES = 256 * 1024;
+
 const FORWARD = 0;
 const DROP = 1;
 type FrameVerdict = typeof FORWARD | typeof DROP | Promise<typeof FORWARD | typeof DROP>;
@@ -172,6 +175,7 @@ export class PostgresClientSession {
 
   readonly #onClientData = (chunk: Buffer): void => {
     this.#frames.push(chunk);
+    if (this.#holding) this.#updateClientFlow();
     this.#processClientFrames();
   };
 
@@ -228,10 +232,20 @@ export class PostgresClientSession {
     );
   }
 
+  /**
+   * Reads from the client only while the upstream keeps up and nothing is held, except that
+   * a held decision does not pause the socket until a little data has piled up behind it:
+   * a client usually waits for the answer, and pausing and resuming the socket for every
+   * privileged statement costs more than the statement's own relay.
+   */
   #updateClientFlow(): void {
     if (this.#isClosed()) return;
-    if (this.#holding || this.#upstreamFull) this.#socket.pause();
-    else this.#socket.resume();
+    const stop = this.#upstreamFull || (this.#holding && this.#frames.buffered > HOLD_BUFFER_BYTES);
+    if (stop) {
+      if (!this.#socket.isPaused()) this.#socket.pause();
+    } else if (this.#socket.isPaused()) {
+      this.#socket.resume();
+    }
   }
 
   #asClientError(err: unknown): ClientFacingError {
