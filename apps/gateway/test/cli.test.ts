@@ -160,6 +160,18 @@ identities:
     expect(r.stderr).toContain('identities.tokens[0].token: the environment variable ALICE_TOKEN is not set');
   });
 
+  it('accepts the "--" that pnpm passes through, and refuses stray arguments', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-args-'));
+    const file = join(dir, 'ok.yaml');
+    writeFileSync(file, exampleConfig(6432));
+    const ok = runCli(['check', '--', '--config', file], { ALICE_TOKEN: 'x' });
+    expect(ok.stdout).toContain('valid');
+    expect(ok.code).toBe(0);
+    const stray = runCli(['check', '--config', file, 'extra'], { ALICE_TOKEN: 'x' });
+    expect(stray.code).toBe(2);
+    expect(stray.stderr).toContain('unexpected argument "extra"');
+  });
+
   it('an upstream URL that is not postgres:// is refused with the key', () => {
     const dir = mkdtempSync(join(tmpdir(), 'sluice-badcfg-'));
     const file = join(dir, 'url.yaml');

@@ -11,7 +11,7 @@ import {
   type AuditRecord,
 } from '@sluice/core';
 import { loadOrReport } from './start.js';
-import { requireConfig, UsageError } from './run.js';
+import { noPositionals, requireConfig, UsageError } from './run.js';
 
 /** Parses an ISO time or a span back from now: 30s, 15m, 24h, 7d. */
 export function parseTime(value: string, now = Date.now()): Date {
@@ -29,7 +29,8 @@ export async function auditCommand(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
   switch (sub) {
     case 'verify': {
-      const { values } = parseArgs({ args: rest, allowPositionals: true, options: { config: { type: 'string', short: 'c' } } });
+      const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { config: { type: 'string', short: 'c' } } });
+      noPositionals(positionals);
       const loaded = loadOrReport(requireConfig(values), { allowUnsetEnv: true });
       if (!loaded) return 1;
       const result = await verifyAuditLog(loaded.config.audit.dir);
@@ -43,12 +44,13 @@ export async function auditCommand(args: string[]): Promise<number> {
       return 1;
     }
     case 'tail': {
-      const { values } = parseArgs({ args: rest, allowPositionals: true, options: {
+      const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: {
         config: { type: 'string', short: 'c' },
         lines: { type: 'string', short: 'n' },
         follow: { type: 'boolean', short: 'f' },
         json: { type: 'boolean' },
       } });
+      noPositionals(positionals);
       const loaded = loadOrReport(requireConfig(values), { allowUnsetEnv: true });
       if (!loaded) return 1;
       const n = values.lines ? Number(values.lines) : 20;
@@ -70,13 +72,14 @@ export async function auditCommand(args: string[]): Promise<number> {
       return 0;
     }
     case 'export': {
-      const { values } = parseArgs({ args: rest, allowPositionals: true, options: {
+      const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: {
         config: { type: 'string', short: 'c' },
         since: { type: 'string' },
         until: { type: 'string' },
         format: { type: 'string', default: 'jsonl' },
         output: { type: 'string', short: 'o' },
       } });
+      noPositionals(positionals);
       const loaded = loadOrReport(requireConfig(values), { allowUnsetEnv: true });
       if (!loaded) return 1;
       if (values.format !== 'jsonl' && values.format !== 'csv') throw new UsageError('--format must be jsonl or csv');

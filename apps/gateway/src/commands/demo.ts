@@ -6,7 +6,7 @@ import { loadConfig } from '../config/load.js';
 import { startEmbeddedPostgres } from '../demo/embedded-postgres.js';
 import { dialects } from '../dialects.js';
 import { startGateway, StartupError } from '../gateway.js';
-import { UsageError } from './run.js';
+import { noPositionals, UsageError } from './run.js';
 import { waitForShutdown } from './start.js';
 
 /** Demo identities. Well known on purpose: the demo listens on loopback only. */
@@ -40,7 +40,7 @@ log:
 }
 
 export async function demoCommand(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args: args, allowPositionals: true, options: {
+  const { values, positionals } = parseArgs({ args: args, allowPositionals: true, options: {
     dir: { type: 'string', default: '.sluice/demo' },
     port: { type: 'string', default: '6432' },
   } });
@@ -52,6 +52,7 @@ export async function demoCommand(args: string[]): Promise<number> {
   const pg = await startEmbeddedPostgres({ dataDir: join(dir, 'pgdata') });
   const configFile = join(dir, 'sluice.yaml');
   writeFileSync(configFile, demoConfigYaml({ port, upstreamUrl: pg.url }));
+  noPositionals(positionals);
   const loaded = loadConfig(configFile, dialects);
   const logger = pino({ level: loaded.config.log.level, base: { service: 'sluice' } });
   let gateway;
@@ -61,7 +62,7 @@ export async function demoCommand(args: string[]): Promise<number> {
     await pg.close();
     if (err instanceof StartupError) {
       process.stderr.write(`sluice: ${err.message}\n`);
-      if (/EADDRINUSE/.test(err.message)) process.stderr.write(`sluice: port ${port} is taken; try: pnpm start -- --port 6433\n`);
+      if (/EADDRINUSE/.test(err.message)) process.stderr.write(`sluice: port ${port} is taken; try: pnpm start --port 6433\n`);
       return 1;
     }
     throw err;

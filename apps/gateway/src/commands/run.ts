@@ -22,7 +22,8 @@ Every command that reads state takes the same --config FILE as start.`;
 export class UsageError extends Error {}
 
 export async function runCli(argv: string[]): Promise<number | undefined> {
-  const [command, ...rest] = argv;
+  // `pnpm start -- --port 6433` hands the script a literal "--"; no command takes one.
+  const [command, ...rest] = argv.filter((a) => a !== '--');
   try {
     switch (command) {
       case 'start':
@@ -51,6 +52,11 @@ export async function runCli(argv: string[]): Promise<number | undefined> {
     }
     throw err;
   }
+}
+
+/** Commands without positional arguments refuse stray ones instead of ignoring them. */
+export function noPositionals(positionals: readonly string[]): void {
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
 }
 
 export function requireConfig(values: { config?: unknown }): string {

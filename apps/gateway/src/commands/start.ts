@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import { ConfigError, loadConfig, type LoadedConfig, type LoadOptions } from '../config/load.js';
 import { dialects } from '../dialects.js';
 import { startGateway, StartupError } from '../gateway.js';
-import { requireConfig } from './run.js';
+import { noPositionals, requireConfig } from './run.js';
 
 /** Loads a config or prints its problems; undefined means the caller should exit 1. */
 export function loadOrReport(file: string, options: LoadOptions = {}): LoadedConfig | undefined {
@@ -19,7 +19,8 @@ export function loadOrReport(file: string, options: LoadOptions = {}): LoadedCon
 }
 
 export function checkCommand(args: string[]): number {
-  const { values } = parseArgs({ args: args, allowPositionals: true, options: { config: { type: 'string', short: 'c' } } });
+  const { values, positionals } = parseArgs({ args: args, allowPositionals: true, options: { config: { type: 'string', short: 'c' } } });
+  noPositionals(positionals);
   const loaded = loadOrReport(requireConfig(values));
   if (!loaded) return 1;
   process.stdout.write(`${loaded.file}: valid (${loaded.targets.length} target(s))\n`);
@@ -27,7 +28,8 @@ export function checkCommand(args: string[]): number {
 }
 
 export async function startCommand(args: string[]): Promise<number | undefined> {
-  const { values } = parseArgs({ args: args, allowPositionals: true, options: { config: { type: 'string', short: 'c' } } });
+  const { values, positionals } = parseArgs({ args: args, allowPositionals: true, options: { config: { type: 'string', short: 'c' } } });
+  noPositionals(positionals);
   const loaded = loadOrReport(requireConfig(values));
   if (!loaded) return 1;
   const logger = pino({ level: loaded.config.log.level, base: { service: 'sluice' } });
