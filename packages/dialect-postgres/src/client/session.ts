@@ -11,6 +11,7 @@ import {
   OperationClass,
   type LoginAttempt,
   type StatementHandle,
+  type StatementOutcome,
   toClientFacing,
 } from '@sluice/core';
 import { FrameBuffer, FrameTooLargeError, InvalidFrameLengthError } from '@sluice/wire';
@@ -90,6 +91,8 @@ interface PreparedStatement {
   readonly analysis: Analysis;
 }
 
+const EMPTY = Buffer.alloc(0);
+
 /** Bytes a client may send past a held statement before its socket is paused. */
 const HOLD_BUFFER_BYTES = 256 * 1024;
 
@@ -133,8 +136,10 @@ export class PostgresClientSession {
   #clientFull = false;
   #terminated = false;
   /** The upstream chunk being relayed and how much of it is already written. */
-  #chunk: Buffer = Buffer.alloc(0);
+  #chunk: Buffer = EMPTY;
   #chunkWritten = 0;
+  /** Outcomes seen in the current upstream chunk, as handle, outcome pairs. */
+  readonly #completions: (StatementHandle | StatementOutcome)[] = [];
 
   constructor(socket: Socket, deps: SessionDeps) {
     this.#socket = socket;
@@ -626,8 +631,24 @@ export class PostgresClientSession {
     if (this.#chunkWritten < chunk.length) {
       this.#writeClient(this.#chunkWritten === 0 ? chunk : chunk.subarray(this.#chunkWritten));
     }
-    this.#chunk = Buffer.alloc(0);
+    this.#chunk = EMPTY;
+    this.#recordCompletions();
   };
+
+  /**
+   * Notes a statement's outcome; it is recorded once the chunk that carried it has been
+   * written to the client, so the audit bookkeeping is not on the client's round trip.
+   */
+  #completed(handle: StatementHandle, outcome: StatementOutcome): void {
+    this.#completions.push(handle, outcome);
+  }
+
+  #recordCompletions(): void {
+    const c = this.#completions;
+    if (c.length === 0) return;
+    for (let i = 0; i < c.length; i += 2) (c[i] as StatementHandle).complete(c[i + 1] as StatementOutcome);
+    c.length = 0;
+  }
 
   #writeClient(bytes: Buffer): void {
     if (this.#isClosed()) return;
@@ -649,7 +670,7 @@ export class PostgresClientSession {
           head.rows += rows;
           head.command = tag.split(' ', 1)[0];
         } else if (head?.kind === 'execute') {
-          head.handle.complete({ outcome: 'ok', rows, command: tag.split(' ', 1)[0] ?? tag });
+          this.#completed(head.handle, { outcome: 'ok', rows, command: tag.split(' ', 1)[0] ?? tag });
           this.#ledger.shift();
         }
         return;
@@ -657,7 +678,7 @@ export class PostgresClientSession {
       case Backend.EmptyQueryResponse:
       case Backend.PortalSuspended:
         if (head?.kind === 'execute') {
-          head.handle.complete({ outcome: 'ok', rows: this.#rowCount });
+          this.#completed(head.handle, { outcome: 'ok', rows: this.#rowCount });
           this.#ledger.shift();
         }
         this.#rowCount = 0;
@@ -668,7 +689,7 @@ export class PostgresClientSession {
         if (head?.kind === 'query') {
           head.errorCode ??= code;
         } else if (head?.kind === 'execute') {
-          head.handle.complete({ outcome: code === '57014' ? 'cancelled' : 'error', ...(code ? { errorCode: code } : {}) });
+          this.#completed(head.handle, { outcome: code === '57014' ? 'cancelled' : 'error', ...(code ? { errorCode: code } : {}) });
           this.#ledger.shift();
         }
         return;
@@ -686,12 +707,12 @@ export class PostgresClientSession {
     for (let e = this.#ledger.shift(); e; e = this.#ledger.shift()) {
       if (e.kind === 'execute') {
         // Skipped by the upstream after an earlier error in the same batch.
-        e.handle.complete({ outcome: 'not-executed' });
+        this.#completed(e.handle, { outcome: 'not-executed' });
         continue;
       }
       if (e.kind === 'query') {
         const errorCode = e.errorCode;
-        e.handle.complete({
+        this.#completed(e.handle, {
           outcome: errorCode === undefined ? 'ok' : errorCode === '57014' ? 'cancelled' : 'error',
           rows: e.rows,
           ...(errorCode !== undefined ? { errorCode } : {}),
@@ -738,6 +759,7 @@ export class PostgresClientSession {
     if (this.#isClosed()) return;
     this.state = SessionState.Closed;
     clearTimeout(this.#authTimer);
+    this.#recordCompletions();
     for (const e of this.#ledger.clear()) {
       if (e.kind === 'query' || e.kind === 'execute') e.handle.complete({ outcome: 'aborted' });
     }
