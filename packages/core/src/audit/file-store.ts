@@ -21,7 +21,7 @@ import { mkdir, open, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GENESIS_HASH, encodeRecordLine, isHash, sha256Hex } from './chain.js';
 import { listSegments, readTail, segmentFileName } from './segments.js';
-import type { AuditAppendOptions, AuditEvent, AuditRecord, AuditStore } from './types.js';
+import type { AuditAppendOptions, AuditEvent, AuditLink, AuditRecord, AuditStore } from './types.js';
 
 export interface FileAuditStoreLogger {
   error(obj: object, msg: string): void;
@@ -234,8 +234,8 @@ export class FileAuditStore implements AuditStore {
     return this.#chainAndQueue(json, options.durable).then(({ seq, prev, hash }) => ({ ...body, seq, prev, hash }) as unknown as AuditRecord);
   }
 
-  appendJson(json: string, options: AuditAppendOptions): Promise<void> {
-    return this.#chainAndQueue(json, options.durable).then(() => undefined);
+  appendJson(json: string, options: AuditAppendOptions): Promise<AuditLink> {
+    return this.#chainAndQueue(json, options.durable);
   }
 
   enqueueJson(json: string): void {
@@ -247,7 +247,7 @@ export class FileAuditStore implements AuditStore {
     if (this.#timer === null && !this.#flushNow) this.#startTimer();
   }
 
-  #chainAndQueue(json: string, durable: boolean): Promise<{ seq: number; prev: string; hash: string }> {
+  #chainAndQueue(json: string, durable: boolean): Promise<AuditLink> {
     if (this.#failure) return Promise.reject(this.#failure);
     if (this.#closed) return Promise.reject(new Error(`the audit store at ${this.#dir} is closed`));
     let resolve!: () => void;
@@ -266,7 +266,7 @@ export class FileAuditStore implements AuditStore {
    * Links one event (JSON object text without seq, prev, hash) into the chain and queues its
    * line. The chain order is the call order.
    */
-  #chain(json: string, waiter: Waiter | undefined): { seq: number; prev: string; hash: string } {
+  #chain(json: string, waiter: Waiter | undefined): AuditLink {
     const seq = this.#seq + 1;
     const prev = this.#prev;
     const open = json.length > 2 ? `${json.slice(0, -1)},` : '{';

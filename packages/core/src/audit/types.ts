@@ -89,6 +89,13 @@ export type AuditRecord = AuditEvent & {
   readonly hash: string;
 };
 
+/** Where a record landed in the chain. */
+export interface AuditLink {
+  readonly seq: number;
+  readonly prev: string;
+  readonly hash: string;
+}
+
 export interface AuditAppendOptions {
   /**
    * When true the returned promise resolves only once the record is on stable storage
@@ -108,7 +115,7 @@ export interface AuditStore {
    * Appends an event already serialized as JSON object text (without seq, prev and hash), as
    * the hot path does with pre-encoded fragments. Same ordering and failure rules as `append`.
    */
-  appendJson(json: string, options: AuditAppendOptions): Promise<void>;
+  appendJson(json: string, options: AuditAppendOptions): Promise<AuditLink>;
   /**
    * Appends a group-committed event whose caller does not wait: no promise is made. A write
    * failure makes the store unhealthy (callers then fail closed) and is logged by the store.
