@@ -75,6 +75,11 @@ describe('Governor', () => {
       'statement:complete',
       'disconnect',
     ]);
+    for (const r of all) {
+      expect(r.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+      expect(new Date(r.time).toISOString()).toBe(r.time);
+      expect(Math.abs(Date.parse(r.time) - Date.now())).toBeLessThan(60_000);
+    }
     expect(all[3]).toMatchObject({ outcome: 'error', errorCode: '23503', protocol: 'extended', actor: { subject: 'ann', groups: ['g'] } });
     expect(await verifyAuditLog(dir)).toMatchObject({ ok: true, records: 5 });
   });

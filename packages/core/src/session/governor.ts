@@ -48,16 +48,21 @@ export interface StatementOutcome {
 
 const analysisCache = new WeakMap<Analysis, string>();
 
-let isoMs = 0;
-let isoText = '';
-/** The current time as ISO 8601, formatted at most once per millisecond. */
+let isoSecond = -1;
+let isoPrefix = '';
+const MS_DIGITS = Array.from({ length: 1000 }, (_, i) => `${String(i).padStart(3, '0')}Z`);
+/**
+ * The current time as ISO 8601 with milliseconds (as Date#toISOString). The part up to the
+ * second is formatted once per second; this runs for every statement record.
+ */
 function isoNow(): string {
   const now = Date.now();
-  if (now !== isoMs) {
-    isoMs = now;
-    isoText = new Date(now).toISOString();
+  const second = Math.floor(now / 1000);
+  if (second !== isoSecond) {
+    isoSecond = second;
+    isoPrefix = new Date(second * 1000).toISOString().slice(0, 20);
   }
-  return isoText;
+  return isoPrefix + MS_DIGITS[now - second * 1000]!;
 }
 
 /** The JSON members describing an analysis, encoded once per (cached) analysis object. */
