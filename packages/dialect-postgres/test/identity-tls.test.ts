@@ -266,13 +266,14 @@ describe('fail closed: the audit store stops writing', () => {
       targets: { app: { upstream: UPSTREAM } },
       tokens: [{ subject: BOB.subject, kind: 'human', token: BOB.token }],
       auditDir: dir,
-      auditSegmentBytes: 1,
+      // Room for the two logins; the next batch rotates into a segment that cannot be
+      // written (writes to /dev/full fail with ENOSPC, as on a full disk).
+      auditSegmentBytes: 1000,
     });
-    // The first segment takes the login; the store then rotates into a segment that cannot
-    // be written (writes to /dev/full fail with ENOSPC, as on a full disk).
     await symlink('/dev/full', join(dir, 'audit-000002.jsonl'));
     try {
       const c = await connectPg(gw, 'app', BOB.subject, BOB.token);
+      const ext = await connectPg(gw, 'app', BOB.subject, BOB.token);
       let refusal: { code?: string; message: string } | undefined;
       for (let i = 0; i < 5 && !refusal; i++) {
         await c.query('SELECT 1').catch((e: { code?: string; message: string }) => {
@@ -284,6 +285,10 @@ describe('fail closed: the audit store stops writing', () => {
       expect(refusal?.message).toMatch(/audit store cannot write.*fails closed/);
       await expect(c.query('CREATE TABLE should_not_exist_xyz (a int)')).rejects.toMatchObject({ code: '58000' });
       await c.end().catch(() => undefined);
+      // In the extended protocol the Parse and Bind are already upstream: the refusal ends the
+      // session (FATAL) instead of leaving the client waiting.
+      await expect(ext.query({ text: 'CREATE TABLE should_not_exist_xyz (a int)', values: [] , name: 'ddl' })).rejects.toMatchObject({ code: '58000' });
+      await ext.end().catch(() => undefined);
       const check = await connectPg({ host: '127.0.0.1', port: 5432 }, 'test', 'postgres', '');
       expect((await check.query("SELECT to_regclass('should_not_exist_xyz') AS t")).rows[0].t).toBeNull();
       await check.end();

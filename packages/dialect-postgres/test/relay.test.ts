@@ -132,6 +132,76 @@ describe('PostgreSQL relay through the gateway (real server)', () => {
     s.close();
   });
 
+  live('a rejected re-Parse of a statement name cannot make the audit record another statement', async () => {
+    const setup = await alice();
+    await setup.query('DROP TABLE IF EXISTS sluice_victim; CREATE TABLE sluice_victim (id int); INSERT INTO sluice_victim VALUES (1), (2), (3)');
+    await setup.end();
+    const s = await rawSession();
+    s.socket.write(Buffer.concat([serialize.parse({ name: 's1', text: 'DELETE FROM sluice_victim' }), serialize.sync()]));
+    await s.read((f) => f.some((x) => x.type === 'Z'));
+    s.socket.write(Buffer.concat([serialize.parse({ name: 's1', text: 'SELECT 1' }), serialize.sync()]));
+    const refused = await s.read((f) => f.some((x) => x.type === 'Z'));
+    expect(refused.find((f) => f.type === 'E')!.frame.toString()).toContain('42P05');
+    s.socket.write(Buffer.concat([serialize.bind({ statement: 's1' }), serialize.execute({}), serialize.sync()]));
+    const ran = await s.read((f) => f.some((x) => x.type === 'Z'));
+    expect(ran.find((f) => f.type === 'C')!.frame.toString()).toContain('DELETE 3');
+    s.close();
+    const recs = (await gw.auditRecords()).filter((r) => r.type === 'statement' && r.protocol === 'extended' && r.text === 'delete from sluice_victim');
+    expect(recs.map((r) => r.type === 'statement' && [r.phase, r.operations.join()])).toEqual([
+      ['intent', 'write'],
+      ['complete', 'write'],
+    ]);
+  });
+
+  live('COPY FROM STDIN in the extended protocol (Sync during copy-in is ignored) keeps outcomes aligned', async () => {
+    const setup = await alice();
+    await setup.query('DROP TABLE IF EXISTS sluice_copy_ext; CREATE TABLE sluice_copy_ext (id int, note text)');
+    await setup.end();
+    const s = await rawSession();
+    // As libpq's PQexecParams does it: P B D E S, then the data, CopyDone and another Sync.
+    s.socket.write(Buffer.concat([
+      serialize.parse({ text: 'COPY sluice_copy_ext (id, note) FROM STDIN' }),
+      serialize.bind({}),
+      serialize.describe({ type: 'P' }),
+      serialize.execute({}),
+      serialize.sync(),
+    ]));
+    await s.read((f) => f.some((x) => x.type === 'G'));
+    s.socket.write(Buffer.concat([serialize.copyData(Buffer.from('20\ttwenty\n')), serialize.copyDone(), serialize.sync()]));
+    await s.read((f) => f.some((x) => x.type === 'Z'));
+    for (const q of ["SELECT 'eleven-11'", 'SELECT 1/0', 'SELECT generate_series(1, 5)']) {
+      s.socket.write(serialize.query(q));
+      await s.read((f) => f.some((x) => x.type === 'Z'));
+    }
+    s.close();
+    await new Promise((r) => setTimeout(r, 50));
+    const recs = (await gw.auditRecords()).filter((r) => r.type === 'statement' && r.phase === 'complete');
+    const last = recs.slice(-4).map((r) => r.type === 'statement' && [r.text, r.outcome, r.rows ?? null]);
+    expect(last).toEqual([
+      ['copy sluice_copy_ext(id, note) from stdin', 'ok', 1],
+      ['select ?', 'ok', 1],
+      ['select ? / ?', 'error', 0],
+      ['select generate_series(?, ?)', 'ok', 5],
+    ]);
+  });
+
+  live('a simple Query skipped after an extended-protocol error is audited as not executed', async () => {
+    const s = await rawSession();
+    s.socket.write(Buffer.concat([serialize.parse({ text: 'SELEC broken' }), serialize.query('SELECT 42'), serialize.sync()]));
+    const frames = await s.read((f) => f.some((x) => x.type === 'Z'));
+    expect(frames.map((f) => f.type)).toEqual(['E', 'Z']);
+    s.socket.write(serialize.query('SELECT 43'));
+    const after = await s.read((f) => f.some((x) => x.type === 'Z'));
+    expect(after.map((f) => f.type)).toEqual(['T', 'D', 'C', 'Z']);
+    s.close();
+    await new Promise((r) => setTimeout(r, 50));
+    const recs = (await gw.auditRecords()).filter((r) => r.type === 'statement' && r.phase === 'complete');
+    expect(recs.slice(-2).map((r) => r.type === 'statement' && [r.text, r.outcome])).toEqual([
+      ['select ?', 'not-executed'],
+      ['select ?', 'ok'],
+    ]);
+  });
+
   live('relays errors with their SQLSTATE and keeps the session usable', async () => {
     const c = await alice();
     await expect(c.query('SELECT * FROM no_such_table_xyz')).rejects.toMatchObject({ code: '42P01' });

@@ -1,23 +1,37 @@
-import type { StatementHandle } from '@sluice/core';
+import type { Analysis, StatementHandle } from '@sluice/core';
+
+/** A statement as the client prepared it (Parse) and as a portal refers to it (Bind). */
+export interface PreparedStatement {
+  readonly text: string;
+  readonly analysis: Analysis;
+}
 
 /**
- * The expected-response ledger: one entry per client message that the upstream will answer
- * in a way the gateway tracks, in order. It pairs outcomes with statements and lets the
- * gateway inject its own responses (a refused statement) at the right place in the stream.
+ * The expected-response ledger: one entry per client message whose answer the gateway
+ * tracks, in the order the messages were forwarded. It pairs outcomes with statements, makes
+ * a statement name or portal count only once the server has accepted it, and lets the gateway
+ * insert its own responses (a refused statement) at the right place in the stream.
  * INVARIANT: entries are in the order their requests were forwarded (or refused).
  */
 export type LedgerEntry =
+  /** A Parse: answered by ParseComplete, or skipped/failed. */
+  | { kind: 'parse'; name: string; prepared: PreparedStatement }
+  /** A Bind: answered by BindComplete, or skipped/failed. */
+  | { kind: 'bind'; portal: string; prepared: PreparedStatement | undefined }
   /** A simple Query or FunctionCall: answered by results then ReadyForQuery. */
   | { kind: 'query'; handle: StatementHandle; rows: number; errorCode: string | undefined; command: string | undefined }
   /** An Execute: answered by CommandComplete, EmptyQueryResponse, PortalSuspended or ErrorResponse. */
   | { kind: 'execute'; handle: StatementHandle }
   /** A Sync: answered by ReadyForQuery. */
   | { kind: 'sync' }
-  /** A response the gateway produces itself, sent once everything before it is answered. */
-  | { kind: 'synthetic'; bytes: Buffer };
+  /**
+   * A refusal the gateway answers itself, sent once everything before it is answered: the
+   * error, followed by a ReadyForQuery with the transaction status current at that moment.
+   */
+  | { kind: 'synthetic'; error: Buffer };
 
 export class Ledger {
-  #entries: LedgerEntry[] = [];
+  #entries: (LedgerEntry | undefined)[] = [];
   #head = 0;
 
   get empty(): boolean {
@@ -36,10 +50,15 @@ export class Ledger {
     return this.#entries[this.#head];
   }
 
+  /** The entry after the head, if any. */
+  peekSecond(): LedgerEntry | undefined {
+    return this.#entries[this.#head + 1];
+  }
+
   shift(): LedgerEntry | undefined {
     const e = this.#entries[this.#head];
     if (e === undefined) return undefined;
-    this.#entries[this.#head] = undefined as never;
+    this.#entries[this.#head] = undefined;
     this.#head++;
     if (this.#head > 64 && this.#head * 2 > this.#entries.length) {
       this.#entries = this.#entries.slice(this.#head);
@@ -48,9 +67,26 @@ export class Ledger {
     return e;
   }
 
+  /**
+   * Drops the Sync entries queued after the head: the server ignores Sync while it is in
+   * copy-in mode, so they will get no ReadyForQuery.
+   */
+  dropSyncsAfterHead(): void {
+    const [head, ...rest] = this.clear();
+    if (head === undefined) return;
+    this.#entries.push(head);
+    for (const e of rest) if (e.kind !== 'sync') this.#entries.push(e);
+  }
+
+  /** Removes the entries matching `drop` (used rarely: a refusal replacing its own entry). */
+  remove(drop: (e: LedgerEntry) => boolean): void {
+    const rest = this.clear().filter((e) => !drop(e));
+    for (const e of rest) this.#entries.push(e);
+  }
+
   /** Removes every entry (for session end) and returns them. */
   clear(): LedgerEntry[] {
-    const rest = this.#entries.slice(this.#head);
+    const rest = this.#entries.slice(this.#head).filter((e): e is LedgerEntry => e !== undefined);
     this.#entries = [];
     this.#head = 0;
     return rest;

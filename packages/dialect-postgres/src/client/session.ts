@@ -39,7 +39,7 @@ import {
 import { decodeStartupPacket, SSL_ACCEPTED, SSL_REFUSED } from '../messages/startup-message.js';
 import { BackendScanner, type BackendScanHandler } from '../server/backend-scanner.js';
 import { connectUpstream, sendUpstreamCancel, UpstreamError, type UpstreamConnection } from '../server/upstream.js';
-import { Ledger } from './ledger.js';
+import { Ledger, type PreparedStatement } from './ledger.js';
 
 export const SessionState = {
   /** Waiting for the startup packet (or SSLRequest). */
@@ -63,6 +63,9 @@ export interface SessionDeps {
 
 /** Backend message types the relay reads; all others pass without being looked at. */
 const COLLECTED = [
+  Backend.ParseComplete,
+  Backend.BindComplete,
+  Backend.CopyInResponse,
   Backend.CommandComplete,
   Backend.ErrorResponse,
   Backend.ReadyForQuery,
@@ -86,12 +89,19 @@ function unreadable(what: string): Analysis {
 const FUNCTION_CALL = unreadable('function call by OID');
 const UNKNOWN_PORTAL = unreadable('execute of an unknown portal');
 
-interface PreparedStatement {
-  readonly text: string;
-  readonly analysis: Analysis;
-}
 
 const EMPTY = Buffer.alloc(0);
+
+/** Prepared statements one session may hold (the upstream has no limit; memory does). */
+const MAX_PREPARED = 10_000;
+/** Requests in flight without an answer before a session is considered abusive. */
+const MAX_IN_FLIGHT = 100_000;
+
+/** The same refusal, but ending the session. */
+function asFatal(err: ClientFacingError): ClientFacingError {
+  if (err.fatal) return err;
+  return new ClientFacingError(err.kind, err.message, { cause: err, detail: err.detail, hint: err.hint, fatal: true });
+}
 
 /** Bytes a client may send past a held statement before its socket is paused. */
 const HOLD_BUFFER_BYTES = 256 * 1024;
@@ -122,8 +132,16 @@ export class PostgresClientSession {
   #cancelKey: { processId: number; secretKey: number } | undefined;
   readonly #ledger = new Ledger();
   readonly #scanner = new BackendScanner(COLLECTED);
+  /** Statements and portals the server has accepted (ParseComplete, BindComplete). */
   readonly #statements = new Map<string, PreparedStatement>();
   readonly #portals = new Map<string, PreparedStatement>();
+  /** The latest Parse / Bind of each name still waiting for the server's answer. */
+  readonly #pendingStatements = new Map<string, PreparedStatement>();
+  readonly #pendingPortals = new Map<string, PreparedStatement | undefined>();
+  /** After an ErrorResponse in the extended protocol the server skips everything until Sync. */
+  #skipping = false;
+  /** The client is sending COPY data: its Sync and Flush are ignored by the server. */
+  #clientInCopy = false;
   #txStatus: 'I' | 'T' | 'E' = 'I';
   /** DataRows since the last completion, for PortalSuspended. */
   #rowCount = 0;
@@ -465,30 +483,41 @@ export class PostgresClientSession {
         return this.#beginSimple(decodeQuery(frame), 'simple');
       case Frontend.Parse: {
         const { name, text } = decodeParse(frame);
-        this.#statements.set(name, { text, analysis: this.#deps.analyze(text) });
+        if (this.#statements.size + this.#pendingStatements.size >= MAX_PREPARED) {
+          throw clientErrors.protocolViolation(`more than ${MAX_PREPARED} prepared statements in one session`);
+        }
+        const prepared: PreparedStatement = { text, analysis: this.#deps.analyze(text) };
+        // It counts only once the server accepts it: a Parse of a name already in use fails
+        // (42P05) and leaves the old statement in place.
+        this.#pendingStatements.set(name, prepared);
+        this.#track({ kind: 'parse', name, prepared });
         return FORWARD;
       }
       case Frontend.Bind: {
         const { portal, statement } = decodeBindNames(frame);
-        const prepared = this.#statements.get(statement);
-        // An unknown statement is the upstream's error to report; remember nothing.
-        if (prepared) this.#portals.set(portal, prepared);
-        else this.#portals.delete(portal);
+        const prepared = this.#pendingStatements.get(statement) ?? this.#statements.get(statement);
+        this.#pendingPortals.set(portal, prepared);
+        this.#track({ kind: 'bind', portal, prepared });
         return FORWARD;
       }
       case Frontend.Execute: {
         const { portal } = decodeExecute(frame);
-        const prepared = this.#portals.get(portal);
+        const prepared = this.#pendingPortals.has(portal) ? this.#pendingPortals.get(portal) : this.#portals.get(portal);
         return this.#beginExecute(prepared?.analysis ?? UNKNOWN_PORTAL);
       }
       case Frontend.Close: {
         const { kind, name } = decodeClose(frame);
-        if (kind === 'S') this.#statements.delete(name);
-        else this.#portals.delete(name);
+        if (kind === 'S') {
+          this.#statements.delete(name);
+          this.#pendingStatements.delete(name);
+        } else {
+          this.#portals.delete(name);
+          this.#pendingPortals.delete(name);
+        }
         return FORWARD;
       }
       case Frontend.Sync:
-        this.#ledger.push({ kind: 'sync' });
+        if (!this.#clientInCopy) this.#track({ kind: 'sync' });
         return FORWARD;
       case Frontend.FunctionCall:
         // A direct function call by OID: nothing to analyse, so it is classed unknown.
@@ -496,11 +525,13 @@ export class PostgresClientSession {
       case Frontend.Terminate:
         this.#terminated = true;
         return FORWARD;
+      case Frontend.CopyDone:
+      case Frontend.CopyFail:
+        this.#clientInCopy = false;
+        return FORWARD;
       case Frontend.Describe:
       case Frontend.Flush:
       case Frontend.CopyData:
-      case Frontend.CopyDone:
-      case Frontend.CopyFail:
         return FORWARD;
       default:
         throw clientErrors.protocolViolation(`unexpected message type 0x${(type ?? 0).toString(16)}`);
@@ -515,10 +546,10 @@ export class PostgresClientSession {
     } catch (err) {
       const e = toClientFacing(err);
       if (e.fatal) throw e;
-      this.#respond(Buffer.concat([encodeClientError(e), encodeReadyForQuery(this.#txStatus)]));
+      this.#respond(encodeClientError(e));
       return DROP;
     }
-    this.#ledger.push({ kind: 'query', handle, rows: 0, errorCode: undefined, command: undefined });
+    this.#track({ kind: 'query', handle, rows: 0, errorCode: undefined, command: undefined });
     if (!handle.ready) return FORWARD;
     return handle.ready.then(
       () => FORWARD,
@@ -526,7 +557,8 @@ export class PostgresClientSession {
         const e = toClientFacing(err);
         if (e.fatal) throw e;
         handle.complete({ outcome: 'not-executed', errorCode: '58000' });
-        this.#replaceWithSynthetic(handle, Buffer.concat([encodeClientError(e), encodeReadyForQuery(this.#txStatus)]));
+        this.#ledger.remove((entry) => entry.kind === 'query' && entry.handle === handle);
+        this.#respond(encodeClientError(e));
         return DROP;
       },
     );
@@ -535,26 +567,33 @@ export class PostgresClientSession {
   #beginExecute(analysis: Analysis): FrameVerdict {
     // An Execute that cannot be recorded ends the session: its Parse and Bind are already
     // upstream, and answering in their place could desynchronise the client.
-    const handle = this.#governed!.beginStatement({ analysis, protocol: 'extended' });
-    this.#ledger.push({ kind: 'execute', handle });
-    if (!handle.ready) return FORWARD;
-    return handle.ready.then(() => FORWARD);
-  }
-
-  /** Sends a gateway-made response now, or after everything already in flight is answered. */
-  #respond(bytes: Buffer): void {
-    if (this.#ledger.empty) this.#writeClient(bytes);
-    else this.#ledger.push({ kind: 'synthetic', bytes });
-  }
-
-  #replaceWithSynthetic(handle: StatementHandle, bytes: Buffer): void {
-    // The refused query's ledger entry is the last one pushed for it; swap it in place.
-    const entries = this.#ledger.clear();
-    for (const e of entries) {
-      if (e.kind === 'query' && e.handle === handle) continue;
-      this.#ledger.push(e);
+    let handle: StatementHandle;
+    try {
+      handle = this.#governed!.beginStatement({ analysis, protocol: 'extended' });
+    } catch (err) {
+      throw asFatal(toClientFacing(err));
     }
-    this.#respond(bytes);
+    this.#track({ kind: 'execute', handle });
+    if (!handle.ready) return FORWARD;
+    return handle.ready.then(
+      () => FORWARD,
+      (err: unknown) => {
+        throw asFatal(toClientFacing(err));
+      },
+    );
+  }
+
+  #track(entry: Parameters<Ledger['push']>[0]): void {
+    if (this.#ledger.size >= MAX_IN_FLIGHT) {
+      throw clientErrors.protocolViolation(`more than ${MAX_IN_FLIGHT} requests in flight without an answer`);
+    }
+    this.#ledger.push(entry);
+  }
+
+  /** Sends a gateway-made error (and ReadyForQuery) now, or after everything in flight is answered. */
+  #respond(error: Buffer): void {
+    if (this.#ledger.empty) this.#writeClient(Buffer.concat([error, encodeReadyForQuery(this.#txStatus)]));
+    else this.#ledger.push({ kind: 'synthetic', error });
   }
 
   #queue(frame: Buffer): void {
@@ -662,6 +701,28 @@ export class PostgresClientSession {
   #onBackendMessage(type: number, frame: Buffer, endInChunk: number): void {
     const head = this.#ledger.peek();
     switch (type) {
+      case Backend.ParseComplete:
+        if (head?.kind === 'parse') {
+          this.#statements.set(head.name, head.prepared);
+          if (this.#pendingStatements.get(head.name) === head.prepared) this.#pendingStatements.delete(head.name);
+          this.#ledger.shift();
+          this.#releaseSynthetic(endInChunk);
+        }
+        return;
+      case Backend.BindComplete:
+        if (head?.kind === 'bind') {
+          if (head.prepared) this.#portals.set(head.portal, head.prepared);
+          else this.#portals.delete(head.portal);
+          if (this.#pendingPortals.get(head.portal) === head.prepared) this.#pendingPortals.delete(head.portal);
+          this.#ledger.shift();
+          this.#releaseSynthetic(endInChunk);
+        }
+        return;
+      case Backend.CopyInResponse:
+        // The server now ignores Sync and Flush until the client ends the copy.
+        this.#clientInCopy = true;
+        this.#ledger.dropSyncsAfterHead();
+        return;
       case Backend.CommandComplete: {
         const tag = decodeCommandTag(frame);
         const rows = rowsFromTag(tag) ?? this.#rowCount;
@@ -672,6 +733,7 @@ export class PostgresClientSession {
         } else if (head?.kind === 'execute') {
           this.#completed(head.handle, { outcome: 'ok', rows, command: tag.split(' ', 1)[0] ?? tag });
           this.#ledger.shift();
+          this.#releaseSynthetic(endInChunk);
         }
         return;
       }
@@ -680,6 +742,7 @@ export class PostgresClientSession {
         if (head?.kind === 'execute') {
           this.#completed(head.handle, { outcome: 'ok', rows: this.#rowCount });
           this.#ledger.shift();
+          this.#releaseSynthetic(endInChunk);
         }
         this.#rowCount = 0;
         return;
@@ -688,8 +751,17 @@ export class PostgresClientSession {
         this.#rowCount = 0;
         if (head?.kind === 'query') {
           head.errorCode ??= code;
-        } else if (head?.kind === 'execute') {
+          return;
+        }
+        // Nothing in flight (an asynchronous FATAL, for instance): nothing to attribute.
+        if (head === undefined) return;
+        // An error in the extended protocol: the server skips everything until Sync.
+        this.#skipping = true;
+        if (head?.kind === 'execute') {
           this.#completed(head.handle, { outcome: code === '57014' ? 'cancelled' : 'error', ...(code ? { errorCode: code } : {}) });
+          this.#ledger.shift();
+        } else if (head?.kind === 'parse' || head?.kind === 'bind') {
+          this.#forget(head);
           this.#ledger.shift();
         }
         return;
@@ -702,15 +774,37 @@ export class PostgresClientSession {
     }
   }
 
-  /** Closes the ledger up to the request this ReadyForQuery answers, then sends queued synthetic responses. */
+  /** A Parse or Bind the server rejected or skipped: it never existed. */
+  #forget(entry: { kind: 'parse'; name: string; prepared: PreparedStatement } | { kind: 'bind'; portal: string; prepared: PreparedStatement | undefined }): void {
+    if (entry.kind === 'parse') {
+      if (this.#pendingStatements.get(entry.name) === entry.prepared) this.#pendingStatements.delete(entry.name);
+    } else if (this.#pendingPortals.get(entry.portal) === entry.prepared) {
+      this.#pendingPortals.delete(entry.portal);
+    }
+  }
+
+  /**
+   * Closes the ledger up to the request this ReadyForQuery answers: after an extended-protocol
+   * error, through the next Sync (a Query or FunctionCall in between was skipped); otherwise
+   * through the next Query, FunctionCall or Sync.
+   */
   #onReadyForQuery(endInChunk: number): void {
+    const skipping = this.#skipping;
+    this.#skipping = false;
     for (let e = this.#ledger.shift(); e; e = this.#ledger.shift()) {
+      if (e.kind === 'parse' || e.kind === 'bind') {
+        this.#forget(e);
+        continue;
+      }
       if (e.kind === 'execute') {
-        // Skipped by the upstream after an earlier error in the same batch.
         this.#completed(e.handle, { outcome: 'not-executed' });
         continue;
       }
       if (e.kind === 'query') {
+        if (skipping) {
+          this.#completed(e.handle, { outcome: 'not-executed' });
+          continue;
+        }
         const errorCode = e.errorCode;
         this.#completed(e.handle, {
           outcome: errorCode === undefined ? 'ok' : errorCode === '57014' ? 'cancelled' : 'error',
@@ -721,16 +815,24 @@ export class PostgresClientSession {
         break;
       }
       if (e.kind === 'sync') break;
-      // A synthetic entry at the head would have been sent already.
-      this.#writeClient(e.bytes);
+      // A refusal queued before the request this ReadyForQuery answers (defensive: refusals
+      // are released as soon as they reach the head).
+      this.#writeClient(Buffer.concat([e.error, encodeReadyForQuery(this.#txStatus)]));
     }
+    this.#releaseSynthetic(endInChunk);
+  }
+
+  /**
+   * Sends the gateway's own responses that have reached the head of the ledger, right after
+   * the upstream message that ends at `endInChunk` (the chunk is split there).
+   */
+  #releaseSynthetic(endInChunk: number): void {
     let next = this.#ledger.peek();
     if (next?.kind !== 'synthetic') return;
-    // Split the chunk: everything up to this ReadyForQuery, then the gateway's responses.
     this.#writeClient(this.#chunk.subarray(this.#chunkWritten, endInChunk));
     this.#chunkWritten = endInChunk;
     while (next?.kind === 'synthetic') {
-      this.#writeClient(next.bytes);
+      this.#writeClient(Buffer.concat([next.error, encodeReadyForQuery(this.#txStatus)]));
       this.#ledger.shift();
       next = this.#ledger.peek();
     }
@@ -747,7 +849,7 @@ export class PostgresClientSession {
       : encodeClientError(err);
     this.#log.info({ kind: err.kind, message: err.message }, fatal ? 'session refused or ended with an error' : 'request refused');
     if (!fatal) {
-      this.#respond(Buffer.concat([bytes, encodeReadyForQuery(this.#txStatus)]));
+      this.#respond(bytes);
       return;
     }
     const socket = this.#socket;
