@@ -140,6 +140,14 @@ describe('bad input inside and outside a session', () => {
     expect(firstErrorCode(oversized.response)).toBe('08P01');
     expect(oversized.response.toString()).toMatch(/exceeds the gateway's limit/);
 
+    // Before login, a large startup packet is refused at its header, without buffering it.
+    const bigStartup = Buffer.alloc(8);
+    bigStartup.writeInt32BE(60 << 20, 0);
+    bigStartup.writeInt32BE(196608, 4);
+    const early = await sendRaw(gw, bigStartup);
+    expect(early.closed).toBe(true);
+    expect(firstErrorCode(early.response)).toBe('08P01');
+
     const unknown = await sendRaw(gw, Buffer.concat([login, frontendMessage(0x7a, 'zzz')]));
     expect(firstErrorCode(unknown.response)).toBe('08P01');
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FrameBuffer, FrameTooLargeError, InvalidFrameLengthError, type Framing } from './frame-buffer.js';
+import { ASSEMBLE_ABOVE, FrameBuffer, FrameTooLargeError, InvalidFrameLengthError, type Framing } from './frame-buffer.js';
 
 // Type byte + int32 length that counts itself but not the type byte (the PostgreSQL layout).
 const typed: Framing = { headerBytes: 5, frameLength: (b, o) => 1 + b.readInt32BE(o + 1) };
@@ -77,6 +77,55 @@ describe('FrameBuffer', () => {
     const fb = new FrameBuffer(typed, 64);
     fb.push(Buffer.from([0x51, 0, 0, 0, 1]));
     expect(() => fb.next()).toThrow(InvalidFrameLengthError);
+  });
+
+  it('assembles a large frame spanning many chunks, with frames before and after it', () => {
+    const big = msg('d', 'z'.repeat(ASSEMBLE_ABOVE * 3));
+    const all = Buffer.concat([msg('Q', 'a\0'), big, msg('S', ''), msg('X', '')]);
+    for (const size of [1000, 4096, 65536, 70000]) {
+      const fb = new FrameBuffer(typed, 1 << 22);
+      const got: string[] = [];
+      for (let at = 0; at < all.length; at += size) {
+        fb.push(all.subarray(at, at + size));
+        got.push(...collect(fb));
+      }
+      expect(got, `chunks of ${size}`).toEqual([msg('Q', 'a\0'), big, msg('S', ''), msg('X', '')].map((b) => b.toString('latin1')));
+    }
+  });
+
+  it('assembles a large frame in one buffer of its own size, allocated once', () => {
+    const big = msg('d', 'y'.repeat(4 << 20));
+    const fb = new FrameBuffer(typed, 1 << 23);
+    let f;
+    for (let at = 0; at < big.length; at += 16384) {
+      fb.push(big.subarray(at, at + 16384));
+      f = fb.next() ?? f;
+    }
+    // The frame is the assembly buffer itself (not a view into joined leftovers).
+    expect(f!.start).toBe(0);
+    expect(f!.end).toBe(big.length);
+    expect(f!.buffer.length).toBe(big.length);
+    expect(f!.buffer.equals(big)).toBe(true);
+    expect(fb.buffered).toBe(0);
+  });
+
+  it('drain returns a half-assembled frame and what follows', () => {
+    const fb = new FrameBuffer(typed, 1 << 22);
+    const big = msg('d', 'w'.repeat(ASSEMBLE_ABOVE * 2));
+    fb.push(big.subarray(0, 1000));
+    expect(fb.next()).toBeUndefined();
+    fb.push(big.subarray(1000, 5000));
+    expect(fb.drain().equals(big.subarray(0, 5000))).toBe(true);
+    expect(fb.buffered).toBe(0);
+  });
+
+  it('applies a changed size limit to the next frame', () => {
+    const fb = new FrameBuffer(typed, 16);
+    fb.push(msg('p', 'short\0'));
+    expect(fb.next()).toBeDefined();
+    fb.setMaxFrameBytes(1 << 20);
+    fb.push(msg('Q', 'q'.repeat(100)));
+    expect(fb.next()).toBeDefined();
   });
 
   it('switches framing and keeps leftover bytes', () => {

@@ -5,6 +5,10 @@
  * adopted without a copy when nothing is left over; otherwise the leftover and the chunk are
  * joined into a new buffer. A caller may therefore keep frame views (for example queued for a
  * socket write) after pushing more data.
+ *
+ * A frame larger than {@link ASSEMBLE_ABOVE} that spans chunks is assembled in one buffer of
+ * its final size, allocated once its header is known, so a large message costs one copy of
+ * its bytes rather than one per chunk.
  */
 
 /** How a protocol frames its messages. */
@@ -39,11 +43,19 @@ export class InvalidFrameLengthError extends Error {
   }
 }
 
+/** Frames above this size that span chunks are assembled in place (see the module comment). */
+export const ASSEMBLE_ABOVE = 64 * 1024;
+
 export class FrameBuffer {
   #buf: Buffer = Buffer.alloc(0);
   #pos = 0;
   #framing: Framing;
-  readonly #maxFrameBytes: number;
+  #maxFrameBytes: number;
+  /** A large frame being assembled, and how much of it has arrived. */
+  #assembly: Buffer | undefined;
+  #fill = 0;
+  /** A completed assembled frame, returned before anything in `#buf`. */
+  #ready: Buffer | undefined;
   /** Reused result object: valid until the next call to `next`. */
   readonly #frame = { buffer: this.#buf, start: 0, end: 0 };
 
@@ -57,11 +69,28 @@ export class FrameBuffer {
     this.#framing = framing;
   }
 
+  /** Changes the size limit for frames not yet started (for example once a client has logged in). */
+  setMaxFrameBytes(limit: number): void {
+    this.#maxFrameBytes = limit;
+  }
+
   get buffered(): number {
-    return this.#buf.length - this.#pos;
+    return this.#buf.length - this.#pos + (this.#assembly ? this.#fill : 0) + (this.#ready?.length ?? 0);
   }
 
   push(chunk: Buffer): void {
+    if (this.#assembly) {
+      const take = Math.min(this.#assembly.length - this.#fill, chunk.length);
+      chunk.copy(this.#assembly, this.#fill, 0, take);
+      this.#fill += take;
+      if (this.#fill < this.#assembly.length) return;
+      this.#ready = this.#assembly;
+      this.#assembly = undefined;
+      this.#fill = 0;
+      this.#buf = chunk.subarray(take);
+      this.#pos = 0;
+      return;
+    }
     if (this.#pos >= this.#buf.length) {
       this.#buf = chunk;
     } else {
@@ -80,14 +109,30 @@ export class FrameBuffer {
    * InvalidFrameLengthError for a header that cannot be right; the stream is then unusable.
    */
   next(): Frame | undefined {
+    const f = this.#frame;
+    if (this.#ready) {
+      f.buffer = this.#ready;
+      f.start = 0;
+      f.end = this.#ready.length;
+      this.#ready = undefined;
+      return f;
+    }
+    if (this.#assembly) return undefined;
     const { headerBytes } = this.#framing;
     const avail = this.#buf.length - this.#pos;
     if (avail < headerBytes) return undefined;
     const len = this.#framing.frameLength(this.#buf, this.#pos);
     if (!Number.isInteger(len) || len < headerBytes) throw new InvalidFrameLengthError(len);
     if (len > this.#maxFrameBytes) throw new FrameTooLargeError(len, this.#maxFrameBytes);
-    if (avail < len) return undefined;
-    const f = this.#frame;
+    if (avail < len) {
+      if (len > ASSEMBLE_ABOVE) {
+        this.#assembly = Buffer.allocUnsafe(len);
+        this.#fill = this.#buf.copy(this.#assembly, 0, this.#pos);
+        this.#buf = Buffer.alloc(0);
+        this.#pos = 0;
+      }
+      return undefined;
+    }
     f.buffer = this.#buf;
     f.start = this.#pos;
     f.end = this.#pos + len;
@@ -97,7 +142,13 @@ export class FrameBuffer {
 
   /** Takes every buffered byte that is not yet a frame (for handing a stream to another reader). */
   drain(): Buffer {
-    const rest = this.#buf.subarray(this.#pos);
+    const parts: Buffer[] = [];
+    if (this.#ready) parts.push(this.#ready);
+    if (this.#assembly) parts.push(this.#assembly.subarray(0, this.#fill));
+    this.#ready = undefined;
+    this.#assembly = undefined;
+    this.#fill = 0;
+    const rest = parts.length ? Buffer.concat([...parts, this.#buf.subarray(this.#pos)]) : this.#buf.subarray(this.#pos);
     this.#buf = Buffer.alloc(0);
     this.#pos = 0;
     return rest;

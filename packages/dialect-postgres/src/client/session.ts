@@ -92,6 +92,10 @@ const UNKNOWN_PORTAL = unreadable('execute of an unknown portal');
 
 const EMPTY = Buffer.alloc(0);
 
+/** Largest startup packet (PostgreSQL's own limit is 10,000 bytes). */
+const MAX_STARTUP_BYTES = 10_000;
+/** Largest password message: a JWT with many claims fits easily. */
+const MAX_PASSWORD_BYTES = 64 * 1024;
 /** Prepared statements one session may hold (the upstream has no limit; memory does). */
 const MAX_PREPARED = 10_000;
 /** Requests in flight without an answer before a session is considered abusive. */
@@ -164,7 +168,9 @@ export class PostgresClientSession {
     this.#deps = deps;
     this.#source = socket.remoteAddress ?? 'unknown';
     this.#log = deps.context.logger.child({ client: `${this.#source}:${socket.remotePort ?? 0}` });
-    this.#frames = new FrameBuffer(startupFraming, deps.context.limits.maxMessageBytes);
+    // Before login a client gets small limits, as PostgreSQL does: nobody unauthenticated may
+    // make the gateway buffer a large message.
+    this.#frames = new FrameBuffer(startupFraming, MAX_STARTUP_BYTES);
     socket.setNoDelay(true);
     this.#attachClient(socket);
     this.#authTimer = setTimeout(() => this.#onAuthTimeout(), deps.context.limits.authTimeoutMs);
@@ -328,6 +334,7 @@ export class PostgresClientSession {
       return;
     }
     this.#frames.setFraming(typedFraming);
+    this.#frames.setMaxFrameBytes(MAX_PASSWORD_BYTES);
     this.state = SessionState.AwaitingPassword;
     this.#socket.write(AUTHENTICATION_CLEARTEXT_PASSWORD);
   }
@@ -403,7 +410,8 @@ export class PostgresClientSession {
     } catch (cause) {
       const upstreamMessage = cause instanceof UpstreamError ? cause.message : 'unexpected error';
       this.#log.warn({ err: cause, target: target.name }, 'upstream connection failed');
-      const err = clientErrors.upstreamUnavailable(target.name, { cause, detail: upstreamMessage });
+      // The upstream's own message (host, port, account) goes to the log and the audit, not to the client.
+      const err = clientErrors.upstreamUnavailable(target.name, { cause });
       await governor.refuseConnection({ ...attempt, credentials: { ...attempt.credentials, secret: '' } }, `${err.message}: ${upstreamMessage}`, identity);
       throw err;
     }
@@ -447,6 +455,7 @@ export class PostgresClientSession {
       encodeReadyForQuery(upstream.transactionStatus),
     ];
     this.#socket.write(Buffer.concat(greeting));
+    this.#frames.setMaxFrameBytes(this.#deps.context.limits.maxMessageBytes);
     this.state = SessionState.Ready;
     this.#log.debug('session ready');
     if (upstream.leftover.length > 0) this.#onUpstreamData(upstream.leftover);

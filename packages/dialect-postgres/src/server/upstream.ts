@@ -217,6 +217,7 @@ function startup(
   let processId = 0;
   let secretKey = 0;
   let scram: ScramClient | undefined;
+  let scramVerified = false;
 
   return new Promise<UpstreamConnection>((resolve, reject) => {
     let settled = false;
@@ -243,8 +244,15 @@ function startup(
         const code = r.int32();
         switch (code) {
           case 0: // AuthenticationOk
+            // After SCRAM started, only a verified SASLFinal proves the server knows the password.
+            if (scram && !scramVerified) throw new UpstreamError('the upstream ended SCRAM authentication without proving its identity');
             return;
           case 3: // CleartextPassword
+            // Never hand the password in clear to a server whose identity is not checked or over plaintext
+            // (a man in the middle could ask for it), except on loopback.
+            if (!isTls && !isLoopback(options.upstream.host)) {
+              throw new UpstreamError('the upstream asks for the password in clear over an unencrypted connection; configure upstreamTls or use md5/SCRAM');
+            }
             socket.write(serialize.password(needPassword()));
             return;
           case 5: // MD5Password: Int32 5 | Byte4 salt
@@ -268,6 +276,7 @@ function startup(
           case 12: // SASLFinal
             if (!scram) throw new UpstreamError('the upstream sent SASLFinal before SASL started');
             scram.verifyServerFinal(r.rest().toString('utf8'));
+            scramVerified = true;
             return;
           default:
             throw new UpstreamError(`the upstream asks for an authentication method the gateway does not support (code ${code})`);
@@ -329,6 +338,10 @@ function startup(
     socket.write(encodeStartupMessage(upstreamStartupParams(options, clientParams)));
     socket.resume();
   });
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
 }
 
 /** Sends a CancelRequest for an upstream backend on a fresh connection (fire and forget). */
