@@ -1,3 +1,5 @@
+import { execFileSync } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm, stat, symlink, writeFile, appendFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -302,5 +304,21 @@ describe('FileAuditStore', () => {
   it('rejects bad options', async () => {
     await expect(FileAuditStore.open({ dir, segmentBytes: 0 })).rejects.toThrow(RangeError);
     await expect(FileAuditStore.open({ dir, groupCommitMs: -1 })).rejects.toThrow(RangeError);
+  });
+
+  it('fails closed when a write does not finish in time (a stalled disk)', async () => {
+    // The second segment is a FIFO nobody reads: opening it for writing blocks, as a write to
+    // a stalled disk would.
+    const fifo = join(dir, 'audit-000002.jsonl');
+    const store = await FileAuditStore.open({ dir, logger: silent, segmentBytes: 1, writeTimeoutMs: 300 });
+    execFileSync('mkfifo', [fifo]);
+    await store.append(event(1), { durable: true });
+    const stalled = store.append(event(2), { durable: true });
+    await expect(stalled).rejects.toThrow(/did not finish within 300 ms/);
+    expect(store.healthy).toBe(false);
+    await expect(store.append(event(3), { durable: false })).rejects.toThrow(/cannot write/);
+    // Release the blocked open so the test leaves no thread behind.
+    closeSync(openSync(fifo, 'r'));
+    await store.close().catch(() => undefined);
   });
 });

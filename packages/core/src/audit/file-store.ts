@@ -36,6 +36,13 @@ export interface FileAuditStoreOptions {
   readonly segmentBytes?: number;
   /** Where repairs and write failures are reported. Default: stderr. */
   readonly logger?: FileAuditStoreLogger;
+  /**
+   * A batch whose write and fsync take longer than this (a stalled disk) fails the store, so
+   * statements are refused instead of waiting forever. Default 10,000 ms.
+   */
+  readonly writeTimeoutMs?: number;
+  /** Records waiting to be written past which the store fails closed. Default 500,000. */
+  readonly maxPendingRecords?: number;
 }
 
 /** Counters of the store's work since it was opened. */
@@ -83,6 +90,8 @@ export class FileAuditStore implements AuditStore {
   readonly #groupCommitMs: number;
   readonly #segmentBytes: number;
   readonly #logger: FileAuditStoreLogger;
+  readonly #writeTimeoutMs: number;
+  readonly #maxPending: number;
 
   #fh: FileHandle;
   #segment: number;
@@ -119,6 +128,8 @@ export class FileAuditStore implements AuditStore {
     this.#groupCommitMs = options.groupCommitMs;
     this.#segmentBytes = options.segmentBytes;
     this.#logger = options.logger;
+    this.#writeTimeoutMs = options.writeTimeoutMs;
+    this.#maxPending = options.maxPendingRecords;
     this.#fh = fh;
     this.#segment = segment;
     this.#segmentSize = segmentSize;
@@ -146,6 +157,8 @@ export class FileAuditStore implements AuditStore {
       groupCommitMs,
       segmentBytes,
       logger: options.logger ?? stderrLogger,
+      writeTimeoutMs: options.writeTimeoutMs ?? 10_000,
+      maxPendingRecords: options.maxPendingRecords ?? 500_000,
     };
     const dir = options.dir;
     try {
@@ -275,6 +288,10 @@ export class FileAuditStore implements AuditStore {
     this.#seq = seq;
     this.#prev = hash;
     this.#pending.push({ line: `${encodeRecordLine(body, hash)}\n`, seq, waiter });
+    if (this.#pending.length > this.#maxPending && this.#flushing !== null) {
+      // The disk does not keep up: refuse rather than hold an unbounded backlog in memory.
+      this.#fail(new Error(`more than ${this.#maxPending} records are waiting to be written`), []);
+    }
     return { seq, prev, hash };
   }
 
@@ -364,26 +381,39 @@ export class FileAuditStore implements AuditStore {
     let text = '';
     for (const p of batch) text += p.line;
     const data = Buffer.from(text, 'utf8');
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`a write and fsync did not finish within ${this.#writeTimeoutMs} ms (is the disk stalled?)`)),
+        this.#writeTimeoutMs,
+      );
+    });
     try {
-      if (this.#segmentSize > 0 && this.#segmentSize + data.length > this.#segmentBytes) await this.#rotate();
-      let written = 0;
-      while (written < data.length) {
-        const { bytesWritten } = await this.#fh.write(data, written, data.length - written);
-        if (bytesWritten <= 0) throw new Error('the write made no progress');
-        written += bytesWritten;
-      }
-      this.#segmentSize += data.length;
-      await this.#fh.datasync();
-      this.#syncs++;
+      await Promise.race([this.#writeAndSync(data), deadline]);
     } catch (err) {
       this.#fail(err, batch);
       return;
+    } finally {
+      clearTimeout(timer);
     }
     this.#batches++;
     this.#records += batch.length;
     const last = batch.at(-1);
     if (last) this.#syncedSeq = last.seq;
     for (const p of batch) p.waiter?.resolve();
+  }
+
+  async #writeAndSync(data: Buffer): Promise<void> {
+    if (this.#segmentSize > 0 && this.#segmentSize + data.length > this.#segmentBytes) await this.#rotate();
+    let written = 0;
+    while (written < data.length) {
+      const { bytesWritten } = await this.#fh.write(data, written, data.length - written);
+      if (bytesWritten <= 0) throw new Error('the write made no progress');
+      written += bytesWritten;
+    }
+    this.#segmentSize += data.length;
+    await this.#fh.datasync();
+    this.#syncs++;
   }
 
   async #rotate(): Promise<void> {

@@ -89,6 +89,10 @@ describe('Governor', () => {
     const session = await governor.openSession(start({ expiresAt: Date.now() - 1000 }));
     expect(() => session.beginStatement({ analysis: analysis('select ?', [OperationClass.Read]), protocol: 'simple' })).toThrow(/expired/);
     await audit.close();
+    const statements = [];
+    for await (const r of readAuditRecords(dir)) if (r.type === 'statement') statements.push(r);
+    expect(statements).toHaveLength(1);
+    expect(statements[0]).toMatchObject({ decision: 'deny', rule: 'credential-expired', outcome: 'not-executed', text: 'select ?' });
   });
 
   it('fails closed when the audit store cannot write', async () => {

@@ -246,10 +246,13 @@ export class GovernedSession {
       this.#logger.error({ sessionId: this.id }, 'statement refused: audit store unavailable');
       throw clientErrors.governanceUnavailable('the audit store cannot write');
     }
+    this.#statements++;
     if (this.identity.expiresAt !== undefined && Date.now() >= this.identity.expiresAt) {
+      // The refusal is a statement record of its own: who tried what, and why it did not run.
+      const refused = new StatementHandle(this, `${this.id}:${this.#statements}`, start, 'deny', 'credential-expired');
+      refused.complete({ outcome: 'not-executed' });
       throw clientErrors.authFailed('the credential of this session has expired; reconnect with a fresh token');
     }
-    this.#statements++;
     const handle = new StatementHandle(this, `${this.id}:${this.#statements}`, start);
     if (isPrivileged(start.analysis.operations)) {
       handle.ready = this.#audit
@@ -303,7 +306,6 @@ export class GovernedSession {
 export class StatementHandle {
   /** Set when the caller must await it before forwarding; rejects with a ClientFacingError. */
   ready: Promise<void> | undefined;
-  readonly decision = 'allow' as const;
   readonly #session: GovernedSession;
   readonly #start: StatementStart;
   readonly #startedAt = performance.now();
@@ -313,6 +315,9 @@ export class StatementHandle {
     session: GovernedSession,
     readonly id: string,
     start: StatementStart,
+    readonly decision: 'allow' | 'deny' | 'review' = 'allow',
+    /** The rule (or built-in reason) behind a decision other than the default. */
+    readonly rule?: string,
   ) {
     this.#session = session;
     this.#start = start;
@@ -326,7 +331,8 @@ export class StatementHandle {
     let json =
       `{"type":"statement","time":"${isoNow()}"${this.#session.members}` +
       `,"phase":"${phase}","statementId":"${this.id}"${analysisMembers(this.#start.analysis)}` +
-      `,"protocol":${JSON.stringify(this.#start.protocol)},"decision":"${this.decision}"`;
+      `,"protocol":${JSON.stringify(this.#start.protocol)},"decision":"${this.decision}"` +
+      (this.rule !== undefined ? `,"rule":${JSON.stringify(this.rule)}` : '');
     if (outcome) {
       json += `,"outcome":"${outcome.outcome}","durationMs":${Math.round((performance.now() - this.#startedAt) * 1000) / 1000}`;
       if (outcome.rows !== undefined) json += `,"rows":${Number.isFinite(outcome.rows) ? outcome.rows : 0}`;
