@@ -59,6 +59,26 @@ describe('BackendScanner', () => {
     expect(run(bytes)).toEqual(whole);
   });
 
+  it('hands over the head of a collected message too long to keep whole', () => {
+    const huge = msg('E', Buffer.concat([Buffer.from('SERROR\0C P0001\0M'.replace(' ', '')), Buffer.alloc(1 << 20, 0x78), Buffer.from('\0\0')]));
+    const z = msg('Z', 'I');
+    for (const size of [1000, 70000, huge.length + z.length]) {
+      const scanner = new BackendScanner([0x45, 0x5a]);
+      const seen: { type: string; length: number; head: string }[] = [];
+      const stream = Buffer.concat([huge, z]);
+      for (let at = 0; at < stream.length; at += size) {
+        scanner.scan(stream.subarray(at, at + size), {
+          onMessage: (type, frame) => seen.push({ type: String.fromCharCode(type), length: frame.length, head: frame.toString('latin1', 5, 20) }),
+          onDataRow: () => {},
+        });
+      }
+      expect(seen.map((x) => x.type)).toEqual(['E', 'Z']);
+      // A message inside one chunk is a view (no copy); one spanning chunks is kept up to 64 KiB.
+      if (size < huge.length) expect(seen[0]!.length).toBeLessThanOrEqual(64 * 1024);
+      expect(seen[0]!.head).toContain('CP0001');
+    }
+  });
+
   it('rejects an impossible length', () => {
     const scanner = new BackendScanner([]);
     expect(() => scanner.scan(Buffer.from([0x44, 0, 0, 0, 1]), { onMessage: () => {}, onDataRow: () => {} })).toThrow(RangeError);

@@ -9,14 +9,18 @@
 export interface BackendScanHandler {
   /**
    * A message of a collected type is complete. `frame` includes the type byte and may be a
-   * copy (when it spanned chunks). `endInChunk` is where it ends in the current chunk.
+   * copy (when it spanned chunks), cut at 64 KiB for a longer message. `endInChunk` is where it ends in the current chunk.
    */
   onMessage(type: number, frame: Buffer, endInChunk: number): void;
   /** A DataRow header was seen. */
   onDataRow(): void;
 }
 
-const MAX_COLLECTED_BYTES = 16 << 20;
+/**
+ * Collected messages are kept up to this many bytes; the rest of a longer one (an error whose
+ * message is megabytes long) is skipped. The fields the gateway reads come first.
+ */
+const MAX_COLLECTED_BYTES = 64 * 1024;
 
 export class BackendScanner {
   readonly #collect: Uint8Array;
@@ -42,9 +46,10 @@ export class BackendScanner {
       if (this.#remaining > 0) {
         // Inside a payload that started in an earlier chunk.
         const take = Math.min(this.#remaining, n - at);
-        if (this.#parts) {
-          this.#parts.push(chunk.subarray(at, at + take));
-          this.#partsLength += take;
+        if (this.#parts && this.#partsLength < MAX_COLLECTED_BYTES) {
+          const keep = Math.min(take, MAX_COLLECTED_BYTES - this.#partsLength);
+          this.#parts.push(chunk.subarray(at, at + keep));
+          this.#partsLength += keep;
         }
         this.#remaining -= take;
         at += take;
@@ -87,9 +92,9 @@ export class BackendScanner {
 
   #begin(type: number, len: number, first: Buffer): void {
     if (this.#collect[type] === 1) {
-      if (len + 1 > MAX_COLLECTED_BYTES) throw new RangeError(`upstream message of ${len + 1} bytes is too large to inspect`);
-      this.#parts = [first];
-      this.#partsLength = first.length;
+      const keep = first.subarray(0, MAX_COLLECTED_BYTES);
+      this.#parts = [keep];
+      this.#partsLength = keep.length;
     } else {
       this.#parts = undefined;
     }
