@@ -122,6 +122,29 @@ describe('the sluice CLI with the documented example config (real PostgreSQL, re
   });
 });
 
+describe('graceful shutdown (real PostgreSQL)', () => {
+  it('SIGTERM ends open sessions with admin_shutdown, records them, flushes the audit and exits 0', async () => {
+    if (!(await requireService('PostgreSQL', '127.0.0.1', 5432))) return;
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-stop-'));
+    const port = await freePort();
+    const configFile = join(dir, 'sluice.yaml');
+    writeFileSync(configFile, exampleConfig(port));
+    const gw = startCli(['start', '--config', configFile], { ALICE_TOKEN });
+    await gw.waitFor(/listening on postgres/);
+    const { default: pg } = await import('pg');
+    const client = new pg.Client({ host: '127.0.0.1', port, database: 'app', user: 'alice@example.com', password: ALICE_TOKEN });
+    const ended = new Promise<{ code?: string }>((resolve) => client.on('error', (e: { code?: string }) => resolve(e)));
+    await client.connect();
+    await client.query('SELECT 1');
+    expect(await gw.stop('SIGTERM')).toBe(0);
+    expect((await ended).code).toBe('57P01');
+    const tail = runCli(['audit', 'tail', '--config', configFile, '-n', '10', '--json']);
+    const records = tail.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; reason?: string });
+    expect(records.at(-1)).toMatchObject({ type: 'disconnect', reason: 'shutdown' });
+    expect(runCli(['audit', 'verify', '--config', configFile]).code).toBe(0);
+  });
+});
+
 describe('config validation', () => {
   it('an invalid file stops start-up with the key, the bad value and what is expected', () => {
     const dir = mkdtempSync(join(tmpdir(), 'sluice-badcfg-'));
