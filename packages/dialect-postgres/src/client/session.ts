@@ -396,12 +396,16 @@ export class PostgresClientSession {
     const attempt = this.#loginAttempt(secret);
     // Refusals are audited by the governor.
     const identity = await governor.authenticate(attempt);
-    if (this.#isClosed()) return;
+    const withoutSecret = { ...attempt, credentials: { ...attempt.credentials, secret: '' } };
+    if (this.#isClosed()) {
+      await governor.refuseConnection(withoutSecret, 'the client was disconnected before the login completed', identity);
+      return;
+    }
     const targetName = attempt.requestedTarget ?? '';
     const target = this.#deps.context.resolveTarget(targetName);
     if (!target) {
       const err = clientErrors.targetNotFound(targetName, this.#deps.context.targetNames());
-      await governor.refuseConnection({ ...attempt, credentials: { ...attempt.credentials, secret: '' } }, err.message, identity);
+      await governor.refuseConnection(withoutSecret, err.message, identity);
       throw err;
     }
     let upstream: UpstreamConnection;
@@ -412,11 +416,12 @@ export class PostgresClientSession {
       this.#log.warn({ err: cause, target: target.name }, 'upstream connection failed');
       // The upstream's own message (host, port, account) goes to the log and the audit, not to the client.
       const err = clientErrors.upstreamUnavailable(target.name, { cause });
-      await governor.refuseConnection({ ...attempt, credentials: { ...attempt.credentials, secret: '' } }, `${err.message}: ${upstreamMessage}`, identity);
+      await governor.refuseConnection(withoutSecret, `${err.message}: ${upstreamMessage}`, identity);
       throw err;
     }
     if (this.#isClosed()) {
       upstream.socket.destroy();
+      await governor.refuseConnection(withoutSecret, 'the client was disconnected before the login completed', identity);
       return;
     }
     this.#upstream = upstream;
@@ -465,7 +470,9 @@ export class PostgresClientSession {
   #onAuthTimeout(): void {
     if (this.state === SessionState.Ready || this.#isClosed()) return;
     const err = clientErrors.authFailed(`authentication did not complete within ${this.#deps.context.limits.authTimeoutMs} ms`);
-    if (this.state === SessionState.Startup && this.#params.size === 0) {
+    // Before a startup packet there is nobody to record; while the login is being verified,
+    // its own continuation records the outcome (so a login is never both refused and accepted).
+    if ((this.state === SessionState.Startup && this.#params.size === 0) || this.state === SessionState.Authenticating) {
       this.#fail(err);
       return;
     }
