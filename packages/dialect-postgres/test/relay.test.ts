@@ -180,7 +180,7 @@ describe('PostgreSQL relay through the gateway (real server)', () => {
     expect(last).toEqual([
       ['copy sluice_copy_ext(id, note) from stdin', 'ok', 1],
       ['select ?', 'ok', 1],
-      ['select ? / ?', 'error', 0],
+      ['select ? / ?', 'error', null],
       ['select generate_series(?, ?)', 'ok', 5],
     ]);
   });
@@ -199,6 +199,23 @@ describe('PostgreSQL relay through the gateway (real server)', () => {
     expect(recs.slice(-2).map((r) => r.type === 'statement' && [r.text, r.outcome])).toEqual([
       ['select ?', 'not-executed'],
       ['select ?', 'ok'],
+    ]);
+  });
+
+  live('each statement of a query string gets its own record; after a failure the rest did not run', async () => {
+    const s = await rawSession();
+    s.socket.write(serialize.query("SELECT 'multi-1'; INSERT INTO sluice_relay_t VALUES (77, 'multi'); SELECT 1/0; SELECT 'never'"));
+    await s.read((f) => f.some((x) => x.type === 'Z'));
+    s.close();
+    await new Promise((r) => setTimeout(r, 50));
+    const recs = (await gw.auditRecords()).filter((r) => r.type === 'statement' && r.protocol === 'simple');
+    const last = recs.slice(-5).map((r) => r.type === 'statement' && [r.phase, r.text, r.outcome ?? null, r.operations.join()]);
+    expect(last).toEqual([
+      ['intent', 'insert into sluice_relay_t values (?, ?)', null, 'write'],
+      ['complete', 'select ?', 'ok', 'read'],
+      ['complete', 'insert into sluice_relay_t values (?, ?)', 'ok', 'write'],
+      ['complete', 'select ? / ?', 'error', 'read'],
+      ['complete', 'select ?', 'not-executed', 'read'],
     ]);
   });
 

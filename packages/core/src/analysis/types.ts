@@ -43,4 +43,9 @@ export interface Analysis {
   readonly statementCount: number;
   /** The leading command keyword of each statement, upper case (SELECT, INSERT, ...). */
   readonly commands: readonly string[];
+  /**
+   * For a request with several statements: one analysis per statement, in order, so that each
+   * statement gets its own audit record. Absent for a single statement.
+   */
+  readonly parts?: readonly Analysis[];
 }

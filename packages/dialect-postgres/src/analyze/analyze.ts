@@ -67,11 +67,24 @@ function analyzeWithShapes(text: string, options: LexOptions | undefined, shapes
   const statements: string[] = [];
   const commands: string[] = [];
   const operations: OperationClass[] = [];
+  const parts: Analysis[] = [];
+  const several = scan.statements.length > 1;
   for (const s of scan.statements) {
     statements.push(s.normalized);
     commands.push(s.command);
     const op = s.wellFormed ? classifyStatement(scan.tokens, s.start, s.end) : OperationClass.Unknown;
     if (!operations.includes(op)) operations.push(op);
+    if (several) {
+      parts.push(
+        Object.freeze({
+          normalized: s.normalized,
+          fingerprint: fingerprintOf(s.normalized),
+          operations: Object.freeze([op]),
+          statementCount: 1,
+          commands: Object.freeze([s.command]),
+        }),
+      );
+    }
   }
   const normalized = statements.join('; ');
   const analysis: Analysis = Object.freeze({
@@ -80,6 +93,7 @@ function analyzeWithShapes(text: string, options: LexOptions | undefined, shapes
     operations: Object.freeze(operations),
     statementCount: statements.length,
     commands: Object.freeze(commands),
+    ...(several ? { parts: Object.freeze(parts) } : {}),
   });
   if (shapes !== undefined && scan.statements.every((st) => st.wellFormed)) {
     if (shapes.size >= SHAPE_CACHE_SIZE) {

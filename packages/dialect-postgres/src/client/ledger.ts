@@ -18,8 +18,11 @@ export type LedgerEntry =
   | { kind: 'parse'; name: string; prepared: PreparedStatement }
   /** A Bind: answered by BindComplete, or skipped/failed. */
   | { kind: 'bind'; portal: string; prepared: PreparedStatement | undefined }
-  /** A simple Query or FunctionCall: answered by results then ReadyForQuery. */
-  | { kind: 'query'; handle: StatementHandle; rows: number; errorCode: string | undefined; command: string | undefined }
+  /**
+   * A simple Query or FunctionCall: answered by results then ReadyForQuery. A query string
+   * with several statements has one handle per statement, answered in order (`next`).
+   */
+  | { kind: 'query'; handles: readonly StatementHandle[]; next: number }
   /** An Execute: answered by CommandComplete, EmptyQueryResponse, PortalSuspended or ErrorResponse. */
   | { kind: 'execute'; handle: StatementHandle }
   /** A Sync: answered by ReadyForQuery. */

@@ -556,24 +556,29 @@ export class PostgresClientSession {
 
   #beginSimple(text: string, protocol: 'simple' | 'function-call'): FrameVerdict {
     const analysis = protocol === 'function-call' ? FUNCTION_CALL : this.#deps.analyze(text);
-    let handle: StatementHandle;
+    // Each statement of a query string is recorded on its own.
+    const parts = analysis.parts ?? [analysis];
+    const handles: StatementHandle[] = [];
     try {
-      handle = this.#governed!.beginStatement({ analysis, protocol });
+      for (const part of parts) handles.push(this.#governed!.beginStatement({ analysis: part, protocol }));
     } catch (err) {
+      for (const h of handles) h.complete({ outcome: 'not-executed' });
       const e = toClientFacing(err);
       if (e.fatal) throw e;
       this.#respond(encodeClientError(e));
       return DROP;
     }
-    this.#track({ kind: 'query', handle, rows: 0, errorCode: undefined, command: undefined });
-    if (!handle.ready) return FORWARD;
-    return handle.ready.then(
+    const entry = { kind: 'query' as const, handles, next: 0 };
+    this.#track(entry);
+    const waits = handles.filter((h) => h.ready !== undefined).map((h) => h.ready!);
+    if (waits.length === 0) return FORWARD;
+    return Promise.all(waits).then(
       () => FORWARD,
       (err: unknown) => {
         const e = toClientFacing(err);
         if (e.fatal) throw e;
-        handle.complete({ outcome: 'not-executed', errorCode: '58000' });
-        this.#ledger.remove((entry) => entry.kind === 'query' && entry.handle === handle);
+        for (const h of handles) h.complete({ outcome: 'not-executed', errorCode: '58000' });
+        this.#ledger.remove((x) => x === entry);
         this.#respond(encodeClientError(e));
         return DROP;
       },
@@ -744,8 +749,11 @@ export class PostgresClientSession {
         const rows = rowsFromTag(tag) ?? this.#rowCount;
         this.#rowCount = 0;
         if (head?.kind === 'query') {
-          head.rows += rows;
-          head.command = tag.split(' ', 1)[0];
+          const h = head.handles[head.next];
+          if (h) {
+            this.#completed(h, { outcome: 'ok', rows, command: tag.split(' ', 1)[0] ?? tag });
+            head.next++;
+          }
         } else if (head?.kind === 'execute') {
           this.#completed(head.handle, { outcome: 'ok', rows, command: tag.split(' ', 1)[0] ?? tag });
           this.#ledger.shift();
@@ -755,7 +763,13 @@ export class PostgresClientSession {
       }
       case Backend.EmptyQueryResponse:
       case Backend.PortalSuspended:
-        if (head?.kind === 'execute') {
+        if (head?.kind === 'query' && type === Backend.EmptyQueryResponse) {
+          const h = head.handles[head.next];
+          if (h) {
+            this.#completed(h, { outcome: 'ok', rows: 0 });
+            head.next++;
+          }
+        } else if (head?.kind === 'execute') {
           this.#completed(head.handle, { outcome: 'ok', rows: this.#rowCount });
           this.#ledger.shift();
           this.#releaseSynthetic(endInChunk);
@@ -766,7 +780,13 @@ export class PostgresClientSession {
         const code = readErrorCode(frame);
         this.#rowCount = 0;
         if (head?.kind === 'query') {
-          head.errorCode ??= code;
+          // The failing statement; the rest of the query string does not run.
+          const h = head.handles[head.next];
+          if (h) {
+            this.#completed(h, { outcome: code === '57014' ? 'cancelled' : 'error', ...(code ? { errorCode: code } : {}) });
+            // The statements after it get no answer; ReadyForQuery marks them not executed.
+            head.next++;
+          }
           return;
         }
         // Nothing in flight (an asynchronous FATAL, for instance): nothing to attribute.
@@ -817,17 +837,10 @@ export class PostgresClientSession {
         continue;
       }
       if (e.kind === 'query') {
-        if (skipping) {
-          this.#completed(e.handle, { outcome: 'not-executed' });
-          continue;
-        }
-        const errorCode = e.errorCode;
-        this.#completed(e.handle, {
-          outcome: errorCode === undefined ? 'ok' : errorCode === '57014' ? 'cancelled' : 'error',
-          rows: e.rows,
-          ...(errorCode !== undefined ? { errorCode } : {}),
-          ...(e.command !== undefined ? { command: e.command } : {}),
-        });
+        // Statements with no answer of their own did not run (skipped after an extended-protocol
+        // error, or after an earlier statement of the same string failed).
+        for (let i = e.next; i < e.handles.length; i++) this.#completed(e.handles[i]!, { outcome: 'not-executed' });
+        if (skipping) continue;
         break;
       }
       if (e.kind === 'sync') break;
@@ -879,7 +892,8 @@ export class PostgresClientSession {
     clearTimeout(this.#authTimer);
     this.#recordCompletions();
     for (const e of this.#ledger.clear()) {
-      if (e.kind === 'query' || e.kind === 'execute') e.handle.complete({ outcome: 'aborted' });
+      if (e.kind === 'execute') e.handle.complete({ outcome: 'aborted' });
+      else if (e.kind === 'query') for (let i = e.next; i < e.handles.length; i++) e.handles[i]!.complete({ outcome: 'aborted' });
     }
     if (this.#cancelKey) this.#deps.cancels.unregister(this.#cancelKey);
     const upstream = this.#upstream?.socket;
