@@ -96,10 +96,6 @@ export class Governor {
     this.#logger = options.logger;
   }
 
-  get audit(): AuditStore {
-    return this.#audit;
-  }
-
   /**
    * Verifies a login. Refusals (bad credential, rate limit) are audited here; the caller sends
    * the returned error natively and closes the connection.

@@ -53,11 +53,6 @@ export class Ledger {
     return this.#entries[this.#head];
   }
 
-  /** The entry after the head, if any. */
-  peekSecond(): LedgerEntry | undefined {
-    return this.#entries[this.#head + 1];
-  }
-
   shift(): LedgerEntry | undefined {
     const e = this.#entries[this.#head];
     if (e === undefined) return undefined;

@@ -33,16 +33,3 @@ export function encodeReadyForQuery(status: 'I' | 'T' | 'E'): Buffer {
   out[5] = status.charCodeAt(0);
   return out;
 }
-
-/** ParameterStatus: Byte1 'S' | Int32 len | String name | String value. */
-export function encodeParameterStatus(name: string, value: string): Buffer {
-  const size = 4 + Buffer.byteLength(name) + 1 + Buffer.byteLength(value) + 1;
-  const out = Buffer.allocUnsafe(1 + size);
-  out[0] = Backend.ParameterStatus;
-  out.writeInt32BE(size, 1);
-  let at = 5 + out.write(name, 5);
-  out[at++] = 0;
-  at += out.write(value, at);
-  out[at] = 0;
-  return out;
-}

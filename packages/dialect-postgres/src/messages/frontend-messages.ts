@@ -50,11 +50,6 @@ export function decodeClose(frame: Buffer): { kind: 'S' | 'P'; name: string } {
   return { kind: kind === 0x53 ? 'S' : 'P', name: r.cstring() };
 }
 
-/** FunctionCall: 'F' | Int32 len | Int32 function oid | ... */
-export function decodeFunctionCallOid(frame: Buffer): number {
-  return reader.reset(frame, 5).int32();
-}
-
 /** CommandComplete tag ('C' | Int32 len | String tag), from a backend frame. */
 export function decodeCommandTag(frame: Buffer): string {
   return reader.reset(frame, 5).cstring();
