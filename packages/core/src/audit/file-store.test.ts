@@ -1,9 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { mkdtemp, readFile, readdir, rm, stat, symlink, writeFile, appendFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, readdir, stat, symlink, writeFile, appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { useTempDir } from '../test-support/temp-dir.js';
 import { GENESIS_HASH, hashRecord } from './chain.js';
 import { FileAuditStore } from './file-store.js';
 import { readAuditRecords, verifyAuditLog } from './reader.js';
@@ -71,12 +71,10 @@ function event(i: number): AuditEvent {
 
 const silent = { error: () => undefined };
 
+const tempDir = useTempDir('sluice-audit-');
 let dir: string;
-beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'sluice-audit-'));
-});
-afterEach(async () => {
-  await rm(dir, { recursive: true, force: true });
+beforeEach(() => {
+  dir = tempDir();
 });
 
 async function collect(it: AsyncIterable<AuditRecord>): Promise<AuditRecord[]> {

@@ -1,7 +1,5 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { useTempDir } from '../test-support/temp-dir.js';
 import { FileAuditStore } from './file-store.js';
 import { followAuditRecords } from './follow.js';
 import type { AuditEvent, AuditRecord } from './types.js';
@@ -17,12 +15,10 @@ function cancel(i: number): AuditEvent {
 }
 
 const silent = { error: () => undefined };
+const tempDir = useTempDir('sluice-audit-');
 let dir: string;
-beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'sluice-audit-'));
-});
-afterEach(async () => {
-  await rm(dir, { recursive: true, force: true });
+beforeEach(() => {
+  dir = tempDir();
 });
 
 /** Takes `count` records from the generator, then aborts it. */

@@ -1,7 +1,7 @@
-import { mkdtemp, readFile, rm, unlink, writeFile, readdir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, unlink, writeFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { useTempDir } from '../test-support/temp-dir.js';
 import { canonicalJson, encodeRecordLine, sha256Hex } from './chain.js';
 import { FileAuditStore } from './file-store.js';
 import { readAuditRecords, verifyAuditLog } from './reader.js';
@@ -29,12 +29,10 @@ function statement(i: number, time?: string): AuditEvent {
 }
 
 const silent = { error: () => undefined };
+const tempDir = useTempDir('sluice-audit-');
 let dir: string;
-beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'sluice-audit-'));
-});
-afterEach(async () => {
-  await rm(dir, { recursive: true, force: true });
+beforeEach(() => {
+  dir = tempDir();
 });
 
 async function writeLog(count: number, segmentBytes?: number): Promise<AuditRecord[]> {

@@ -2,8 +2,8 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expectRefusal } from '../test-support/refusal.js';
 import { startOidcIssuer, type OidcIssuer } from '../../../testkit/src/oidc-issuer.js';
-import { ClientFacingError, ErrorKind } from '../errors.js';
 import { oidcIssuerSchema, type OidcIssuerConfig } from './config.js';
 import { OidcAuthenticator, type OperationalLogger } from './oidc-authenticator.js';
 
@@ -13,21 +13,7 @@ void _acceptsPino;
 
 const creds = (username: string, secret: string) => ({ username, secret, sourceAddress: '192.0.2.7' });
 
-/** Awaits a refusal, checks it is an auth failure that does not reveal the token, returns the message. */
-async function refusal(promise: Promise<unknown>, secret: string): Promise<string> {
-  const err: unknown = await promise.then(
-    () => {
-      throw new Error('expected the login to be refused');
-    },
-    (e: unknown) => e,
-  );
-  if (!ClientFacingError.is(err)) throw err;
-  expect(err.kind).toBe(ErrorKind.AuthFailed);
-  const text = [err.message, err.detail ?? '', err.hint ?? ''].join('\n');
-  expect(text).not.toContain(secret);
-  for (const part of secret.split('.')) if (part.length >= 8) expect(text).not.toContain(part.slice(0, 16));
-  return err.message;
-}
+const refusal = (promise: Promise<unknown>, secret: string) => expectRefusal(promise, secret, 16);
 
 class RecordingLogger implements OperationalLogger {
   readonly entries: { obj: object; msg: string | undefined }[] = [];

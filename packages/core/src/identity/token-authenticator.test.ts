@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { ClientFacingError, ErrorKind } from '../errors.js';
+import { expectRefusal } from '../test-support/refusal.js';
 import { identitiesSchema, tokenEntrySchema } from './config.js';
 import { TokenAuthenticator } from './token-authenticator.js';
 
@@ -20,22 +20,7 @@ function authenticatorFor(now?: () => number): TokenAuthenticator {
 
 const creds = (username: string, secret: string) => ({ username, secret, sourceAddress: '192.0.2.1' });
 
-/** Awaits a refusal, checks it is an auth failure that does not reveal the secret, returns the message. */
-async function refusal(promise: Promise<unknown>, secret: string): Promise<string> {
-  const err: unknown = await promise.then(
-    () => {
-      throw new Error('expected the login to be refused');
-    },
-    (e: unknown) => e,
-  );
-  if (!ClientFacingError.is(err)) throw err;
-  expect(err.kind).toBe(ErrorKind.AuthFailed);
-  const text = [err.message, err.detail ?? '', err.hint ?? ''].join('\n');
-  expect(text).not.toContain(secret);
-  const window = Math.min(6, secret.length);
-  for (let i = 0; i + window <= secret.length; i += 1) expect(text).not.toContain(secret.slice(i, i + window));
-  return err.message;
-}
+const refusal = (promise: Promise<unknown>, secret: string) => expectRefusal(promise, secret);
 
 describe('TokenAuthenticator', () => {
   it('accepts a plain token configured in the clear', async () => {
