@@ -150,8 +150,11 @@ export class PostgresClientSession {
   /** DataRows since the last completion, for PortalSuspended. */
   #rowCount = 0;
 
-  /** Client frames queued for the upstream, merged when contiguous. */
+  /** Client bytes queued for the upstream: closed ranges, and the range still growing. */
   #out: Buffer[] = [];
+  #runBuffer: Buffer | undefined;
+  #runStart = 0;
+  #runEnd = 0;
   /** Set while a frame waits for a decision; client reads are paused. */
   #holding = false;
   #upstreamFull = false;
@@ -228,7 +231,7 @@ export class PostgresClientSession {
         const frame = f.buffer.subarray(f.start, f.end);
         const verdict = this.#onClientFrame(frame);
         if (verdict === FORWARD) {
-          this.#queue(frame);
+          this.#queue(f.buffer, f.start, f.end);
         } else if (verdict !== DROP) {
           this.#flushToUpstream();
           this.#hold(verdict, frame);
@@ -250,13 +253,15 @@ export class PostgresClientSession {
       (v) => {
         this.#holding = false;
         if (this.#isClosed()) return;
-        if (v === FORWARD) this.#queue(frame);
+        if (v === FORWARD) this.#queue(frame, 0, frame.length);
         this.#updateClientFlow();
         this.#processClientFrames();
       },
       (err: unknown) => {
+        // Whatever fails while a frame is held ends the session: the frames behind it cannot
+        // be answered in order any more.
         this.#holding = false;
-        this.#fail(toClientFacing(err));
+        this.#fail(asFatal(toClientFacing(err)));
       },
     );
   }
@@ -570,8 +575,9 @@ export class PostgresClientSession {
     }
     const entry = { kind: 'query' as const, handles, next: 0 };
     this.#track(entry);
-    const waits = handles.filter((h) => h.ready !== undefined).map((h) => h.ready!);
-    if (waits.length === 0) return FORWARD;
+    let waits: Promise<void>[] | undefined;
+    for (const h of handles) if (h.ready) (waits ??= []).push(h.ready);
+    if (waits === undefined) return FORWARD;
     return Promise.all(waits).then(
       () => FORWARD,
       (err: unknown) => {
@@ -617,16 +623,29 @@ export class PostgresClientSession {
     else this.#ledger.push({ kind: 'synthetic', error });
   }
 
-  #queue(frame: Buffer): void {
-    const last = this.#out[this.#out.length - 1];
-    if (last && last.buffer === frame.buffer && last.byteOffset + last.length === frame.byteOffset) {
-      this.#out[this.#out.length - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + frame.length);
-    } else {
-      this.#out.push(frame);
+  /**
+   * Queues bytes for the upstream. Consecutive frames of one received buffer are kept as one
+   * range and sent as one view of it, whatever their number.
+   */
+  #queue(buffer: Buffer, start: number, end: number): void {
+    if (this.#runBuffer === buffer && this.#runEnd === start) {
+      this.#runEnd = end;
+      return;
     }
+    this.#closeRun();
+    this.#runBuffer = buffer;
+    this.#runStart = start;
+    this.#runEnd = end;
+  }
+
+  #closeRun(): void {
+    if (this.#runBuffer === undefined) return;
+    this.#out.push(this.#runBuffer.subarray(this.#runStart, this.#runEnd));
+    this.#runBuffer = undefined;
   }
 
   #flushToUpstream(): void {
+    this.#closeRun();
     const out = this.#out;
     if (out.length === 0) return;
     this.#out = [];

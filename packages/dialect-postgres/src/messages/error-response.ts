@@ -29,18 +29,23 @@ export function encodeErrorResponse(fields: ErrorFields, type: number = Backend.
 }
 
 /**
- * The SQLSTATE of an ErrorResponse frame (type byte included), scanning fields without
- * decoding the rest. Returns undefined when the field is absent or the frame is malformed.
+ * One field of an ErrorResponse or NoticeResponse frame (type byte included), scanning fields
+ * without decoding the rest. Undefined when the field is absent or the frame is malformed.
  */
-export function readErrorCode(frame: Buffer): string | undefined {
+export function readErrorField(frame: Buffer, field: number): string | undefined {
   let at = 5;
   while (at < frame.length) {
-    const field = frame[at];
-    if (field === 0 || field === undefined) return undefined;
+    const f = frame[at];
+    if (f === 0 || f === undefined) return undefined;
     const nul = frame.indexOf(0, at + 1);
     if (nul === -1) return undefined;
-    if (field === 0x43) return frame.toString('latin1', at + 1, nul);
+    if (f === field) return frame.toString('utf8', at + 1, nul);
     at = nul + 1;
   }
   return undefined;
+}
+
+/** The SQLSTATE ('C' field) of an ErrorResponse frame. */
+export function readErrorCode(frame: Buffer): string | undefined {
+  return readErrorField(frame, 0x43);
 }

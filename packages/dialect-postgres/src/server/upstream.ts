@@ -4,6 +4,7 @@ import tls from 'node:tls';
 import { ByteReader, FrameBuffer } from '@sluice/wire';
 import { serialize } from 'pg-protocol';
 import type { PostgresTargetOptions } from '../config.js';
+import { readErrorCode, readErrorField } from '../messages/error-response.js';
 import { Backend, typedFraming } from '../messages/framing.js';
 import { encodeSslRequest, encodeStartupMessage } from '../messages/startup-message.js';
 import { md5Password } from './auth/md5.js';
@@ -63,23 +64,6 @@ export function upstreamStartupParams(
   ]);
   for (const [k, v] of client) if (PASSTHROUGH_PARAMS.has(k)) params.set(k, v);
   return params;
-}
-
-function decodeErrorFields(frame: Buffer): { code?: string; message?: string } {
-  const r = new ByteReader(frame, 5);
-  const out: { code?: string; message?: string } = {};
-  try {
-    for (;;) {
-      const field = r.uint8();
-      if (field === 0) break;
-      const value = r.cstring();
-      if (field === 0x43) out.code = value;
-      else if (field === 0x4d) out.message = value;
-    }
-  } catch {
-    /* a malformed error still tells us the upstream refused */
-  }
-  return out;
 }
 
 function openSocket(options: PostgresTargetOptions, signal: AbortSignal): Promise<net.Socket> {
@@ -298,8 +282,8 @@ function startup(
         case Backend.NegotiateProtocolVersion:
           return;
         case Backend.ErrorResponse: {
-          const { code, message } = decodeErrorFields(frame);
-          throw new UpstreamError(`the upstream refused the gateway: ${message ?? 'unknown error'}`, code);
+          const message = readErrorField(frame, 0x4d); // M
+          throw new UpstreamError(`the upstream refused the gateway: ${message ?? 'unknown error'}`, readErrorCode(frame));
         }
         case Backend.ReadyForQuery: {
           const status = String.fromCharCode(frame[5] ?? 0x49) as 'I' | 'T' | 'E';
