@@ -122,3 +122,8 @@ export function toClientFacing(err: unknown): ClientFacingError {
   if (ClientFacingError.is(err)) return err;
   return clientErrors.internal({ cause: err });
 }
+
+/** A text with the password of any `scheme://user:password@` URL in it replaced by `***`. */
+export function redactUrlPassword(text: string): string {
+  return text.replace(/\/\/([^:/@]*):[^@/]*@/g, '//$1:***@');
+}

@@ -1,3 +1,4 @@
+import { redactUrlPassword } from '@sluice/core';
 import { z } from 'zod';
 
 /** Upstream TLS modes, as libpq names them. */
@@ -30,7 +31,7 @@ function parseUpstreamUrl(raw: string, ctx: z.RefinementCtx): { endpoint: Upstre
   try {
     url = new URL(raw);
   } catch {
-    ctx.addIssue({ code: 'custom', message: `expected a URL like postgres://user:password@host:5432/database, got "${redact(raw)}"` });
+    ctx.addIssue({ code: 'custom', message: `expected a URL like postgres://user:password@host:5432/database, got "${redactUrlPassword(raw)}"` });
     return z.NEVER;
   }
   if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
@@ -60,10 +61,6 @@ function parseUpstreamUrl(raw: string, ctx: z.RefinementCtx): { endpoint: Upstre
   };
 }
 
-/** Shows a URL without its password, for error messages. */
-export function redact(raw: string): string {
-  return raw.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@');
-}
 
 export const postgresTargetOptions = z
   .object({

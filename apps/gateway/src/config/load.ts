@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import type { Dialect } from '@sluice/core';
+import { type Dialect, redactUrlPassword } from '@sluice/core';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { configSchema, type GatewayConfig } from './schema.js';
@@ -71,7 +71,7 @@ function describeValue(path: readonly PropertyKey[], value: unknown): string {
   const key = path.at(-1);
   if (typeof key === 'string' && SECRET_KEY.test(key) && typeof value === 'string') return '(a secret, not shown)';
   // URLs may carry a password: show them without it.
-  const shown = typeof value === 'string' ? value.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@') : value;
+  const shown = typeof value === 'string' ? redactUrlPassword(value) : value;
   const s = JSON.stringify(shown);
   return s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }

@@ -24,6 +24,7 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { BackendLostError } from './pglite-worker.js';
+import { encodeErrorResponse, encodeStartupMessage } from '@sluice/dialect-postgres';
 
 /** The database the server forwards to. */
 export interface WireBackend {
@@ -98,32 +99,8 @@ function closeStatement(name: string): Buffer {
   return message('C', Buffer.from('S'), cstring(name));
 }
 
-function errorResponse(severity: 'ERROR' | 'FATAL', sqlState: string, text: string): Buffer {
-  return message(
-    'E',
-    Buffer.from('S'),
-    cstring(severity),
-    Buffer.from('V'),
-    cstring(severity),
-    Buffer.from('C'),
-    cstring(sqlState),
-    Buffer.from('M'),
-    cstring(text),
-    Buffer.from([0]),
-  );
-}
-
-function startupPacket(params: Readonly<Record<string, string>>): Buffer {
-  const body = Buffer.concat([
-    int32(196608),
-    ...Object.entries(params).flatMap(([k, v]) => [cstring(k), cstring(v)]),
-    Buffer.from([0]),
-  ]);
-  return Buffer.concat([int32(body.length + 4), body]);
-}
-
 /** What every client's session start looks like to the backend, whatever the client sent. */
-const BACKEND_STARTUP = startupPacket({ user: 'postgres', database: 'postgres' });
+const BACKEND_STARTUP = encodeStartupMessage(new Map([['user', 'postgres'], ['database', 'postgres']]));
 
 /** Status byte of the ReadyForQuery that ends `bytes`, or null when they end with something else. */
 export function finalReadyStatus(bytes: Uint8Array): string | null {
@@ -279,7 +256,7 @@ class Connection {
     this.phase = 'closed';
     this.clearIdleTimer();
     if (this.socket.writable) {
-      this.socket.end(errorResponse('FATAL', sqlState, text), () => this.socket.destroy());
+      this.socket.end(encodeErrorResponse({ severity: 'FATAL', code: sqlState, message: text }), () => this.socket.destroy());
     } else {
       this.socket.destroy();
     }
