@@ -108,6 +108,10 @@ describe('the sluice CLI with the documented example config (real PostgreSQL, re
     expect(csv.stdout.split('\n')[0]).toMatch(/^seq,time,type/);
     expect(csv.stdout).not.toContain('x@example.com');
 
+    const unwritable = runCli(['audit', 'export', '--config', configFile, '--output', join(dir, 'no-such-dir', 'x.csv')]);
+    expect(unwritable.code).toBe(1);
+    expect(unwritable.stderr).toMatch(/cannot write .*x\.csv: ENOENT/);
+
     const auditDir = join(dir, '.sluice', 'audit');
     const segment = join(auditDir, readdirSync(auditDir).filter((f) => f.endsWith('.jsonl')).sort()[0]!);
     const lines = readFileSync(segment, 'utf8').split('\n');

@@ -87,7 +87,17 @@ export async function auditCommand(args: string[]): Promise<number> {
         ...(values.since ? { since: parseTime(values.since) } : {}),
         ...(values.until ? { until: parseTime(values.until) } : {}),
       };
-      const out = values.output ? createWriteStream(values.output) : process.stdout;
+      let out: NodeJS.WritableStream = process.stdout;
+      if (values.output) {
+        const file = createWriteStream(values.output);
+        try {
+          await once(file, 'open');
+        } catch (err) {
+          process.stderr.write(`sluice: cannot write ${values.output}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}\n`);
+          return 1;
+        }
+        out = file;
+      }
       const write = async (line: string) => {
         if (!out.write(`${line}\n`)) await once(out, 'drain');
       };
@@ -98,7 +108,7 @@ export async function auditCommand(args: string[]): Promise<number> {
         count++;
       }
       if (values.output) {
-        (out as ReturnType<typeof createWriteStream>).end();
+        out.end();
         await once(out, 'finish');
         process.stderr.write(`exported ${count} records to ${values.output}\n`);
       }
