@@ -26,3 +26,5 @@ export { followAuditRecords } from './audit/follow.js';
 export { toCsvHeader, toCsvRow, formatRecordLine, CSV_COLUMNS } from './audit/format.js';
 export { canonicalJson, hashRecord, GENESIS_HASH } from './audit/chain.js';
 export type { Logger } from 'pino';
+export * from './approvals/index.js';
+export * from './policy/index.js';

@@ -31,6 +31,55 @@ export function isPrivileged(operations: readonly OperationClass[]): boolean {
   return false;
 }
 
+/**
+ * Dangerous actions a statement performs, named as the built-in guardrails that stop them.
+ * A dialect reports facts with these names; core's guardrails decide what to do with them.
+ */
+export const Hazard = {
+  /** DROP TABLE (also views, materialized views, foreign tables, sequences). */
+  DropTable: 'drop-table',
+  DropSchema: 'drop-schema',
+  DropDatabase: 'drop-database',
+  Truncate: 'truncate',
+  /** DELETE without a WHERE, or with one that is always true (`1=1`, `true`, `x = x`...). */
+  DeleteWithoutWhere: 'delete-without-where',
+  /** UPDATE without a WHERE, or with one that is always true. */
+  UpdateWithoutWhere: 'update-without-where',
+  /** ALTER ... DROP (a column, a constraint, a default ...). */
+  AlterDrop: 'alter-drop',
+  /** GRANT or REVOKE of privileges or role membership. */
+  GrantRevoke: 'grant-revoke',
+  /** CREATE/ALTER/DROP ROLE or USER, SET ROLE, SET SESSION AUTHORIZATION. */
+  RoleChange: 'role-change',
+  AlterSystem: 'alter-system',
+  /** COPY ... TO/FROM PROGRAM: a shell command on the database server. */
+  CopyProgram: 'copy-program',
+  /** Reading or writing files on the database server (COPY to/from a file, pg_read_file...). */
+  ServerFile: 'server-file',
+  /** Large-object functions (lo_import, lo_export, lo_unlink...). */
+  LargeObject: 'large-object',
+  CreateExtension: 'create-extension',
+  /** SQL built at run time that the analyzer cannot see (EXECUTE of a computed string...). */
+  DynamicSql: 'dynamic-sql',
+} as const;
+export type Hazard = (typeof Hazard)[keyof typeof Hazard];
+
+/** How a statement touches an object. */
+export type ObjectAccess = 'read' | 'write' | 'ddl';
+
+/** An object a statement reads, writes or changes the definition of. */
+export interface ObjectRef {
+  /** Schema as written (lower-cased unless quoted); absent when the statement did not qualify it. */
+  readonly schema?: string;
+  /** Object name (lower-cased unless quoted). */
+  readonly name: string;
+  /** 'table' covers views and other relations; DDL may name other kinds. */
+  readonly kind: 'table' | 'schema' | 'database' | 'role' | 'function' | 'extension' | 'other';
+  readonly access: ObjectAccess;
+  /** Columns read or written, when known ('*' for all). */
+  readonly columns?: readonly string[];
+}
+
 /** What a dialect's analyzer says about one request (which may hold several statements). */
 export interface Analysis {
   /** The request text with literals replaced by placeholders; safe for the audit trail. */
@@ -48,4 +97,12 @@ export interface Analysis {
    * statement gets its own audit record. Absent for a single statement.
    */
   readonly parts?: readonly Analysis[];
+  /** Objects read, written or changed by the request's statements (union over parts). */
+  readonly objects?: readonly ObjectRef[];
+  /** Dangerous actions the request performs (union over parts), without duplicates. */
+  readonly hazards?: readonly Hazard[];
+  /** Functions called, lower case, schema-qualified when written so. */
+  readonly functions?: readonly string[];
+  /** Why (part of) the request could not be analysed; its operations then include `unknown`. */
+  readonly unanalysable?: string;
 }

@@ -68,6 +68,48 @@ export interface StatementEvent extends BaseEvent {
   /** Native error code on error (SQLSTATE for PostgreSQL). */
   readonly errorCode?: string;
   readonly command?: string;
+  /** The guardrail behind a deny or review decision, when one was. */
+  readonly guardrail?: string;
+  /** Why the decision was made, as the client was told (deny, review). */
+  readonly reason?: string;
+  /** The approval request (or grant, `grant:<id>`) that let a reviewed statement run. */
+  readonly approval?: string;
+  /** SHA-256 of the exact statement text and parameters, for statements held for review. */
+  readonly digest?: string;
+}
+
+/** A step in the life of a review request or a grant. */
+export interface ApprovalEvent extends BaseEvent {
+  readonly type: 'approval';
+  readonly action:
+    | 'requested'
+    | 'approved'
+    | 'rejected'
+    | 'expired'
+    | 'abandoned'
+    | 'executed'
+    | 'refused-reuse'
+    | 'grant-created'
+    | 'grant-revoked';
+  /** The request id (absent for grant actions not tied to a request). */
+  readonly requestId?: string;
+  readonly grantId?: string;
+  /** Who asked (the requester, or the identity a grant is for). */
+  readonly actor: AuditActor;
+  readonly target?: string;
+  /** The approver, or the identity that granted or revoked. */
+  readonly approver?: AuditActor;
+  readonly statementId?: string;
+  readonly text?: string;
+  /** The exact statement (on 'requested'). */
+  readonly statement?: string;
+  readonly fingerprint?: string;
+  readonly digest?: string;
+  readonly rule?: string;
+  readonly reason?: string;
+  /** On grant-created: what the grant covers and until when. */
+  readonly operations?: readonly OperationClass[];
+  readonly expiresAt?: string;
 }
 
 export interface CancelEvent extends BaseEvent {
@@ -77,7 +119,7 @@ export interface CancelEvent extends BaseEvent {
   readonly target?: string;
 }
 
-export type AuditEvent = ConnectEvent | DisconnectEvent | StatementEvent | CancelEvent;
+export type AuditEvent = ConnectEvent | DisconnectEvent | StatementEvent | CancelEvent | ApprovalEvent;
 
 /** A stored event: the event plus its place in the hash chain. */
 export type AuditRecord = AuditEvent & {
