@@ -13,6 +13,10 @@ export {
   type SessionStart,
   type StatementStart,
   type StatementOutcome,
+  type RequestHandle,
+  type HeldInfo,
+  statementDigest,
+  clientReason,
 } from './session/governor.js';
 export * from './identity/config.js';
 export * from './identity/token-authenticator.js';

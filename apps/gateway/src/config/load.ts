@@ -173,6 +173,8 @@ export function parseConfig(
   if (problems.length > 0) throw new ConfigError(file, problems);
 
   config.audit.dir = relativeTo(file, config.audit.dir);
+  config.approvals.dir = relativeTo(file, config.approvals.dir);
+  config.pidFile = relativeTo(file, config.pidFile);
   if (config.tls) {
     config.tls.certFile = relativeTo(file, config.tls.certFile);
     config.tls.keyFile = relativeTo(file, config.tls.keyFile);

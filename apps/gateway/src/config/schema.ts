@@ -1,4 +1,4 @@
-import { identitiesSchema } from '@sluice/core';
+import { approverSpecSchema, identitiesSchema, policySchema } from '@sluice/core';
 import { z } from 'zod';
 
 const hostPort = z
@@ -59,6 +59,45 @@ export const configSchema = z
       })
       .strict()
       .default({ maxMessageBytes: 64 * 1024 * 1024, authTimeoutMs: 15_000 }),
+    /** Who may do what: rules, guardrails, the default (deny). */
+    policy: policySchema.default({ default: 'deny', rules: [], guardrails: {} }),
+    /** Inline approvals of statements held for review, and time-boxed grants. */
+    approvals: z
+      .object({
+        /** Directory of the approvals journal (pending requests survive a restart as abandoned). */
+        dir: z.string().default('./.sluice/approvals'),
+        /** How long a held statement waits for a decision before it is refused. */
+        timeoutSeconds: z.number().int().min(1).max(86_400).default(300),
+        /** Who may approve (rules with effect review may name their own) and create grants. */
+        approvers: approverSpecSchema.optional(),
+        /** Where to announce new requests and decisions. */
+        notify: z
+          .array(
+            z.union([
+              z
+                .object({
+                  webhook: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }),
+                  /** HMAC-SHA256 key for the X-Sluice-Signature header. */
+                  secret: z.string().min(16, 'use a secret of at least 16 characters').optional(),
+                  timeoutMs: z.number().int().positive().max(60_000).optional(),
+                })
+                .strict(),
+              z
+                .object({
+                  slack: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }),
+                  timeoutMs: z.number().int().positive().max(60_000).optional(),
+                })
+                .strict(),
+            ]),
+          )
+          .default([]),
+      })
+      .strict()
+      .default({ dir: './.sluice/approvals', timeoutSeconds: 300, notify: [] }),
+    /** The HTTP admin API (approvals, grants), for example 127.0.0.1:7070. Off when absent. */
+    admin: hostPort.optional(),
+    /** Where `sluice start` writes its process id, for `sluice reload`. */
+    pidFile: z.string().default('./.sluice/sluice.pid'),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -11,6 +11,8 @@ import type { Identity } from '../identity/types.js';
 import { MemoryFailureLimiter } from '../identity/memory-failure-limiter.js';
 import { TokenAuthenticator } from '../identity/token-authenticator.js';
 import { Governor } from './governor.js';
+import { Policy } from '../policy/engine.js';
+import { policySchema } from '../policy/config.js';
 
 const logger = pino({ level: 'silent' });
 const analysis = (normalized: string, operations: OperationClass[]): Analysis => ({
@@ -35,6 +37,7 @@ async function setup(options: { failing?: boolean } = {}) {
     audit,
     failureLimiter: new MemoryFailureLimiter({ maxAttempts: 2, windowSeconds: 60, lockoutSeconds: 60 }),
     logger,
+    policy: new Policy(policySchema.parse({ rules: [{ name: 'everyone', effect: 'allow' }] }), { approvers: { groups: ['dba'], subjects: [] } }),
   });
   return { audit, governor };
 }

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Analysis } from '../analysis/types.js';
 import { isPrivileged } from '../analysis/types.js';
@@ -6,12 +6,20 @@ import type { AuditActor, AuditEvent, AuditStore } from '../audit/types.js';
 import { ClientFacingError, clientErrors } from '../errors.js';
 import type { Authenticator, Credentials, Identity } from '../identity/types.js';
 import type { FailureLimiter } from '../identity/failure-limiter.js';
+import type { Approvals, ApproverSpec, ReviewTicket } from '../approvals/types.js';
+import type { Decision, Policy } from '../policy/engine.js';
 
 export interface GovernorOptions {
   readonly authenticator: Authenticator;
   readonly audit: AuditStore;
   readonly failureLimiter: FailureLimiter;
   readonly logger: Logger;
+  /** The policy every statement is decided by (replaceable with `setPolicy`). */
+  readonly policy: Policy;
+  /** Where statements held for review wait; without it a review decision refuses the statement. */
+  readonly approvals?: Approvals;
+  /** How long a held statement waits for an approver. Default 5 minutes. */
+  readonly reviewTimeoutMs?: number;
 }
 
 export interface LoginAttempt {
@@ -37,6 +45,54 @@ export interface StatementStart {
   readonly analysis: Analysis;
   /** The dialect's name for the protocol path ('simple', 'extended', ...). */
   readonly protocol: string;
+  /**
+   * The exact request text; needed only when the request is held for review (it is what the
+   * approver sees and what the approval is bound to).
+   */
+  readonly text?: string;
+  /** Bound parameters as text (null for NULL), computed only when a review needs them. */
+  readonly parameters?: () => readonly (string | null)[];
+  /** Called once a held request's review request exists (to tell the client it waits). */
+  readonly onHeld?: (held: HeldInfo) => void;
+}
+
+/** What a client is told when its statement is held for review. */
+export interface HeldInfo {
+  readonly requestId: string;
+  readonly timeoutMs: number;
+  readonly reason: string;
+  readonly approvers: ApproverSpec;
+}
+
+/**
+ * A request's statements as recorded (one handle per statement), and, when the request must
+ * wait before it is forwarded (a durable intent record, or a review), the promise to await.
+ * `ready` rejects with a ClientFacingError when the request must not run.
+ */
+export interface RequestHandle {
+  readonly handles: readonly StatementHandle[];
+  readonly ready: Promise<void> | undefined;
+}
+
+/** SHA-256 over the exact text and its parameters: what an approval is bound to. */
+export function statementDigest(text: string, parameters: readonly (string | null)[] | undefined): string {
+  const h = createHash('sha256').update(text, 'utf8');
+  if (parameters && parameters.length > 0) h.update('\0').update(JSON.stringify(parameters), 'utf8');
+  return h.digest('hex');
+}
+
+/** A reason the client gave for its statement: a `/* reason: ... *\/` or `-- reason: ...` comment. */
+const REASON_COMMENT = /(?:\/\*\s*reason\s*:\s*([\s\S]*?)\s*\*\/|--\s*reason\s*:\s*([^\r\n]*))/i;
+export function clientReason(text: string | undefined, application: string | undefined): string | undefined {
+  const m = text !== undefined && text.length < 1_000_000 ? REASON_COMMENT.exec(text) : null;
+  const fromComment = (m?.[1] ?? m?.[2])?.trim();
+  if (fromComment) return fromComment.slice(0, 500);
+  return application ? `application_name: ${application.slice(0, 200)}` : undefined;
+}
+
+function minutes(ms: number): string {
+  if (ms % 60_000 === 0) return `${ms / 60_000} minute${ms === 60_000 ? '' : 's'}`;
+  return `${Math.round(ms / 1000)} s`;
 }
 
 export interface StatementOutcome {
@@ -88,12 +144,37 @@ export class Governor {
   readonly #audit: AuditStore;
   readonly #limiter: FailureLimiter;
   readonly #logger: Logger;
+  #policy: Policy;
+  readonly #approvals: Approvals | undefined;
+  readonly #reviewTimeoutMs: number;
 
   constructor(options: GovernorOptions) {
     this.#authenticator = options.authenticator;
     this.#audit = options.audit;
     this.#limiter = options.failureLimiter;
     this.#logger = options.logger;
+    this.#policy = options.policy;
+    this.#approvals = options.approvals;
+    this.#reviewTimeoutMs = options.reviewTimeoutMs ?? 5 * 60_000;
+  }
+
+  get policy(): Policy {
+    return this.#policy;
+  }
+
+  /** Replaces the policy (a reload); statements decided from now on use the new one. */
+  setPolicy(policy: Policy): void {
+    this.#policy = policy;
+  }
+
+  /** @internal */
+  get approvals(): Approvals | undefined {
+    return this.#approvals;
+  }
+
+  /** @internal */
+  get reviewTimeoutMs(): number {
+    return this.#reviewTimeoutMs;
   }
 
   /**
@@ -144,7 +225,7 @@ export class Governor {
   /** Audits an accepted connection (durably) and returns the session's governance handle. */
   async openSession(start: SessionStart): Promise<GovernedSession> {
     if (!this.#audit.healthy) throw clientErrors.governanceUnavailable('the audit store cannot write');
-    const session = new GovernedSession(this.#audit, this.#logger, start);
+    const session = new GovernedSession(this, this.#audit, this.#logger, start);
     try {
       await this.#audit.append(
         {
@@ -200,16 +281,24 @@ export class GovernedSession {
   readonly target: string;
   readonly dialect: string;
   readonly sourceAddress: string;
+  readonly application: string | undefined;
+  readonly #governor: Governor;
   readonly #audit: AuditStore;
   readonly #logger: Logger;
   readonly #startedAt = Date.now();
   #statements = 0;
   #ended = false;
+  /** Decisions by analysis, valid for one policy (a reload starts afresh). */
+  #decisions = new WeakMap<Analysis, Decision>();
+  #decisionsPolicy: Policy | undefined;
+  /** Review requests this session is waiting on, abandoned if it ends. */
+  readonly #waiting = new Set<string>();
 
   /** JSON members shared by every statement record of this session, encoded once. */
   readonly #members: string;
 
-  constructor(audit: AuditStore, logger: Logger, start: SessionStart) {
+  constructor(governor: Governor, audit: AuditStore, logger: Logger, start: SessionStart) {
+    this.#governor = governor;
     this.#audit = audit;
     this.#logger = logger;
     this.identity = start.identity;
@@ -217,6 +306,7 @@ export class GovernedSession {
     this.target = start.target;
     this.dialect = start.dialect;
     this.sourceAddress = start.sourceAddress;
+    this.application = start.application;
     this.#members =
       `,"dialect":${JSON.stringify(this.dialect)},"sessionId":"${this.id}","sourceAddress":${JSON.stringify(this.sourceAddress)}` +
       `,"actor":${JSON.stringify(this.actor)},"target":${JSON.stringify(this.target)}`;
@@ -231,36 +321,183 @@ export class GovernedSession {
     return this.#statements;
   }
 
-  /**
-   * Decides a statement and records it. Throws a ClientFacingError when it must not run
-   * (fail closed when the audit store cannot write). The returned handle's `ready` is set when
-   * the caller must wait before forwarding (a privileged statement's durable intent record);
-   * when it is undefined the statement may be forwarded at once.
-   */
+  /** True while a statement of this session waits for an approver. */
+  get awaitingReview(): boolean {
+    return this.#waiting.size > 0;
+  }
+
+  /** The policy's decision for an analysis, cached per analysis while it cannot change. */
+  decide(analysis: Analysis): Decision {
+    const policy = this.#governor.policy;
+    if (policy !== this.#decisionsPolicy) {
+      this.#decisions = new WeakMap();
+      this.#decisionsPolicy = policy;
+    }
+    let d = this.#decisions.get(analysis);
+    if (d !== undefined) return d;
+    const approvals = this.#governor.approvals;
+    d = policy.decide(this.identity, this.target, analysis, () => approvals?.activeGrants(this.identity.subject, this.target) ?? []);
+    if (!d.volatile) this.#decisions.set(analysis, d);
+    return d;
+  }
+
+  /** Decides and records a single statement (see `beginRequest`). */
   beginStatement(start: StatementStart): StatementHandle {
+    const request = this.beginRequest(start);
+    const handle = request.handles[0]!;
+    handle.ready = request.ready;
+    return handle;
+  }
+
+  /**
+   * Decides a request and records its statements (one handle per statement of the request).
+   * Throws a ClientFacingError when it must not run: denied by policy (the records say so),
+   * or the audit store cannot write (fail closed). `ready`, when set, must be awaited before
+   * the request is forwarded: the durable intent record of a privileged statement, or the
+   * wait for an approver.
+   */
+  beginRequest(start: StatementStart): RequestHandle {
     if (!this.#audit.healthy) {
       this.#logger.error({ sessionId: this.id }, 'statement refused: audit store unavailable');
       throw clientErrors.governanceUnavailable('the audit store cannot write');
     }
-    this.#statements++;
+    const parts = start.analysis.parts ?? [start.analysis];
     if (this.identity.expiresAt !== undefined && Date.now() >= this.identity.expiresAt) {
       // The refusal is a statement record of its own: who tried what, and why it did not run.
-      const refused = new StatementHandle(this, `${this.id}:${this.#statements}`, start, 'deny', 'credential-expired');
-      refused.complete({ outcome: 'not-executed' });
+      for (const part of parts) {
+        this.#statements++;
+        new StatementHandle(this, `${this.id}:${this.#statements}`, { ...start, analysis: part }, EXPIRED).complete({
+          outcome: 'not-executed',
+        });
+      }
       throw clientErrors.authFailed('the credential of this session has expired; reconnect with a fresh token');
     }
-    const handle = new StatementHandle(this, `${this.id}:${this.#statements}`, start);
-    if (isPrivileged(start.analysis.operations)) {
-      handle.ready = this.#audit
-        .appendJson(handle.encode('intent'), { durable: true })
-        .then(
-          () => undefined,
-          (cause: unknown) => {
-            throw clientErrors.governanceUnavailable('the audit store cannot write', { cause });
-          },
-        );
+    let decision: Decision;
+    try {
+      decision = this.decide(start.analysis);
+    } catch (cause) {
+      // A decision that cannot be made refuses the statement (fail closed).
+      this.#logger.error({ err: cause, sessionId: this.id }, 'policy decision failed');
+      decision = { effect: 'deny', rule: 'policy-error', reason: 'the policy could not decide this statement; it was refused' };
     }
-    return handle;
+    const handles: StatementHandle[] = [];
+    for (const part of parts) {
+      this.#statements++;
+      handles.push(new StatementHandle(this, `${this.id}:${this.#statements}`, { ...start, analysis: part }, decision));
+    }
+    if (decision.effect === 'deny') {
+      for (const h of handles) h.complete({ outcome: 'not-executed' });
+      throw clientErrors.accessDenied(decision.reason ?? `denied by rule "${decision.rule}"`, {
+        hint: decision.guardrail
+          ? `guardrail "${decision.guardrail}" can be switched off for a target or an identity in the gateway's policy`
+          : 'ask the gateway operator for a policy rule that allows it',
+      });
+    }
+    if (decision.effect === 'review') return { handles, ready: this.#review(start, handles, decision) };
+    let ready: Promise<void> | undefined;
+    if (isPrivileged(start.analysis.operations)) ready = this.#durableIntent(handles);
+    return { handles, ready };
+  }
+
+  #durableIntent(handles: readonly StatementHandle[]): Promise<void> {
+    const writes = handles.map((h) => this.#audit.appendJson(h.encode('intent'), { durable: true }));
+    return Promise.all(writes).then(
+      () => undefined,
+      (cause: unknown) => {
+        throw clientErrors.governanceUnavailable('the audit store cannot write', { cause });
+      },
+    );
+  }
+
+  /** Holds a request until an approver decides; resolves when it may run. */
+  async #review(start: StatementStart, handles: readonly StatementHandle[], decision: Decision): Promise<void> {
+    const notRun = (): void => {
+      for (const h of handles) h.complete({ outcome: 'not-executed' });
+    };
+    const approvals = this.#governor.approvals;
+    if (approvals === undefined) {
+      notRun();
+      throw clientErrors.accessDenied(`${decision.reason ?? 'the statement needs a review'}, but approvals are not configured on this gateway`);
+    }
+    const text = start.text ?? start.analysis.normalized;
+    const parameters = start.parameters?.();
+    const digest = statementDigest(text, parameters);
+    for (const h of handles) h.digest = digest;
+    const timeoutMs = this.#governor.reviewTimeoutMs;
+    const reason = clientReason(start.text, this.application);
+    const analysis = start.analysis;
+    let ticket: ReviewTicket;
+    try {
+      ticket = await approvals.request({
+        dialect: this.dialect,
+        sessionId: this.id,
+        statementId: handles[0]!.id,
+        requester: this.identity,
+        target: this.target,
+        statement: text,
+        normalized: analysis.normalized,
+        fingerprint: analysis.fingerprint,
+        digest,
+        ...(parameters && parameters.length > 0 ? { parameters } : {}),
+        operations: analysis.operations,
+        objects: analysis.objects ?? [],
+        hazards: analysis.hazards ?? [],
+        rule: decision.rule,
+        why: decision.reason ?? `held for review by rule "${decision.rule}"`,
+        ...(reason !== undefined ? { reason } : {}),
+        approvers: decision.approvers ?? { groups: [], subjects: [] },
+        timeoutMs,
+      });
+    } catch (cause) {
+      notRun();
+      this.#logger.error({ err: cause, sessionId: this.id }, 'review request could not be created');
+      throw clientErrors.governanceUnavailable('the review request could not be recorded', { cause });
+    }
+    const id = ticket.request.id;
+    for (const h of handles) h.approval = id;
+    if (this.#ended) {
+      await approvals.abandon(id, 'the client disconnected');
+      notRun();
+      throw clientErrors.accessDenied('the session ended while the statement waited for review');
+    }
+    this.#waiting.add(id);
+    try {
+      start.onHeld?.({ requestId: id, timeoutMs, reason: decision.reason ?? '', approvers: decision.approvers ?? { groups: [], subjects: [] } });
+    } catch (err) {
+      this.#logger.warn({ err }, 'could not tell the client that its statement is held');
+    }
+    const resolution = await ticket.settled;
+    this.#waiting.delete(id);
+    const req = resolution.request;
+    if (resolution.status === 'approved') {
+      let consumed = false;
+      try {
+        consumed = await approvals.consume(id, digest);
+      } catch (cause) {
+        this.#logger.error({ err: cause, sessionId: this.id }, 'approval could not be consumed');
+      }
+      if (!consumed) {
+        notRun();
+        throw clientErrors.accessDenied(`approval ${id} could not be used for this statement; it was not run`);
+      }
+      // The approved statement is about to run: its intent is durable first, naming the approval.
+      await this.#durableIntent(handles);
+      return;
+    }
+    notRun();
+    const by = req.decidedBy ? ` by ${req.decidedBy.subject}` : '';
+    const why = req.decisionReason ? `: ${req.decisionReason}` : '';
+    switch (resolution.status) {
+      case 'rejected':
+        throw clientErrors.accessDenied(`the statement was rejected${by}${why} (review request ${id}); it was not run`);
+      case 'expired':
+        throw clientErrors.accessDenied(
+          `no approver decided within ${minutes(timeoutMs)} (review request ${id}); the statement was not run`,
+          { hint: 'ask an approver to watch for requests (sluice approvals list), then run the statement again' },
+        );
+      default:
+        throw clientErrors.accessDenied(`review request ${id} was abandoned${why}; the statement was not run`);
+    }
   }
 
   /** @internal */
@@ -270,25 +507,34 @@ export class GovernedSession {
     this.#audit.enqueueJson(json);
   }
 
-  /** Audits the end of the session. Idempotent. */
+  /** Audits the end of the session, abandoning review requests it waited on. Idempotent. */
   end(reason: string): Promise<void> {
     if (this.#ended) return Promise.resolve();
     this.#ended = true;
-    return this.#audit
-      .append(
-        {
-          type: 'disconnect',
-          time: new Date().toISOString(),
-          dialect: this.dialect,
-          sessionId: this.id,
-          sourceAddress: this.sourceAddress,
-          actor: this.actor,
-          target: this.target,
-          durationMs: Date.now() - this.#startedAt,
-          statements: this.#statements,
-          reason,
-        },
-        { durable: false },
+    const approvals = this.#governor.approvals;
+    const abandoned = [...this.#waiting].map((id) =>
+      (approvals?.abandon(id, `the client session ended (${reason})`) ?? Promise.resolve()).catch((err: unknown) => {
+        this.#logger.error({ err, requestId: id }, 'could not mark a review request abandoned');
+      }),
+    );
+    this.#waiting.clear();
+    return Promise.all(abandoned)
+      .then(() =>
+        this.#audit.append(
+          {
+            type: 'disconnect',
+            time: new Date().toISOString(),
+            dialect: this.dialect,
+            sessionId: this.id,
+            sourceAddress: this.sourceAddress,
+            actor: this.actor,
+            target: this.target,
+            durationMs: Date.now() - this.#startedAt,
+            statements: this.#statements,
+            reason,
+          },
+          { durable: false },
+        ),
       )
       .then(
         () => undefined,
@@ -299,9 +545,28 @@ export class GovernedSession {
   }
 }
 
+const EXPIRED: Decision = Object.freeze({ effect: 'deny', rule: 'credential-expired', reason: 'the credential has expired' });
+
+/** The decision's JSON members, encoded once per decision object. */
+const decisionCache = new WeakMap<Decision, string>();
+function decisionMembers(d: Decision): string {
+  let m = decisionCache.get(d);
+  if (m === undefined) {
+    m = `,"decision":"${d.effect}","rule":${JSON.stringify(d.rule)}`;
+    if (d.guardrail !== undefined) m += `,"guardrail":${JSON.stringify(d.guardrail)}`;
+    if (d.effect !== 'allow' && d.reason !== undefined) m += `,"reason":${JSON.stringify(d.reason)}`;
+    decisionCache.set(d, m);
+  }
+  return m;
+}
+
 export class StatementHandle {
   /** Set when the caller must await it before forwarding; rejects with a ClientFacingError. */
   ready: Promise<void> | undefined;
+  /** The review request that let it run (set while held for review). */
+  approval: string | undefined;
+  /** Digest of the exact text and parameters (for statements held for review). */
+  digest: string | undefined;
   readonly #session: GovernedSession;
   readonly #start: StatementStart;
   readonly #startedAt = performance.now();
@@ -311,24 +576,33 @@ export class StatementHandle {
     session: GovernedSession,
     readonly id: string,
     start: StatementStart,
-    readonly decision: 'allow' | 'deny' | 'review' = 'allow',
-    /** The rule (or built-in reason) behind a decision other than the default. */
-    readonly rule?: string,
+    readonly decisionDetail: Decision,
   ) {
     this.#session = session;
     this.#start = start;
   }
 
+  get decision(): 'allow' | 'deny' | 'review' {
+    return this.decisionDetail.effect;
+  }
+
+  get rule(): string {
+    return this.decisionDetail.rule;
+  }
+
   /**
    * @internal The statement record as JSON object text (a StatementEvent), built from
-   * fragments encoded once per session and once per analysis: this runs for every statement.
+   * fragments encoded once per session, per analysis and per decision: this runs for every
+   * statement.
    */
   encode(phase: 'intent' | 'complete', outcome?: StatementOutcome): string {
     let json =
       `{"type":"statement","time":"${isoNow()}"${this.#session.members}` +
       `,"phase":"${phase}","statementId":"${this.id}"${analysisMembers(this.#start.analysis)}` +
-      `,"protocol":${JSON.stringify(this.#start.protocol)},"decision":"${this.decision}"` +
-      (this.rule !== undefined ? `,"rule":${JSON.stringify(this.rule)}` : '');
+      `,"protocol":${JSON.stringify(this.#start.protocol)}${decisionMembers(this.decisionDetail)}`;
+    if (this.approval !== undefined) json += `,"approval":${JSON.stringify(this.approval)}`;
+    else if (this.decisionDetail.grant !== undefined) json += `,"approval":${JSON.stringify(`grant:${this.decisionDetail.grant}`)}`;
+    if (this.digest !== undefined) json += `,"digest":"${this.digest}"`;
     if (outcome) {
       json += `,"outcome":"${outcome.outcome}","durationMs":${Math.round((performance.now() - this.#startedAt) * 1000) / 1000}`;
       if (outcome.rows !== undefined) json += `,"rows":${Number.isFinite(outcome.rows) ? outcome.rows : 0}`;

@@ -1,0 +1,91 @@
+import { z } from 'zod';
+import { Hazard, OperationClass } from '../analysis/types.js';
+
+/** Every built-in guardrail, by its stable name (the hazard it stops). */
+export const GUARDRAIL_NAMES = Object.values(Hazard) as readonly Hazard[];
+
+export const GuardrailMode = { Block: 'block', Review: 'review', Off: 'off' } as const;
+export type GuardrailMode = (typeof GuardrailMode)[keyof typeof GuardrailMode];
+
+export const PolicyEffect = { Allow: 'allow', Deny: 'deny', Review: 'review' } as const;
+export type PolicyEffect = (typeof PolicyEffect)[keyof typeof PolicyEffect];
+
+const operationClass = z.enum(Object.values(OperationClass) as [OperationClass, ...OperationClass[]], {
+  error: (issue) => `unknown operation class ${JSON.stringify(issue.input)}; use one of ${Object.values(OperationClass).join(', ')}`,
+});
+const guardrailName = z.enum(GUARDRAIL_NAMES as [Hazard, ...Hazard[]], {
+  error: (issue) => `unknown guardrail ${JSON.stringify(issue.input)}; the guardrails are ${GUARDRAIL_NAMES.join(', ')}`,
+});
+const guardrailMode = z.enum(['block', 'review', 'off']);
+
+const guardrailModes = z.partialRecord(guardrailName, guardrailMode);
+
+/** Object patterns: `schema.table` or `table` (any schema), `*` matches any run of characters. */
+const objectPattern = z
+  .string()
+  .min(1)
+  .regex(/^[^.\s]+(\.[^.\s]+)?$/, 'expected table, schema.table or a pattern with * such as billing.* or *.secrets');
+
+export const approverSpecSchema = z
+  .object({
+    groups: z.array(z.string().min(1)).default([]),
+    subjects: z.array(z.string().min(1)).default([]),
+  })
+  .strict()
+  .refine((a) => a.groups.length + a.subjects.length > 0, 'name at least one approver group or subject');
+
+export const ruleSchema = z
+  .object({
+    /** Stable name, shown to the client and recorded in the audit trail. */
+    name: z.string().min(1).regex(/^[A-Za-z0-9_.:-]+$/, 'use letters, digits and _ . : -'),
+    description: z.string().optional(),
+    /** Who the rule is for; absent means everybody. Every given list must match. */
+    identities: z
+      .object({
+        subjects: z.array(z.string().min(1)).optional(),
+        groups: z.array(z.string().min(1)).optional(),
+        kinds: z.array(z.enum(['human', 'agent', 'service'])).optional(),
+      })
+      .strict()
+      .optional(),
+    /** Target names; absent means every target. */
+    targets: z.array(z.string().min(1)).optional(),
+    /** Operation classes the effect applies to; absent means all. */
+    operations: z.array(operationClass).min(1).optional(),
+    /** Objects the effect applies to; absent means any. */
+    objects: z.array(objectPattern).min(1).optional(),
+    effect: z.enum(['allow', 'deny', 'review']).optional(),
+    /** For `review`: who may approve (default: approvals.approvers). */
+    approvers: approverSpecSchema.optional(),
+    /** Guardrail modes for the identities and targets (and objects) this rule matches. */
+    guardrails: guardrailModes.optional(),
+  })
+  .strict()
+  .refine((r) => r.effect !== undefined || r.guardrails !== undefined, {
+    message: 'a rule needs an effect (allow, deny or review) or guardrails to change',
+  })
+  .refine((r) => r.approvers === undefined || r.effect === 'review', {
+    message: 'approvers only apply to a rule whose effect is review',
+    path: ['approvers'],
+  });
+
+export const policySchema = z
+  .object({
+    /** What happens to an operation no rule covers. Deny by default. */
+    default: z.enum(['deny', 'review']).default('deny'),
+    rules: z.array(ruleSchema).default([]),
+    /** Global guardrail modes; every guardrail is `block` unless set here. */
+    guardrails: guardrailModes.default({}),
+  })
+  .strict()
+  .superRefine((p, ctx) => {
+    const seen = new Set<string>();
+    p.rules.forEach((r, i) => {
+      if (seen.has(r.name)) ctx.addIssue({ code: 'custom', message: `rule name "${r.name}" is used twice`, path: ['rules', i, 'name'] });
+      seen.add(r.name);
+    });
+  });
+
+export type PolicyRuleConfig = z.infer<typeof ruleSchema>;
+export type PolicyConfig = z.infer<typeof policySchema>;
+export type ApproverSpecConfig = z.infer<typeof approverSpecSchema>;
