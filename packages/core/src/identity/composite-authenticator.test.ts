@@ -66,6 +66,32 @@ describe('CompositeAuthenticator', () => {
     );
   });
 
+  it('routes a bare secret the same way for identify, and refuses parts that cannot identify', async () => {
+    const calls: string[] = [];
+    const identifying = (name: 'token' | 'oidc'): Authenticator => ({
+      ...recorder(name, calls),
+      identify: async (): Promise<Identity> => {
+        calls.push(`${name}:identify`);
+        return { subject: 'someone', kind: 'human', groups: [], method: name };
+      },
+    });
+    const jwt = `${b64({ alg: 'ES256' })}.${b64({ sub: 'u' })}.c2ln`;
+    const auth = new CompositeAuthenticator({ tokens: identifying('token'), oidc: identifying('oidc') });
+    await auth.identify(jwt, '198.51.100.3');
+    await auth.identify('svc-token-0123456789', '198.51.100.3');
+    expect(calls).toEqual(['oidc:identify', 'token:identify']);
+    expect(await refusalMessage(auth.identify('', '198.51.100.3'), '')).toBe('authentication failed: no token was presented');
+
+    const loginOnly = new CompositeAuthenticator({ tokens: recorder('token', calls), oidc: recorder('oidc', calls) });
+    expect(await refusalMessage(loginOnly.identify('svc-token-0123456789', '198.51.100.3'), 'svc-token-0123456789')).toBe(
+      'authentication failed: unknown token',
+    );
+    expect(await refusalMessage(loginOnly.identify(jwt, '198.51.100.3'), jwt)).toBe(
+      'authentication failed: OIDC tokens are not accepted by this gateway',
+    );
+    expect(calls).toEqual(['oidc:identify', 'token:identify']);
+  });
+
   describe('built from config', () => {
     let issuer: OidcIssuer;
     beforeAll(async () => {
@@ -94,6 +120,12 @@ describe('CompositeAuthenticator', () => {
         'authentication failed: the token does not belong to user "bob"',
       );
       expect(await refusalMessage(auth.authenticate(creds('etl', 'etl-secret-01234567890')), 'etl-secret-01234567890')).toBe(
+        'authentication failed: unknown token',
+      );
+
+      expect(await auth.identify('etl-secret-0123456789', '198.51.100.3')).toMatchObject({ subject: 'etl', method: 'token' });
+      expect(await auth.identify(jwt, '198.51.100.3')).toMatchObject({ subject: 'alice', method: 'oidc', groups: ['analysts'] });
+      expect(await refusalMessage(auth.identify('etl-secret-01234567890', '198.51.100.3'), 'etl-secret-01234567890')).toBe(
         'authentication failed: unknown token',
       );
     });

@@ -3,7 +3,7 @@ import type { IdentitiesConfig } from './config.js';
 import { looksLikeJwt } from './jwt-shape.js';
 import { OidcAuthenticator, type OidcAuthenticatorOptions } from './oidc-authenticator.js';
 import { TokenAuthenticator } from './token-authenticator.js';
-import type { Authenticator, Credentials, Identity } from './types.js';
+import type { Authenticator, Credentials, Identity, SecretIdentifier } from './types.js';
 
 export interface CompositeAuthenticatorParts {
   /** Verifies static tokens; when absent every non-JWT secret is an unknown token. */
@@ -16,7 +16,7 @@ export interface CompositeAuthenticatorParts {
  * Routes a presented secret: anything shaped like a JWT goes to OIDC verification, anything
  * else to the static tokens.
  */
-export class CompositeAuthenticator implements Authenticator {
+export class CompositeAuthenticator implements Authenticator, SecretIdentifier {
   readonly #token: Authenticator | undefined;
   readonly #oidc: Authenticator | undefined;
 
@@ -33,6 +33,20 @@ export class CompositeAuthenticator implements Authenticator {
     }
     if (!this.#token) throw clientErrors.authFailed('unknown token');
     return this.#token.authenticate(credentials);
+  }
+
+  /**
+   * Verifies a secret presented without a user name, routed the same way. A part that cannot
+   * verify bare secrets refuses them like a missing part.
+   */
+  async identify(secret: string, sourceAddress: string): Promise<Identity> {
+    if (secret === '') throw clientErrors.authFailed('no token was presented');
+    if (looksLikeJwt(secret)) {
+      if (!this.#oidc?.identify) throw clientErrors.authFailed('OIDC tokens are not accepted by this gateway');
+      return this.#oidc.identify(secret, sourceAddress);
+    }
+    if (!this.#token?.identify) throw clientErrors.authFailed('unknown token');
+    return this.#token.identify(secret, sourceAddress);
   }
 }
 

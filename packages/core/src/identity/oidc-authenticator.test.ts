@@ -208,6 +208,44 @@ describe('OidcAuthenticator', () => {
     );
   });
 
+  describe('identify (a JWT presented without a user name)', () => {
+    it('takes the subject from the configured claim, with groups, kind and claims as on login', async () => {
+      const auth = new OidcAuthenticator([issuerConfig(rs, { usernameClaim: 'email' })]);
+      const token = await rs.sign({ sub: 'u-123', email: 'alice@example.com', groups: ['approvers'] });
+      const identity = await auth.identify(token, '192.0.2.7');
+      expect(identity).toMatchObject({
+        subject: 'alice@example.com',
+        kind: 'human',
+        groups: ['approvers'],
+        method: 'oidc',
+        issuer: rs.issuer,
+      });
+      expect(identity).toEqual(await auth.authenticate(creds('alice@example.com', token)));
+    });
+
+    it('verifies the token exactly as a login does', async () => {
+      const auth = new OidcAuthenticator([issuerConfig(rs)]);
+      const expired = await rs.sign({ sub: 'alice' }, { expiresIn: -120 });
+      expect(await refusal(auth.identify(expired, '192.0.2.7'), expired)).toBe('authentication failed: the token has expired');
+      const forged = await other.sign({ sub: 'alice' }, { issuer: rs.issuer, audience: rs.audience });
+      expect(await refusal(auth.identify(forged, '192.0.2.7'), forged)).toBe('authentication failed: the token signature is not valid');
+      const elsewhere = await rs.sign({ sub: 'alice' }, { audience: 'some-other-api' });
+      expect(await refusal(auth.identify(elsewhere, '192.0.2.7'), elsewhere)).toBe(
+        'authentication failed: the token is not meant for this gateway (audience)',
+      );
+      const untrusted = await other.sign({ sub: 'alice' }, { audience: rs.audience });
+      expect(await refusal(auth.identify(untrusted, '192.0.2.7'), untrusted)).toBe('authentication failed: token issuer is not trusted');
+    });
+
+    it('refuses a token without the subject claim', async () => {
+      const auth = new OidcAuthenticator([issuerConfig(rs, { usernameClaim: 'email' })]);
+      const token = await rs.sign({ sub: 'u-123' });
+      expect(await refusal(auth.identify(token, '192.0.2.7'), token)).toBe(
+        'authentication failed: the token has no "email" claim to identify its holder by',
+      );
+    });
+  });
+
   it('takes the kind from kindClaim when configured, else from kind', async () => {
     const auth = new OidcAuthenticator([issuerConfig(rs, { kind: 'service', kindClaim: 'sluice_kind' })]);
     const agent = await rs.sign({ sub: 'ci', sluice_kind: 'agent', job: 'nightly', run: 42 });

@@ -10,7 +10,7 @@ import {
 import { clientErrors } from '../errors.js';
 import { oidcIssuerSchema, parseEntry, type OidcIssuerConfig, type OidcIssuerConfigInput } from './config.js';
 import { quoted } from './messages.js';
-import { IdentityKind, type Authenticator, type Credentials, type Identity } from './types.js';
+import { IdentityKind, type Authenticator, type Credentials, type Identity, type SecretIdentifier } from './types.js';
 
 /** Where operational problems (an identity provider that cannot be reached) are reported. A pino Logger fits. */
 export interface OperationalLogger {
@@ -189,7 +189,7 @@ class TrustedIssuer {
  * token's (not yet verified) `iss`; the signature, issuer, audience, algorithm and times are
  * then verified against that issuer's published keys. Tokens must carry `exp`.
  */
-export class OidcAuthenticator implements Authenticator {
+export class OidcAuthenticator implements Authenticator, SecretIdentifier {
   readonly #issuers = new Map<string, TrustedIssuer>();
   readonly #logger: OperationalLogger;
   readonly #now: () => number;
@@ -212,7 +212,16 @@ export class OidcAuthenticator implements Authenticator {
   }
 
   async authenticate(credentials: Credentials): Promise<Identity> {
-    const token = credentials.secret;
+    return this.#verify(credentials.secret, credentials.username);
+  }
+
+  /** Verifies a JWT presented alone: the identity is the subject in the configured claim. */
+  async identify(secret: string, _sourceAddress: string): Promise<Identity> {
+    return this.#verify(secret, undefined);
+  }
+
+  /** Verifies a token; when `username` is given, the token's subject must equal it. */
+  async #verify(token: string, username: string | undefined): Promise<Identity> {
     let unverified: JWTPayload;
     try {
       unverified = decodeJwt(token);
@@ -245,10 +254,14 @@ export class OidcAuthenticator implements Authenticator {
 
     const subject = claimAt(payload, config.usernameClaim);
     if (typeof subject !== 'string' || subject === '') {
-      throw clientErrors.authFailed(`the token has no "${config.usernameClaim}" claim to match the user name against`);
+      throw clientErrors.authFailed(
+        username === undefined
+          ? `the token has no "${config.usernameClaim}" claim to identify its holder by`
+          : `the token has no "${config.usernameClaim}" claim to match the user name against`,
+      );
     }
-    if (subject !== credentials.username) {
-      throw clientErrors.authFailed(`the token does not belong to user ${quoted(credentials.username)}`, {
+    if (username !== undefined && subject !== username) {
+      throw clientErrors.authFailed(`the token does not belong to user ${quoted(username)}`, {
         hint: `connect with the user name in the token's "${config.usernameClaim}" claim`,
       });
     }

@@ -68,6 +68,37 @@ describe('TokenAuthenticator', () => {
     });
   });
 
+  describe('identify (a token presented without a user name)', () => {
+    it('finds the token by its hash and returns the identity it was issued to', async () => {
+      expect(await authenticatorFor().identify(PLAIN, '192.0.2.1')).toEqual({
+        subject: 'alice@example.com',
+        kind: 'human',
+        groups: ['analysts'],
+        method: 'token',
+      });
+      expect(await authenticatorFor().identify('test', '192.0.2.1')).toMatchObject({ subject: 'etl-bot', kind: 'service' });
+    });
+
+    it('refuses an unknown token', async () => {
+      for (const secret of ['nope-not-a-real-token', PLAIN.slice(0, -1), `${PLAIN} `, 'TEST', '']) {
+        expect(await refusal(authenticatorFor().identify(secret, '192.0.2.1'), secret)).toBe('authentication failed: unknown token');
+      }
+    });
+
+    it('applies the same expiry check as a login', async () => {
+      const secret = 'retired-agent-token-xyz';
+      const after = authenticatorFor(() => Date.parse('2026-01-01T00:00:00Z'));
+      expect(await refusal(after.identify(secret, '192.0.2.1'), secret)).toBe(
+        'authentication failed: the token expired at 2026-01-01T00:00:00.000Z',
+      );
+      const before = authenticatorFor(() => Date.parse('2025-12-31T23:59:59Z'));
+      expect(await before.identify(secret, '192.0.2.1')).toMatchObject({
+        subject: 'old-agent',
+        expiresAt: Date.parse('2026-01-01T00:00:00Z'),
+      });
+    });
+  });
+
   it('keeps no plain token in memory-visible state', () => {
     const auth = authenticatorFor();
     expect(auth.size).toBe(3);

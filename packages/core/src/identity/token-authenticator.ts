@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { clientErrors } from '../errors.js';
 import { parseEntry, tokenEntrySchema, type TokenConfigInput } from './config.js';
 import { quoted } from './messages.js';
-import type { Authenticator, Credentials, Identity, IdentityKind } from './types.js';
+import type { Authenticator, Credentials, Identity, IdentityKind, SecretIdentifier } from './types.js';
 
 interface StoredToken {
   readonly digest: Buffer;
@@ -25,7 +25,7 @@ function sha256(value: string): Buffer {
  * Verifies static tokens from the config. Only SHA-256 digests are kept in memory: plain
  * tokens are hashed here and then dropped. A presented secret is looked up by its digest.
  */
-export class TokenAuthenticator implements Authenticator {
+export class TokenAuthenticator implements Authenticator, SecretIdentifier {
   readonly #byDigest = new Map<string, StoredToken>();
   readonly #now: () => number;
 
@@ -64,16 +64,32 @@ export class TokenAuthenticator implements Authenticator {
   }
 
   async authenticate(credentials: Credentials): Promise<Identity> {
-    const presented = sha256(credentials.secret);
-    const stored = this.#byDigest.get(presented.toString('hex'));
-    if (!stored || !timingSafeEqual(stored.digest, presented)) {
-      throw clientErrors.authFailed('unknown token');
-    }
+    const stored = this.#find(credentials.secret);
     if (credentials.username !== stored.subject) {
       throw clientErrors.authFailed(`the token does not belong to user ${quoted(credentials.username)}`, {
         hint: 'connect with the user name the token was issued to',
       });
     }
+    return this.#identityOf(stored);
+  }
+
+  /** Verifies a token presented alone: the identity is the subject it was issued to. */
+  async identify(secret: string, _sourceAddress: string): Promise<Identity> {
+    return this.#identityOf(this.#find(secret));
+  }
+
+  /** The configured token whose digest matches, or the `unknown token` refusal. */
+  #find(secret: string): StoredToken {
+    const presented = sha256(secret);
+    const stored = this.#byDigest.get(presented.toString('hex'));
+    if (!stored || !timingSafeEqual(stored.digest, presented)) {
+      throw clientErrors.authFailed('unknown token');
+    }
+    return stored;
+  }
+
+  /** The identity of a matched token, or the refusal when it has expired. */
+  #identityOf(stored: StoredToken): Identity {
     if (stored.expiresAt !== undefined && this.#now() >= stored.expiresAt) {
       throw clientErrors.authFailed(`the token expired at ${new Date(stored.expiresAt).toISOString()}`);
     }

@@ -33,4 +33,15 @@ export interface Authenticator {
    * `auth_failed` whose message says what was wrong without revealing any secret.
    */
   authenticate(credentials: Credentials): Promise<Identity>;
+  /**
+   * Verifies a secret presented without a user name (a bearer token on the admin API): the
+   * identity is the one the credential itself names. Same checks and refusals as
+   * `authenticate`, except that there is no user name to match.
+   */
+  identify?(secret: string, sourceAddress: string): Promise<Identity>;
+}
+
+/** An authenticator that can also verify a bare secret. */
+export interface SecretIdentifier {
+  identify(secret: string, sourceAddress: string): Promise<Identity>;
 }
