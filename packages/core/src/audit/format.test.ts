@@ -60,7 +60,8 @@ describe('CSV', () => {
   it('has the fixed header', () => {
     expect(toCsvHeader()).toBe(
       'seq,time,type,phase,outcome,dialect,session_id,source_address,subject,kind,groups,target,username,' +
-        'statement_id,operations,decision,rule,text,fingerprint,duration_ms,rows,error_code,command,reason,hash',
+        'statement_id,operations,decision,rule,text,fingerprint,duration_ms,rows,error_code,command,reason,' +
+        'approval,approver,action,guardrail,digest,hash',
     );
   });
 
@@ -84,8 +85,86 @@ describe('CSV', () => {
       command: 'SELECT 3',
       username: '',
       reason: '',
+      approval: '',
+      approver: '',
+      action: '',
       hash: chain.hash,
     });
+  });
+
+  it('shows who approved a reviewed statement and the digests that bind them', () => {
+    const ran: AuditRecord = {
+      ...stmt,
+      decision: 'review',
+      rule: 'drop-guard',
+      guardrail: 'drop-table',
+      reason: 'DROP TABLE needs a second person',
+      approval: 'r-7k3p9q',
+      digest: 'd'.repeat(64),
+      text: 'DROP TABLE t',
+      operations: ['ddl'],
+    };
+    const approved: AuditRecord = {
+      type: 'approval',
+      seq: 6,
+      ...chain,
+      time: '2024-05-01T11:59:00.000Z',
+      dialect: 'postgres',
+      sessionId: 's-1',
+      action: 'approved',
+      requestId: 'r-7k3p9q',
+      actor,
+      target: 'prod',
+      approver: { subject: 'bob', kind: 'human', groups: ['dba'], method: 'oidc' },
+      statementId: 'st-1',
+      fingerprint: 'abcd',
+      digest: 'd'.repeat(64),
+      rule: 'drop-guard',
+      reason: 'planned cleanup, ticket 42',
+    };
+    const rows = [ran, approved].map((r) => Object.fromEntries(CSV_COLUMNS.map((c, i) => [c, parseCsvLine(toCsvRow(r))[i]])));
+    expect(rows[0]).toMatchObject({
+      type: 'statement',
+      decision: 'review',
+      rule: 'drop-guard',
+      guardrail: 'drop-table',
+      reason: 'DROP TABLE needs a second person',
+      approval: 'r-7k3p9q',
+      approver: '',
+      digest: 'd'.repeat(64),
+    });
+    expect(rows[1]).toMatchObject({
+      type: 'approval',
+      action: 'approved',
+      approval: 'r-7k3p9q',
+      subject: 'alice',
+      approver: 'bob',
+      statement_id: 'st-1',
+      rule: 'drop-guard',
+      reason: 'planned cleanup, ticket 42',
+      digest: 'd'.repeat(64),
+      outcome: '',
+      phase: '',
+    });
+  });
+
+  it('names a grant not tied to a request as grant:<id>', () => {
+    const created: AuditRecord = {
+      type: 'approval',
+      seq: 9,
+      ...chain,
+      time: '2024-05-01T12:00:00.000Z',
+      dialect: 'sluice',
+      action: 'grant-created',
+      grantId: 'g-abc123',
+      actor,
+      approver: { subject: 'bob', kind: 'human', groups: ['dba'], method: 'oidc' },
+      operations: ['write', 'ddl'],
+      expiresAt: '2024-05-01T13:00:00.000Z',
+    };
+    const fields = parseCsvLine(toCsvRow(created));
+    const byName = Object.fromEntries(CSV_COLUMNS.map((c, i) => [c, fields[i]]));
+    expect(byName).toMatchObject({ approval: 'grant:g-abc123', action: 'grant-created', approver: 'bob', operations: 'write;ddl' });
   });
 
   it('leaves missing values empty and quotes a reason with a CR', () => {
@@ -159,5 +238,39 @@ describe('formatRecordLine', () => {
     expect(formatRecordLine({ ...base, seq: 4, type: 'cancel', outcome: 'ignored' })).toBe(
       '2024-05-01T12:00:00.000Z #4 cancel ignored',
     );
+  });
+
+  it('summarizes approval steps with the request, requester, approver and rule', () => {
+    const base = { ...chain, time: '2024-05-01T12:00:00.000Z', dialect: 'postgres', type: 'approval' } as const;
+    const bob = { subject: 'bob', kind: 'human', groups: ['dba'], method: 'oidc' } as const;
+    const request = { requestId: 'r-7k3p9q', actor, target: 'prod', rule: 'drop-guard' } as const;
+    expect(
+      formatRecordLine({ ...base, ...request, seq: 1, action: 'requested', reason: 'DROP TABLE\nneeds review', text: 'DROP TABLE t' }),
+    ).toBe('2024-05-01T12:00:00.000Z #1 approval requested r-7k3p9q alice (human) -> prod [drop-guard]: DROP TABLE needs review');
+    expect(formatRecordLine({ ...base, ...request, seq: 2, action: 'approved', approver: bob, grantId: 'g-2b4d6f' })).toBe(
+      '2024-05-01T12:00:00.000Z #2 approval approved r-7k3p9q alice (human) -> prod by bob with grant g-2b4d6f [drop-guard]',
+    );
+    expect(formatRecordLine({ ...base, ...request, seq: 3, action: 'executed', approver: bob, text: 'DROP TABLE t' })).toBe(
+      '2024-05-01T12:00:00.000Z #3 approval executed r-7k3p9q alice (human) -> prod by bob [drop-guard]: DROP TABLE t',
+    );
+    const grant = {
+      ...base,
+      seq: 4,
+      action: 'grant-created',
+      grantId: 'g-2b4d6f',
+      actor,
+      target: 'prod',
+      approver: bob,
+      expiresAt: '2024-05-01T13:00:00.000Z',
+      reason: 'ddl on prod',
+    } as const;
+    expect(formatRecordLine(grant)).toBe(
+      '2024-05-01T12:00:00.000Z #4 approval grant-created g-2b4d6f for alice (human) -> prod by bob until 2024-05-01T13:00:00.000Z: ddl on prod',
+    );
+  });
+
+  it('names the approval that let a reviewed statement run', () => {
+    const ran: AuditRecord = { ...stmt, decision: 'review', rule: 'drop-guard', approval: 'r-7k3p9q' };
+    expect(formatRecordLine(ran)).toMatch(/\[review by drop-guard, approval r-7k3p9q, ok, 3 rows, 12 ms\]$/);
   });
 });

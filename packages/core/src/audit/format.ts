@@ -1,7 +1,7 @@
 /**
  * Presentation of audit records: CSV export (RFC 4180) and one-line summaries for a terminal.
  */
-import type { AuditRecord } from './types.js';
+import type { ApprovalEvent, AuditRecord } from './types.js';
 
 /** The CSV columns, in order. */
 export const CSV_COLUMNS = [
@@ -29,6 +29,11 @@ export const CSV_COLUMNS = [
   'error_code',
   'command',
   'reason',
+  'approval',
+  'approver',
+  'action',
+  'guardrail',
+  'digest',
   'hash',
 ] as const;
 
@@ -48,14 +53,24 @@ export function toCsvHeader(): string {
  * hold a comma, a double quote, CR or LF are quoted, inner quotes doubled (RFC 4180). Missing
  * values are empty; list values (groups, operations) are joined with ";". Values are written as
  * they are: a spreadsheet may interpret a field starting with "=", "+", "-" or "@" as a formula.
+ *
+ * Reviewed statements and approvals: `approval` is the request id (on a statement record, the
+ * request or `grant:<id>` that let it run; on an approval record, the request it is about),
+ * `approver` the subject who decided, granted or revoked, `action` the approval step
+ * (requested, approved, executed, refused-reuse, ...), `guardrail` the guardrail behind a
+ * statement's deny or review, and `digest` the SHA-256 of the exact statement and parameters:
+ * the `executed` record of a request and the statement record that ran carry the same digest as
+ * its `approved` record.
  */
 export function toCsvRow(r: AuditRecord): string {
+  const stmt = r.type === 'statement' ? r : undefined;
+  const appr = r.type === 'approval' ? r : undefined;
   const values: Record<(typeof CSV_COLUMNS)[number], unknown> = {
     seq: r.seq,
     time: r.time,
     type: r.type,
-    phase: r.type === 'statement' ? r.phase : undefined,
-    outcome: r.type === 'disconnect' ? undefined : r.outcome,
+    phase: stmt?.phase,
+    outcome: r.type === 'disconnect' || r.type === 'approval' ? undefined : r.outcome,
     dialect: r.dialect,
     session_id: r.sessionId,
     source_address: r.sourceAddress,
@@ -64,17 +79,22 @@ export function toCsvRow(r: AuditRecord): string {
     groups: r.actor?.groups.join(LIST_SEPARATOR),
     target: r.target,
     username: r.type === 'connect' ? r.username : undefined,
-    statement_id: r.type === 'statement' ? r.statementId : undefined,
-    operations: r.type === 'statement' ? r.operations.join(LIST_SEPARATOR) : undefined,
-    decision: r.type === 'statement' ? r.decision : undefined,
-    rule: r.type === 'statement' ? r.rule : undefined,
-    text: r.type === 'statement' ? r.text : undefined,
-    fingerprint: r.type === 'statement' ? r.fingerprint : undefined,
+    statement_id: stmt?.statementId ?? appr?.statementId,
+    operations: (stmt?.operations ?? appr?.operations)?.join(LIST_SEPARATOR),
+    decision: stmt?.decision,
+    rule: stmt?.rule ?? appr?.rule,
+    text: stmt?.text ?? appr?.text,
+    fingerprint: stmt?.fingerprint ?? appr?.fingerprint,
     duration_ms: r.type === 'statement' || r.type === 'disconnect' ? r.durationMs : undefined,
-    rows: r.type === 'statement' ? r.rows : undefined,
-    error_code: r.type === 'statement' ? r.errorCode : undefined,
-    command: r.type === 'statement' ? r.command : undefined,
-    reason: r.type === 'connect' || r.type === 'disconnect' ? r.reason : undefined,
+    rows: stmt?.rows,
+    error_code: stmt?.errorCode,
+    command: stmt?.command,
+    reason: r.type === 'cancel' ? undefined : r.reason,
+    approval: stmt?.approval ?? (appr ? approvalRef(appr) : undefined),
+    approver: appr?.approver?.subject,
+    action: appr?.action,
+    guardrail: stmt?.guardrail,
+    digest: stmt?.digest ?? appr?.digest,
     hash: r.hash,
   };
   let line = '';
@@ -83,6 +103,12 @@ export function toCsvRow(r: AuditRecord): string {
     line += csvField(values[CSV_COLUMNS[i]!]);
   }
   return line;
+}
+
+/** The request an approval event is about, or `grant:<id>` for a grant not tied to one. */
+function approvalRef(r: ApprovalEvent): string | undefined {
+  if (r.requestId !== undefined) return r.requestId;
+  return r.grantId !== undefined ? `grant:${r.grantId}` : undefined;
 }
 
 function csvField(value: unknown): string {
@@ -132,11 +158,38 @@ export function formatRecordLine(r: AuditRecord, options?: FormatLineOptions): s
       if (text.length > max) text = `${text.slice(0, Math.max(0, max - 1))}…`;
       const facts: string[] = [];
       if (r.decision !== 'allow') facts.push(r.rule ? `${r.decision} by ${clean(r.rule)}` : r.decision);
+      if (r.approval !== undefined) facts.push(`approval ${clean(r.approval)}`);
       if (r.outcome) facts.push(r.errorCode ? `${r.outcome} ${clean(r.errorCode)}` : r.outcome);
       if (r.rows !== undefined) facts.push(`${r.rows} row${r.rows === 1 ? '' : 's'}`);
       if (r.durationMs !== undefined) facts.push(formatDuration(r.durationMs));
       const tail = facts.length > 0 ? ` [${facts.join(', ')}]` : '';
       return `${head} ${r.phase} ${who} -> ${target}: ${text}${tail}`;
+    }
+    case 'approval': {
+      const grantAction = r.action === 'grant-created' || r.action === 'grant-revoked';
+      const parts = [head, r.action];
+      if (grantAction) {
+        if (r.grantId !== undefined) parts.push(clean(r.grantId));
+        if (r.requestId !== undefined) parts.push(`from ${clean(r.requestId)}`);
+        parts.push(`for ${who}`);
+      } else {
+        if (r.requestId !== undefined) parts.push(clean(r.requestId));
+        parts.push(`${who}`);
+      }
+      if (target !== undefined) parts.push(`-> ${target}`);
+      if (r.approver) parts.push(`by ${clean(r.approver.subject)}`);
+      if (!grantAction && r.grantId !== undefined) parts.push(`with grant ${clean(r.grantId)}`);
+      if (r.action === 'grant-created' && r.expiresAt !== undefined) parts.push(`until ${clean(r.expiresAt)}`);
+      if (r.rule !== undefined) parts.push(`[${clean(r.rule)}]`);
+      let line = parts.join(' ');
+      const words = r.reason ?? r.text;
+      if (words !== undefined) {
+        const max = options?.maxTextLength ?? 200;
+        let said = clean(words.replace(/\s+/g, ' ').trim());
+        if (said.length > max) said = `${said.slice(0, Math.max(0, max - 1))}…`;
+        line += `: ${said}`;
+      }
+      return line;
     }
   }
 }
