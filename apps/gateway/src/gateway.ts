@@ -2,17 +2,26 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import {
+  type Approvals,
+  type ApproverSpec,
+  type Authenticator,
   CompositeAuthenticator,
   type DialectListener,
   FileAuditStore,
   Governor,
   MemoryFailureLimiter,
+  type NotifierConfig,
   OidcAuthenticator,
+  openApprovals,
+  Policy,
+  type SecretIdentifier,
   type Target,
   TokenAuthenticator,
 } from '@sluice/core';
 import type { Logger } from 'pino';
+import { startAdminServer, type AdminServer } from './admin/server.js';
 import { dialects } from './dialects.js';
+import type { GatewayConfig } from './config/schema.js';
 import type { LoadedConfig } from './config/load.js';
 
 export interface ListeningAddress {
@@ -24,6 +33,14 @@ export interface ListeningAddress {
 export interface RunningGateway {
   readonly addresses: readonly ListeningAddress[];
   readonly governor: Governor;
+  readonly approvals: Approvals;
+  /** The admin API's base URL, when `admin` is configured. */
+  readonly adminUrl: string | undefined;
+  /**
+   * Applies a new, validated config without a restart: policy, identities, approvers and the
+   * review timeout. Settings that need a restart are named in the message and left as they are.
+   */
+  reload(next: LoadedConfig): { readonly ok: boolean; readonly message: string };
   /** Stops accepting, ends sessions, flushes the audit trail. */
   close(): Promise<void>;
 }
@@ -39,6 +56,28 @@ export class StartupError extends Error {
     this.name = 'StartupError';
   }
 }
+
+function approverSpecOf(config: GatewayConfig): ApproverSpec {
+  return config.approvals.approvers ?? { groups: [], subjects: [] };
+}
+
+function notifiersOf(config: GatewayConfig): NotifierConfig[] {
+  return config.approvals.notify.map((n) =>
+    'webhook' in n
+      ? { kind: 'webhook' as const, url: n.webhook, ...(n.secret ? { secret: n.secret } : {}), ...(n.timeoutMs ? { timeoutMs: n.timeoutMs } : {}) }
+      : { kind: 'slack' as const, url: n.slack, ...(n.timeoutMs ? { timeoutMs: n.timeoutMs } : {}) },
+  );
+}
+
+function authenticatorOf(config: GatewayConfig, logger: Logger): CompositeAuthenticator {
+  return new CompositeAuthenticator({
+    tokens: new TokenAuthenticator(config.identities.tokens),
+    ...(config.identities.oidc.length > 0 ? { oidc: new OidcAuthenticator(config.identities.oidc, { logger }) } : {}),
+  });
+}
+
+/** Settings a reload cannot change, compared as JSON. */
+const RESTART_KEYS = ['listen', 'targets', 'audit', 'tls', 'limits', 'admin', 'pidFile'] as const;
 
 /** Composes core, dialects and listeners from a validated config. */
 export async function startGateway(loaded: LoadedConfig, logger: Logger): Promise<RunningGateway> {
@@ -59,14 +98,35 @@ export async function startGateway(loaded: LoadedConfig, logger: Logger): Promis
     throw new StartupError(`cannot open the audit store at ${config.audit.dir} (audit.dir): ${(cause as Error).message}`, { cause });
   }
 
+  let approvals: Approvals;
+  try {
+    approvals = await openApprovals({
+      dir: config.approvals.dir,
+      audit,
+      logger: logger.child({ component: 'approvals' }),
+      approvers: approverSpecOf(config),
+      notifiers: notifiersOf(config),
+    });
+  } catch (cause) {
+    await audit.close();
+    throw new StartupError(`cannot open the approvals journal at ${config.approvals.dir} (approvals.dir): ${(cause as Error).message}`, { cause });
+  }
+
+  // The authenticator is replaced on reload; the listeners and the admin API go through this.
+  let authenticator = authenticatorOf(config, logger);
+  const currentAuthenticator: Authenticator & SecretIdentifier = {
+    authenticate: (c) => authenticator.authenticate(c),
+    identify: (secret, address) => authenticator.identify(secret, address),
+  };
+  const failureLimiter = new MemoryFailureLimiter(config.identities.failedLogins);
   const governor = new Governor({
-    authenticator: new CompositeAuthenticator({
-      tokens: new TokenAuthenticator(config.identities.tokens),
-      ...(config.identities.oidc.length > 0 ? { oidc: new OidcAuthenticator(config.identities.oidc, { logger }) } : {}),
-    }),
+    authenticator: currentAuthenticator,
     audit,
-    failureLimiter: new MemoryFailureLimiter(config.identities.failedLogins),
+    failureLimiter,
     logger,
+    policy: new Policy(config.policy, { approvers: approverSpecOf(config) }),
+    approvals,
+    reviewTimeoutMs: config.approvals.timeoutSeconds * 1000,
   });
 
   const targetsByDialect = new Map<string, Map<string, Target<unknown>>>();
@@ -109,18 +169,77 @@ export async function startGateway(loaded: LoadedConfig, logger: Logger): Promis
     }
   } catch (err) {
     for (const s of servers) s.close();
+    await approvals.close();
     await audit.close();
     throw err;
   }
+
+  let admin: AdminServer | undefined;
+  if (config.admin) {
+    try {
+      admin = await startAdminServer({
+        address: config.admin,
+        approvals,
+        authenticator: currentAuthenticator,
+        failureLimiter,
+        logger: logger.child({ component: 'admin' }),
+        approvers: approverSpecOf(config),
+      });
+    } catch (err) {
+      for (const s of servers) s.close();
+      await Promise.all(listeners.map((l) => l.close()));
+      await approvals.close();
+      await audit.close();
+      const e = err as NodeJS.ErrnoException;
+      throw new StartupError(`cannot start the admin API on ${config.admin} (admin): ${e.code ?? e.message}`, { cause: err });
+    }
+  }
+
+  let active = config;
 
   let closing: Promise<void> | undefined;
   return {
     addresses,
     governor,
+    approvals,
+    adminUrl: admin?.url,
+    reload(next) {
+      const nextConfig = next.config;
+      const ignored: string[] = RESTART_KEYS.filter((k) => JSON.stringify(active[k]) !== JSON.stringify(nextConfig[k]));
+      if (active.approvals.dir !== nextConfig.approvals.dir) ignored.push('approvals.dir');
+      if (JSON.stringify(active.approvals.notify) !== JSON.stringify(nextConfig.approvals.notify)) ignored.push('approvals.notify');
+      let policy: Policy;
+      let nextAuthenticator: CompositeAuthenticator;
+      try {
+        policy = new Policy(nextConfig.policy, { approvers: approverSpecOf(nextConfig) });
+        nextAuthenticator = authenticatorOf(nextConfig, logger);
+      } catch (err) {
+        return { ok: false, message: `the new configuration was refused, the old one stays: ${(err as Error).message}` };
+      }
+      governor.setPolicy(policy);
+      governor.setReviewTimeoutMs(nextConfig.approvals.timeoutSeconds * 1000);
+      authenticator = nextAuthenticator;
+      if (JSON.stringify(active.approvals.approvers) !== JSON.stringify(nextConfig.approvals.approvers)) {
+        // Who may approve each request travels with the request (from the policy); who may
+        // create grants is fixed when the approvals service opens.
+        ignored.push('approvals.approvers (for grants; reviews use the new approvers)');
+      }
+      active = {
+        ...active,
+        policy: nextConfig.policy,
+        identities: nextConfig.identities,
+        approvals: { ...active.approvals, timeoutSeconds: nextConfig.approvals.timeoutSeconds, approvers: nextConfig.approvals.approvers },
+      };
+      const rules = `${policy.ruleCount} rule(s)`;
+      const note = ignored.length > 0 ? `; changes to ${ignored.join(', ')} need a restart and were not applied` : '';
+      return { ok: true, message: `configuration reloaded from ${next.file}: policy with ${rules}, ${nextConfig.identities.tokens.length} token(s), ${nextConfig.identities.oidc.length} OIDC issuer(s)${note}` };
+    },
     close: () =>
       (closing ??= (async () => {
         for (const s of servers) s.close();
+        await admin?.close();
         await Promise.all(listeners.map((l) => l.close()));
+        await approvals.close();
         await audit.close();
       })()),
   };

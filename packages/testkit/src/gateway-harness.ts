@@ -16,6 +16,12 @@ import {
   type AuditRecord,
   type Target,
   TokenAuthenticator,
+  GUARDRAIL_NAMES,
+  Policy,
+  policySchema,
+  openApprovals,
+  type Approvals,
+  type NotifierConfig,
 } from '@sluice/core';
 import { pino } from 'pino';
 
@@ -42,7 +48,23 @@ export interface HarnessOptions<TOptions> {
   readonly auditDir?: string;
   /** Audit segment size (small values force rotation, for fault tests). */
   readonly auditSegmentBytes?: number;
+  /**
+   * The `policy:` section as in the YAML config. Without it the harness allows every statement
+   * and switches every guardrail off: protocol tests exercise the relay, not the policy.
+   */
+  readonly policy?: unknown;
+  /** Turns inline approvals on (a journal in a temporary directory). */
+  readonly approvals?: {
+    readonly approvers: { readonly groups?: readonly string[]; readonly subjects?: readonly string[] };
+    readonly timeoutMs?: number;
+    readonly notifiers?: readonly NotifierConfig[];
+  };
 }
+
+/** The harness's policy when a test gives none: everything allowed, no guardrail. */
+export const PERMISSIVE_POLICY = {
+  rules: [{ name: 'harness-allow-all', effect: 'allow', guardrails: Object.fromEntries(GUARDRAIL_NAMES.map((g) => [g, 'off'])) }],
+};
 
 export interface TestGateway {
   readonly host: string;
@@ -50,6 +72,8 @@ export interface TestGateway {
   readonly auditDir: string;
   readonly governor: Governor;
   readonly listener: DialectListener;
+  /** The approvals service, when `approvals` was given. */
+  readonly approvals: Approvals | undefined;
   /** Flushes the audit store and returns every record so far. */
   auditRecords(): Promise<AuditRecord[]>;
   close(): Promise<void>;
@@ -78,7 +102,19 @@ export async function startTestGateway<TOptions>(options: HarnessOptions<TOption
     groupsClaim: o.groupsClaim ?? 'groups',
     usernameClaim: o.usernameClaim ?? 'sub',
   }));
+  const approverSpec = {
+    groups: [...(options.approvals?.approvers.groups ?? [])],
+    subjects: [...(options.approvals?.approvers.subjects ?? [])],
+  };
+  const approvalsDir = options.approvals ? await mkdtemp(join(tmpdir(), 'sluice-approvals-')) : undefined;
+  const approvals =
+    options.approvals && approvalsDir
+      ? await openApprovals({ dir: approvalsDir, audit, logger, approvers: approverSpec, notifiers: options.approvals.notifiers ?? [] })
+      : undefined;
   const governor = new Governor({
+    policy: new Policy(policySchema.parse(options.policy ?? PERMISSIVE_POLICY), { approvers: approverSpec }),
+    ...(approvals ? { approvals } : {}),
+    ...(options.approvals?.timeoutMs !== undefined ? { reviewTimeoutMs: options.approvals.timeoutMs } : {}),
     authenticator: new CompositeAuthenticator({
       tokens: new TokenAuthenticator(tokens as never),
       ...(oidc.length ? { oidc: new OidcAuthenticator(oidc as never) } : {}),
@@ -109,6 +145,7 @@ export async function startTestGateway<TOptions>(options: HarnessOptions<TOption
     auditDir,
     governor,
     listener,
+    approvals,
     async auditRecords() {
       await audit.flush();
       const out: AuditRecord[] = [];
@@ -118,7 +155,9 @@ export async function startTestGateway<TOptions>(options: HarnessOptions<TOption
     async close() {
       server.close();
       await listener.close();
+      await approvals?.close();
       await audit.close();
+      if (approvalsDir) await rm(approvalsDir, { recursive: true, force: true });
       if (ownsDir) await rm(auditDir, { recursive: true, force: true });
     },
   };

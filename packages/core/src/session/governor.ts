@@ -140,13 +140,13 @@ function actorOf(identity: Identity): AuditActor {
  * decisions and audit; it never touches bytes.
  */
 export class Governor {
-  readonly #authenticator: Authenticator;
+  #authenticator: Authenticator;
   readonly #audit: AuditStore;
   readonly #limiter: FailureLimiter;
   readonly #logger: Logger;
   #policy: Policy;
   readonly #approvals: Approvals | undefined;
-  readonly #reviewTimeoutMs: number;
+  #reviewTimeoutMs: number;
 
   constructor(options: GovernorOptions) {
     this.#authenticator = options.authenticator;
@@ -165,6 +165,15 @@ export class Governor {
   /** Replaces the policy (a reload); statements decided from now on use the new one. */
   setPolicy(policy: Policy): void {
     this.#policy = policy;
+  }
+
+  /** Replaces the authenticator (a reload); sessions already open keep their identity. */
+  setAuthenticator(authenticator: Authenticator): void {
+    this.#authenticator = authenticator;
+  }
+
+  setReviewTimeoutMs(ms: number): void {
+    this.#reviewTimeoutMs = ms;
   }
 
   /** @internal */
@@ -395,7 +404,7 @@ export class GovernedSession {
     }
     if (decision.effect === 'review') return { handles, ready: this.#review(start, handles, decision) };
     let ready: Promise<void> | undefined;
-    if (isPrivileged(start.analysis.operations)) ready = this.#durableIntent(handles);
+    if (isPrivileged(start.analysis.operations)) ready = this.#durableIntent(handles.filter((h) => h.privileged));
     return { handles, ready };
   }
 
@@ -580,6 +589,11 @@ export class StatementHandle {
   ) {
     this.#session = session;
     this.#start = start;
+  }
+
+  /** True when the statement writes, changes schema, administers, or is not understood. */
+  get privileged(): boolean {
+    return isPrivileged(this.#start.analysis.operations);
   }
 
   get decision(): 'allow' | 'deny' | 'review' {

@@ -4,6 +4,8 @@ import type { Analysis, StatementHandle } from '@sluice/core';
 export interface PreparedStatement {
   readonly text: string;
   readonly analysis: Analysis;
+  /** For a portal whose statement may be held for review: a copy of its Bind (the parameters). */
+  readonly bind?: Buffer;
 }
 
 /**
@@ -28,10 +30,12 @@ export type LedgerEntry =
   /** A Sync: answered by ReadyForQuery. */
   | { kind: 'sync' }
   /**
-   * A refusal the gateway answers itself, sent once everything before it is answered: the
-   * error, followed by a ReadyForQuery with the transaction status current at that moment.
+   * A message the gateway answers itself (a refusal, a notice), sent once everything before it
+   * is answered; with `ready`, followed by a ReadyForQuery with the transaction status current
+   * at that moment (a refused simple Query). A refused extended-protocol message gets no
+   * ReadyForQuery of its own: the Sync that follows is forwarded and answers it.
    */
-  | { kind: 'synthetic'; error: Buffer };
+  | { kind: 'synthetic'; bytes: Buffer; ready: boolean };
 
 export class Ledger {
   #entries: (LedgerEntry | undefined)[] = [];
@@ -74,6 +78,13 @@ export class Ledger {
     if (head === undefined) return;
     this.#entries.push(head);
     for (const e of rest) if (e.kind !== 'sync') this.#entries.push(e);
+  }
+
+  /** Inserts `entry` right before `before` (or at the end when `before` is not queued). */
+  insertBefore(before: LedgerEntry, entry: LedgerEntry): void {
+    const at = this.#entries.indexOf(before, this.#head);
+    if (at < 0) this.#entries.push(entry);
+    else this.#entries.splice(at, 0, entry);
   }
 
   /** Removes the entries matching `drop` (used rarely: a refusal replacing its own entry). */

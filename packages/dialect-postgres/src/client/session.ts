@@ -5,6 +5,7 @@ import {
   ClientFacingError,
   clientErrors,
   type GovernedSession,
+  type HeldInfo,
   type Identity,
   type ListenerContext,
   type Logger,
@@ -28,6 +29,7 @@ import { encodeErrorResponse, readErrorCode } from '../messages/error-response.j
 import { Backend, Frontend, startupFraming, typedFraming } from '../messages/framing.js';
 import {
   decodeBindNames,
+  decodeBindParameters,
   decodeClose,
   decodeCommandTag,
   decodeExecute,
@@ -39,7 +41,57 @@ import {
 import { decodeStartupPacket, SSL_ACCEPTED, SSL_REFUSED } from '../messages/startup-message.js';
 import { BackendScanner, type BackendScanHandler } from '../server/backend-scanner.js';
 import { connectUpstream, sendUpstreamCancel, UpstreamError, type UpstreamConnection } from '../server/upstream.js';
-import { Ledger, type PreparedStatement } from './ledger.js';
+import { Ledger, type LedgerEntry, type PreparedStatement } from './ledger.js';
+
+/** What the analyzer says about SQL-level PREPARE, EXECUTE and DEALLOCATE. */
+type SqlAnalysis = Analysis & {
+  readonly prepare?: { readonly name: string; readonly statement: Analysis };
+  readonly execute?: string;
+  readonly deallocate?: string;
+};
+
+/** An EXECUTE of a prepared statement, analysed as the statement it runs (cached per pair). */
+const executions = new WeakMap<Analysis, WeakMap<Analysis, Analysis>>();
+function executionOf(execute: Analysis, statement: Analysis): Analysis {
+  let byStatement = executions.get(execute);
+  if (!byStatement) executions.set(execute, (byStatement = new WeakMap()));
+  let a = byStatement.get(statement);
+  if (!a) {
+    a = Object.freeze({
+      normalized: execute.normalized,
+      fingerprint: execute.fingerprint,
+      statementCount: 1,
+      commands: execute.commands,
+      operations: statement.operations,
+      ...(statement.objects ? { objects: statement.objects } : {}),
+      ...(statement.hazards ? { hazards: statement.hazards } : {}),
+      ...(statement.functions ? { functions: statement.functions } : {}),
+      ...(statement.unanalysable ? { unanalysable: statement.unanalysable } : {}),
+    });
+    byStatement.set(statement, a);
+  }
+  return a;
+}
+
+/** A request rebuilt from its (substituted) statements. */
+function requestOf(original: Analysis, parts: readonly Analysis[]): Analysis {
+  const union = <T>(pick: (a: Analysis) => readonly T[] | undefined): T[] => {
+    const out: T[] = [];
+    for (const p of parts) for (const x of pick(p) ?? []) if (!out.includes(x)) out.push(x);
+    return out;
+  };
+  return {
+    normalized: original.normalized,
+    fingerprint: original.fingerprint,
+    statementCount: parts.length,
+    commands: original.commands,
+    operations: union((p) => p.operations),
+    objects: union((p) => p.objects),
+    hazards: union((p) => p.hazards),
+    functions: union((p) => p.functions),
+    parts,
+  };
+}
 
 export const SessionState = {
   /** Waiting for the startup packet (or SSLRequest). */
@@ -107,6 +159,9 @@ function asFatal(err: ClientFacingError): ClientFacingError {
   return new ClientFacingError(err.kind, err.message, { cause: err, detail: err.detail, hint: err.hint, fatal: true });
 }
 
+/** TCP keep-alive on client connections, so a statement waiting for an approver keeps its session. */
+const KEEPALIVE_MS = 30_000;
+
 /** Bytes a client may send past a held statement before its socket is paused. */
 const HOLD_BUFFER_BYTES = 256 * 1024;
 
@@ -149,6 +204,15 @@ export class PostgresClientSession {
   #txStatus: 'I' | 'T' | 'E' = 'I';
   /** DataRows since the last completion, for PortalSuspended. */
   #rowCount = 0;
+  /**
+   * The gateway refused an extended-protocol message: like the server after an error, it
+   * discards everything up to the next Sync (which it forwards, so the server answers it).
+   */
+  #discarding = false;
+  /** SQL-level prepared statements (PREPARE name AS ...) the server has accepted. */
+  readonly #sqlPrepared = new Map<string, Analysis>();
+  /** PREPARE / DEALLOCATE statements in flight, applied when the server completes them. */
+  readonly #sqlPending = new WeakMap<StatementHandle, SqlAnalysis>();
 
   /** Client bytes queued for the upstream: closed ranges, and the range still growing. */
   #out: Buffer[] = [];
@@ -466,6 +530,7 @@ export class PostgresClientSession {
     ];
     this.#socket.write(Buffer.concat(greeting));
     this.#frames.setMaxFrameBytes(this.#deps.context.limits.maxMessageBytes);
+    this.#socket.setKeepAlive(true, KEEPALIVE_MS);
     this.state = SessionState.Ready;
     this.#log.debug('session ready');
     if (upstream.leftover.length > 0) this.#onUpstreamData(upstream.leftover);
@@ -499,6 +564,19 @@ export class PostgresClientSession {
 
   #onReadyFrame(frame: Buffer): FrameVerdict {
     const type = frame[0];
+    if (this.#discarding) {
+      if (type === Frontend.Sync) {
+        this.#discarding = false;
+        this.#track({ kind: 'sync' });
+        return FORWARD;
+      }
+      if (type === Frontend.Terminate) {
+        this.#terminated = true;
+        return FORWARD;
+      }
+      // Not forwarded, as the server would have skipped it: it never happened.
+      return DROP;
+    }
     switch (type) {
       case Frontend.Query:
         return this.#beginSimple(decodeQuery(frame), 'simple');
@@ -507,7 +585,16 @@ export class PostgresClientSession {
         if (this.#statements.size + this.#pendingStatements.size >= MAX_PREPARED) {
           throw clientErrors.protocolViolation(`more than ${MAX_PREPARED} prepared statements in one session`);
         }
-        const prepared: PreparedStatement = { text, analysis: this.#deps.analyze(text) };
+        const analysis = this.#resolveSql(this.#deps.analyze(text));
+        if (this.#governed!.decide(analysis).effect === 'deny') {
+          // Refused before it exists: recorded (and its error made) by the governor.
+          try {
+            this.#governed!.beginRequest({ analysis, protocol: 'extended', text });
+          } catch (err) {
+            return this.#refuseExtended(toClientFacing(err));
+          }
+        }
+        const prepared: PreparedStatement = { text, analysis };
         // It counts only once the server accepts it: a Parse of a name already in use fails
         // (42P05) and leaves the old statement in place.
         this.#pendingStatements.set(name, prepared);
@@ -516,7 +603,12 @@ export class PostgresClientSession {
       }
       case Frontend.Bind: {
         const { portal, statement } = decodeBindNames(frame);
-        const prepared = this.#pendingStatements.get(statement) ?? this.#statements.get(statement);
+        let prepared = this.#pendingStatements.get(statement) ?? this.#statements.get(statement);
+        // A statement that may be held for review keeps its parameters: the approver sees them
+        // and the approval is bound to them.
+        if (prepared && this.#governed!.decide(prepared.analysis).effect === 'review') {
+          prepared = { text: prepared.text, analysis: prepared.analysis, bind: Buffer.from(frame) };
+        }
         this.#pendingPortals.set(portal, prepared);
         this.#track({ kind: 'bind', portal, prepared });
         return FORWARD;
@@ -524,7 +616,7 @@ export class PostgresClientSession {
       case Frontend.Execute: {
         const { portal } = decodeExecute(frame);
         const prepared = this.#pendingPortals.has(portal) ? this.#pendingPortals.get(portal) : this.#portals.get(portal);
-        return this.#beginExecute(prepared?.analysis ?? UNKNOWN_PORTAL);
+        return this.#beginExecute(prepared);
       }
       case Frontend.Close: {
         const { kind, name } = decodeClose(frame);
@@ -560,54 +652,146 @@ export class PostgresClientSession {
   }
 
   #beginSimple(text: string, protocol: 'simple' | 'function-call'): FrameVerdict {
-    const analysis = protocol === 'function-call' ? FUNCTION_CALL : this.#deps.analyze(text);
-    // Each statement of a query string is recorded on its own.
-    const parts = analysis.parts ?? [analysis];
-    const handles: StatementHandle[] = [];
+    const analysis = protocol === 'function-call' ? FUNCTION_CALL : this.#resolveSql(this.#deps.analyze(text));
+    // Each statement of a query string is recorded on its own; the string is decided as one.
+    let entry: LedgerEntry | undefined;
+    let request;
     try {
-      for (const part of parts) handles.push(this.#governed!.beginStatement({ analysis: part, protocol }));
+      request = this.#governed!.beginRequest({
+        analysis,
+        protocol,
+        text,
+        onHeld: (held) => this.#tellHeld(held, entry),
+      });
     } catch (err) {
-      for (const h of handles) h.complete({ outcome: 'not-executed' });
       const e = toClientFacing(err);
       if (e.fatal) throw e;
       this.#respond(encodeClientError(e));
       return DROP;
     }
-    const entry = { kind: 'query' as const, handles, next: 0 };
-    this.#track(entry);
-    let waits: Promise<void>[] | undefined;
-    for (const h of handles) if (h.ready) (waits ??= []).push(h.ready);
-    if (waits === undefined) return FORWARD;
-    return Promise.all(waits).then(
+    const { handles, ready } = request;
+    this.#noteSqlPrepares(analysis, handles);
+    const tracked: LedgerEntry = { kind: 'query' as const, handles, next: 0 };
+    entry = tracked;
+    this.#track(tracked);
+    if (ready === undefined) return FORWARD;
+    return ready.then(
       () => FORWARD,
       (err: unknown) => {
         const e = toClientFacing(err);
         if (e.fatal) throw e;
-        for (const h of handles) h.complete({ outcome: 'not-executed', errorCode: '58000' });
-        this.#ledger.remove((x) => x === entry);
+        for (const h of handles) h.complete({ outcome: 'not-executed', ...(e.kind === 'governance_unavailable' ? { errorCode: '58000' } : {}) });
+        this.#ledger.remove((x) => x === tracked);
         this.#respond(encodeClientError(e));
         return DROP;
       },
     );
   }
 
-  #beginExecute(analysis: Analysis): FrameVerdict {
-    // An Execute that cannot be recorded ends the session: its Parse and Bind are already
-    // upstream, and answering in their place could desynchronise the client.
-    let handle: StatementHandle;
-    try {
-      handle = this.#governed!.beginStatement({ analysis, protocol: 'extended' });
-    } catch (err) {
-      throw asFatal(toClientFacing(err));
+  /** Replaces each SQL-level EXECUTE by the statement it runs, when the session knows it. */
+  #resolveSql(analysis: Analysis): Analysis {
+    const parts = (analysis.parts ?? [analysis]) as readonly SqlAnalysis[];
+    let any = false;
+    for (const p of parts) if (p.execute !== undefined) any = true;
+    if (!any) return analysis;
+    const provisional = new Map<string, Analysis>();
+    const resolved = parts.map((p) => {
+      if (p.prepare) provisional.set(p.prepare.name, p.prepare.statement);
+      if (p.execute === undefined) return p;
+      const statement = provisional.get(p.execute) ?? this.#sqlPrepared.get(p.execute);
+      return statement ? executionOf(p, statement) : p;
+    });
+    return parts.length === 1 ? resolved[0]! : requestOf(analysis, resolved);
+  }
+
+  #noteSqlPrepares(analysis: Analysis, handles: readonly StatementHandle[]): void {
+    const parts = (analysis.parts ?? [analysis]) as readonly SqlAnalysis[];
+    for (let i = 0; i < parts.length; i++) {
+      const p = parts[i]!;
+      if (p.prepare !== undefined || p.deallocate !== undefined) this.#sqlPending.set(handles[i]!, p);
     }
-    this.#track({ kind: 'execute', handle });
+  }
+
+  /** A PREPARE or DEALLOCATE completed: the session's prepared statements change. */
+  #applySqlPrepare(handle: StatementHandle): void {
+    const p = this.#sqlPending.get(handle);
+    if (p === undefined) return;
+    this.#sqlPending.delete(handle);
+    if (p.prepare) {
+      if (this.#sqlPrepared.size >= MAX_PREPARED) throw clientErrors.protocolViolation(`more than ${MAX_PREPARED} prepared statements in one session`);
+      this.#sqlPrepared.set(p.prepare.name, p.prepare.statement);
+    } else if (p.deallocate === '*') this.#sqlPrepared.clear();
+    else if (p.deallocate !== undefined) this.#sqlPrepared.delete(p.deallocate);
+  }
+
+  #beginExecute(prepared: PreparedStatement | undefined): FrameVerdict {
+    const analysis = prepared?.analysis ?? UNKNOWN_PORTAL;
+    let handle: StatementHandle;
+    let entry: LedgerEntry | undefined;
+    try {
+      const bind = prepared?.bind;
+      handle = this.#governed!.beginStatement({
+        analysis,
+        protocol: 'extended',
+        ...(prepared ? { text: prepared.text } : {}),
+        ...(bind ? { parameters: () => decodeBindParameters(bind) } : {}),
+        onHeld: (held) => this.#tellHeld(held, entry),
+      });
+    } catch (err) {
+      const e = toClientFacing(err);
+      if (e.fatal) throw e;
+      return this.#refuseExtended(e);
+    }
+    const tracked: LedgerEntry = { kind: 'execute', handle };
+    entry = tracked;
+    this.#track(tracked);
     if (!handle.ready) return FORWARD;
     return handle.ready.then(
       () => FORWARD,
       (err: unknown) => {
-        throw asFatal(toClientFacing(err));
+        const e = toClientFacing(err);
+        if (e.fatal) throw e;
+        handle.complete({ outcome: 'not-executed', ...(e.kind === 'governance_unavailable' ? { errorCode: '58000' } : {}) });
+        this.#ledger.remove((x) => x === tracked);
+        return this.#refuseExtended(e);
       },
     );
+  }
+
+  /**
+   * Refuses an extended-protocol message in place: its error is sent where the server's answer
+   * would have been, and everything up to the next Sync is discarded, as the server does
+   * after an error. The Sync itself is forwarded, so the server's ReadyForQuery ends the
+   * exchange. A refusal does not abort the client's transaction: the statement never reached
+   * the database.
+   */
+  #refuseExtended(err: ClientFacingError): typeof DROP {
+    const bytes = encodeClientError(err);
+    if (this.#ledger.empty) this.#writeClient(bytes);
+    else this.#ledger.push({ kind: 'synthetic', bytes, ready: false });
+    this.#discarding = true;
+    return DROP;
+  }
+
+  /** Tells the client that its statement waits for an approver (a NoticeResponse). */
+  #tellHeld(held: HeldInfo, entry: LedgerEntry | undefined): void {
+    if (this.#isClosed()) return;
+    const who = [...held.approvers.groups.map((g) => `group ${g}`), ...held.approvers.subjects].join(', ');
+    const notice = encodeErrorResponse(
+      {
+        severity: 'NOTICE',
+        code: '01000',
+        message: `statement held for approval as request ${held.requestId}: ${held.reason}`,
+        detail: `the session waits up to ${Math.round(held.timeoutMs / 1000)} s for an approver${who ? ` (${who})` : ''}; nobody approves their own request`,
+        hint: `an approver runs: sluice approvals approve ${held.requestId}`,
+      },
+      Backend.NoticeResponse,
+    );
+    if (entry !== undefined && this.#ledger.peek() !== entry) {
+      this.#ledger.insertBefore(entry, { kind: 'synthetic', bytes: notice, ready: false });
+    } else if (this.#scanner.atBoundary) {
+      this.#writeClient(notice);
+    }
   }
 
   #track(entry: Parameters<Ledger['push']>[0]): void {
@@ -620,7 +804,7 @@ export class PostgresClientSession {
   /** Sends a gateway-made error (and ReadyForQuery) now, or after everything in flight is answered. */
   #respond(error: Buffer): void {
     if (this.#ledger.empty) this.#writeClient(Buffer.concat([error, encodeReadyForQuery(this.#txStatus)]));
-    else this.#ledger.push({ kind: 'synthetic', error });
+    else this.#ledger.push({ kind: 'synthetic', bytes: error, ready: true });
   }
 
   /**
@@ -771,6 +955,7 @@ export class PostgresClientSession {
           const h = head.handles[head.next];
           if (h) {
             this.#completed(h, { outcome: 'ok', rows, command: tag.split(' ', 1)[0] ?? tag });
+            this.#applySqlPrepare(h);
             head.next++;
           }
         } else if (head?.kind === 'execute') {
@@ -863,9 +1048,12 @@ export class PostgresClientSession {
         break;
       }
       if (e.kind === 'sync') break;
-      // A refusal queued before the request this ReadyForQuery answers (defensive: refusals
-      // are released as soon as they reach the head).
-      this.#writeClient(Buffer.concat([e.error, encodeReadyForQuery(this.#txStatus)]));
+      // A gateway answer queued before the request this ReadyForQuery answers. After a server
+      // error the server skipped everything up to the Sync, so the client gets no second error
+      // (as from the server itself); otherwise (defensive: answers are released as soon as they
+      // reach the head) it is sent now.
+      if (skipping) continue;
+      this.#writeClient(e.ready ? Buffer.concat([e.bytes, encodeReadyForQuery(this.#txStatus)]) : e.bytes);
     }
     this.#releaseSynthetic(endInChunk);
   }
@@ -880,7 +1068,7 @@ export class PostgresClientSession {
     this.#writeClient(this.#chunk.subarray(this.#chunkWritten, endInChunk));
     this.#chunkWritten = endInChunk;
     while (next?.kind === 'synthetic') {
-      this.#writeClient(Buffer.concat([next.error, encodeReadyForQuery(this.#txStatus)]));
+      this.#writeClient(next.ready ? Buffer.concat([next.bytes, encodeReadyForQuery(this.#txStatus)]) : next.bytes);
       this.#ledger.shift();
       next = this.#ledger.peek();
     }

@@ -34,6 +34,35 @@ export function decodeBindNames(frame: Buffer): { portal: string; statement: str
   return { portal, statement };
 }
 
+/**
+ * The parameter values of a Bind, as text: text-format values as they are, binary ones as
+ * `\x` + hex, SQL NULL as null. Read only for statements held for review (what the approver
+ * sees and the approval is bound to).
+ * Bind: 'B' | len | portal | statement | Int16 nf | Int16 f[nf] | Int16 np | (Int32 len | bytes)[np] | ...
+ */
+export function decodeBindParameters(frame: Buffer): (string | null)[] {
+  const r = reader.reset(frame, 5);
+  r.cstring();
+  r.cstring();
+  const nf = r.int16();
+  const formats: number[] = [];
+  for (let i = 0; i < nf; i++) formats.push(r.int16());
+  const np = r.int16();
+  const values: (string | null)[] = [];
+  for (let i = 0; i < np; i++) {
+    const len = r.int32();
+    if (len === -1) {
+      values.push(null);
+      continue;
+    }
+    if (len < 0) throw new RangeError(`invalid parameter length ${len}`);
+    const bytes = r.bytes(len);
+    const format = nf === 0 ? 0 : nf === 1 ? formats[0]! : (formats[i] ?? 0);
+    values.push(format === 0 ? bytes.toString('utf8') : `\\x${bytes.toString('hex')}`);
+  }
+  return values;
+}
+
 /** Execute: 'E' | Int32 len | String portal | Int32 maxRows. */
 export function decodeExecute(frame: Buffer): { portal: string; maxRows: number } {
   const r = reader.reset(frame, 5);

@@ -39,6 +39,11 @@ export class BackendScanner {
     for (const t of collectTypes) this.#collect[t] = 1;
   }
 
+  /** True between messages: nothing of a message has been seen without its end. */
+  get atBoundary(): boolean {
+    return this.#remaining === 0 && this.#headerFill === 0;
+  }
+
   scan(chunk: Buffer, handler: BackendScanHandler): void {
     let at = 0;
     const n = chunk.length;
