@@ -7,16 +7,49 @@ import { startEmbeddedPostgres } from '../demo/embedded-postgres.js';
 import { dialects } from '../dialects.js';
 import { startGateway, StartupError } from '../gateway.js';
 import { noPositionals, UsageError } from './run.js';
-import { waitForShutdown } from './start.js';
+import { serveUntilStopped } from './start.js';
 
 /** Demo identities. Well known on purpose: the demo listens on loopback only. */
 export const DEMO_IDENTITIES = [
   { subject: 'alice@example.com', kind: 'human', groups: ['analysts'], token: 'alice-demo-token' },
   { subject: 'retrain-bot', kind: 'agent', groups: ['pipelines'], token: 'bot-demo-token' },
-  { subject: 'carol@example.com', kind: 'human', groups: ['compliance'], token: 'carol-demo-token' },
+  { subject: 'carol@example.com', kind: 'human', groups: ['compliance', 'approvers'], token: 'carol-demo-token' },
+  { subject: 'dave@example.com', kind: 'human', groups: ['dba'], token: 'dave-demo-token' },
 ] as const;
 
-export function demoConfigYaml(options: { port: number; upstreamUrl: string }): string {
+/** The demo's policy: analysts read, the pipeline writes, DBA schema changes wait for an approver. */
+const DEMO_POLICY = `policy:
+  default: deny
+  rules:
+    - name: analysts-read
+      identities: { groups: [analysts] }
+      operations: [read, copy-out, transaction, session-setting]
+      effect: allow
+    - name: pipelines-read-write
+      identities: { groups: [pipelines] }
+      operations: [read, write, copy-out, copy-in, transaction, session-setting]
+      effect: allow
+    - name: compliance-read
+      identities: { groups: [compliance] }
+      operations: [read, copy-out, transaction, session-setting]
+      effect: allow
+    - name: dba-data
+      identities: { groups: [dba] }
+      operations: [read, write, copy-out, copy-in, transaction, session-setting]
+      effect: allow
+    - name: dba-schema-changes-need-approval
+      identities: { groups: [dba] }
+      operations: [ddl, admin, privilege]
+      effect: review
+  guardrails:
+    alter-drop: review
+approvals:
+  dir: ./approvals
+  timeoutSeconds: 300
+  approvers: { groups: [approvers] }
+`;
+
+export function demoConfigYaml(options: { port: number; upstreamUrl: string; adminPort: number }): string {
   return `# Written by \`sluice demo\` at every start; edit a copy to experiment.
 listen:
   postgres: 127.0.0.1:${options.port}
@@ -34,6 +67,8 @@ ${DEMO_IDENTITIES.map(
 ).join('\n')}
 audit:
   dir: ./audit
+\${DEMO_POLICY}admin: 127.0.0.1:\${options.adminPort}
+pidFile: ./sluice.pid
 log:
   level: warn
 `;
@@ -43,15 +78,18 @@ export async function demoCommand(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args: args, allowPositionals: true, options: {
     dir: { type: 'string', default: '.sluice/demo' },
     port: { type: 'string', default: '6432' },
+    'admin-port': { type: 'string', default: '7070' },
   } });
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError('--port must be a port number');
+  const adminPort = Number(values['admin-port']);
+  if (!Number.isInteger(adminPort) || adminPort < 0 || adminPort > 65535) throw new UsageError('--admin-port must be a port number');
   const dir = resolve(values.dir!);
   mkdirSync(dir, { recursive: true });
   process.stdout.write('Starting the embedded PostgreSQL (PGlite)...\n');
   const pg = await startEmbeddedPostgres({ dataDir: join(dir, 'pgdata') });
   const configFile = join(dir, 'sluice.yaml');
-  writeFileSync(configFile, demoConfigYaml({ port, upstreamUrl: pg.url }));
+  writeFileSync(configFile, demoConfigYaml({ port, upstreamUrl: pg.url, adminPort }));
   noPositionals(positionals);
   const loaded = loadConfig(configFile, dialects);
   const logger = pino({ level: loaded.config.log.level, base: { service: 'sluice' } });
@@ -62,7 +100,13 @@ export async function demoCommand(args: string[]): Promise<number> {
     await pg.close();
     if (err instanceof StartupError) {
       process.stderr.write(`sluice: ${err.message}\n`);
-      if (/EADDRINUSE/.test(err.message)) process.stderr.write(`sluice: port ${port} is taken; try: pnpm start --port 6433\n`);
+      if (/EADDRINUSE/.test(err.message)) {
+        process.stderr.write(
+          /\(admin\)/.test(err.message)
+            ? `sluice: port ${adminPort} is taken; try: pnpm start --admin-port 7071\n`
+            : `sluice: port ${port} is taken; try: pnpm start --port 6433\n`,
+        );
+      }
       return 1;
     }
     throw err;
@@ -77,21 +121,30 @@ Sluice demo is running.
   gateway    ${address.host}:${address.port} (PostgreSQL wire protocol), target "demo"
   upstream   embedded PostgreSQL (PGlite), data in ${rel}/pgdata${pg.seeded ? ' (demo data just created)' : ''}
   config     ${cfg}
+  admin API  ${gateway.adminUrl ?? 'off'} (approvals)
   audit      ${rel}/audit
 
 Demo identities: the token is the password; the user name must be the subject.
 ${DEMO_IDENTITIES.map((i) => `  ${i.subject.padEnd(20)} ${i.kind.padEnd(6)} [${i.groups.join(', ')}]`.padEnd(50) + `token: ${i.token}`).join('\n')}
 
-Connect with psql:
-  psql "${url(DEMO_IDENTITIES[0])}"
+Policy: analysts read; the pipeline reads and writes; a DBA's schema change waits for an
+approver (group approvers: carol). Guardrails block DROP, TRUNCATE, unbounded DELETE/UPDATE...
 
-Then, in another terminal:
+Connect with psql as an analyst, or as the DBA:
+  psql "${url(DEMO_IDENTITIES[0])}"
+  psql "${url(DEMO_IDENTITIES[3])}"
+
+Approve a held statement, in another terminal:
+  pnpm sluice approvals list --token carol-demo-token
+  pnpm sluice approvals approve <id> --token carol-demo-token
+
+Audit trail:
   pnpm sluice audit tail --config ${cfg}
   pnpm sluice audit verify --config ${cfg}
 
 Press Ctrl-C to stop.
 `);
-  await waitForShutdown(async () => {
+  await serveUntilStopped(gateway, loaded, logger, async () => {
     process.stdout.write('\nStopping...\n');
     await gateway.close();
     await pg.close();

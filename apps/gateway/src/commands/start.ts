@@ -1,8 +1,11 @@
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
-import { pino } from 'pino';
+import { type Logger, pino } from 'pino';
+import { writeReloadStatus } from '../admin/reload-status.js';
 import { ConfigError, loadConfig, type LoadedConfig, type LoadOptions } from '../config/load.js';
 import { dialects } from '../dialects.js';
-import { startGateway, StartupError } from '../gateway.js';
+import { type RunningGateway, startGateway, StartupError } from '../gateway.js';
 import { noPositionals, requireConfig } from './run.js';
 
 /** Loads a config or prints its problems; undefined means the caller should exit 1. */
@@ -47,11 +50,55 @@ export async function startCommand(args: string[]): Promise<number | undefined> 
     logger.info({ dialect: a.dialect, host: a.host, port: a.port }, `listening for ${a.dialect} clients on ${a.host}:${a.port}`);
   }
   process.stdout.write(`sluice: listening on ${gateway.addresses.map((a) => `${a.dialect} ${a.host}:${a.port}`).join(', ')}\n`);
-  await waitForShutdown(async () => {
+  await serveUntilStopped(gateway, loaded, logger, async () => {
     logger.info('shutting down');
     await gateway.close();
   });
   return 0;
+}
+
+/**
+ * Runs a started gateway until SIGINT/SIGTERM: writes the pid file `sluice reload` reads, and
+ * reloads the config file on SIGHUP (a config that does not validate is refused and the old
+ * one stays; the verdict goes to the log and to the file `sluice reload` waits for).
+ */
+export async function serveUntilStopped(gateway: RunningGateway, loaded: LoadedConfig, logger: Logger, stop: () => Promise<void>): Promise<void> {
+  const pidFile = loaded.config.pidFile;
+  try {
+    mkdirSync(dirname(pidFile), { recursive: true });
+    writeFileSync(pidFile, `${process.pid}\n`);
+  } catch (err) {
+    logger.warn({ err, pidFile }, 'cannot write the pid file; sluice reload will not find this gateway (send SIGHUP instead)');
+  }
+  let reloading: Promise<void> = Promise.resolve();
+  const onHangup = (): void => {
+    reloading = reloading.then(async () => {
+      let status: { ok: boolean; message: string };
+      try {
+        const next = loadConfig(loaded.file, dialects, process.env);
+        status = gateway.reload(next);
+      } catch (err) {
+        status = {
+          ok: false,
+          message: `the new configuration was refused, the old one stays: ${err instanceof ConfigError ? err.message : (err as Error).message}`,
+        };
+      }
+      if (status.ok) logger.warn({ file: loaded.file }, status.message);
+      else logger.error({ file: loaded.file }, status.message);
+      await writeReloadStatus(pidFile, status).catch((err: unknown) => logger.warn({ err }, 'cannot write the reload status'));
+    });
+  };
+  process.on('SIGHUP', onHangup);
+  await waitForShutdown(async () => {
+    process.off('SIGHUP', onHangup);
+    await reloading;
+    await stop();
+    try {
+      if (readFileSync(pidFile, 'utf8').trim() === String(process.pid)) rmSync(pidFile, { force: true });
+    } catch {
+      // Already gone.
+    }
+  });
 }
 
 /** Resolves after SIGINT or SIGTERM has run `stop`. A second signal exits at once. */

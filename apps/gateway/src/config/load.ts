@@ -170,6 +170,24 @@ export function parseConfig(
       problems.push(`targets[${i}]: the target uses dialect ${t.dialect} but listen.${t.dialect} is not set`);
     }
   });
+  const targetNames = new Set(config.targets.map((t) => t.name));
+  const needsApprovers: string[] = [];
+  if (config.policy.default === 'review') needsApprovers.push('policy.default');
+  for (const [g, mode] of Object.entries(config.policy.guardrails)) if (mode === 'review') needsApprovers.push(`policy.guardrails.${g}`);
+  config.policy.rules.forEach((r, i) => {
+    if (r.effect === 'review' && !r.approvers) needsApprovers.push(`policy.rules[${i}] (${r.name})`);
+    for (const [g, mode] of Object.entries(r.guardrails ?? {})) if (mode === 'review') needsApprovers.push(`policy.rules[${i}].guardrails.${g}`);
+    (r.targets ?? []).forEach((t, j) => {
+      if (!t.includes('*') && !targetNames.has(t)) {
+        problems.push(`policy.rules[${i}].targets[${j}]: no target named "${t}" is configured (targets: ${[...targetNames].join(', ')})`);
+      }
+    });
+  });
+  if (needsApprovers.length > 0 && !config.approvals.approvers) {
+    problems.push(
+      `approvals.approvers: ${needsApprovers.join(', ')} hold statements for review, but nobody may approve them; set approvals.approvers (groups or subjects), or give each review rule its own approvers`,
+    );
+  }
   if (problems.length > 0) throw new ConfigError(file, problems);
 
   config.audit.dir = relativeTo(file, config.audit.dir);
