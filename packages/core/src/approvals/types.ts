@@ -177,26 +177,35 @@ export interface Approvals {
    * Creates a request (durably: persisted and audited before it resolves), notifies the
    * approvers, and returns a ticket whose `settled` resolves on approval, rejection,
    * expiry (input.timeoutMs) or abandonment. Rejects with ApprovalError('unavailable') when
-   * the request cannot be stored or audited (the caller then refuses the statement).
+   * the request cannot be stored or audited (the caller then refuses the statement), and with
+   * ApprovalError('invalid') when the input is malformed (no approver named, a timeout that is
+   * not positive, ...).
    */
   request(input: ReviewInput): Promise<ReviewTicket>;
   list(filter?: ApprovalFilter): readonly ApprovalRequest[];
   get(id: string): ApprovalRequest | undefined;
-  /** Approves a pending request. Throws ApprovalError (self-approval, not-an-approver, ...). */
+  /**
+   * Approves a pending request. Throws ApprovalError (self-approval, not-an-approver, ...).
+   * With `grantForMs` the approver must also be one of the service's grant approvers.
+   */
   approve(id: string, approver: Identity, options?: DecideOptions): Promise<ApprovalRequest>;
   reject(id: string, approver: Identity, options?: DecideOptions): Promise<ApprovalRequest>;
   /**
    * Called by the session right before it releases the held statement: true only if the
    * request is approved, not yet consumed, and `digest` is the one that was approved; the
-   * request then becomes `executed`. Any mismatch is audited and returns false.
+   * request then becomes `executed`. Any mismatch is audited and returns false. Also false
+   * (never a rejection) when the release cannot be stored or audited: the request is then
+   * abandoned and the statement must not run.
    */
   consume(id: string, digest: string): Promise<boolean>;
   /** The session ended while waiting. Idempotent; a no-op once decided. */
   abandon(id: string, why: string): Promise<void>;
   grant(input: GrantInput, grantor: Identity): Promise<Grant>;
+  /** Ends a grant in force now. Throws not-found, not-an-approver, or not-pending once it was revoked or expired. */
   revokeGrant(id: string, by: Identity): Promise<Grant>;
   /** Grants in force now for a subject on a target. Synchronous: on the statement path. */
   activeGrants(subject: string, target: string): readonly Grant[];
+  /** Grants in force, newest first; with includeExpired also expired and revoked ones. */
   listGrants(options?: { readonly includeExpired?: boolean }): readonly Grant[];
   close(): Promise<void>;
 }
