@@ -349,6 +349,7 @@ async function writeCompacted(
   let text = '';
   for (const record of requests.values()) text += `${JSON.stringify({ kind: 'request', record })}\n`;
   for (const record of grants.values()) text += `${JSON.stringify({ kind: 'grant', record })}\n`;
+  await rm(tmp, { force: true }); // a leftover of an interrupted compaction
   const fh = await open(tmp, 'w', 0o600);
   try {
     await fh.writeFile(text, 'utf8');
