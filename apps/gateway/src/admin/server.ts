@@ -120,7 +120,10 @@ function decodeId(raw: string): string {
   return id;
 }
 
-/** Starts the admin API. Rejects with a message naming the address when it cannot listen. */
+/**
+ * Starts the admin API. When it cannot listen it rejects with an error naming the address, whose
+ * `code` is the system's (EADDRINUSE, EACCES, ...).
+ */
 export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
   const { approvals, authenticator, failureLimiter } = options;
   const logger = options.logger.child({ component: 'admin' });
@@ -336,8 +339,11 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
   server.headersTimeout = 10_000;
 
   await new Promise<void>((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException) =>
-      reject(new Error(`cannot listen on ${options.address} (admin): ${err.code ?? err.message}`, { cause: err }));
+    const onError = (err: NodeJS.ErrnoException) => {
+      const failure: NodeJS.ErrnoException = new Error(`cannot listen on ${options.address} (admin): ${err.code ?? err.message}`, { cause: err });
+      if (err.code !== undefined) failure.code = err.code;
+      reject(failure);
+    };
     server.once('error', onError);
     server.listen(port, host, () => {
       server.off('error', onError);

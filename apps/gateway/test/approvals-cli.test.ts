@@ -1,0 +1,297 @@
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { adminUrl, DEFAULT_ADMIN_URL, parseMinutes, resolveAdminUrl } from '../src/commands/approvals.js';
+import { runCli } from '../src/commands/run.js';
+import { IDENTITIES, reviewInput, startAdminFixture, TOKENS, type AdminFixture } from './admin-fixtures.js';
+import { freePort } from './helpers.js';
+
+interface CliResult {
+  readonly code: number | undefined;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs the CLI in this process, capturing what it prints. */
+async function cli(args: string[], env: Record<string, string | undefined> = {}): Promise<CliResult> {
+  let stdout = '';
+  let stderr = '';
+  const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+  for (const [k, v] of Object.entries(env)) {
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    stdout += String(chunk);
+    return true;
+  });
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    stderr += String(chunk);
+    return true;
+  });
+  try {
+    const code = await runCli(args);
+    return { code, stdout, stderr };
+  } finally {
+    out.mockRestore();
+    err.mockRestore();
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}
+
+/** A config the loader accepts, with the admin API at `admin` (or none). */
+function configText(admin: string | undefined): string {
+  return `listen:
+  postgres: 127.0.0.1:6432
+targets:
+  - name: app
+    dialect: postgres
+    upstream: postgres://postgres@127.0.0.1:5432/test
+identities:
+  tokens:
+    - subject: alice@example.com
+      kind: human
+      token: \${ALICE_TOKEN}
+${admin !== undefined ? `admin: ${admin}\n` : ''}`;
+}
+
+describe('sluice approvals against a running admin API', () => {
+  let fx: AdminFixture;
+  let as: (who: keyof typeof TOKENS) => string[];
+
+  beforeAll(async () => {
+    fx = await startAdminFixture();
+    as = (who) => ['--admin', fx.url, '--token', TOKENS[who]];
+  });
+  afterAll(async () => {
+    await fx.close();
+  });
+
+  it('lists pending requests as a compact table with the statement on one line', async () => {
+    const ticket = await fx.approvals.request(reviewInput());
+    const r = await cli(['approvals', 'list', ...as('bob')]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const [header, ...rows] = r.stdout.trimEnd().split('\n');
+    expect(header).toMatch(/^ID\s+AGE\s+REQUESTER\s+TARGET\s+RULE\s+STATUS\s+STATEMENT$/);
+    const row = rows.find((l) => l.startsWith(ticket.request.id));
+    expect(row).toMatch(/\d+s\s+alice@example\.com\s+app\s+review-deletes\s+pending\s+DELETE FROM public\.orders WHERE id = \$1 AND note = 'x'$/);
+
+    const json = await cli(['approvals', 'list', '--json', ...as('alice')]);
+    const list = JSON.parse(json.stdout) as { id: string }[];
+    expect(list.map((x) => x.id)).toContain(ticket.request.id);
+
+    const none = await cli(['approvals', 'list', ...as('dave')]);
+    expect(none.stdout).toMatch(/^no pending review requests/);
+    await fx.approvals.abandon(ticket.request.id, 'test over');
+  });
+
+  it('shows every field, with the exact statement and its parameters', async () => {
+    const ticket = await fx.approvals.request(reviewInput({ parameters: ['42', null], reason: 'ticket OPS-7' }));
+    const r = await cli(['approvals', 'show', ticket.request.id, ...as('carol')]);
+    expect(r.code).toBe(0);
+    for (const expected of [
+      `id:`,
+      ticket.request.id,
+      'status:',
+      'requester:',
+      'alice@example.com (human, groups analysts)',
+      'target:',
+      'app (postgres)',
+      'rule:',
+      'review-deletes',
+      'why:',
+      'deletes on app need a second pair of eyes',
+      'client reason:',
+      'ticket OPS-7',
+      'operations:',
+      'objects:',
+      'public.orders (table, write)',
+      'approvers:',
+      'groups dba',
+      'expires:',
+      'digest:',
+      ticket.request.digest,
+      `statement:\n  DELETE FROM public.orders\n   WHERE id = $1 AND note = 'x'\n`,
+      'parameters:\n  $1 = "42"\n  $2 = NULL\n',
+    ]) {
+      expect(r.stdout).toContain(expected);
+    }
+    const json = await cli(['approvals', 'show', ticket.request.id, '--json', ...as('carol')]);
+    expect(JSON.parse(json.stdout)).toMatchObject({ id: ticket.request.id, parameters: ['42', null] });
+
+    const hidden = await cli(['approvals', 'show', ticket.request.id, ...as('dave')]);
+    expect(hidden.code).toBe(1);
+    expect(hidden.stderr).toBe(`sluice: there is no review request ${ticket.request.id}; list them with: sluice approvals list --all\n`);
+    await fx.approvals.abandon(ticket.request.id, 'test over');
+  });
+
+  it('approves (releasing the waiting statement) and says so in one line', async () => {
+    const ticket = await fx.approvals.request(reviewInput());
+    const r = await cli(['approvals', 'approve', ticket.request.id, '--reason', 'checked the WHERE', ...as('bob')]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(`approved ${ticket.request.id} (alice@example.com on app): the held statement may now run\n`);
+    const settled = await ticket.settled;
+    expect(settled).toMatchObject({ status: 'approved', request: { decisionReason: 'checked the WHERE' } });
+
+    const again = await cli(['approvals', 'approve', ticket.request.id, ...as('carol')]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/^sluice: request r-\w+ is not pending: it was already approved by bob@example\.com/);
+  });
+
+  it('approves with --grant, creating a grant for the requester', async () => {
+    const ticket = await fx.approvals.request(reviewInput());
+    const r = await cli(['approvals', 'approve', ticket.request.id, '--grant', '2h', ...as('bob')]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/; granted alice@example\.com the same for 2h as g-\w+\n$/);
+    const bad = await cli(['approvals', 'approve', 'r-whatever', '--grant', 'soon', ...as('bob')]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--grant takes a duration such as 30m, 2h or 1d, got "soon"');
+  });
+
+  it('rejects with a reason', async () => {
+    const ticket = await fx.approvals.request(reviewInput());
+    const r = await cli(['approvals', 'reject', ticket.request.id, '--reason', 'use the archive job', ...as('carol')]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(`rejected ${ticket.request.id} (alice@example.com on app): the statement was refused: use the archive job\n`);
+    expect((await ticket.settled).status).toBe('rejected');
+  });
+
+  it('prints the API message and exits 1 on self-approval and for non-approvers', async () => {
+    const bobs = await fx.approvals.request(reviewInput({ requester: IDENTITIES.bob }));
+    const self = await cli(['approvals', 'approve', bobs.request.id, ...as('bob')]);
+    expect(self.code).toBe(1);
+    expect(self.stdout).toBe('');
+    expect(self.stderr).toMatch(/^sluice: nobody approves their own request .*; another approver must decide it\n$/);
+    const outsider = await cli(['approvals', 'reject', bobs.request.id, ...as('dave')]);
+    expect(outsider.code).toBe(1);
+    expect(outsider.stderr).toMatch(/^sluice: dave@example\.com may not decide request r-\w+: approvers are groups dba\n$/);
+    const badToken = await cli(['approvals', 'list', '--admin', fx.url, '--token', 'wrong-token-value']);
+    expect(badToken.code).toBe(1);
+    expect(badToken.stderr).toBe('sluice: authentication failed: unknown token\n');
+    await fx.approvals.abandon(bobs.request.id, 'test over');
+  });
+
+  it('grants, lists grants and revokes', async () => {
+    const created = await cli([
+      'approvals', 'grant',
+      '--subject', 'alice@example.com',
+      '--operations', 'write,ddl',
+      '--target', 'app',
+      '--target', 'reporting',
+      '--objects', 'public.*',
+      '--guardrails', 'alter-drop',
+      '--for', '2h',
+      '--reason', 'schema migration',
+      ...as('bob'),
+    ]);
+    expect(created.stderr).toBe('');
+    expect(created.code).toBe(0);
+    const id = /^granted (g-\w+) to alice@example\.com: write, ddl on app, reporting objects public\.\* lifting alter-drop, until \S+ \(2h\)\n$/.exec(
+      created.stdout,
+    )?.[1];
+    expect(id).toBeDefined();
+    const grant = fx.approvals.listGrants().find((g) => g.id === id)!;
+    expect(grant).toMatchObject({ targets: ['app', 'reporting'], operations: ['write', 'ddl'], reason: 'schema migration' });
+    expect(Date.parse(grant.expiresAt) - Date.parse(grant.createdAt)).toBe(2 * 3600_000);
+
+    const listed = await cli(['approvals', 'grants', ...as('carol')]);
+    expect(listed.code).toBe(0);
+    expect(listed.stdout.split('\n')[0]).toMatch(/^ID\s+SUBJECT\s+TARGETS\s+OPERATIONS\s+OBJECTS\s+GUARDRAILS\s+ENDS\s+GRANTED BY$/);
+    expect(listed.stdout).toMatch(new RegExp(`${id}\\s+alice@example\\.com\\s+app,reporting\\s+write,ddl\\s+public\\.\\*\\s+alter-drop\\s+in (1h|2h|119m|120m)\\s+bob@example\\.com`));
+
+    const wrongOp = await cli(['approvals', 'grant', '--subject', 'alice@example.com', '--operations', 'writes', '--for', '1h', ...as('bob')]);
+    expect(wrongOp.code).toBe(1);
+    expect(wrongOp.stderr).toMatch(/operations\[0\]: unknown operation class "writes"/);
+    const missing = await cli(['approvals', 'grant', '--subject', 'alice@example.com', '--for', '1h', ...as('bob')]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('approvals grant needs --operations');
+
+    const revoked = await cli(['approvals', 'revoke', id!, ...as('carol')]);
+    expect(revoked.code).toBe(0);
+    expect(revoked.stdout).toBe(`revoked ${id} (alice@example.com: write, ddl on app, reporting objects public.* lifting alter-drop)\n`);
+    const twice = await cli(['approvals', 'revoke', id!, ...as('carol')]);
+    expect(twice.code).toBe(1);
+    expect(twice.stderr).toMatch(/already revoked by carol@example\.com/);
+    const after = await cli(['approvals', 'grants', ...as('carol')]);
+    expect(after.stdout).not.toContain(id!);
+    const all = await cli(['approvals', 'grants', '--all', ...as('carol')]);
+    expect(all.stdout).toMatch(new RegExp(`${id}.*revoked \\d+s ago`));
+  });
+
+  it('takes the credential from SLUICE_TOKEN, and the address from --config', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-cli-admin-'));
+    const file = join(dir, 'sluice.yaml');
+    writeFileSync(file, configText(`127.0.0.1:${fx.server.port}`));
+    const r = await cli(['approvals', 'list', '--all', '--config', file], { SLUICE_TOKEN: TOKENS.bob, ALICE_TOKEN: undefined });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^ID\s+AGE/);
+
+    const noAdmin = join(dir, 'no-admin.yaml');
+    writeFileSync(noAdmin, configText(undefined));
+    const off = await cli(['approvals', 'list', '--config', noAdmin], { SLUICE_TOKEN: TOKENS.bob });
+    expect(off.code).toBe(1);
+    expect(off.stderr).toContain('has no admin address');
+  });
+});
+
+describe('sluice approvals without a reachable API or a credential', () => {
+  it('says how to pass a credential when there is none', async () => {
+    const r = await cli(['approvals', 'list', '--admin', 'http://127.0.0.1:9'], { SLUICE_TOKEN: undefined });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^sluice: no credential for the admin API: pass --token SECRET or set SLUICE_TOKEN/);
+  });
+
+  it('says the API cannot be reached when the connection is refused', async () => {
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const r = await cli(['approvals', 'list', '--admin', url, '--token', 'x']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`sluice: cannot reach the admin API at ${url}: is the gateway running with \`admin:\` configured?\n`);
+    const approve = await cli(['approvals', 'approve', 'r-abc123', '--admin', `127.0.0.1:${port}`, '--token', 'x']);
+    expect(approve.stderr).toBe(`sluice: cannot reach the admin API at ${url}: is the gateway running with \`admin:\` configured?\n`);
+  });
+
+  it('refuses unknown subcommands and missing ids as usage errors', async () => {
+    const unknown = await cli(['approvals', 'aprove', 'r-1', '--token', 'x']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('unknown approvals command "aprove"');
+    const noId = await cli(['approvals', 'show', '--token', 'x']);
+    expect(noId.code).toBe(2);
+    expect(noId.stderr).toContain('missing ID');
+  });
+});
+
+describe('where sluice approvals finds the admin API', () => {
+  it('prefers --admin, then --config, then the demo config in the current directory, then the default', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-cli-where-'));
+    expect(resolveAdminUrl({ admin: 'https://gw.example:8443/' }, dir)).toBe('https://gw.example:8443');
+    expect(resolveAdminUrl({}, dir)).toBe(DEFAULT_ADMIN_URL);
+    mkdirSync(join(dir, '.sluice', 'demo'), { recursive: true });
+    writeFileSync(join(dir, '.sluice', 'demo', 'sluice.yaml'), configText('0.0.0.0:7171'));
+    expect(resolveAdminUrl({}, dir)).toBe('http://127.0.0.1:7171');
+    writeFileSync(join(dir, '.sluice', 'demo', 'sluice.yaml'), configText(undefined));
+    expect(resolveAdminUrl({}, dir)).toBe(DEFAULT_ADMIN_URL);
+  });
+
+  it('turns host:port into a URL, reaching wildcard addresses on loopback', () => {
+    expect(adminUrl('127.0.0.1:7070')).toBe('http://127.0.0.1:7070');
+    expect(adminUrl('[::]:7070')).toBe('http://[::1]:7070');
+    expect(adminUrl('[::1]:7070')).toBe('http://[::1]:7070');
+    expect(adminUrl('admin.internal:80')).toBe('http://admin.internal:80');
+  });
+
+  it('reads durations in minutes, hours and days', () => {
+    expect(parseMinutes('30m', '--for')).toBe(30);
+    expect(parseMinutes('2h', '--for')).toBe(120);
+    expect(parseMinutes('1d', '--for')).toBe(1440);
+    expect(() => parseMinutes('0h', '--for')).toThrow('--for takes a duration');
+    expect(() => parseMinutes('2', '--for')).toThrow('--for takes a duration');
+  });
+});
