@@ -67,7 +67,7 @@ ${DEMO_IDENTITIES.map(
 ).join('\n')}
 audit:
   dir: ./audit
-\${DEMO_POLICY}admin: 127.0.0.1:\${options.adminPort}
+${DEMO_POLICY}admin: 127.0.0.1:${options.adminPort}
 pidFile: ./sluice.pid
 log:
   level: warn
