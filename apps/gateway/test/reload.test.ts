@@ -1,0 +1,227 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { readReloadStatus, reloadCommand, reloadStatusFile, writeReloadStatus } from '../src/commands/reload.js';
+import { runCli } from '../src/commands/run.js';
+import { freePort, runCli as runBuiltCli, startCli, type RunningCli } from './helpers.js';
+
+interface CliResult {
+  readonly code: number | undefined;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs `body` capturing what it prints. */
+async function capture(body: () => Promise<number | undefined>): Promise<CliResult> {
+  let stdout = '';
+  let stderr = '';
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    stdout += String(chunk);
+    return true;
+  });
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    stderr += String(chunk);
+    return true;
+  });
+  try {
+    return { code: await body(), stdout, stderr };
+  } finally {
+    out.mockRestore();
+    err.mockRestore();
+  }
+}
+
+function config(extra = ''): string {
+  return `listen:
+  postgres: 127.0.0.1:6432
+targets:
+  - name: app
+    dialect: postgres
+    upstream: postgres://postgres@127.0.0.1:5432/test
+identities:
+  tokens:
+    - subject: alice@example.com
+      kind: human
+      token: alice-reload-token-0123456789
+pidFile: ./run/gw.pid
+${extra}`;
+}
+
+/**
+ * A stand-in gateway: on SIGHUP it writes the verdict `sluice reload` waits for (`ok` or
+ * `refuse`), writes nothing (`ignore`), or has no handler at all (`die`: SIGHUP ends it).
+ */
+function fakeGateway(statusFile: string, mode: 'ok' | 'refuse' | 'ignore' | 'die'): Promise<ChildProcess> {
+  const script = `
+    const fs = require('node:fs');
+    const [file, mode] = process.argv.slice(1);
+    let hangups = 0;
+    if (mode !== 'die') process.on('SIGHUP', () => {
+      hangups += 1;
+      if (mode === 'ignore') return;
+      const status = { time: new Date().toISOString(), ok: mode === 'ok', message: mode === 'ok' ? 'configuration reloaded (' + hangups + ')' : 'the new configuration was refused: policy.rules[0] is broken; the old one stays' };
+      fs.writeFileSync(file + '.tmp', JSON.stringify(status));
+      fs.renameSync(file + '.tmp', file);
+    });
+    setInterval(() => {}, 1000);
+    process.stdout.write('ready\\n');
+  `;
+  const child = spawn(process.execPath, ['-e', script, statusFile, mode], { stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(child);
+  return new Promise((resolve, reject) => {
+    child.stdout!.once('data', () => resolve(child));
+    child.once('error', reject);
+  });
+}
+
+const children: ChildProcess[] = [];
+afterEach(() => {
+  for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+});
+
+function setup(extra = ''): { dir: string; file: string; pidFile: string; statusFile: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-reload-'));
+  const file = join(dir, 'sluice.yaml');
+  writeFileSync(file, config(extra));
+  const pidFile = join(dir, 'run', 'gw.pid');
+  return { dir, file, pidFile, statusFile: reloadStatusFile(pidFile) };
+}
+
+async function writePid(pidFile: string, pid: number): Promise<void> {
+  const { mkdir } = await import('node:fs/promises');
+  await mkdir(join(pidFile, '..'), { recursive: true });
+  writeFileSync(pidFile, `${pid}\n`);
+}
+
+describe('reload status file', () => {
+  it('is written atomically next to the pid file and read back', async () => {
+    const { pidFile, statusFile } = setup();
+    await writePid(pidFile, 1234);
+    expect(await readReloadStatus(pidFile)).toBeUndefined();
+    await writeReloadStatus(pidFile, { ok: false, message: 'refused: x', time: new Date('2026-01-02T03:04:05Z') });
+    expect(statusFile).toBe(`${pidFile}.reload.json`);
+    expect(JSON.parse(readFileSync(statusFile, 'utf8'))).toEqual({ time: '2026-01-02T03:04:05.000Z', ok: false, message: 'refused: x' });
+    await writeReloadStatus(pidFile, { ok: true, message: 'reloaded' });
+    const status = await readReloadStatus(pidFile);
+    expect(status).toMatchObject({ ok: true, message: 'reloaded' });
+    expect(Date.now() - Date.parse(status!.time)).toBeLessThan(5000);
+    writeFileSync(statusFile, '{"time": "yesterday"');
+    expect(await readReloadStatus(pidFile)).toBeUndefined();
+  });
+});
+
+describe('sluice reload (with a stand-in gateway process)', () => {
+  it('signals the gateway and prints its verdict: exit 0 when it reloaded', async () => {
+    const { file, pidFile, statusFile } = setup();
+    const gw = await fakeGateway(statusFile, 'ok');
+    await writePid(pidFile, gw.pid!);
+    // A verdict from an earlier reload is not taken for this one.
+    await writeReloadStatus(pidFile, { ok: false, message: 'an old failure', time: new Date(Date.now() - 60_000) });
+    const r = await capture(() => runCli(['reload', '--config', file]));
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('configuration reloaded (1)\n');
+    expect(r.code).toBe(0);
+    const again = await capture(() => runCli(['reload', '--config', file]));
+    expect(again.stdout).toBe('configuration reloaded (2)\n');
+  });
+
+  it('exits 1 with the message when the gateway refused the new config', async () => {
+    const { file, pidFile, statusFile } = setup();
+    const gw = await fakeGateway(statusFile, 'refuse');
+    await writePid(pidFile, gw.pid!);
+    const r = await capture(() => runCli(['reload', '--config', file]));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe('sluice: the new configuration was refused: policy.rules[0] is broken; the old one stays\n');
+  });
+
+  it('refuses a config that does not validate, without signalling', async () => {
+    const { file, pidFile, statusFile } = setup('policy:\n  default: maybe\n');
+    const gw = await fakeGateway(statusFile, 'ok');
+    await writePid(pidFile, gw.pid!);
+    const r = await capture(() => runCli(['reload', '--config', file]));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('policy.default');
+    expect(r.stderr).toContain('the running gateway keeps its current configuration');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(existsSync(statusFile)).toBe(false);
+    expect(gw.exitCode).toBeNull();
+  });
+
+  it('does not hold variables unset in this shell against the config (the gateway has its own environment)', async () => {
+    const { file, pidFile, statusFile } = setup();
+    writeFileSync(file, config().replace('alice-reload-token-0123456789', '${SLUICE_RELOAD_TEST_UNSET_TOKEN}'));
+    const gw = await fakeGateway(statusFile, 'ok');
+    await writePid(pidFile, gw.pid!);
+    const r = await capture(() => runCli(['reload', '--config', file]));
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+  });
+
+  it('says where it looked when there is no pid file or the gateway is not running', async () => {
+    const { file, pidFile } = setup();
+    const missing = await capture(() => runCli(['reload', '--config', file]));
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toBe(
+      `sluice: there is no pid file ${pidFile}: is the gateway running with this config? start writes ${pidFile}\n`,
+    );
+
+    const gone = spawn(process.execPath, ['-e', '']);
+    const pid = gone.pid!;
+    await new Promise((resolve) => gone.once('exit', resolve));
+    await writePid(pidFile, pid);
+    const dead = await capture(() => runCli(['reload', '--config', file]));
+    expect(dead.code).toBe(1);
+    expect(dead.stderr).toBe(
+      `sluice: the gateway with pid ${pid} (from ${pidFile}) is not running: is the gateway running with this config? start writes ${pidFile}\n`,
+    );
+  });
+
+  it('gives up when no verdict comes, and notices a gateway that died from the signal', async () => {
+    const { file, pidFile, statusFile } = setup();
+    const silent = await fakeGateway(statusFile, 'ignore');
+    await writePid(pidFile, silent.pid!);
+    const started = Date.now();
+    const r = await capture(() => reloadCommand(['--config', file], { waitMs: 600 }));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/did not report the outcome of the reload within 1 s .*check its log/);
+    expect(Date.now() - started).toBeLessThan(5000);
+
+    const fragile = await fakeGateway(statusFile, 'die');
+    await writePid(pidFile, fragile.pid!);
+    const died = await capture(() => reloadCommand(['--config', file], { waitMs: 5000 }));
+    expect(died.code).toBe(1);
+    expect(died.stderr).toMatch(/exited after the reload signal without reporting an outcome/);
+  });
+});
+
+describe('sluice reload with the real gateway (built CLI)', () => {
+  let gateway: RunningCli | undefined;
+  afterEach(async () => {
+    await gateway?.stop();
+    gateway = undefined;
+  });
+
+  it('reloads a valid config, refuses an invalid one without signalling, and the gateway keeps running', async () => {
+    const port = await freePort();
+    const { file, pidFile } = setup();
+    writeFileSync(file, config().replace('127.0.0.1:6432', `127.0.0.1:${port}`));
+    gateway = startCli(['start', '--config', file]);
+    await gateway.waitFor(/listening on postgres/);
+    const deadline = Date.now() + 10_000;
+    while (!existsSync(pidFile) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+
+    const ok = runBuiltCli(['reload', '--config', file]);
+    expect(ok.stderr).toBe('');
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toMatch(/reloaded/);
+
+    writeFileSync(file, `${readFileSync(file, 'utf8')}policy:\n  default: maybe\n`);
+    const bad = runBuiltCli(['reload', '--config', file]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('the running gateway keeps its current configuration');
+    expect(gateway.child.exitCode).toBeNull();
+    expect(await readReloadStatus(pidFile)).toMatchObject({ ok: true });
+  });
+});
