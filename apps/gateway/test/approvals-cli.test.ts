@@ -1,11 +1,12 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { requireService } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { adminUrl, DEFAULT_ADMIN_URL, parseMinutes, resolveAdminUrl } from '../src/commands/approvals.js';
 import { runCli } from '../src/commands/run.js';
 import { IDENTITIES, reviewInput, startAdminFixture, TOKENS, type AdminFixture } from './admin-fixtures.js';
-import { freePort } from './helpers.js';
+import { freePort, psql, runCli as runBuiltCli, startCli, type RunningCli } from './helpers.js';
 
 interface CliResult {
   readonly code: number | undefined;
@@ -293,5 +294,115 @@ describe('where sluice approvals finds the admin API', () => {
     expect(parseMinutes('1d', '--for')).toBe(1440);
     expect(() => parseMinutes('0h', '--for')).toThrow('--for takes a duration');
     expect(() => parseMinutes('2', '--for')).toThrow('--for takes a duration');
+  });
+});
+
+describe('a statement held for review, decided with the built CLI (real gateway, real PostgreSQL)', () => {
+  const ALICE = 'alice-e2e-token-0123456789';
+  const BOB = 'bob-e2e-token-0123456789';
+  let gateway: RunningCli | undefined;
+  let available = false;
+  let port = 0;
+  let adminPort = 0;
+  let file = '';
+
+  beforeAll(async () => {
+    available = await requireService('PostgreSQL', '127.0.0.1', 5432);
+    if (!available) return;
+    const setup = psql(
+      'postgres://postgres@127.0.0.1:5432/test',
+      'DROP TABLE IF EXISTS sluice_review_t; CREATE TABLE sluice_review_t (id int); INSERT INTO sluice_review_t VALUES (1), (2), (3);',
+    );
+    expect(setup.code).toBe(0);
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-review-e2e-'));
+    [port, adminPort] = [await freePort(), await freePort()];
+    file = join(dir, 'sluice.yaml');
+    writeFileSync(
+      file,
+      `listen:
+  postgres: 127.0.0.1:${port}
+targets:
+  - name: app
+    dialect: postgres
+    upstream: postgres://postgres@127.0.0.1:5432/test
+identities:
+  tokens:
+    - { subject: alice@example.com, kind: human, groups: [analysts], token: ${ALICE} }
+    - { subject: bob@example.com, kind: human, groups: [dba], token: ${BOB} }
+policy:
+  default: deny
+  rules:
+    - name: analysts-read
+      identities: { groups: [analysts] }
+      operations: [read, transaction, session-setting]
+      effect: allow
+    - name: analysts-write-with-review
+      identities: { groups: [analysts] }
+      operations: [write]
+      effect: review
+approvals:
+  timeoutSeconds: 60
+  approvers: { groups: [dba] }
+admin: 127.0.0.1:${adminPort}
+`,
+    );
+    gateway = startCli(['start', '--config', file]);
+    await gateway.waitFor(/listening on postgres/);
+  });
+  afterAll(async () => {
+    await gateway?.stop();
+  });
+
+  it('holds the DELETE until bob approves it with sluice approvals approve; a rejected one fails', async () => {
+    if (!available) return;
+    const { default: pg } = await import('pg');
+    const client = new pg.Client({ host: '127.0.0.1', port, database: 'app', user: 'alice@example.com', password: ALICE });
+    client.on('error', () => undefined);
+    await client.connect();
+    try {
+      const held = client.query('DELETE FROM sluice_review_t WHERE id = 1');
+      let settled = false;
+      void held.then(
+        () => (settled = true),
+        () => (settled = true),
+      );
+
+      const env = { SLUICE_TOKEN: BOB };
+      let listed = runBuiltCli(['approvals', 'list', '--config', file, '--json'], env);
+      for (let i = 0; i < 50 && (listed.code !== 0 || JSON.parse(listed.stdout).length === 0); i++) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        listed = runBuiltCli(['approvals', 'list', '--config', file, '--json'], env);
+      }
+      expect(listed.stderr).toBe('');
+      const [request] = JSON.parse(listed.stdout) as { id: string; statement: string; requester: { subject: string } }[];
+      expect(request).toMatchObject({ statement: 'DELETE FROM sluice_review_t WHERE id = 1', requester: { subject: 'alice@example.com' } });
+      expect(settled).toBe(false);
+
+      const table = runBuiltCli(['approvals', 'list', '--config', file], env);
+      expect(table.stdout).toMatch(new RegExp(`${request!.id}\\s+\\d+s\\s+alice@example\\.com\\s+app\\s+analysts-write-with-review\\s+pending`));
+      const self = runBuiltCli(['approvals', 'approve', request!.id, '--config', file], { SLUICE_TOKEN: ALICE });
+      expect(self.code).toBe(1);
+      expect(self.stderr).toMatch(/^sluice: nobody approves their own request/);
+
+      const approved = runBuiltCli(['approvals', 'approve', request!.id, '--config', file, '--reason', 'ok'], env);
+      expect(approved.stderr).toBe('');
+      expect(approved.stdout).toMatch(/^approved r-\w+ \(alice@example\.com on app\)/);
+      expect((await held).rowCount).toBe(1);
+
+      const refused = client.query('DELETE FROM sluice_review_t WHERE id = 2');
+      let pending = runBuiltCli(['approvals', 'list', '--config', file, '--json'], env);
+      for (let i = 0; i < 50 && JSON.parse(pending.stdout || '[]').length === 0; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        pending = runBuiltCli(['approvals', 'list', '--config', file, '--json'], env);
+      }
+      const [second] = JSON.parse(pending.stdout) as { id: string }[];
+      const rejected = runBuiltCli(['approvals', 'reject', second!.id, '--config', file, '--reason', 'not today'], env);
+      expect(rejected.code).toBe(0);
+      await expect(refused).rejects.toThrow(/not today|rejected/);
+      const rows = psql('postgres://postgres@127.0.0.1:5432/test', 'SELECT id FROM sluice_review_t ORDER BY id');
+      expect(rows.stdout.trim().split('\n')).toEqual(['2', '3']);
+    } finally {
+      await client.end().catch(() => undefined);
+    }
   });
 });

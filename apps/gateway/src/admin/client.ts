@@ -122,9 +122,11 @@ export class AdminClient {
       });
     } catch (err) {
       const timedOut = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError');
-      throw new AdminUnreachableError(this.baseUrl, timedOut ? `no answer within ${this.#timeoutMs / 1000} s` : systemCode(err), {
-        cause: err,
-      });
+      const cause = (err as { cause?: unknown }).cause;
+      const reason = timedOut
+        ? `no answer within ${this.#timeoutMs / 1000} s`
+        : (systemCode(err) ?? (cause instanceof Error && cause.message ? cause.message : undefined));
+      throw new AdminUnreachableError(this.baseUrl, reason, { cause: err });
     }
     const text = await response.text();
     let parsed: unknown;
