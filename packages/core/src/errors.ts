@@ -26,6 +26,8 @@ export const ErrorKind = {
   UpstreamUnavailable: 'upstream_unavailable',
   /** The gateway is shutting down. */
   ShuttingDown: 'shutting_down',
+  /** The client cancelled its request (while the gateway held it, before it reached the database). */
+  Cancelled: 'cancelled',
   /** Anything else; the message is generic. */
   Internal: 'internal',
 } as const;
@@ -111,6 +113,7 @@ export const clientErrors = {
       ...o,
       fatal: true,
     }),
+  cancelled: (what: string) => new ClientFacingError(ErrorKind.Cancelled, `canceling statement due to user request (${what})`),
   shuttingDown: () =>
     new ClientFacingError(ErrorKind.ShuttingDown, 'the gateway is shutting down', { fatal: true }),
   internal: (o?: Opts) =>

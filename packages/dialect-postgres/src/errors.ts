@@ -13,6 +13,7 @@ const SQLSTATE: Record<ErrorKind, string> = {
   [ErrorKind.GovernanceUnavailable]: '58000', // system_error
   [ErrorKind.UpstreamUnavailable]: '08006', // connection_failure
   [ErrorKind.ShuttingDown]: '57P01', // admin_shutdown
+  [ErrorKind.Cancelled]: '57014', // query_canceled
   [ErrorKind.Internal]: 'XX000', // internal_error
 };
 

@@ -302,6 +302,8 @@ export class GovernedSession {
   #decisionsPolicy: Policy | undefined;
   /** Review requests this session is waiting on, abandoned if it ends. */
   readonly #waiting = new Set<string>();
+  /** Review requests the client cancelled. */
+  readonly #cancelled = new Set<string>();
 
   /** JSON members shared by every statement record of this session, encoded once. */
   readonly #members: string;
@@ -505,8 +507,26 @@ export class GovernedSession {
           { hint: 'ask an approver to watch for requests (sluice approvals list), then run the statement again' },
         );
       default:
+        if (this.#cancelled.delete(id)) throw clientErrors.cancelled(`review request ${id} withdrawn`);
         throw clientErrors.accessDenied(`review request ${id} was abandoned${why}; the statement was not run`);
     }
+  }
+
+  /**
+   * The client cancelled its running request: a statement waiting for an approver is given up
+   * (its request abandoned) and fails with the protocol's "cancelled" error. Returns true when
+   * something was waiting (then nothing runs upstream that the cancel should reach).
+   */
+  cancelReview(): boolean {
+    const approvals = this.#governor.approvals;
+    if (this.#waiting.size === 0 || approvals === undefined) return false;
+    for (const id of this.#waiting) {
+      this.#cancelled.add(id);
+      approvals.abandon(id, 'the client cancelled the statement').catch((err: unknown) => {
+        this.#logger.error({ err, requestId: id }, 'could not mark a cancelled review request abandoned');
+      });
+    }
+    return true;
   }
 
   /** @internal */

@@ -518,7 +518,9 @@ export class PostgresClientSession {
     const options = target.options;
     this.#cancelKey = this.#deps.cancels.register({
       sessionRef: this.#governed,
-      cancel: () => sendUpstreamCancel(options, upstream.processId, upstream.secretKey),
+      // A statement held for review has not reached the database: the cancel withdraws it.
+      cancel: () =>
+        this.#governed?.cancelReview() ? Promise.resolve() : sendUpstreamCancel(options, upstream.processId, upstream.secretKey),
     });
     this.#txStatus = upstream.transactionStatus;
     const greeting = [
