@@ -155,7 +155,7 @@ export function createNotifiers(configs: readonly NotifierConfig[], options: Not
           headers,
           body,
           redirect: 'error',
-          signal: AbortSignal.any([controller.signal, AbortSignal.timeout(config.timeoutMs ?? DEFAULT_TIMEOUT_MS)]),
+          signal: attemptSignal(controller.signal, config.timeoutMs ?? DEFAULT_TIMEOUT_MS),
         });
         await res.body?.cancel().catch(() => undefined);
         if (res.ok) return;
@@ -187,6 +187,12 @@ export function createNotifiers(configs: readonly NotifierConfig[], options: Not
       controller.abort();
     },
   };
+}
+
+/** Aborted on close or after `timeoutMs` (AbortSignal.any is missing before Node 20.3: timeout only). */
+function attemptSignal(closed: AbortSignal, timeoutMs: number): AbortSignal {
+  const timeout = AbortSignal.timeout(timeoutMs);
+  return typeof AbortSignal.any === 'function' ? AbortSignal.any([closed, timeout]) : timeout;
 }
 
 function describeFetchError(err: unknown): string {
