@@ -20,21 +20,21 @@ Commands:
   token new    [--bytes N]             print a new random token and its tokenSha256 for the config
   token hash   TOKEN                   print the tokenSha256 of a token
 
-  approvals list    [--all] [--target T] review requests waiting for a decision (--all: decided ones too)
-  approvals show    ID                   every detail of a request, with the exact statement
+  approvals list [--all] [--target T]  review requests waiting for a decision (--all: decided ones too)
+  approvals show ID                    every detail of a request, with the exact statement
   approvals approve ID [--reason TEXT] [--grant 30m|2h|1d]
                                        release the held statement (--grant: also allow the same for a while)
-  approvals reject  ID [--reason TEXT]   refuse the held statement
-  approvals grant   --subject S --operations write,ddl --for 2h [--target T ...]
-                    [--objects public.*] [--guardrails alter-drop] [--reason TEXT]
+  approvals reject ID [--reason TEXT]  refuse the held statement
+  approvals grant --subject S --operations write,ddl --for 2h [--target T ...]
+                  [--objects public.*] [--guardrails alter-drop] [--reason TEXT]
                                        let S run these without review for a while
-  approvals grants  [--all]              grants in force (--all: ended ones too)
-  approvals revoke  GRANT_ID             end a grant now
-    approvals commands use the admin API at --admin URL, else the admin address of --config FILE
-    (or of .sluice/demo/sluice.yaml), else http://127.0.0.1:7070; they authenticate with
-    --token SECRET or SLUICE_TOKEN, and print JSON with --json.
+  approvals grants [--all]             grants in force (--all: ended ones too)
+  approvals revoke GRANT_ID            end a grant now
 
-Every command that reads state takes the same --config FILE as start.`;
+Every command that reads state takes the same --config FILE as start. The approvals commands
+call the admin API at --admin URL, else at the admin address of --config FILE (or of
+.sluice/demo/sluice.yaml), else http://127.0.0.1:7070; they authenticate with --token SECRET
+or SLUICE_TOKEN, and print JSON with --json.`;
 
 export class UsageError extends Error {}
 
