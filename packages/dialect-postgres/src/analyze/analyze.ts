@@ -1,19 +1,47 @@
 /**
- * Request analysis for the PostgreSQL dialect: normalized text, fingerprint, operation classes
- * and command keywords of every statement in a request.
+ * Request analysis for the PostgreSQL dialect: normalized text and fingerprint (from the
+ * lexer), and per statement the operation classes, objects, hazards and functions found by
+ * PostgreSQL's own parser (libpg-query, see parse.ts).
  *
- * Two levels of keys:
- * - the raw request text keys a bounded LRU cache here, a cheap fast path for applications
- *   that send the same text again and again (prepared-statement style, ORMs);
- * - the normalized text (and its fingerprint) is the shape of a request: requests that differ
- *   only in literals share it. Any later, more expensive analysis (a full parser) should be
- *   cached by the shape, not by the raw text.
+ * Two levels of cache:
+ * - the raw request text keys a bounded LRU cache, a cheap fast path for applications that
+ *   send the same text again and again (prepared-statement style, ORMs);
+ * - the normalized text of a statement (its shape: literals replaced by placeholders) keys the
+ *   parser's analysis, so that requests differing only in literals are parsed once. That holds
+ *   only when the analysis does not depend on a literal's value: a WHERE decided by constants
+ *   (`1=1` and `1=2` have the same shape), a DO body, a SQL string given to a function,
+ *   set_config's setting name, EXPLAIN's option values. Those analyses, and statements the
+ *   parser rejects, are never shared by shape (the raw-text cache still serves the same text).
  */
 import * as crypto from 'node:crypto';
-import { type Analysis, OperationClass } from '@sluice/core';
-import { classifyStatement } from './classify.js';
-import type { LexOptions } from './lexer.js';
-import { scanSql } from './normalize.js';
+import type { Analysis, Hazard, ObjectRef, OperationClass } from '@sluice/core';
+import { Facts } from './facts.js';
+import { TokenKind, type LexOptions, type Token } from './lexer.js';
+import { renderStatement, scanSql, type ScannedStatement } from './normalize.js';
+import { parseSql } from './parse.js';
+import { analyzeParsed } from './walk.js';
+
+/**
+ * The PostgreSQL analysis of a statement (or of a request, where these appear on each part).
+ * SQL-level prepared statements are the session's to track: PREPARE says what it prepares,
+ * EXECUTE names what the session must substitute, DEALLOCATE what it forgets.
+ */
+export interface PostgresAnalysis extends Analysis {
+  /**
+   * `PREPARE name AS statement`: the prepared statement's analysis. The PREPARE's own
+   * operations, objects and hazards are already those of the statement, so that a policy can
+   * refuse it when it is prepared.
+   */
+  readonly prepare?: { readonly name: string; readonly statement: Analysis };
+  /**
+   * `EXECUTE name`: the session substitutes the prepared statement's analysis. Without it the
+   * analysis says operations ['unknown'].
+   */
+  readonly execute?: string;
+  /** `DEALLOCATE name` ('*' for ALL, and for DISCARD ALL). */
+  readonly deallocate?: string;
+  readonly parts?: readonly PostgresAnalysis[];
+}
 
 export interface PostgresAnalyzerOptions extends LexOptions {
   /** Largest number of raw texts kept in the cache. Default 5000; 0 disables caching. */
@@ -26,8 +54,8 @@ export interface PostgresAnalyzerOptions extends LexOptions {
 }
 
 export interface PostgresAnalyzer {
-  analyze(text: string): Analysis;
-  /** Number of cached entries. */
+  analyze(text: string): PostgresAnalysis;
+  /** Number of cached raw texts. */
   readonly size: number;
   clear(): void;
 }
@@ -45,85 +73,252 @@ export function fingerprintOf(normalized: string): string {
   return hex.slice(0, 16);
 }
 
-/** Analyzes without any cache. */
-export function analyzeUncached(text: string, options?: LexOptions): Analysis {
-  return analyzeWithShapes(text, options, undefined);
+const SHAPE_CACHE_SIZE = 5000;
+
+interface ShapeCaches {
+  /** Statement shape → the statement's analysis. */
+  readonly statements: Map<string, PostgresAnalysis>;
+  /** Request shape (several statements) → the request's analysis. */
+  readonly requests: Map<string, PostgresAnalysis>;
 }
 
-/**
- * Analyzes a text; when `shapes` is given, a text whose normalized shape was seen before gets
- * the very same Analysis object (so fingerprinting, classification and anything callers
- * derive per analysis are done once per shape, not once per literal value).
- */
-function analyzeWithShapes(text: string, options: LexOptions | undefined, shapes: Map<string, Analysis> | undefined): Analysis {
-  const scan = scanSql(text, options);
-  if (shapes !== undefined) {
-    let normalized = '';
-    for (let i = 0; i < scan.statements.length; i++) normalized += (i > 0 ? '; ' : '') + scan.statements[i]!.normalized;
-    const known = shapes.get(normalized);
-    // A malformed statement is unknown whatever its shape says; do not share it.
-    if (known !== undefined && scan.statements.every((st) => st.wellFormed)) return known;
+interface Outcome {
+  readonly analysis: PostgresAnalysis;
+  /** The parser ran: the text brought a new shape, or one that cannot be shared. */
+  readonly parsed: boolean;
+}
+
+/** Analyzes without any cache. */
+export function analyzeUncached(text: string, options?: LexOptions): PostgresAnalysis {
+  return analyzeText(text, options, undefined).analysis;
+}
+
+function remember<V>(map: Map<string, V>, key: string, value: V): void {
+  if (map.size >= SHAPE_CACHE_SIZE) {
+    const oldest = map.keys().next();
+    if (oldest.done !== true) map.delete(oldest.value);
   }
-  const statements: string[] = [];
-  const commands: string[] = [];
-  const operations: OperationClass[] = [];
-  const parts: Analysis[] = [];
-  const several = scan.statements.length > 1;
-  for (const s of scan.statements) {
-    statements.push(s.normalized);
-    commands.push(s.command);
-    const op = s.wellFormed ? classifyStatement(scan.tokens, s.start, s.end) : OperationClass.Unknown;
-    if (!operations.includes(op)) operations.push(op);
-    if (several) {
-      parts.push(
-        Object.freeze({
-          normalized: s.normalized,
-          fingerprint: fingerprintOf(s.normalized),
-          operations: Object.freeze([op]),
-          statementCount: 1,
-          commands: Object.freeze([s.command]),
-        }),
-      );
+  map.set(key, value);
+}
+
+const EMPTY_LIST: readonly never[] = Object.freeze([]);
+
+/**
+ * Analyzes a text; with `shapes`, a statement (or request) whose shape was analysed before,
+ * by an analysis that did not depend on literals, gets the very same Analysis object without
+ * calling the parser.
+ */
+function analyzeText(text: string, options: LexOptions | undefined, shapes: ShapeCaches | undefined): Outcome {
+  const scan = scanSql(text, options);
+  const statements = scan.statements;
+  if (statements.length === 0) return { analysis: EMPTY_ANALYSIS, parsed: false };
+  const several = statements.length > 1;
+  let requestShape = '';
+  if (several) {
+    for (let i = 0; i < statements.length; i++) requestShape += (i > 0 ? '; ' : '') + statements[i]!.normalized;
+    const known = shapes?.requests.get(requestShape);
+    if (known !== undefined) return { analysis: known, parsed: false };
+  }
+  const standardStrings = options?.standardConformingStrings ?? true;
+  const parts: PostgresAnalysis[] = [];
+  let parsed = false;
+  let shareable = true;
+  for (const s of statements) {
+    const known = s.wellFormed ? shapes?.statements.get(s.normalized) : undefined;
+    if (known !== undefined) {
+      parts.push(known);
+      continue;
+    }
+    parsed = true;
+    const result = analyzeStatement(text, scan.tokens, s, standardStrings);
+    parts.push(result.analysis);
+    if (result.shareable) {
+      if (shapes !== undefined) remember(shapes.statements, s.normalized, result.analysis);
+    } else {
+      shareable = false;
     }
   }
-  const normalized = statements.join('; ');
-  const analysis: Analysis = Object.freeze({
+  if (!several) return { analysis: parts[0]!, parsed };
+  const analysis = combine(requestShape, parts);
+  if (shapes !== undefined && shareable) remember(shapes.requests, requestShape, analysis);
+  return { analysis, parsed };
+}
+
+const EMPTY_ANALYSIS: PostgresAnalysis = Object.freeze({
+  normalized: '',
+  fingerprint: fingerprintOf(''),
+  operations: EMPTY_LIST,
+  statementCount: 0,
+  commands: EMPTY_LIST,
+  objects: EMPTY_LIST,
+  hazards: EMPTY_LIST,
+  functions: EMPTY_LIST,
+});
+
+/** The request's analysis from its statements': unions in order, without duplicates. */
+function combine(normalized: string, parts: readonly PostgresAnalysis[]): PostgresAnalysis {
+  const operations: OperationClass[] = [];
+  const hazards: Hazard[] = [];
+  const functions: string[] = [];
+  const commands: string[] = [];
+  const unanalysable: string[] = [];
+  const objects: ObjectRef[] = [];
+  const objectIndex = new Map<string, number>();
+  for (const p of parts) {
+    commands.push(p.commands[0] ?? '');
+    for (const op of p.operations) if (!operations.includes(op)) operations.push(op);
+    for (const h of p.hazards ?? []) if (!hazards.includes(h)) hazards.push(h);
+    for (const f of p.functions ?? []) if (!functions.includes(f)) functions.push(f);
+    if (p.unanalysable !== undefined && !unanalysable.includes(p.unanalysable)) unanalysable.push(p.unanalysable);
+    for (const o of p.objects ?? []) {
+      const key = `${o.kind}\u0000${o.access}\u0000${o.schema ?? ''}\u0000${o.schema === undefined ? 0 : 1}\u0000${o.name}`;
+      const at = objectIndex.get(key);
+      if (at === undefined) {
+        objectIndex.set(key, objects.length);
+        objects.push(o);
+        continue;
+      }
+      objects[at] = mergeObjects(objects[at]!, o);
+    }
+  }
+  return Object.freeze({
     normalized,
     fingerprint: fingerprintOf(normalized),
     operations: Object.freeze(operations),
-    statementCount: statements.length,
+    statementCount: parts.length,
     commands: Object.freeze(commands),
-    ...(several ? { parts: Object.freeze(parts) } : {}),
+    parts: Object.freeze([...parts]),
+    objects: Object.freeze(objects),
+    hazards: Object.freeze(hazards),
+    functions: Object.freeze(functions),
+    ...(unanalysable.length > 0 ? { unanalysable: unanalysable.join('; ') } : {}),
   });
-  if (shapes !== undefined && scan.statements.every((st) => st.wellFormed)) {
-    if (shapes.size >= SHAPE_CACHE_SIZE) {
-      const oldest = shapes.keys().next();
-      if (oldest.done !== true) shapes.delete(oldest.value);
-    }
-    shapes.set(normalized, analysis);
-    newShape = true;
-  }
-  return analysis;
 }
 
-const SHAPE_CACHE_SIZE = 5000;
-/** Set by analyzeWithShapes when the text brought a shape not seen before. */
-let newShape = false;
+/** One object seen by two statements: columns are known only if both knew them. */
+function mergeObjects(a: ObjectRef, b: ObjectRef): ObjectRef {
+  const merged: { -readonly [K in keyof ObjectRef]: ObjectRef[K] } = { ...a };
+  if (a.columns !== undefined && b.columns !== undefined) {
+    merged.columns = Object.freeze([...new Set([...a.columns, ...b.columns])]);
+  } else {
+    delete merged.columns;
+  }
+  return Object.freeze(merged);
+}
 
 /**
- * An analyzer with its own LRU cache. Sessions with `standard_conforming_strings = off` need
- * an analyzer made with `standardConformingStrings: false` (the text lexes differently).
+ * The statement's source text as the parser must see it. With `standard_conforming_strings`
+ * off, a plain `'...'` string treats backslash as an escape, exactly like `E'...'`; the parser
+ * always runs with the setting on, so such strings are given to it as `E'...'`.
+ */
+function statementSource(text: string, tokens: readonly Token[], s: ScannedStatement, standardStrings: boolean): string {
+  const from = tokens[s.start]!.start;
+  const to = tokens[s.end - 1]!.end;
+  if (standardStrings) return text.slice(from, to);
+  let out = '';
+  let at = from;
+  for (let i = s.start; i < s.end; i++) {
+    const t = tokens[i]!;
+    if (t.kind !== TokenKind.String) continue;
+    const c = text.charCodeAt(t.start);
+    if (c === 0x27) {
+      out += text.slice(at, t.start) + 'E';
+      at = t.start;
+    } else if ((c === 0x6e || c === 0x4e) && text.charCodeAt(t.start + 1) === 0x27) {
+      // N'...' is a plain string typed as national character.
+      out += text.slice(at, t.start) + 'E';
+      at = t.start + 1;
+    }
+  }
+  return out + text.slice(at, to);
+}
+
+/** The normalized text and command of what `PREPARE name [(types)] AS` prepares. */
+function preparedShape(tokens: readonly Token[], s: ScannedStatement): { normalized: string; command: string } {
+  let i = s.start + 2; // PREPARE name
+  const open = tokens[i];
+  if (open !== undefined && open.kind === TokenKind.Punct && open.value === '(') {
+    let depth = 0;
+    for (; i < s.end; i++) {
+      const t = tokens[i]!;
+      if (t.kind !== TokenKind.Punct) continue;
+      if (t.value === '(') depth++;
+      else if (t.value === ')' && --depth === 0) break;
+    }
+    i++;
+  }
+  const as = tokens[i];
+  if (as !== undefined && as.kind === TokenKind.Word && as.value === 'as') i++;
+  let c = i;
+  while (c < s.end && tokens[c]!.kind === TokenKind.Punct && tokens[c]!.value === '(') c++;
+  const first = tokens[c];
+  const command = c < s.end && first !== undefined && first.kind === TokenKind.Word ? first.value.toUpperCase() : '';
+  return { normalized: renderStatement(tokens, i, s.end), command };
+}
+
+function freezeFacts(facts: Facts, normalized: string, command: string): Analysis {
+  return Object.freeze({
+    normalized,
+    fingerprint: fingerprintOf(normalized),
+    operations: Object.freeze([...facts.operations]),
+    statementCount: 1,
+    commands: Object.freeze([command]),
+    objects: Object.freeze(facts.objectRefs()),
+    hazards: Object.freeze([...facts.hazards]),
+    functions: Object.freeze([...facts.functions]),
+    ...(facts.unanalysable.length > 0 ? { unanalysable: facts.unanalysable.join('; ') } : {}),
+  });
+}
+
+/** Parses and analyses one statement of the request. */
+function analyzeStatement(
+  text: string,
+  tokens: readonly Token[],
+  s: ScannedStatement,
+  standardStrings: boolean,
+): { analysis: PostgresAnalysis; shareable: boolean } {
+  const facts = new Facts();
+  const result = parseSql(statementSource(text, tokens, s, standardStrings));
+  let shareable = s.wellFormed;
+  if (!result.ok) {
+    // Literals can make a statement fail to parse (`1abc`, a bad escape): not a shape's fact.
+    facts.unknown(result.error);
+    shareable = false;
+  } else if (!s.wellFormed) {
+    facts.unknown('malformed statement (unbalanced parentheses or an unterminated literal)');
+  } else if (result.stmts.length === 0) {
+    facts.unknown('no statement');
+  } else {
+    for (const st of result.stmts) analyzeParsed(st.stmt, facts);
+    if (facts.literalDependent) shareable = false;
+  }
+  const base = freezeFacts(facts, s.normalized, s.command);
+  const extra: { prepare?: PostgresAnalysis['prepare']; execute?: string; deallocate?: string } = {};
+  if (facts.prepare !== undefined) {
+    const shape = preparedShape(tokens, s);
+    extra.prepare = Object.freeze({ name: facts.prepare.name, statement: freezeFacts(facts.prepare.facts, shape.normalized, shape.command) });
+  }
+  if (facts.execute !== undefined) extra.execute = facts.execute;
+  if (facts.deallocate !== undefined) extra.deallocate = facts.deallocate;
+  const analysis: PostgresAnalysis =
+    extra.prepare === undefined && extra.execute === undefined && extra.deallocate === undefined ? base : Object.freeze({ ...base, ...extra });
+  return { analysis, shareable };
+}
+
+/**
+ * An analyzer with its own caches. Sessions with `standard_conforming_strings = off` need an
+ * analyzer made with `standardConformingStrings: false` (the text lexes differently).
  * Results are frozen and shared between callers.
  */
 export function createPostgresAnalyzer(options: PostgresAnalyzerOptions = {}): PostgresAnalyzer {
   const cacheSize = Math.max(0, Math.floor(options.cacheSize ?? 5000));
   const maxLength = options.maxCachedTextLength ?? 8192;
   const lexOptions: LexOptions = { standardConformingStrings: options.standardConformingStrings ?? true };
-  const cache = new Map<string, Analysis>();
-  const shapes = new Map<string, Analysis>();
+  const cache = new Map<string, PostgresAnalysis>();
+  const shapes: ShapeCaches = { statements: new Map(), requests: new Map() };
 
   return {
-    analyze(text: string): Analysis {
+    analyze(text: string): PostgresAnalysis {
       const cacheable = cacheSize > 0 && text.length <= maxLength;
       if (cacheable) {
         const hit = cache.get(text);
@@ -134,26 +329,26 @@ export function createPostgresAnalyzer(options: PostgresAnalyzerOptions = {}): P
           return hit;
         }
       }
-      newShape = false;
-      const result = analyzeWithShapes(text, lexOptions, cacheSize > 0 ? shapes : undefined);
-      // A text whose shape was already known differs from earlier texts only in its literals
+      const { analysis, parsed } = analyzeText(text, lexOptions, cacheSize > 0 ? shapes : undefined);
+      // A text whose shapes were all known differs from earlier texts only in its literals
       // (simple-protocol clients inline them): caching it would churn the raw-text cache with
-      // texts that will not come again. Cache texts that brought a new shape.
-      if (cacheable && newShape) {
+      // texts that will not come again. Cache texts that needed the parser.
+      if (cacheable && parsed) {
         if (cache.size >= cacheSize) {
           const oldest = cache.keys().next();
           if (oldest.done !== true) cache.delete(oldest.value);
         }
-        cache.set(text, result);
+        cache.set(text, analysis);
       }
-      return result;
+      return analysis;
     },
     get size() {
       return cache.size;
     },
     clear() {
       cache.clear();
-      shapes.clear();
+      shapes.statements.clear();
+      shapes.requests.clear();
     },
   };
 }
@@ -164,6 +359,6 @@ const defaultAnalyzer = createPostgresAnalyzer();
  * Analyzes a request with `standard_conforming_strings = on`, through a shared cache of
  * 5000 raw texts.
  */
-export function analyzePostgres(text: string): Analysis {
+export function analyzePostgres(text: string): PostgresAnalysis {
   return defaultAnalyzer.analyze(text);
 }
