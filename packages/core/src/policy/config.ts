@@ -13,17 +13,30 @@ export type PolicyEffect = (typeof PolicyEffect)[keyof typeof PolicyEffect];
 const operationClass = z.enum(Object.values(OperationClass) as [OperationClass, ...OperationClass[]], {
   error: (issue) => `unknown operation class ${JSON.stringify(issue.input)}; use one of ${Object.values(OperationClass).join(', ')}`,
 });
-const guardrailName = z.enum(GUARDRAIL_NAMES as [Hazard, ...Hazard[]], {
-  error: (issue) => `unknown guardrail ${JSON.stringify(issue.input)}; the guardrails are ${GUARDRAIL_NAMES.join(', ')}`,
+const guardrailMode = z.enum(['block', 'review', 'off'], {
+  error: (issue) => `unknown guardrail mode ${JSON.stringify(issue.input)}; use block, review or off`,
 });
-const guardrailMode = z.enum(['block', 'review', 'off']);
 
-const guardrailModes = z.partialRecord(guardrailName, guardrailMode);
+/** Guardrail name to mode. An unknown name is reported with the list of the known ones. */
+const guardrailModes = z.partialRecord(z.enum(GUARDRAIL_NAMES as [Hazard, ...Hazard[]]), guardrailMode, {
+  // zod reports the keys an enum-keyed partial record does not know as `unrecognized_keys`,
+  // an issue its types for this schema leave out.
+  error: (issue) => {
+    const keys: unknown = (issue as { readonly keys?: unknown }).keys;
+    return Array.isArray(keys)
+      ? `unknown guardrail ${keys.map((k) => JSON.stringify(k)).join(', ')}; the guardrails are ${GUARDRAIL_NAMES.join(', ')}`
+      : undefined;
+  },
+});
+
+/** A list that narrows a rule: empty would match nothing, so it must be left out instead. */
+function narrowing<T extends z.ZodType>(item: T, what: string) {
+  return z.array(item).min(1, `an empty ${what} list matches nothing; leave it out to match every ${what.replace(/s$/, '')}`);
+}
 
 /** Object patterns: `schema.table` or `table` (any schema), `*` matches any run of characters. */
 const objectPattern = z
   .string()
-  .min(1)
   .regex(/^[^.\s]+(\.[^.\s]+)?$/, 'expected table, schema.table or a pattern with * such as billing.* or *.secrets');
 
 export const approverSpecSchema = z
@@ -42,14 +55,14 @@ export const ruleSchema = z
     /** Who the rule is for; absent means everybody. Every given list must match. */
     identities: z
       .object({
-        subjects: z.array(z.string().min(1)).optional(),
-        groups: z.array(z.string().min(1)).optional(),
-        kinds: z.array(z.enum(['human', 'agent', 'service'])).optional(),
+        subjects: narrowing(z.string().min(1), 'subjects').optional(),
+        groups: narrowing(z.string().min(1), 'groups').optional(),
+        kinds: narrowing(z.enum(['human', 'agent', 'service']), 'kinds').optional(),
       })
       .strict()
       .optional(),
-    /** Target names; absent means every target. */
-    targets: z.array(z.string().min(1)).optional(),
+    /** Target names, `*` matching any run of characters (case-insensitive); absent means every target. */
+    targets: narrowing(z.string().min(1), 'targets').optional(),
     /** Operation classes the effect applies to; absent means all. */
     operations: z.array(operationClass).min(1).optional(),
     /** Objects the effect applies to; absent means any. */
