@@ -27,7 +27,7 @@ export interface Decision {
   readonly volatile?: boolean;
 }
 
-/** The statement-level decision for allowed requests with no rule to name. */
+/** Deny over review over allow. */
 const STRENGTH: Record<PolicyEffect, number> = { allow: 0, review: 1, deny: 2 };
 
 /** What each guardrail stops, for messages. */
@@ -61,20 +61,35 @@ function glob(pattern: string): (value: string) => boolean {
 }
 
 interface ObjectMatcher {
-  /** Matches an object. `strict`: an unqualified object matches only if `public` would. */
-  (object: ObjectRef, strict: boolean): boolean;
+  /**
+   * Matches an object. `relaxing`: the rule lets something happen (allow, a guardrail switched
+   * down, a grant), so the match is narrow; otherwise it restricts, and the match is broad.
+   */
+  (object: ObjectRef, relaxing: boolean): boolean;
+}
+
+interface CompiledPattern {
+  /** Absent for a bare `table` pattern, which names the table in any schema. */
+  readonly schema: ((value: string) => boolean) | undefined;
+  readonly name: (value: string) => boolean;
+  /** `schema.*`: every object of the schema, so the schema itself too. */
+  readonly wholeSchema: boolean;
 }
 
 function objectMatcher(patterns: readonly string[]): ObjectMatcher {
-  const compiled = patterns.map((p) => {
+  const compiled: CompiledPattern[] = patterns.map((p) => {
     const dot = p.indexOf('.');
-    return dot < 0 ? { schema: undefined, name: glob(p) } : { schema: glob(p.slice(0, dot)), name: glob(p.slice(dot + 1)), anyName: p.slice(dot + 1) === '*' };
+    return dot < 0
+      ? { schema: undefined, name: glob(p), wholeSchema: false }
+      : { schema: glob(p.slice(0, dot)), name: glob(p.slice(dot + 1)), wholeSchema: p.slice(dot + 1) === '*' };
   });
-  return (o, strict) => {
+  return (o, relaxing) => {
     for (const c of compiled) {
       if (o.kind === 'schema') {
-        // A schema matches `schema.*` patterns (and bare patterns naming it).
-        if (c.schema ? c.schema(o.name) && 'anyName' in c && c.anyName : c.name(o.name)) return true;
+        // A schema matches a bare pattern naming it. It matches `schema.*` (all of its objects);
+        // a rule that restricts also matches it on `schema.table`, since acting on the schema
+        // (dropping, renaming it ...) acts on the table.
+        if (c.schema === undefined ? c.name(o.name) : c.schema(o.name) && (c.wholeSchema || !relaxing)) return true;
         continue;
       }
       if (o.kind !== 'table' && o.kind !== 'function' && o.kind !== 'other') {
@@ -88,9 +103,8 @@ function objectMatcher(patterns: readonly string[]): ObjectMatcher {
         continue;
       }
       // Unqualified in the statement: the schema depends on the session's search_path. A rule
-      // that relaxes (allow, guardrail off) counts it as `public`; one that restricts matches
-      // whatever the schema.
-      if (!strict || c.schema('public')) return true;
+      // that relaxes counts it as `public`; one that restricts matches whatever the schema.
+      if (!relaxing || c.schema('public')) return true;
     }
     return false;
   };
@@ -124,8 +138,20 @@ function compileRule(rule: PolicyRuleConfig): CompiledRule {
   };
 }
 
-/** The objects an operation of a statement acts on. */
-function objectsFor(op: OperationClass, objects: readonly ObjectRef[]): readonly ObjectRef[] {
+/** The rules that match one identity on one target. */
+interface Applicable {
+  /** Rules with an effect. */
+  readonly effects: readonly CompiledRule[];
+  /** Rules that change guardrail modes. */
+  readonly guardrails: readonly CompiledRule[];
+}
+
+/**
+ * The objects an operation of a statement acts on; `undefined` (not known) stays so. The
+ * operations without an access of their own (admin, privilege, unknown ...) act on all of them.
+ */
+function objectsFor(op: OperationClass, objects: readonly ObjectRef[] | undefined): readonly ObjectRef[] | undefined {
+  if (objects === undefined) return undefined;
   switch (op) {
     case 'read':
     case 'copy-out':
@@ -140,19 +166,76 @@ function objectsFor(op: OperationClass, objects: readonly ObjectRef[]): readonly
   }
 }
 
-/** True when `m` matches every object (relaxing) or at least one (restricting). */
-function objectsMatch(m: ObjectMatcher | undefined, objects: readonly ObjectRef[], relaxing: boolean): boolean {
+/**
+ * True when `m` matches every object (relaxing) or at least one (restricting). Objects that
+ * are not known (`undefined`) could be any: a relaxing rule scoped to objects never matches
+ * them, a restricting one always does.
+ */
+function objectsMatch(m: ObjectMatcher | undefined, objects: readonly ObjectRef[] | undefined, relaxing: boolean): boolean {
   if (m === undefined) return true;
+  if (objects === undefined) return !relaxing;
   if (relaxing) return objects.every((o) => m(o, true));
   return objects.some((o) => m(o, false));
 }
 
-function describeObjects(objects: readonly ObjectRef[]): string {
+function describeObjects(objects: readonly ObjectRef[] | undefined): string {
+  if (objects === undefined) return ' (objects not known)';
   const names = [...new Set(objects.map((o) => (o.schema ? `${o.schema}.${o.name}` : o.name)))];
   if (names.length === 0) return '';
   return names.length <= 3 ? ` (${names.join(', ')})` : ` (${names.slice(0, 3).join(', ')} and ${names.length - 3} more)`;
 }
 
+/** One check of a statement: an operation over the objects it acts on. */
+interface Check {
+  readonly op: OperationClass;
+  readonly objects: readonly ObjectRef[] | undefined;
+  /** For the reads of a statement of another class: that class. */
+  readonly within?: OperationClass;
+}
+
+/**
+ * The checks of a statement: one per operation class, and a `read` of the objects it reads
+ * when its class does not cover them (INSERT ... SELECT, CREATE TABLE ... AS, UPDATE ... FROM),
+ * so that what a statement reads is always checked as a read.
+ */
+function checksOf(operations: readonly OperationClass[], objects: readonly ObjectRef[] | undefined): readonly Check[] {
+  const checks: Check[] = operations.map((op) => ({ op, objects: objectsFor(op, objects) }));
+  if (objects === undefined || operations.includes('read') || operations.includes('copy-out')) return checks;
+  const within = operations.find((op) => op === 'write' || op === 'copy-in' || op === 'ddl');
+  if (within === undefined) return checks;
+  const reads = objects.filter((o) => o.access === 'read');
+  if (reads.length > 0) checks.push({ op: 'read', objects: reads, within });
+  return checks;
+}
+
+const GRANT_MATCHERS = new WeakMap<Grant, ObjectMatcher>();
+
+function grantObjects(g: Grant): ObjectMatcher {
+  let m = GRANT_MATCHERS.get(g);
+  if (m === undefined) GRANT_MATCHERS.set(g, (m = objectMatcher(g.objects)));
+  return m;
+}
+
+/** Grants, looked up once per request and only when one could change the outcome. */
+class GrantLookup {
+  #list: readonly Grant[] | undefined;
+  consulted = false;
+  constructor(readonly load: () => readonly Grant[]) {}
+
+  /** A grant that lifts a review (or the default deny) of `check`, or of guardrail `hazard`. */
+  covering(check: Check | undefined, hazard: Hazard | undefined, objects: readonly ObjectRef[] | undefined): Grant | undefined {
+    this.consulted = true;
+    for (const g of (this.#list ??= this.load())) {
+      if (check !== undefined && !g.operations.includes(check.op) && (check.within === undefined || !g.operations.includes(check.within))) continue;
+      if (hazard !== undefined && !g.guardrails.includes(hazard)) continue;
+      if (g.objects.length > 0 && !objectsMatch(grantObjects(g), objects, true)) continue;
+      return g;
+    }
+    return undefined;
+  }
+}
+
+/** The decision for a request with nothing to decide (no operations, no hazards). */
 const ALLOW_EMPTY: Decision = Object.freeze({ effect: 'allow', rule: 'empty' });
 
 /**
@@ -162,10 +245,16 @@ const ALLOW_EMPTY: Decision = Object.freeze({ effect: 'allow', rule: 'empty' });
  * - each operation class of the statement is covered by the rules that match the identity,
  *   the target, the operation and the objects (an allowing rule must cover every object the
  *   operation touches; a denying or reviewing rule any of them); no such rule means the
- *   policy's default (deny unless configured as review);
+ *   policy's default (deny unless configured as review). What a statement of another class
+ *   reads (INSERT ... SELECT, CREATE TABLE ... AS) is also checked as a `read` of those objects;
+ * - the objects of a statement that was not understood (`unknown`), or of an analysis without
+ *   `objects`, are not known: a rule scoped to objects then never allows, and always denies or
+ *   reviews. (A dialect that reports objects sets `objects`, empty when there are none.) An
+ *   unqualified object is `public` to a rule that relaxes and any schema to one that restricts;
  * - each hazard the statement carries meets its guardrail: `block` denies, `review` holds,
- *   `off` lets it be. A rule that matches the identity and target can change a guardrail's
- *   mode; if several do, the strictest of theirs applies;
+ *   `off` lets it be. A rule that matches the identity and target (and, if it names objects,
+ *   the statement's objects) can change a guardrail's mode; if several do, the strictest of
+ *   theirs applies;
  * - a time-boxed grant lifts a review (and the default deny) for what it covers; explicit
  *   deny rules and blocking guardrails stay;
  * - the strongest effect wins: deny over review over allow. A request with several
@@ -176,6 +265,8 @@ export class Policy {
   readonly #rules: readonly CompiledRule[];
   readonly #guardrails: Readonly<Partial<Record<Hazard, GuardrailMode>>>;
   readonly #approvers: ApproverSpec;
+  /** The rules that match an identity on a target, worked out once per identity and target. */
+  readonly #applicable = new WeakMap<Identity, Map<string, Applicable>>();
 
   constructor(config: PolicyConfig, options: { readonly approvers: ApproverSpec }) {
     this.defaultEffect = config.default;
@@ -195,70 +286,70 @@ export class Policy {
 
   /**
    * Decides a request. `grants` is called only when a grant could change the outcome (a
-   * review or the default deny), so the common path does not look them up.
+   * review or the default deny), at most once, so the common path does not look them up.
    */
   decide(identity: Identity, target: string, analysis: Analysis, grants: () => readonly Grant[]): Decision {
     const parts = analysis.parts ?? [analysis];
+    const rules = this.#applicableTo(identity, target);
+    const lookup = new GrantLookup(grants);
     let best: Decision | undefined;
-    let volatile = false;
     for (const part of parts) {
-      const d = this.#decideStatement(identity, target, part, grants);
-      if (d.volatile) volatile = true;
-      if (best === undefined || STRENGTH[d.effect] > STRENGTH[best.effect]) best = d;
-      if (best.effect === 'deny') break;
+      const d = this.#decideStatement(identity, target, part, rules, lookup);
+      if (best === undefined || stronger(d, best)) best = d;
+      if (isFinal(best)) break;
     }
     if (best === undefined) return ALLOW_EMPTY;
-    return volatile && !best.volatile ? { ...best, volatile: true } : best;
+    // A deny by a rule or a guardrail stands whatever the grants (and is preferred to the
+    // default's, which a grant can lift); any other decision that consulted them can change.
+    return lookup.consulted && !isFinal(best) ? { ...best, volatile: true } : best;
   }
 
-  #decideStatement(identity: Identity, target: string, st: Analysis, grants: () => readonly Grant[]): Decision {
-    const objects = st.objects ?? [];
-    const applicable = this.#rules.filter((r) => r.matchesIdentity(identity) && r.matchesTarget(target));
-    let volatile = false;
-    let grantList: readonly Grant[] | undefined;
-    const loadGrants = (): readonly Grant[] => {
-      volatile = true;
-      return (grantList ??= grants());
-    };
-    const grantCovering = (op: OperationClass | undefined, guardrail: Hazard | undefined, objs: readonly ObjectRef[]): Grant | undefined => {
-      for (const g of loadGrants()) {
-        if (op !== undefined && !g.operations.includes(op)) continue;
-        if (guardrail !== undefined && !g.guardrails.includes(guardrail)) continue;
-        if (g.objects.length > 0 && !objectsMatch(objectMatcher(g.objects), objs, true)) continue;
-        return g;
-      }
-      return undefined;
-    };
+  #applicableTo(identity: Identity, target: string): Applicable {
+    let byTarget = this.#applicable.get(identity);
+    if (byTarget === undefined) this.#applicable.set(identity, (byTarget = new Map()));
+    let a = byTarget.get(target);
+    if (a === undefined) {
+      const rules = this.#rules.filter((r) => r.matchesIdentity(identity) && r.matchesTarget(target));
+      a = { effects: rules.filter((r) => r.config.effect !== undefined), guardrails: rules.filter((r) => r.config.guardrails !== undefined) };
+      byTarget.set(target, a);
+    }
+    return a;
+  }
 
+  #decideStatement(identity: Identity, target: string, st: Analysis, rules: Applicable, grants: GrantLookup): Decision {
+    const objects = st.objects === undefined || st.operations.includes('unknown') ? undefined : st.objects;
     let best: Decision | undefined;
     const consider = (d: Decision): void => {
-      if (best === undefined || STRENGTH[d.effect] > STRENGTH[best.effect]) best = d;
+      if (best === undefined || stronger(d, best)) best = d;
     };
 
     // Guardrails first: on equal strength their message is the more specific one.
     for (const hazard of st.hazards ?? []) {
+      const global = this.guardrailMode(hazard);
       let mode: GuardrailMode | undefined;
-      for (const r of applicable) {
+      for (const r of rules.guardrails) {
         const m = r.config.guardrails?.[hazard];
         if (m === undefined) continue;
-        const relaxing = m === 'off' || (m === 'review' && this.guardrailMode(hazard) === 'block');
-        if (!objectsMatch(r.objects, objects, relaxing)) continue;
+        if (!objectsMatch(r.objects, objects, GUARDRAIL_STRENGTH[m] < GUARDRAIL_STRENGTH[global])) continue;
         if (mode === undefined || GUARDRAIL_STRENGTH[m] > GUARDRAIL_STRENGTH[mode]) mode = m;
       }
-      mode ??= this.guardrailMode(hazard);
+      mode ??= global;
       if (mode === 'off') continue;
-      const what = `${HAZARD_TEXT[hazard]}${describeObjects(objects)}`;
+      const what = `${HAZARD_TEXT[hazard]}${describeObjects(objects ?? st.objects)}`;
       if (mode === 'block') {
-        consider({
+        return {
           effect: 'deny',
           rule: `guardrail:${hazard}`,
           guardrail: hazard,
           reason: `blocked by guardrail "${hazard}": ${what}`,
-        });
-        break;
+        };
       }
-      const grant = grantCovering(undefined, hazard, objects);
-      if (grant) continue;
+      const grant = grants.covering(undefined, hazard, objects);
+      if (grant) {
+        // Named if the statement is allowed, so the audit trail shows the grant was used.
+        consider({ effect: 'allow', rule: `grant:${grant.id}`, grant: grant.id });
+        continue;
+      }
       consider({
         effect: 'review',
         rule: `guardrail:${hazard}`,
@@ -267,74 +358,85 @@ export class Policy {
         approvers: this.#approvers,
       });
     }
-    if (best !== undefined && (best as Decision).effect === 'deny') return best;
 
-    const operations = st.operations;
-    for (const op of operations) {
-      const opObjects = objectsFor(op, objects);
-      let effect: PolicyEffect | undefined;
+    for (const check of checksOf(st.operations, objects)) {
+      const { op } = check;
       let rule: CompiledRule | undefined;
-      for (const r of applicable) {
-        const e = r.config.effect;
-        if (e === undefined) continue;
+      for (const r of rules.effects) {
+        const e = r.config.effect!;
         if (r.operations !== undefined && !r.operations.has(op)) continue;
-        if (!objectsMatch(r.objects, opObjects, e === 'allow')) continue;
-        if (effect === undefined || STRENGTH[e] > STRENGTH[effect]) {
-          effect = e;
-          rule = r;
-        }
+        if (rule !== undefined && STRENGTH[e] <= STRENGTH[rule.config.effect!]) continue;
+        if (!objectsMatch(r.objects, check.objects, e === 'allow')) continue;
+        rule = r;
+        if (e === 'deny') break;
       }
-      const where = `${describeObjects(opObjects)}`;
-      if (effect === undefined || rule === undefined) {
-        const grant = grantCovering(op, undefined, opObjects);
-        if (grant) {
-          consider({ effect: 'allow', rule: `grant:${grant.id}`, grant: grant.id });
-          continue;
-        }
-        const unknown = op === 'unknown' && st.unanalysable ? ` (${st.unanalysable})` : '';
-        consider(
-          this.defaultEffect === 'deny'
-            ? {
-                effect: 'deny',
-                rule: 'default',
-                reason: `denied: no policy rule allows ${op}${where}${unknown} for ${identity.subject} on target "${target}" (the policy denies by default)`,
-              }
-            : {
-                effect: 'review',
-                rule: 'default',
-                reason: `held for review: no policy rule covers ${op}${where}${unknown} for ${identity.subject} on target "${target}"`,
-                approvers: this.#approvers,
-              },
-        );
-        continue;
-      }
+      const effect = rule?.config.effect;
       if (effect === 'allow') {
-        consider({ effect: 'allow', rule: rule.name });
+        consider({ effect: 'allow', rule: rule!.name });
         continue;
       }
+      const what = () => {
+        const within = check.within ? ` in a ${check.within} statement` : '';
+        const unknown = op === 'unknown' && st.unanalysable ? ` (${st.unanalysable})` : '';
+        return `${op}${describeObjects(check.objects)}${within}${unknown}`;
+      };
       if (effect === 'deny') {
-        consider({
+        // Final: no grant lifts it.
+        return {
           effect: 'deny',
-          rule: rule.name,
-          reason: `denied by rule "${rule.name}": ${op}${where} is not allowed for ${identity.subject} on target "${target}"`,
-        });
-        return best!;
+          rule: rule!.name,
+          reason: `denied by rule "${rule!.name}": ${what()} is not allowed for ${identity.subject} on target "${target}"`,
+        };
       }
-      const grant = grantCovering(op, undefined, opObjects);
+      const grant = grants.covering(check, undefined, check.objects);
       if (grant) {
         consider({ effect: 'allow', rule: `grant:${grant.id}`, grant: grant.id });
         continue;
       }
-      consider({
-        effect: 'review',
-        rule: rule.name,
-        reason: `held for review by rule "${rule.name}": ${op}${where} by ${identity.subject} on target "${target}" needs an approval`,
-        approvers: rule.config.approvers ?? this.#approvers,
-      });
+      if (rule !== undefined) {
+        consider({
+          effect: 'review',
+          rule: rule.name,
+          reason: `held for review by rule "${rule.name}": ${what()} by ${identity.subject} on target "${target}" needs an approval`,
+          approvers: rule.config.approvers ?? this.#approvers,
+        });
+        continue;
+      }
+      consider(
+        this.defaultEffect === 'deny'
+          ? {
+              effect: 'deny',
+              rule: 'default',
+              reason: `denied: no policy rule allows ${what()} for ${identity.subject} on target "${target}" (the policy denies by default)`,
+            }
+          : {
+              effect: 'review',
+              rule: 'default',
+              reason: `held for review: no policy rule covers ${what()} for ${identity.subject} on target "${target}"`,
+              approvers: this.#approvers,
+            },
+      );
     }
-    const result: Decision = best ?? ALLOW_EMPTY;
-    return volatile ? { ...result, volatile: true } : result;
+    return best ?? ALLOW_EMPTY;
   }
 }
 
 const GUARDRAIL_STRENGTH: Record<GuardrailMode, number> = { off: 0, review: 1, block: 2 };
+
+/** A deny no grant can lift: by a rule or a blocking guardrail. */
+function isFinal(d: Decision): boolean {
+  return d.effect === 'deny' && d.rule !== 'default';
+}
+
+/**
+ * True when `d` should replace `best`: it is stronger or, as strong, it says more: a deny no
+ * grant can lift over the default's, an allow that needed a grant over one that did not (so
+ * the audit trail names the grant).
+ */
+function stronger(d: Decision, best: Decision): boolean {
+  const by = STRENGTH[d.effect] - STRENGTH[best.effect];
+  if (by !== 0) return by > 0;
+  if (d.effect === 'deny') return isFinal(d) && !isFinal(best);
+  if (d.effect === 'allow') return d.grant !== undefined && best.grant === undefined;
+  return false;
+}
