@@ -26,8 +26,17 @@ export function checkCommand(args: string[]): number {
   noPositionals(positionals);
   const loaded = loadOrReport(requireConfig(values));
   if (!loaded) return 1;
-  process.stdout.write(`${loaded.file}: valid (${loaded.targets.length} target(s))\n`);
+  process.stdout.write(`${loaded.file}: valid (${loaded.targets.length} target(s), ${loaded.config.policy.rules.length} policy rule(s))\n`);
+  const warning = policyWarning(loaded);
+  if (warning) process.stderr.write(`sluice: warning: ${warning}\n`);
   return 0;
+}
+
+/** A config whose policy allows nothing denies every statement: worth saying at once. */
+export function policyWarning(loaded: LoadedConfig): string | undefined {
+  const { policy } = loaded.config;
+  if (policy.default === 'review' || policy.rules.some((r) => r.effect === 'allow')) return undefined;
+  return 'the policy has no rule that allows anything: every statement will be denied (deny by default); see docs/policy.md';
 }
 
 export async function startCommand(args: string[]): Promise<number | undefined> {
@@ -36,6 +45,8 @@ export async function startCommand(args: string[]): Promise<number | undefined> 
   const loaded = loadOrReport(requireConfig(values));
   if (!loaded) return 1;
   const logger = pino({ level: loaded.config.log.level, base: { service: 'sluice' } });
+  const warning = policyWarning(loaded);
+  if (warning) process.stderr.write(`sluice: warning: ${warning}\n`);
   let gateway;
   try {
     gateway = await startGateway(loaded, logger);
