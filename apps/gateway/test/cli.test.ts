@@ -27,6 +27,16 @@ identities:
       tokenSha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
 audit:
   dir: ./.sluice/audit
+policy:
+  rules:
+    - name: analysts-read
+      identities: { groups: [analysts] }
+      operations: [read, copy-out, transaction, session-setting]
+      effect: allow
+    - name: pipelines-load
+      identities: { groups: [pipelines] }
+      operations: [read, write, ddl, copy-in, copy-out, transaction, session-setting]
+      effect: allow
 `;
 }
 
@@ -71,6 +81,12 @@ describe('the sluice CLI with the documented example config (real PostgreSQL, re
     expect(r.stdout.trim()).toBe('42');
   });
 
+  live('the policy decides: an analyst may read but not write, and hears which rule says so', () => {
+    const r = psql(aliceUrl(), 'CREATE TABLE sluice_cli_never (id int)');
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/ERROR: {2}denied: no policy rule allows ddl/);
+  });
+
   live('psql sees a wrong token refused with a message that names the problem', () => {
     const r = psql(`postgres://${encodeURIComponent('alice@example.com')}:wrong@127.0.0.1:${port}/app`, 'SELECT 1');
     expect(r.code).not.toBe(0);
@@ -80,8 +96,8 @@ describe('the sluice CLI with the documented example config (real PostgreSQL, re
 
   live('psql runs a script with a transaction and COPY through the gateway', () => {
     const r = psql(
-      aliceUrl(),
-      `DROP TABLE IF EXISTS sluice_cli_t; CREATE TABLE sluice_cli_t (id int, email text);
+      `postgres://retrain-bot:test@127.0.0.1:${port}/app`,
+      `CREATE TABLE IF NOT EXISTS sluice_cli_t (id int, email text); DELETE FROM sluice_cli_t WHERE id = 1;
        BEGIN; INSERT INTO sluice_cli_t VALUES (1, 'x@example.com'); COMMIT;
        COPY sluice_cli_t TO STDOUT;`,
     );

@@ -327,7 +327,7 @@ class ApprovalsService implements Approvals {
         subject: r.requester.subject,
         targets: [r.target],
         operations: [...r.operations],
-        objects: [...new Set(r.objects.map((o) => (o.schema !== undefined ? `${o.schema}.${o.name}` : o.name)))],
+        objects: [...new Set(r.objects.map((o) => (o.schema !== undefined ? `${o.schema}.${o.name}` : `public.${o.name}`)))],
         guardrails: [...r.hazards],
         createdAt: iso,
         expiresAt: new Date(time + options.grantForMs).toISOString(),

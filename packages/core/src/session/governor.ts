@@ -6,7 +6,7 @@ import type { AuditActor, AuditEvent, AuditStore } from '../audit/types.js';
 import { ClientFacingError, clientErrors } from '../errors.js';
 import type { Authenticator, Credentials, Identity } from '../identity/types.js';
 import type { FailureLimiter } from '../identity/failure-limiter.js';
-import type { Approvals, ApproverSpec, ReviewTicket } from '../approvals/types.js';
+import { ApprovalError, type Approvals, type ApproverSpec, type ReviewTicket } from '../approvals/types.js';
 import type { Decision, Policy } from '../policy/engine.js';
 
 export interface GovernorOptions {
@@ -461,6 +461,10 @@ export class GovernedSession {
       });
     } catch (cause) {
       notRun();
+      if (cause instanceof ApprovalError && cause.code !== 'unavailable') {
+        // A request the service refuses (no approver can decide it, ...): say why.
+        throw clientErrors.accessDenied(`${decision.reason ?? 'the statement needs a review'}, but no review request could be made: ${cause.message}`);
+      }
       this.#logger.error({ err: cause, sessionId: this.id }, 'review request could not be created');
       throw clientErrors.governanceUnavailable('the review request could not be recorded', { cause });
     }
