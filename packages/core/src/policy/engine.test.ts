@@ -665,7 +665,7 @@ describe('Policy: properties', () => {
       }),
       runs,
     );
-  });
+  }, 60_000);
 
   it('taking away every allow never weakens a decision', () => {
     fc.assert(
@@ -680,7 +680,7 @@ describe('Policy: properties', () => {
       }),
       runs,
     );
-  });
+  }, 60_000);
 
   it('grants only relax, and a decision not marked volatile does not depend on them', () => {
     fc.assert(
@@ -695,7 +695,7 @@ describe('Policy: properties', () => {
       }),
       runs,
     );
-  });
+  }, 60_000);
 
   it('the order of the rules does not change the effect', () => {
     fc.assert(
@@ -706,7 +706,7 @@ describe('Policy: properties', () => {
       }),
       runs,
     );
-  });
+  }, 60_000);
 
   it('an unqualified object is allowed only where the same object in public is, and denied wherever it is', () => {
     fc.assert(
@@ -728,5 +728,5 @@ describe('Policy: properties', () => {
       ),
       runs,
     );
-  });
+  }, 60_000);
 });
