@@ -3,6 +3,7 @@ import { bench, describe } from 'vitest';
 import { analyzePostgres, analyzeUncached, createPostgresAnalyzer } from './analyze.js';
 import { lex } from './lexer.js';
 import { scanSql } from './normalize.js';
+import { parseSql } from './parse.js';
 
 // pgbench's TPC-B-like transaction, one statement at a time, with fresh literals every call.
 let seq = 0;
@@ -32,13 +33,17 @@ const bigSelect =
 
 describe('analyzePostgres', () => {
   const noCache = createPostgresAnalyzer({ cacheSize: 0 });
-  bench('cache miss: pgbench statement, varying literals', () => {
+  const cached = createPostgresAnalyzer();
+  bench('cache miss (parser runs): pgbench statement, varying literals', () => {
     noCache.analyze(pgbenchStatement());
   });
-  bench('cache miss: 200-char select with IN list', () => {
+  bench('cache miss (parser runs): 200-char select with IN list', () => {
     analyzeUncached(bigSelect);
   });
-  bench('cache hit: same text', () => {
+  bench('shape-cache hit: pgbench statement, new literals every call', () => {
+    cached.analyze(pgbenchStatement());
+  });
+  bench('raw-text cache hit: same text', () => {
     analyzePostgres(fixed);
   });
 });
@@ -49,6 +54,9 @@ describe('stages (pgbench update)', () => {
   });
   bench('lex + split + normalize', () => {
     scanSql(fixed);
+  });
+  bench('parse (libpg-query)', () => {
+    parseSql(fixed);
   });
   bench('full analysis, no cache', () => {
     analyzeUncached(fixed);

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import { isPrivileged, OperationClass } from '@sluice/core';
+import { Hazard, isPrivileged, OperationClass } from '@sluice/core';
 import { describe, expect, it } from 'vitest';
 import { analyzePostgres, analyzeUncached, createPostgresAnalyzer, fingerprintOf } from './analyze.js';
+import { parserCalls } from './parse.js';
 
 describe('analyzePostgres', () => {
   it('analyzes a multi-statement request', () => {
@@ -134,5 +135,180 @@ describe('createPostgresAnalyzer', () => {
   it('matches the uncached analysis', () => {
     const text = 'with x as (delete from t returning *) select * from x; select 1';
     expect(createPostgresAnalyzer().analyze(text)).toEqual(analyzeUncached(text));
+  });
+});
+
+describe('statements the parser sees', () => {
+  it('gives each statement of a request its own facts, and the request their union', () => {
+    const a = analyzePostgres("select * from t where id = 1; -- not; a statement\n delete from u; /* ; */ insert into v (a) values ('x;y')");
+    expect(a.statementCount).toBe(3);
+    expect(a.normalized).toBe('select * from t where id = ?; delete from u; insert into v(a) values (?)');
+    expect(a.parts?.map((p) => p.operations)).toEqual([[OperationClass.Read], [OperationClass.Write], [OperationClass.Write]]);
+    expect(a.parts?.map((p) => p.hazards)).toEqual([[], [Hazard.DeleteWithoutWhere], []]);
+    expect(a.parts?.map((p) => p.objects?.map((o) => `${o.access}:${o.name}`))).toEqual([['read:t'], ['write:u'], ['write:v']]);
+    expect(a.hazards).toEqual([Hazard.DeleteWithoutWhere]);
+    expect(a.objects?.map((o) => `${o.access}:${o.name}`)).toEqual(['read:t', 'write:u', 'write:v']);
+  });
+
+  it('ignores line and nested block comments and reads dollar-quoted text as literals', () => {
+    const a = analyzePostgres('/* drop table a; /* nested; truncate b */ still comment */ select $x$; drop table c; $x$ -- ; drop table d');
+    expect(a.statementCount).toBe(1);
+    expect(a.operations).toEqual([OperationClass.Read]);
+    expect(a.hazards).toEqual([]);
+    const b = analyzePostgres('drop /* a comment */ table -- another\n t');
+    expect(b.hazards).toEqual([Hazard.DropTable]);
+    expect(b.objects).toEqual([{ name: 't', kind: 'table', access: 'ddl' }]);
+  });
+
+  it('classes a statement the parser rejects as unknown, with its message and no literal in it', () => {
+    const a = analyzePostgres("select 'secret value' 'more' from t");
+    expect(a.operations).toEqual([OperationClass.Unknown]);
+    expect(a.unanalysable).toMatch(/^syntax error at or near "\?"/);
+    expect(a.unanalysable).not.toContain('secret');
+    const b = analyzePostgres('selec 1; drop table t');
+    expect(b.parts?.[0]?.operations).toEqual([OperationClass.Unknown]);
+    expect(b.parts?.[0]?.unanalysable).toMatch(/syntax error at or near "selec"/);
+    expect(b.parts?.[1]?.hazards).toEqual([Hazard.DropTable]);
+    expect(b.unanalysable).toBe(b.parts?.[0]?.unanalysable);
+  });
+
+  it('reports prepared statements, EXECUTE and DEALLOCATE for the session', () => {
+    const p = analyzePostgres('PREPARE wipe (int) AS DELETE FROM t WHERE true');
+    expect(p.prepare?.name).toBe('wipe');
+    expect(p.prepare?.statement.normalized).toBe('delete from t where true');
+    expect(p.prepare?.statement.commands).toEqual(['DELETE']);
+    expect(p.prepare?.statement.operations).toEqual([OperationClass.Write]);
+    expect(p.prepare?.statement.hazards).toEqual([Hazard.DeleteWithoutWhere]);
+    // The PREPARE itself carries what it prepares, so a policy can refuse it early.
+    expect(p.operations).toEqual([OperationClass.Write]);
+    expect(p.hazards).toEqual([Hazard.DeleteWithoutWhere]);
+    expect(p.commands).toEqual(['PREPARE']);
+
+    const e = analyzePostgres('execute wipe(1)');
+    expect(e.execute).toBe('wipe');
+    expect(e.operations).toEqual([OperationClass.Unknown]);
+    expect(e.unanalysable).toBe('EXECUTE of a prepared statement the analyzer has not seen');
+
+    expect(analyzePostgres('deallocate wipe').deallocate).toBe('wipe');
+    expect(analyzePostgres('deallocate prepare all').deallocate).toBe('*');
+    expect(analyzePostgres('discard all').deallocate).toBe('*');
+
+    const several = analyzePostgres('prepare q as select $1::int; execute q(2); deallocate q');
+    expect(several.parts?.map((x) => [x.prepare?.name, x.execute, x.deallocate])).toEqual([
+      ['q', undefined, undefined],
+      [undefined, 'q', undefined],
+      [undefined, undefined, 'q'],
+    ]);
+    expect(several.parts?.[0]?.prepare?.statement.normalized).toBe('select $1::int');
+    expect(several.prepare).toBeUndefined();
+  });
+
+  it('analyses what a DO block runs', () => {
+    const a = analyzePostgres(`DO $$
+      DECLARE n int;
+      BEGIN
+        SELECT count(*) INTO n FROM accounts WHERE active;
+        EXECUTE 'DROP TABLE old_accounts';
+        UPDATE accounts SET checked = now() WHERE id = n;
+      END $$`);
+    expect(a.operations).toEqual([OperationClass.Read, OperationClass.Ddl, OperationClass.Write]);
+    expect(a.hazards).toEqual([Hazard.DropTable]);
+    expect(a.objects).toEqual([
+      { name: 'accounts', kind: 'table', access: 'read', columns: ['active', 'id'] },
+      { name: 'old_accounts', kind: 'table', access: 'ddl' },
+      { name: 'accounts', kind: 'table', access: 'write', columns: ['checked'] },
+    ]);
+    expect(a.functions).toEqual(['count', 'now']);
+    expect(a.unanalysable).toBeUndefined();
+  });
+
+  it('classes a DO block that executes a computed string as unknown with dynamic-sql', () => {
+    const a = analyzePostgres(`do $$ declare t text; begin
+      for t in select tablename from pg_tables loop execute 'truncate ' || quote_ident(t); end loop; end $$`);
+    expect(a.operations).toContain(OperationClass.Unknown);
+    expect(a.hazards).toEqual([Hazard.DynamicSql]);
+    expect(a.unanalysable).toBe('EXECUTE of a string built at run time');
+    expect(a.objects).toEqual([{ name: 'pg_tables', kind: 'table', access: 'read', columns: ['tablename'] }]);
+    expect(a.functions).toEqual(['quote_ident']);
+
+    const b = analyzePostgres("do language plv8 $$ plv8.execute('drop table t') $$");
+    expect(b.operations).toEqual([OperationClass.Unknown]);
+    expect(b.hazards).toEqual([Hazard.DynamicSql]);
+
+    const c = analyzePostgres('do $$ begin oops; end $$');
+    expect(c.operations).toEqual([OperationClass.Unknown]);
+    expect(c.unanalysable).toMatch(/^PL\/pgSQL: syntax error/);
+  });
+});
+
+describe('caching by shape', () => {
+  it('does not share an analysis that depends on literals: WHERE 1=1 then WHERE 1=2', () => {
+    const analyzer = createPostgresAnalyzer();
+    const always = analyzer.analyze('delete from t where 1=1');
+    const never = analyzer.analyze('delete from t where 1=2');
+    expect(always.normalized).toBe(never.normalized);
+    expect(always.hazards).toEqual([Hazard.DeleteWithoutWhere]);
+    expect(never.hazards).toEqual([]);
+    // And the other way round, through a fresh analyzer.
+    const other = createPostgresAnalyzer();
+    expect(other.analyze('update t set a = 1 where 2 = 3').hazards).toEqual([]);
+    expect(other.analyze('update t set a = 1 where 3 = 3').hazards).toEqual([Hazard.UpdateWithoutWhere]);
+    expect(other.analyze("update t set a = 1 where 'x' = 'y'").hazards).toEqual([]);
+    expect(other.analyze("update t set a = 1 where 'x' = 'x'").hazards).toEqual([Hazard.UpdateWithoutWhere]);
+  });
+
+  it('does not share DO blocks, SQL strings, set_config names or EXPLAIN option values', () => {
+    const analyzer = createPostgresAnalyzer();
+    const pairs: Array<[string, string]> = [
+      ["do $$ begin perform 1; end $$", 'do $$ begin drop table t; end $$'],
+      ["select query_to_xml('select 1', true, false, '')", "select query_to_xml('delete from t returning 1', true, false, '')"],
+      ["select dblink_exec('c', 'select 1')", "select dblink_exec('c', 'drop schema s')"],
+      ["select set_config('work_mem', '1MB', false)", "select set_config('role', 'admin', false)"],
+      ['explain (analyze 0) delete from t', 'explain (analyze 1) delete from t'],
+      ["delete from t where name like 'a%'", "delete from t where name like '%'"],
+    ];
+    for (const [harmless, dangerous] of pairs) {
+      const first = analyzer.analyze(harmless);
+      const second = analyzer.analyze(dangerous);
+      expect(first.normalized).toBe(second.normalized);
+      expect(first.hazards).toEqual([]);
+      expect(second.hazards).not.toEqual([]);
+    }
+  });
+
+  it('shares analyses that do not depend on literals, without calling the parser', () => {
+    const analyzer = createPostgresAnalyzer();
+    const first = analyzer.analyze("update accounts set balance = balance - 10 where id = 7 and note <> 'x'");
+    const before = parserCalls.sql;
+    const second = analyzer.analyze("update accounts set balance = balance - 99 where id = 8 and note <> 'y'");
+    expect(parserCalls.sql).toBe(before);
+    expect(second).toBe(first);
+    // Multi-statement requests too, and statements already seen in other requests.
+    const many = analyzer.analyze("begin; update accounts set balance = balance - 1 where id = 1 and note <> 'z'; commit");
+    const calls = parserCalls.sql;
+    expect(many.parts?.[1]).toBe(first);
+    expect(analyzer.analyze("begin; update accounts set balance = balance - 2 where id = 2 and note <> 'w'; commit")).toBe(many);
+    expect(parserCalls.sql).toBe(calls);
+  });
+
+  it('does not share the analysis of a statement the parser rejected because of a literal', () => {
+    const analyzer = createPostgresAnalyzer();
+    expect(analyzer.analyze('select 1abc').operations).toEqual([OperationClass.Unknown]);
+    expect(analyzer.analyze('select 1').operations).toEqual([OperationClass.Read]);
+  });
+
+  it('parses with backslash escapes when standard_conforming_strings is off', () => {
+    const text = "delete from t where name = 'x\\' or 1=1 --'";
+    expect(createPostgresAnalyzer().analyze(text).hazards).toEqual([Hazard.DeleteWithoutWhere]);
+    const off = createPostgresAnalyzer({ standardConformingStrings: false }).analyze(text);
+    expect(off.statementCount).toBe(1);
+    expect(off.hazards).toEqual([]);
+    expect(off.operations).toEqual([OperationClass.Write, OperationClass.Read]);
+    // `\b` is an escape (backspace) only when the setting is off.
+    const body = `do 'begin execute ''drop table "a\\b"''; end'`;
+    expect(createPostgresAnalyzer().analyze(body).objects).toEqual([{ name: 'a\\b', kind: 'table', access: 'ddl' }]);
+    expect(createPostgresAnalyzer({ standardConformingStrings: false }).analyze(body).objects).toEqual([
+      { name: 'a\b', kind: 'table', access: 'ddl' },
+    ]);
   });
 });

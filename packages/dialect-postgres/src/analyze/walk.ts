@@ -33,6 +33,8 @@ class Rel {
     readonly schema: string | undefined,
     /** Creates the table's read entry on first use (DML targets are read only if referenced). */
     readonly open: (() => ObjectEntry) | undefined,
+    /** Only reachable by qualified names (`excluded` in ON CONFLICT). */
+    readonly qualifiedOnly = false,
   ) {}
 
   get isTable(): boolean {
@@ -547,7 +549,7 @@ class Walker {
     scope.rels.push(new Rel(alias ?? name, alias === undefined ? schema : undefined, () => this.#table(schema, name, 'read')));
     const conflict = f['onConflictClause'];
     if (isObj(conflict)) {
-      scope.rels.push(new Rel('excluded', undefined, undefined));
+      scope.rels.push(new Rel('excluded', undefined, undefined, true));
       for (const t of list(conflict['targetList'])) {
         const rt = as(t, 'ResTarget');
         if (rt === undefined) continue;
@@ -770,21 +772,22 @@ class Walker {
     if (variables !== undefined && variables.has(quals.length > 0 ? quals[0]! : col)) return;
     if (quals.length === 0) {
       for (let s = scope; s !== undefined; s = s.parent) {
-        if (s.rels.length === 0) continue;
+        const rels = s.rels.filter((r) => !r.qualifiedOnly);
+        if (rels.length === 0) continue;
         if (star) {
-          for (const r of s.rels) r.entry()?.columns.add('*');
+          for (const r of rels) r.entry()?.columns.add('*');
           return;
         }
         if (s.outputNames?.has(col) === true) return;
-        const whole = s.rels.find((r) => r.name === col);
+        const whole = rels.find((r) => r.name === col);
         if (whole !== undefined) {
           // A whole-row reference (`SELECT t FROM t`): every column.
           whole.entry()?.columns.add('*');
-        } else if (s.rels.length === 1) {
-          s.rels[0]!.entry()?.columns.add(col);
+        } else if (rels.length === 1) {
+          rels[0]!.entry()?.columns.add(col);
         } else {
           // Several relations: which one has the column needs the catalog.
-          for (const r of s.rels) {
+          for (const r of rels) {
             if (!r.isTable) continue;
             r.entry()!.columnsUnknown = true;
           }
