@@ -153,7 +153,7 @@ describe('graceful shutdown (real PostgreSQL)', () => {
     await gw.waitFor(/listening on postgres/);
     const { default: pg } = await import('pg');
     const client = new pg.Client({ host: '127.0.0.1', port, database: 'app', user: 'alice@example.com', password: ALICE_TOKEN });
-    const ended = new Promise<{ code?: string }>((resolve) => client.on('error', (e: { code?: string }) => resolve(e)));
+    const ended = new Promise<{ code?: string }>((resolve) => client.on('error', (e: Error) => resolve(e as Error & { code?: string })));
     await client.connect();
     await client.query('SELECT 1');
     expect(await gw.stop('SIGTERM')).toBe(0);
