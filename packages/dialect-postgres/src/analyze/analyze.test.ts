@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Hazard, isPrivileged, OperationClass } from '@sluice/core';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { analyzePostgres, analyzeUncached, createPostgresAnalyzer, fingerprintOf } from './analyze.js';
 import { parserCalls } from './parse.js';
@@ -310,5 +311,33 @@ describe('caching by shape', () => {
     expect(createPostgresAnalyzer({ standardConformingStrings: false }).analyze(body).objects).toEqual([
       { name: 'a\b', kind: 'table', access: 'ddl' },
     ]);
+  });
+});
+
+describe('robustness', () => {
+  const fragment = fc.constantFrom(
+    'select', 'delete', 'from', 'where', 'do', '$$', '$x$', "'", '"', ';', '(', ')', '/*', '*/', '--', '\n', ' ', 't', '1',
+    '=', 'or', 'execute', 'begin', 'end', 'drop', 'table', 'with', 'as', 'prepare', 'copy', 'into', ',', '*', '::', 'E\'\\\'',
+  );
+
+  it('never throws, and gives every statement at least one operation class', () => {
+    fc.assert(
+      fc.property(fc.array(fragment, { maxLength: 40 }), (parts) => {
+        const a = analyzeUncached(parts.join(' '));
+        for (const part of a.parts ?? (a.statementCount === 1 ? [a] : [])) expect(part.operations.length).toBeGreaterThan(0);
+        expect(a.commands.length).toBe(a.statementCount);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('classes statements nested beyond what it walks as unknown', () => {
+    const deep = analyzeUncached('select ' + '(select '.repeat(3000) + '1' + ')'.repeat(3000));
+    expect(deep.operations).toContain(OperationClass.Unknown);
+    let sql = 'drop table t';
+    for (let i = 0; i < 24; i++) sql = `select query_to_xml($q${i}$${sql}$q${i}$, true, false, '')`;
+    const strings = analyzeUncached(sql);
+    expect(strings.operations).toContain(OperationClass.Unknown);
+    expect(strings.unanalysable).toContain('statements nested too deeply');
   });
 });

@@ -1,11 +1,13 @@
 import { Hazard } from '@sluice/core';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { analyzeUncached } from './analyze.js';
+import { lex, TokenKind } from './lexer.js';
 
 const hazards = (text: string): readonly Hazard[] => analyzeUncached(text).hazards ?? [];
 
 /** Statements that carry a hazard, with the hazard each must report. */
-export const DANGEROUS: ReadonlyArray<readonly [string, Hazard]> = [
+const DANGEROUS: ReadonlyArray<readonly [string, Hazard]> = [
   ['drop table t', Hazard.DropTable],
   ['DROP TABLE IF EXISTS public.t, u CASCADE', Hazard.DropTable],
   ['drop view v', Hazard.DropTable],
@@ -117,7 +119,7 @@ export const DANGEROUS: ReadonlyArray<readonly [string, Hazard]> = [
 ];
 
 /** Statements that look like the dangerous ones but are not. */
-export const LOOK_ALIKES: readonly string[] = [
+const LOOK_ALIKES: readonly string[] = [
   "select 'DROP TABLE x'",
   "select 'drop table x; delete from t'",
   'select $$drop table x$$',
@@ -178,6 +180,10 @@ export const LOOK_ALIKES: readonly string[] = [
 ];
 
 describe('hazards', () => {
+  it('the cases cover every hazard', () => {
+    expect(new Set(DANGEROUS.map(([, h]) => h))).toEqual(new Set(Object.values(Hazard)));
+  });
+
   it.each(DANGEROUS)('%s → %s', (text, hazard) => {
     expect(hazards(text)).toContain(hazard);
   });
@@ -199,5 +205,84 @@ describe('hazards', () => {
 
   it('a DROP OWNED drops tables and revokes privileges', () => {
     expect(hazards('drop owned by r')).toEqual([Hazard.DropTable, Hazard.GrantRevoke]);
+  });
+});
+
+/** What may sit between two tokens: whitespace and comments of every kind. */
+const SEPARATOR_PIECES = [
+  ' ',
+  '\t',
+  '\n',
+  '\r\n',
+  ' \f ',
+  ' /* c */ ',
+  ' /**/ ',
+  ' /* drop table x; truncate y */ ',
+  ' /* ; delete from t */ ',
+  ' /* a /* nested */ b */ ',
+  ' /* /* /* deep */ */ */ ',
+  ' -- drop table z\n',
+  ' --\n',
+  ' -- ; delete from t\r\n',
+];
+
+const separator = fc.array(fc.constantFrom(...SEPARATOR_PIECES), { minLength: 1, maxLength: 3 }).map((p) => ' ' + p.join(''));
+
+/**
+ * A statement re-laid out: every gap between tokens replaced by whitespace and comments, and the
+ * ASCII letters of unquoted words (keywords and identifiers) in random case. Literals, quoted
+ * identifiers and dollar-quoted bodies are kept as written.
+ */
+function relaidOut(text: string): fc.Arbitrary<string> {
+  const tokens = lex(text);
+  return fc
+    .tuple(
+      fc.array(separator, { minLength: tokens.length + 1, maxLength: tokens.length + 1 }),
+      fc.array(fc.array(fc.boolean(), { minLength: 64, maxLength: 64 }), { minLength: tokens.length, maxLength: tokens.length }),
+    )
+    .map(([seps, cases]) => {
+      let out = seps[0]!;
+      tokens.forEach((t, i) => {
+        let piece = text.slice(t.start, t.end);
+        if (t.kind === TokenKind.Word) {
+          const upper = cases[i]!;
+          piece = [...piece].map((ch, k) => (/[a-z]/i.test(ch) ? (upper[k % 64] ? ch.toUpperCase() : ch.toLowerCase()) : ch)).join('');
+        }
+        out += piece + seps[i + 1]!;
+      });
+      return out;
+    });
+}
+
+describe('hazards do not depend on layout, comments or case', () => {
+  it('a dangerous statement keeps its hazards and operation classes', () => {
+    const cases = fc.constantFrom(...DANGEROUS).chain(([text]) => relaidOut(text).map((variant) => [text, variant] as const));
+    fc.assert(
+      fc.property(cases, ([text, variant]) => {
+        const original = analyzeUncached(text);
+        const changed = analyzeUncached(variant);
+        for (const h of original.hazards ?? []) expect(changed.hazards).toContain(h);
+        for (const op of original.operations) expect(changed.operations).toContain(op);
+      }),
+      { numRuns: 1500 },
+    );
+  });
+
+  it('a look-alike stays free of hazards', () => {
+    const cases = fc.constantFrom(...LOOK_ALIKES).chain((text) => relaidOut(text));
+    fc.assert(
+      fc.property(cases, (variant) => {
+        expect(analyzeUncached(variant).hazards).toEqual([]);
+      }),
+      { numRuns: 1500 },
+    );
+  });
+
+  it('the transformation really changes the text', () => {
+    const sample = fc.sample(relaidOut('delete from t where id = 1'), { numRuns: 5, seed: 7 });
+    for (const s of sample) {
+      expect(s).not.toBe('delete from t where id = 1');
+      expect(lex(s).map((t) => t.value.toLowerCase())).toEqual(lex('delete from t where id = 1').map((t) => t.value));
+    }
   });
 });
