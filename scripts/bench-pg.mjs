@@ -63,6 +63,12 @@ identities:
       token: ${TOKEN}
 audit:
   dir: ./audit
+policy:
+  rules:
+    - name: bench-load
+      identities: { subjects: [${SUBJECT}] }
+      operations: [read, write, transaction, session-setting, copy-out]
+      effect: allow
 log:
   level: warn
 `);
