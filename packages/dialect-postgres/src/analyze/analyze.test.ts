@@ -292,6 +292,50 @@ describe('caching by shape', () => {
     expect(parserCalls.sql).toBe(calls);
   });
 
+  it('gives through its caches what it gives without them, whatever the literals', () => {
+    const literal = fc.constantFrom(
+      '1', '2', '0', '-1', '1.5', "'a'", "'b'", "'t'", "'f'", "'on'", "'%'", "'a%'", "'1'", "''", '$$x$$', "'x'::int", "'2'::int",
+      "'drop table t'", "'select 1'", "'begin perform 1; end'", "'begin drop table t; end'", "B'101'", "'role'",
+    );
+    const templates = [
+      'delete from t where # = #',
+      'delete from t where # <> # or id = #',
+      'delete from t where a + # = a + #',
+      'delete from t where (a * #) is null or (a * #) is not null',
+      'delete from t where # in (#, #)',
+      'delete from t where # between # and #',
+      'update t set a = # where name like #',
+      "update t set a = # where #::boolean",
+      'update t set a = # where not (# = #)',
+      'delete from t where a = a + #',
+      'delete from t where a in (a + #, #)',
+      "select set_config(#, 'x', false)",
+      'explain (analyze #) delete from t',
+      "select query_to_xml(#, true, false, '')",
+      'select # from t where id = #; delete from u where # = #',
+      'delete from t where #::int = #',
+      'delete from t where # is not distinct from #',
+      'delete from t where (# || #) = #',
+      "select crosstab(#, #)",
+      "select dblink_exec('c', #)",
+      'do # ',
+      'do $b$ begin execute #; end $b$',
+      'select nextval(#) where # = #',
+      'delete from t where x is null or # is not null',
+    ];
+    const text = fc.tuple(fc.constantFrom(...templates), fc.array(literal, { minLength: 6, maxLength: 6 })).map(([template, values]) => {
+      let i = 0;
+      return template.replace(/#/g, () => values[i++]!);
+    });
+    fc.assert(
+      fc.property(fc.array(text, { minLength: 2, maxLength: 12 }), (texts) => {
+        const analyzer = createPostgresAnalyzer();
+        for (const t of texts) expect(analyzer.analyze(t)).toEqual(analyzeUncached(t));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
   it('does not share the analysis of a statement the parser rejected because of a literal', () => {
     const analyzer = createPostgresAnalyzer();
     expect(analyzer.analyze('select 1abc').operations).toEqual([OperationClass.Unknown]);

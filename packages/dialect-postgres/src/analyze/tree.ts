@@ -85,9 +85,32 @@ export function typeNameOf(v: unknown): string | undefined {
 }
 
 /**
- * A stable text of an expression without source locations, to compare two expressions for
- * structural equality (`x = x`).
+ * True when the subtree holds a literal whose value the normalized shape hides (numbers,
+ * strings, bit strings; not TRUE, FALSE or NULL, which are keywords).
  */
-export function structure(v: unknown): string {
-  return JSON.stringify(v, (key, value: unknown) => (key === 'location' ? undefined : value));
+export function hasLiteral(v: unknown): boolean {
+  if (Array.isArray(v)) return v.some(hasLiteral);
+  if (!isObj(v)) return false;
+  for (const key in v) {
+    if (key === 'A_Const') {
+      const c = v[key];
+      if (isObj(c) && c['isnull'] !== true && !isObj(c['boolval'])) return true;
+    } else if (hasLiteral(v[key])) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/**
+ * A stable text of an expression without source locations, to compare two expressions for
+ * structural equality (`x = x`). With `shapeOnly`, literal values are left out too: two
+ * expressions equal that way have the same normalized shape.
+ */
+export function structure(v: unknown, shapeOnly = false): string {
+  return JSON.stringify(v, (key, value: unknown) => {
+    if (key === 'location') return undefined;
+    if (shapeOnly && key === 'A_Const' && isObj(value) && value['isnull'] !== true && !isObj(value['boolval'])) return '?';
+    return value;
+  });
 }

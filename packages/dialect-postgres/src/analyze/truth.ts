@@ -7,7 +7,7 @@
  * Three-valued, like SQL: `null` is neither true nor false. `unknown` means "depends on the
  * rows (or on something this evaluator does not know)".
  */
-import { as, isObj, list, nameList, stringNode, structure, text, typeNameOf, unwrap } from './tree.js';
+import { as, hasLiteral, isObj, list, nameList, stringNode, structure, text, typeNameOf, unwrap } from './tree.js';
 
 export type Truth = 'true' | 'false' | 'null' | 'unknown';
 
@@ -16,11 +16,17 @@ export interface TruthContext {
   literal: boolean;
 }
 
+/**
+ * A constant expression. `opaque` is a constant whose value this evaluator does not compute
+ * (`'x'::date`, `'a' || 'b'`). `lit`: its value comes from a literal, which the normalized
+ * shape hides, so any decision that looks at it depends on literals.
+ */
 type Const =
   | { readonly k: 'num'; readonly v: number; readonly lit: boolean }
   | { readonly k: 'str'; readonly v: string; readonly lit: boolean }
   | { readonly k: 'bool'; readonly v: boolean; readonly lit: boolean }
-  | { readonly k: 'null'; readonly lit: boolean };
+  | { readonly k: 'null'; readonly lit: boolean }
+  | { readonly k: 'opaque'; readonly lit: boolean };
 
 const NUMERIC = /^\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?\s*$/i;
 
@@ -47,14 +53,20 @@ function toBool(c: Const): boolean | null | undefined {
       return c.v !== 0;
     case 'str':
       return parseBool(c.v);
+    case 'opaque':
+      return undefined;
   }
 }
 
+const VALUE_OPERATORS = new Set(['+', '-', '*', '/', '%', '^', '||']);
 const BOOL_TYPES = new Set(['bool', 'boolean']);
 const NUMBER_TYPES = new Set(['int2', 'int4', 'int8', 'smallint', 'integer', 'bigint', 'int', 'numeric', 'decimal', 'float4', 'float8', 'real']);
 const TEXT_TYPES = new Set(['text', 'varchar', 'bpchar', 'char', 'name', 'unknown']);
 
-/** The constant an expression is, when it is one (literals, casts of them, arithmetic on numbers). */
+/**
+ * The constant an expression is, or undefined when it is not a constant expression. Whether
+ * an expression is constant depends on its structure only, never on a literal's value.
+ */
 function constOf(n: unknown): Const | undefined {
   const node = unwrap(n);
   if (node === undefined) return undefined;
@@ -66,50 +78,59 @@ function constOf(n: unknown): Const | undefined {
       if (isObj(f['ival'])) return { k: 'num', v: typeof f['ival']['ival'] === 'number' ? f['ival']['ival'] : 0, lit: true };
       if (isObj(f['fval'])) {
         const v = num(text(f['fval']['fval']) ?? '0');
-        return v === undefined ? undefined : { k: 'num', v, lit: true };
+        return v === undefined ? { k: 'opaque', lit: true } : { k: 'num', v, lit: true };
       }
       if (isObj(f['sval'])) return { k: 'str', v: text(f['sval']['sval']) ?? '', lit: true };
       if (isObj(f['bsval'])) return { k: 'str', v: text(f['bsval']['bsval']) ?? '', lit: true };
-      return undefined;
+      return { k: 'opaque', lit: true };
     }
     case 'TypeCast': {
       const c = constOf(f['arg']);
-      const t = typeNameOf(f['typeName']);
-      if (c === undefined || t === undefined) return undefined;
+      if (c === undefined) return undefined;
       if (c.k === 'null') return c;
+      const opaque: Const = { k: 'opaque', lit: c.lit };
+      const t = typeNameOf(f['typeName']);
+      if (t === undefined) return opaque;
       if (BOOL_TYPES.has(t)) {
         const b = toBool(c);
-        return b === undefined || b === null ? undefined : { k: 'bool', v: b, lit: c.lit };
+        return b === undefined || b === null ? opaque : { k: 'bool', v: b, lit: c.lit };
       }
       if (NUMBER_TYPES.has(t)) {
         if (c.k === 'num') return c;
         if (c.k === 'str') {
           const v = num(c.v);
-          return v === undefined ? undefined : { k: 'num', v, lit: true };
+          return v === undefined ? opaque : { k: 'num', v, lit: c.lit };
         }
         if (c.k === 'bool' && (t === 'int4' || t === 'integer' || t === 'int')) return { k: 'num', v: c.v ? 1 : 0, lit: c.lit };
-        return undefined;
+        return opaque;
       }
       if (TEXT_TYPES.has(t) && c.k === 'str') return c;
-      return undefined;
+      return opaque;
     }
     case 'A_Expr': {
+      // Arithmetic and concatenation of constants; comparisons are truth's.
       if (f['kind'] !== 'AEXPR_OP') return undefined;
       const op = operatorName(f);
+      if (op === undefined || !VALUE_OPERATORS.has(op)) return undefined;
       const r = constOf(f['rexpr']);
-      if (r === undefined || r.k !== 'num') return undefined;
-      if (f['lexpr'] === undefined) return op === '-' ? { k: 'num', v: -r.v, lit: true } : op === '+' ? r : undefined;
+      if (r === undefined) return undefined;
+      if (f['lexpr'] === undefined) {
+        if (r.k !== 'num') return { k: 'opaque', lit: r.lit };
+        return op === '-' ? { k: 'num', v: -r.v, lit: r.lit } : op === '+' ? r : { k: 'opaque', lit: r.lit };
+      }
       const l = constOf(f['lexpr']);
-      if (l === undefined || l.k !== 'num') return undefined;
+      if (l === undefined) return undefined;
+      const lit = l.lit || r.lit;
+      if (l.k !== 'num' || r.k !== 'num') return { k: 'opaque', lit };
       switch (op) {
         case '+':
-          return { k: 'num', v: l.v + r.v, lit: true };
+          return { k: 'num', v: l.v + r.v, lit };
         case '-':
-          return { k: 'num', v: l.v - r.v, lit: true };
+          return { k: 'num', v: l.v - r.v, lit };
         case '*':
-          return { k: 'num', v: l.v * r.v, lit: true };
+          return { k: 'num', v: l.v * r.v, lit };
         default:
-          return undefined;
+          return { k: 'opaque', lit };
       }
     }
     default:
@@ -151,6 +172,7 @@ function or(a: Truth, b: Truth): Truth {
 /** Compares two constants; 'unknown' when the answer depends on settings (collation, types). */
 function compare(a: Const, b: Const, op: string): Truth {
   if (a.k === 'null' || b.k === 'null') return 'null';
+  if (a.k === 'opaque' || b.k === 'opaque') return 'unknown';
   let x: number | boolean | string;
   let y: number | boolean | string;
   if (a.k === 'num' || b.k === 'num') {
@@ -211,9 +233,16 @@ function hasColumn(n: unknown): boolean {
   return false;
 }
 
-/** `x` and `y` are the same expression over columns (`a = a`, `t.a = t.a`). */
-function sameColumns(x: unknown, y: unknown): boolean {
-  return x !== undefined && hasColumn(x) && deterministic(x) && structure(x) === structure(y);
+/**
+ * `x` and `y` are the same expression over columns (`a = a`, `t.a = t.a`). Comparing
+ * expressions that hold literals (`a + 1` and `a + 2` have the same shape) reads their values.
+ */
+function sameColumns(x: unknown, y: unknown, ctx: TruthContext): boolean {
+  if (x === undefined || !hasColumn(x) || !deterministic(x)) return false;
+  if (!hasLiteral(x) && !hasLiteral(y)) return structure(x) === structure(y);
+  if (structure(x, true) !== structure(y, true)) return false;
+  ctx.literal = true;
+  return structure(x) === structure(y);
 }
 
 const COMPARISONS = new Set(['=', '<>', '!=', '<', '<=', '>', '>=']);
@@ -238,15 +267,13 @@ function escapeRegExp(s: string): string {
 export function truth(n: unknown, ctx: TruthContext): Truth {
   const node = unwrap(n);
   if (node === undefined) return 'unknown';
+  const c = constOf(n);
+  if (c !== undefined) {
+    if (c.lit) ctx.literal = true;
+    return fromBool(toBool(c));
+  }
   const [type, f] = node;
   switch (type) {
-    case 'A_Const':
-    case 'TypeCast': {
-      const c = constOf(n);
-      if (c === undefined) return 'unknown';
-      if (c.lit) ctx.literal = true;
-      return fromBool(toBool(c));
-    }
     case 'BoolExpr':
       return boolExpr(f, ctx);
     case 'NullTest': {
@@ -306,7 +333,7 @@ function boolExpr(f: Record<string, unknown>, ctx: TruthContext): Truth {
         if (t === 'unknown') result = 'unknown';
         else if (t === 'null' && result === 'false') result = 'null';
       }
-      if (result === 'unknown' && nullTautology(args)) return 'true';
+      if (result === 'unknown' && nullTautology(args, ctx)) return 'true';
       return result;
     }
     default:
@@ -315,12 +342,24 @@ function boolExpr(f: Record<string, unknown>, ctx: TruthContext): Truth {
 }
 
 /** `x IS NULL OR x IS NOT NULL` (in any order, among other branches). */
-function nullTautology(args: readonly unknown[]): boolean {
+function nullTautology(args: readonly unknown[], ctx: TruthContext): boolean {
   const isNull = new Set<string>();
   const notNull = new Set<string>();
   for (const a of args) {
     const t = as(a, 'NullTest');
     if (t === undefined || !deterministic(t['arg'])) continue;
+    (t['nulltesttype'] === 'IS_NULL' ? isNull : notNull).add(structure(t['arg'], true));
+  }
+  let same = false;
+  for (const s of isNull) if (notNull.has(s)) same = true;
+  if (!same) return false;
+  // Same shape; when literals are involved, their values decide.
+  isNull.clear();
+  notNull.clear();
+  for (const a of args) {
+    const t = as(a, 'NullTest');
+    if (t === undefined || !deterministic(t['arg'])) continue;
+    if (hasLiteral(t['arg'])) ctx.literal = true;
     (t['nulltesttype'] === 'IS_NULL' ? isNull : notNull).add(structure(t['arg']));
   }
   for (const s of isNull) if (notNull.has(s)) return true;
@@ -341,7 +380,7 @@ function aExpr(f: Record<string, unknown>, ctx: TruthContext): Truth {
         return compare(lc, rc, op);
       }
       if (lc?.k === 'null' || rc?.k === 'null') return 'null';
-      if (sameColumns(l, r)) return op === '=' || op === '<=' || op === '>=' ? 'true' : 'false';
+      if (sameColumns(l, r, ctx)) return op === '=' || op === '<=' || op === '>=' ? 'true' : 'false';
       return 'unknown';
     }
     case 'AEXPR_DISTINCT':
@@ -357,7 +396,7 @@ function aExpr(f: Record<string, unknown>, ctx: TruthContext): Truth {
         if (same === 'unknown') return 'unknown';
         return distinct ? negate(same) : same;
       }
-      if (sameColumns(l, r)) return distinct ? 'false' : 'true';
+      if (sameColumns(l, r, ctx)) return distinct ? 'false' : 'true';
       return 'unknown';
     }
     case 'AEXPR_IN': {
@@ -372,7 +411,7 @@ function aExpr(f: Record<string, unknown>, ctx: TruthContext): Truth {
           if (lc.lit || ic.lit) ctx.literal = true;
           t = compare(lc, ic, '=');
         } else {
-          t = sameColumns(l, item) ? 'true' : 'unknown';
+          t = sameColumns(l, item, ctx) ? 'true' : 'unknown';
         }
         if (t === 'true') {
           result = 'true';
@@ -403,11 +442,14 @@ function aExpr(f: Record<string, unknown>, ctx: TruthContext): Truth {
     case 'AEXPR_ILIKE': {
       const negated = op.startsWith('!');
       const pattern = constOf(r);
-      if (pattern === undefined || pattern.k !== 'str') return 'unknown';
-      ctx.literal = true;
+      if (pattern === undefined) return 'unknown';
+      if (pattern.lit) ctx.literal = true;
+      if (pattern.k === 'null') return 'null';
+      if (pattern.k !== 'str') return 'unknown';
       const value = constOf(l);
       let t: Truth;
       if (value !== undefined) {
+        if (value.lit) ctx.literal = true;
         if (value.k === 'null') return 'null';
         if (value.k !== 'str') return 'unknown';
         t = fromBool(likeMatches(value.v, pattern.v, f['kind'] === 'AEXPR_ILIKE'));

@@ -17,7 +17,7 @@ import { Facts, type ObjectEntry, type ObjectKind } from './facts.js';
 import { functionEffect } from './functions.js';
 import { parseSql } from './parse.js';
 import { analyzeDoBlock } from './plpgsql.js';
-import { as, isObj, list, nameList, rangeVar, stringConstant, stringNode, text, unwrap, type Obj } from './tree.js';
+import { as, hasLiteral, isObj, list, nameList, rangeVar, stringConstant, stringNode, text, unwrap, type Obj } from './tree.js';
 import { type TruthContext, unboundedWhere } from './truth.js';
 
 /** Nesting limit for statements inside statements (SQL strings, DO blocks, EXPLAIN ...). */
@@ -856,6 +856,8 @@ class Walker {
   #setConfig(args: readonly unknown[]): void {
     const facts = this.#facts;
     facts.op(OperationClass.SessionSetting);
+    // `set_config(1, ...)` and `set_config('role', ...)` have the same shape.
+    if (hasLiteral(args[0])) facts.literalDependent = true;
     const setting = stringConstant(args[0]);
     if (setting === undefined) {
       facts.unknown('set_config() of a setting named at run time');
@@ -881,6 +883,8 @@ class Walker {
       dynamic();
       return;
     }
+    // Which arguments hold SQL, and whether they are constants, can depend on literals.
+    if (args.some(hasLiteral)) facts.literalDependent = true;
     let sqlArgs: unknown[];
     if (which === 'last') {
       const candidates = args.filter((a) => !isObj(as(a, 'A_Const')?.['boolval']));
@@ -899,7 +903,6 @@ class Walker {
         dynamic();
         continue;
       }
-      facts.literalDependent = true;
       const inner = new Facts();
       if (!analyzeSqlInto(sql, inner, { depth: this.#depth + 1, what: `SQL given to ${fn}()` })) {
         facts.hazard(Hazard.DynamicSql);
@@ -951,12 +954,18 @@ class Walker {
   #ddlRelations(f: Obj): void {
     for (const key in f) {
       const v = f[key];
-      if (rangeVar(v) !== undefined) {
-        this.#facts.object(text(rangeVar(v)!['schemaname']), text(rangeVar(v)!['relname']) ?? '', 'table', 'ddl');
+      const rv = rangeVar(v);
+      if (rv !== undefined) {
+        // CREATE TYPE t AS (...) names a type, not a relation.
+        const kind = key === 'typevar' ? 'other' : 'table';
+        this.#facts.object(text(rv['schemaname']), text(rv['relname']) ?? '', kind, 'ddl');
+      } else if (key === 'base' && isObj(v)) {
+        // CREATE FOREIGN TABLE keeps the CREATE TABLE part in `base`.
+        this.#ddlRelations(v);
       } else if (Array.isArray(v)) {
         for (const item of v) {
-          const rv = as(item, 'RangeVar');
-          if (rv !== undefined) this.#facts.object(text(rv['schemaname']), text(rv['relname']) ?? '', 'table', 'ddl');
+          const wrapped = as(item, 'RangeVar');
+          if (wrapped !== undefined) this.#facts.object(text(wrapped['schemaname']), text(wrapped['relname']) ?? '', 'table', 'ddl');
         }
       }
     }
