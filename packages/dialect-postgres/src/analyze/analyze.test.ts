@@ -202,6 +202,14 @@ describe('statements the parser sees', () => {
     ]);
     expect(several.parts?.[0]?.prepare?.statement.normalized).toBe('select $1::int');
     expect(several.prepare).toBeUndefined();
+
+    // EXPLAIN ANALYZE runs the prepared statement; plain EXPLAIN and CREATE TABLE AS do not become it.
+    expect(analyzePostgres('explain analyze execute q(1)').execute).toBe('q');
+    expect(analyzePostgres('explain execute q(1)').execute).toBeUndefined();
+    expect(analyzePostgres('explain execute q(1)').operations).toEqual([OperationClass.Read]);
+    const ctas = analyzePostgres('create table x as execute q');
+    expect(ctas.execute).toBeUndefined();
+    expect(ctas.operations).toEqual([OperationClass.Ddl, OperationClass.Write, OperationClass.Unknown]);
   });
 
   it('analyses what a DO block runs', () => {

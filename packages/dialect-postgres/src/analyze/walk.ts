@@ -711,7 +711,10 @@ class Walker {
     if (isObj(into)) this.#namedRelation(into['rel'], 'ddl');
     if (isObj(into) && into['skipData'] === true) return;
     facts.op(OperationClass.Write);
-    this.statement(f['query'], undefined, false);
+    // Kept apart so that `CREATE TABLE ... AS EXECUTE q` stays unknown instead of becoming q.
+    const inner = new Facts();
+    new Walker(inner, { depth: this.#depth + 1 }).statement(f['query'], undefined, false);
+    facts.merge(inner);
   }
 
   // --- expressions ---------------------------------------------------------------------------
