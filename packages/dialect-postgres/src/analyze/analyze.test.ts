@@ -357,6 +357,7 @@ describe('caching by shape', () => {
     expect(off.statementCount).toBe(1);
     expect(off.hazards).toEqual([]);
     expect(off.operations).toEqual([OperationClass.Write, OperationClass.Read]);
+    expect(createPostgresAnalyzer({ standardConformingStrings: false }).analyze("select'a\\\\'").operations).toEqual([OperationClass.Read]);
     // `\b` is an escape (backspace) only when the setting is off.
     const body = `do 'begin execute ''drop table "a\\b"''; end'`;
     expect(createPostgresAnalyzer().analyze(body).objects).toEqual([{ name: 'a\\b', kind: 'table', access: 'ddl' }]);

@@ -222,7 +222,8 @@ function statementSource(text: string, tokens: readonly Token[], s: ScannedState
     if (t.kind !== TokenKind.String) continue;
     const c = text.charCodeAt(t.start);
     if (c === 0x27) {
-      out += text.slice(at, t.start) + 'E';
+      // The space keeps `select'a'` from becoming the identifier `selecte`.
+      out += text.slice(at, t.start) + ' E';
       at = t.start;
     } else if ((c === 0x6e || c === 0x4e) && text.charCodeAt(t.start + 1) === 0x27) {
       // N'...' is a plain string typed as national character.
