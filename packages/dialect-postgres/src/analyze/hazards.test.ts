@@ -149,6 +149,8 @@ const LOOK_ALIKES: readonly string[] = [
   'update t set a = u.a from u where t.id = u.id',
   'update t set a = 1 where a <> a',
   'alter table t add column dropped boolean',
+  'alter table t set without cluster',
+  'alter table t no inherit parent',
   "alter table t alter column c set default 'drop'",
   'alter table t rename column drop_me to kept',
   "comment on table t is 'drop table t'",

@@ -996,7 +996,7 @@ class Walker {
       const cmd = as(c, 'AlterTableCmd');
       if (cmd === undefined) continue;
       const subtype = text(cmd['subtype']) ?? '';
-      if (subtype.startsWith('AT_Drop') || (subtype === 'AT_ColumnDefault' && cmd['def'] === undefined)) {
+      if (DROP_COMMANDS.has(subtype) || (subtype === 'AT_ColumnDefault' && cmd['def'] === undefined)) {
         facts.hazard(Hazard.AlterDrop);
       }
       const column = text(cmd['name']);
@@ -1090,6 +1090,9 @@ class Walker {
     }
   }
 }
+
+/** ALTER TABLE subcommands written `DROP ...` (DROP DEFAULT is AT_ColumnDefault without a value). */
+const DROP_COMMANDS = new Set(['AT_DropColumn', 'AT_DropConstraint', 'AT_DropNotNull', 'AT_DropIdentity', 'AT_DropExpression']);
 
 /** ALTER TABLE subcommands whose `name` is a column. */
 const COLUMN_COMMANDS = new Set([
