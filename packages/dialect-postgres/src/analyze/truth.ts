@@ -247,7 +247,7 @@ function sameColumns(x: unknown, y: unknown, ctx: TruthContext): boolean {
 
 const COMPARISONS = new Set(['=', '<>', '!=', '<', '<=', '>', '>=']);
 
-function likeMatches(value: string, pattern: string, caseInsensitive: boolean): boolean {
+function likeMatches(value: string, pattern: string, caseInsensitive: boolean): boolean | undefined {
   let re = '^';
   for (let i = 0; i < pattern.length; i++) {
     const ch = pattern[i]!;
@@ -256,11 +256,15 @@ function likeMatches(value: string, pattern: string, caseInsensitive: boolean): 
     else if (ch === '_') re += '[\\s\\S]';
     else re += escapeRegExp(ch);
   }
-  return new RegExp(re + '$', caseInsensitive ? 'iu' : 'u').test(value);
+  try {
+    return new RegExp(re + '$', caseInsensitive ? 'iu' : 'u').test(value);
+  } catch {
+    return undefined;
+  }
 }
 
 function escapeRegExp(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
+  return s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 }
 
 /** Whether an expression is always true, always false, null, or depends on the rows. */
