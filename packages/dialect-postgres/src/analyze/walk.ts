@@ -141,6 +141,13 @@ function objectNameParts(v: unknown): string[] | undefined {
   return undefined;
 }
 
+/** The settings that change the effective role (`SET ROLE`, `SET SESSION AUTHORIZATION`). */
+function isRoleSetting(name: unknown): boolean {
+  if (typeof name !== 'string') return false;
+  const lower = name.toLowerCase();
+  return lower === 'role' || lower === 'session_authorization';
+}
+
 function aliasOf(f: Obj): string | undefined {
   const alias = f['alias'];
   return isObj(alias) ? text(alias['aliasname']) : undefined;
@@ -315,6 +322,8 @@ class Walker {
       case 'AlterDatabaseRefreshCollStmt':
         facts.op(OperationClass.Ddl);
         facts.object(undefined, text(f['dbname']) ?? '', 'database', 'ddl');
+        // ALTER DATABASE d SET role = x: every later session on d starts as x.
+        if (isObj(f['setstmt']) && isRoleSetting(f['setstmt']['name'])) facts.hazard(Hazard.RoleChange);
         break;
       case 'CreateExtensionStmt':
         facts.op(OperationClass.Ddl);
@@ -599,6 +608,30 @@ class Walker {
     this.expr(f['whereClause'], scope);
     this.#returning(f, scope);
     if (this.#unbounded(f['whereClause'], scope)) this.#facts.hazard(Hazard.UpdateWithoutWhere);
+    this.#settingsUpdate(f);
+  }
+
+  /**
+   * `UPDATE pg_settings SET setting = ...` calls set_config() through the view's rule: it is
+   * a session setting, and a role change unless the WHERE names another setting.
+   */
+  #settingsUpdate(f: Obj): void {
+    const rv = rangeVar(f['relation']);
+    const schema = text(rv?.['schemaname']);
+    if (text(rv?.['relname']) !== 'pg_settings' || (schema !== undefined && schema !== 'pg_catalog')) return;
+    const facts = this.#facts;
+    facts.op(OperationClass.SessionSetting);
+    const where = as(f['whereClause'], 'A_Expr');
+    let named: string | undefined;
+    if (where !== undefined && where['kind'] === 'AEXPR_OP' && nameList(where['name'])?.join('.') === '=') {
+      const left = nameList(as(where['lexpr'], 'ColumnRef')?.['fields']);
+      if (left !== undefined && left[left.length - 1] === 'name') named = stringConstant(where['rexpr']);
+      if (hasLiteral(where['rexpr'])) facts.literalDependent = true;
+    }
+    if (named === undefined || isRoleSetting(named.trim())) {
+      facts.op(OperationClass.Privilege);
+      facts.hazard(Hazard.RoleChange);
+    }
   }
 
   #delete(f: Obj, parent: Scope | undefined): void {
@@ -868,8 +901,7 @@ class Walker {
       return;
     }
     facts.literalDependent = true;
-    const lower = setting.trim().toLowerCase();
-    if (lower === 'role' || lower === 'session_authorization') {
+    if (isRoleSetting(setting.trim())) {
       facts.op(OperationClass.Privilege);
       facts.hazard(Hazard.RoleChange);
     }
@@ -983,6 +1015,9 @@ class Walker {
       else if (type === 'OBJECT_SCHEMA') facts.hazard(Hazard.DropSchema);
       else if (type === 'OBJECT_DATABASE') facts.hazard(Hazard.DropDatabase);
     }
+    // CASCADE drops what depends on the object: views, tables of a schema or a server,
+    // columns of a type or domain.
+    if (f['behavior'] === 'DROP_CASCADE') facts.hazard(Hazard.DropTable);
     for (const o of list(f['objects'])) this.#typedObject(type, o, 'ddl');
   }
 
@@ -1081,8 +1116,7 @@ class Walker {
 
   #variableSet(f: Obj): void {
     const facts = this.#facts;
-    const name = (text(f['name']) ?? '').toLowerCase();
-    if (name === 'role' || name === 'session_authorization') {
+    if (isRoleSetting(f['name'])) {
       facts.op(OperationClass.Privilege);
       facts.hazard(Hazard.RoleChange);
     } else {
