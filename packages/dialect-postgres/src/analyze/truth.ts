@@ -472,7 +472,8 @@ function aExpr(f: Record<string, unknown>, ctx: TruthContext): Truth {
 
 /**
  * True when a DELETE or UPDATE with this WHERE (undefined: none) can reach every row. `names`
- * are the aliases (or names) of the statement's own relations, to spot correlated subqueries.
+ * holds the name the target is known by (its alias, or its name): a condition on the other
+ * relations of USING or FROM alone (`USING u WHERE u.flag`) does not pick rows of the target.
  */
 export function unboundedWhere(
   where: unknown,
@@ -513,12 +514,12 @@ function refersToRow(n: unknown, rc: RowContext, inSub: boolean, fromless: boole
         const fields = list(f['fields']);
         const first = stringNode(fields[0]);
         if (first !== undefined && rc.variables?.has(first) === true) return false;
-        if (!inSub) return true;
         if (fields.length >= 2) {
           const qualifier = stringNode(fields[fields.length - 2]);
           return qualifier !== undefined && rc.names.has(qualifier);
         }
-        return fromless;
+        // Unqualified: the target's column, unless a subquery's own FROM may hold it.
+        return !inSub || fromless;
       }
       case 'SubLink':
         return refersToRow(f['testexpr'], rc, inSub, fromless) || refersToRow(f['subselect'], rc, true, fromless);

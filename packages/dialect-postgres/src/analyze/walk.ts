@@ -645,9 +645,11 @@ class Walker {
     if (this.#unbounded(f['whereClause'], scope)) this.#facts.hazard(Hazard.DeleteWithoutWhere);
   }
 
+  /** Whether the WHERE of an UPDATE or DELETE can reach every row of its target (scope.rels[0]). */
   #unbounded(where: unknown, scope: Scope): boolean {
     const names = new Set<string>();
-    for (const r of scope.rels) names.add(r.name);
+    const target = scope.rels[0];
+    if (target !== undefined) names.add(target.name);
     const ctx: TruthContext = { literal: false };
     const unbounded = unboundedWhere(where, names, ctx, this.#variables);
     if (ctx.literal) this.#facts.literalDependent = true;
