@@ -344,6 +344,14 @@ describe('caching by shape', () => {
     );
   });
 
+  it('never serves malformed text from the shape cache', () => {
+    const analyzer = createPostgresAnalyzer();
+    expect(analyzer.analyze("select 1; select 'abc'").operations).toEqual([OperationClass.Read]);
+    expect(analyzer.analyze("select 1; select 'abc").operations).toEqual([OperationClass.Read, OperationClass.Unknown]);
+    expect(analyzer.analyze("select 'abc'").operations).toEqual([OperationClass.Read]);
+    expect(analyzer.analyze("select 'abc").operations).toEqual([OperationClass.Unknown]);
+  });
+
   it('does not share the analysis of a statement the parser rejected because of a literal', () => {
     const analyzer = createPostgresAnalyzer();
     expect(analyzer.analyze('select 1abc').operations).toEqual([OperationClass.Unknown]);

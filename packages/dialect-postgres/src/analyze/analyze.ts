@@ -116,7 +116,8 @@ function analyzeText(text: string, options: LexOptions | undefined, shapes: Shap
   let requestShape = '';
   if (several) {
     for (let i = 0; i < statements.length; i++) requestShape += (i > 0 ? '; ' : '') + statements[i]!.normalized;
-    const known = shapes?.requests.get(requestShape);
+    // A malformed statement can render like a well-formed one (`'abc` and `'abc'` are both `?`).
+    const known = statements.every((s) => s.wellFormed) ? shapes?.requests.get(requestShape) : undefined;
     if (known !== undefined) return { analysis: known, parsed: false };
   }
   const standardStrings = options?.standardConformingStrings ?? true;
