@@ -303,7 +303,7 @@ describe('caching by shape', () => {
   it('gives through its caches what it gives without them, whatever the literals', () => {
     const literal = fc.constantFrom(
       '1', '2', '0', '-1', '1.5', "'a'", "'b'", "'t'", "'f'", "'on'", "'%'", "'a%'", "'1'", "''", '$$x$$', "'x'::int", "'2'::int",
-      "'drop table t'", "'select 1'", "'begin perform 1; end'", "'begin drop table t; end'", "B'101'", "'role'",
+      "'drop table t'", "'select 1'", "'begin perform 1; end'", "'begin drop table t; end'", "B'101'", "'role'", "'open",
     );
     const templates = [
       'delete from t where # = #',
@@ -330,6 +330,9 @@ describe('caching by shape', () => {
       'do $b$ begin execute #; end $b$',
       'select nextval(#) where # = #',
       'delete from t where x is null or # is not null',
+      'select #; select #',
+      'select (#; select #',
+      'select #); drop table t',
     ];
     const text = fc.tuple(fc.constantFrom(...templates), fc.array(literal, { minLength: 6, maxLength: 6 })).map(([template, values]) => {
       let i = 0;
