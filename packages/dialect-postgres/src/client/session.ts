@@ -533,6 +533,7 @@ export class PostgresClientSession {
     this.#socket.write(Buffer.concat(greeting));
     this.#frames.setMaxFrameBytes(this.#deps.context.limits.maxMessageBytes);
     this.#socket.setKeepAlive(true, KEEPALIVE_MS);
+    upstream.socket.setKeepAlive(true, KEEPALIVE_MS);
     this.state = SessionState.Ready;
     this.#log.debug('session ready');
     if (upstream.leftover.length > 0) this.#onUpstreamData(upstream.leftover);
@@ -593,7 +594,9 @@ export class PostgresClientSession {
           try {
             this.#governed!.beginRequest({ analysis, protocol: 'extended', text });
           } catch (err) {
-            return this.#refuseExtended(toClientFacing(err));
+            const e = toClientFacing(err);
+            if (e.fatal) throw e;
+            return this.#refuseExtended(e);
           }
         }
         const prepared: PreparedStatement = { text, analysis };
