@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { readReloadStatus, reloadCommand, reloadStatusFile, writeReloadStatus } from '../src/commands/reload.js';
 import { runCli } from '../src/commands/run.js';
 import { freePort, runCli as runBuiltCli, startCli, type RunningCli } from './helpers.js';
+import { requireService } from '@sluice/testkit';
 
 interface CliResult {
   readonly code: number | undefined;
@@ -224,4 +225,62 @@ describe('sluice reload with the real gateway (built CLI)', () => {
     expect(gateway.child.exitCode).toBeNull();
     expect(await readReloadStatus(pidFile)).toMatchObject({ ok: true });
   });
+});
+
+describe('a reload changes what is allowed, for new and open sessions (real gateway, real PostgreSQL)', () => {
+  let gateway: RunningCli | undefined;
+  afterEach(async () => {
+    await gateway?.stop();
+    gateway = undefined;
+  });
+
+  const readOnly = `policy:
+  rules:
+    - name: alice-reads
+      identities: { subjects: [alice@example.com] }
+      operations: [read, transaction, session-setting]
+      effect: allow
+`;
+  const readWrite = readOnly.replace('[read, transaction, session-setting]', '[read, write, ddl, transaction, session-setting]').replace('alice-reads', 'alice-writes');
+
+  it('SIGHUP through sluice reload applies new rules; an invalid file keeps the old ones', async () => {
+    if (!(await requireService('PostgreSQL', '127.0.0.1', 5432))) return;
+    const port = await freePort();
+    const { file, pidFile } = setup(readOnly);
+    writeFileSync(file, readFileSync(file, 'utf8').replace('127.0.0.1:6432', `127.0.0.1:${port}`));
+    gateway = startCli(['start', '--config', file]);
+    await gateway.waitFor(/listening on postgres/);
+    const deadline = Date.now() + 10_000;
+    while (!existsSync(pidFile) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    const { default: pg } = await import('pg');
+    const open = new pg.Client({ host: '127.0.0.1', port, database: 'app', user: 'alice@example.com', password: 'alice-reload-token-0123456789' });
+    await open.connect();
+    await open.query('CREATE TABLE IF NOT EXISTS sluice_reload_t (id int)').then(
+      () => expect.unreachable('ddl should be denied before the reload'),
+      (err: { code?: string; message: string }) => {
+        expect(err.code).toBe('42501');
+        expect(err.message).toMatch(/no policy rule allows ddl/);
+      },
+    );
+
+    writeFileSync(file, readFileSync(file, 'utf8').replace(readOnly, readWrite));
+    const ok = runBuiltCli(['reload', '--config', file]);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toMatch(/policy with 1 rule/);
+    // The open session decides its next statement with the new rules.
+    await open.query('CREATE TABLE IF NOT EXISTS sluice_reload_t (id int)');
+    await open.query('INSERT INTO sluice_reload_t VALUES (1)');
+
+    // A file that does not validate is refused; the rules in force stay.
+    writeFileSync(file, `${readFileSync(file, 'utf8')}  guardrails: { truncate: sometimes }\n`);
+    const bad = runBuiltCli(['reload', '--config', file]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/policy\.guardrails\.truncate/);
+    await open.query('INSERT INTO sluice_reload_t VALUES (2)');
+    // Guardrails stay on through all of it.
+    await expect(open.query('DROP TABLE sluice_reload_t')).rejects.toMatchObject({ code: '42501' });
+    await open.query('DELETE FROM sluice_reload_t WHERE id IN (1, 2)');
+    await open.end();
+    expect(gateway.child.exitCode).toBeNull();
+  }, 60_000);
 });
