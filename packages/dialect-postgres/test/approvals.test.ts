@@ -232,6 +232,33 @@ describe('inline approvals (PostgreSQL)', () => {
     await c.end();
   });
 
+  live('an approver can grant a time-boxed policy instead of one statement: covered statements then run without review', async () => {
+    const c = await as(DAVE);
+    const held = c.query('ALTER TABLE sluice_appr_t ADD COLUMN granted_a int');
+    const req = await pendingRequest(/granted_a/);
+    await gw.approvals!.approve(req.id, identity(CAROL), { reason: 'migration window', grantForMs: 60_000 });
+    await held;
+    const grant = gw.approvals!.activeGrants(DAVE.subject, 'app')[0];
+    expect(grant).toMatchObject({ subject: DAVE.subject, operations: expect.arrayContaining(['ddl']) });
+    // Within the grant, the same kind of change on the same table runs at once.
+    await c.query('ALTER TABLE sluice_appr_t ADD COLUMN granted_b int');
+    expect(await columnExists('sluice_appr_t', 'granted_b')).toBe(true);
+    expect(gw.approvals!.list({ status: 'pending' })).toHaveLength(0);
+    // A grant never lifts a blocking guardrail.
+    await expect(c.query('DROP TABLE sluice_appr_t')).rejects.toMatchObject({ code: '42501', message: expect.stringContaining('guardrail "drop-table"') });
+    // Once revoked, changes wait for review again.
+    await gw.approvals!.revokeGrant(grant!.id, identity(CAROL));
+    const again = c.query('ALTER TABLE sluice_appr_t ADD COLUMN granted_c int');
+    const next = await pendingRequest(/granted_c/);
+    await gw.approvals!.reject(next.id, identity(CAROL));
+    await expect(again).rejects.toMatchObject({ code: '42501' });
+    await c.end();
+    const records = await gw.auditRecords();
+    const viaGrant = records.find((r) => r.type === 'statement' && r.phase === 'intent' && r.text.includes('granted_b'));
+    expect(viaGrant?.type === 'statement' && [viaGrant.decision, viaGrant.rule, viaGrant.approval]).toEqual(['allow', `grant:${grant!.id}`, `grant:${grant!.id}`]);
+    expect(records.some((r) => r.type === 'approval' && r.action === 'grant-created' && r.grantId === grant!.id)).toBe(true);
+  });
+
   live('a client that disconnects while waiting abandons its request', async () => {
     const c = await as(DAVE);
     const held = c.query('ALTER TABLE sluice_appr_t ADD COLUMN gone_col int').catch(() => undefined);
