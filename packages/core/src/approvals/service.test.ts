@@ -353,7 +353,7 @@ describe('grants', () => {
       subject: 'alice',
       targets: ['prod'],
       operations: ['ddl'],
-      objects: ['public.orders_2019', 'audit_tmp'],
+      objects: ['public.orders_2019', 'public.audit_tmp'],
       guardrails: ['drop-table'],
       requestId: ticket.request.id,
       expiresAt: '2024-05-01T14:00:00.000Z',
