@@ -9,12 +9,14 @@ describe('sluice demo: the gateway in front of the embedded PGlite (no server ne
   let dir: string;
   let demo: RunningCli;
   let port: number;
+  let admin: string;
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'sluice-demo-'));
-    demo = startCli(['demo', '--dir', dir, '--port', '0']);
+    demo = startCli(['demo', '--dir', dir, '--port', '0', '--admin-port', '0']);
     const out = await demo.waitFor(/Press Ctrl-C to stop/, 90_000);
     port = Number(/gateway\s+127\.0\.0\.1:(\d+)/.exec(out)![1]);
+    admin = /admin API\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(out)![1]!;
   }, 120_000);
 
   afterAll(async () => {
@@ -44,6 +46,36 @@ describe('sluice demo: the gateway in front of the embedded PGlite (no server ne
     expect(keys.rows[0].n).toBeGreaterThan(0);
     await c.end();
   });
+
+  it("stops an analyst's DROP TABLE, and holds a DBA's ALTER TABLE until an approver approves it", async () => {
+    const alice = await connect('alice@example.com', 'alice-demo-token');
+    await expect(alice.query('DROP TABLE customers')).rejects.toMatchObject({
+      code: '42501',
+      message: expect.stringContaining('blocked by guardrail "drop-table"'),
+    });
+    await expect(alice.query("UPDATE orders SET status = 'cancelled' WHERE id = 1")).rejects.toMatchObject({ code: '42501' });
+    expect((await alice.query('SELECT count(*)::int AS n FROM customers')).rows[0].n).toBe(50);
+    await alice.end();
+
+    const dave = await connect('dave@example.com', 'dave-demo-token');
+    const held = dave.query('ALTER TABLE customers ADD COLUMN loyalty_tier text');
+    let list = { code: 0 as number | null, stdout: '', stderr: '' };
+    const until = Date.now() + 20_000;
+    while (!/loyalty_tier/.test(list.stdout) && Date.now() < until) {
+      list = runCli(['approvals', 'list', '--admin', admin, '--token', 'carol-demo-token']);
+    }
+    expect(list.code).toBe(0);
+    const id = /^(r-\S+)\s.*loyalty_tier/m.exec(list.stdout)![1]!;
+    const self = runCli(['approvals', 'approve', id, '--admin', admin, '--token', 'dave-demo-token']);
+    expect(self.code).toBe(1);
+    expect(self.stderr).toMatch(/nobody approves their own request/);
+    const ok = runCli(['approvals', 'approve', id, '--admin', admin, '--token', 'carol-demo-token', '--reason', 'planned change']);
+    expect(ok.code).toBe(0);
+    await held;
+    const cols = await dave.query("SELECT count(*)::int AS n FROM information_schema.columns WHERE table_name = 'customers' AND column_name = 'loyalty_tier'");
+    expect(cols.rows[0].n).toBe(1);
+    await dave.end();
+  }, 90_000);
 
   it('refuses a wrong token and records who connected and every statement they ran', async () => {
     await expect(connect('alice@example.com', 'nope')).rejects.toMatchObject({ code: '28P01' });
