@@ -45,4 +45,7 @@ export const pgConformanceDriver: ConformanceDriver = {
     },
   ],
   isNativeError: (response) => firstErrorCode(response) !== undefined,
+  accessDeniedCode: '42501',
+  dropTableStatement: 'DROP TABLE IF EXISTS sluice_conformance_never_created',
+  lookAlikeStatement: "SELECT 'DROP TABLE sluice_conformance_never_created' AS looks_dangerous",
 };

@@ -23,6 +23,12 @@ export interface ConformanceDriver {
   readonly malformedInputs: readonly { readonly name: string; readonly bytes: Buffer }[];
   /** True when `response` (all bytes the gateway sent back) holds a native error message. */
   isNativeError(response: Buffer): boolean;
+  /** The native code of a statement the policy refused (42501 for PostgreSQL). */
+  readonly accessDeniedCode: string;
+  /** A statement that drops a table (which need not exist): the drop-table guardrail stops it. */
+  readonly dropTableStatement: string;
+  /** A statement that only looks like a DROP TABLE (in a string literal) and returns one row. */
+  readonly lookAlikeStatement: string;
 }
 
 export interface ConformanceOptions<TOptions> {
@@ -131,6 +137,37 @@ export function runConformanceSuite<TOptions>(options: ConformanceOptions<TOptio
       expect(all.some((r) => r.type === 'disconnect' && r.sessionId === probe?.sessionId)).toBe(true);
       const verified = await verifyAuditLog(g.auditDir);
       expect(verified.ok).toBe(true);
+    });
+
+    live('denies by default, blocks a guardrail natively, lets a look-alike pass, and keeps the session', async () => {
+      const guarded = await startTestGateway({
+        dialect,
+        targets: { conformance: upstream.targetOptions },
+        tokens: [{ subject: SUBJECT, kind: 'service', groups: ['conformance'], token: TOKEN }],
+        policy: {
+          rules: [{ name: 'conformance-read', identities: { groups: ['conformance'] }, operations: ['read', 'transaction', 'session-setting'], effect: 'allow' }],
+        },
+      });
+      try {
+        const client = await driver.connect(guarded, 'conformance', SUBJECT, TOKEN);
+        let code: string | undefined;
+        let message = '';
+        try {
+          await client.query(driver.dropTableStatement);
+        } catch (err) {
+          code = driver.errorCode(err);
+          message = (err as Error).message;
+        }
+        expect(code).toBe(driver.accessDeniedCode);
+        expect(message).toContain('guardrail "drop-table"');
+        expect((await client.query(driver.lookAlikeStatement)).rowCount).toBe(1);
+        expect((await client.query(driver.probeStatement)).rowCount).toBe(1);
+        await client.close();
+        const denied = (await guarded.auditRecords()).filter((r) => r.type === 'statement' && r.decision === 'deny');
+        expect(denied.at(-1)).toMatchObject({ rule: 'guardrail:drop-table', guardrail: 'drop-table', outcome: 'not-executed', actor: { subject: SUBJECT } });
+      } finally {
+        await guarded.close();
+      }
     });
 
     live('answers bad input with a clean error and keeps serving others', async (g) => {
