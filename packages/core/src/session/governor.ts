@@ -54,6 +54,11 @@ export interface StatementStart {
   readonly parameters?: () => readonly (string | null)[];
   /** Called once a held request's review request exists (to tell the client it waits). */
   readonly onHeld?: (held: HeldInfo) => void;
+  /**
+   * The approval that released this statement's earlier part: a later Execute of the same
+   * portal fetching more rows continues the approved statement instead of asking again.
+   */
+  readonly approved?: string;
 }
 
 /** What a client is told when its statement is held for review. */
@@ -300,10 +305,8 @@ export class GovernedSession {
   /** Decisions by analysis, valid for one policy (a reload starts afresh). */
   #decisions = new WeakMap<Analysis, Decision>();
   #decisionsPolicy: Policy | undefined;
-  /** Review requests this session is waiting on, abandoned if it ends. */
-  readonly #waiting = new Set<string>();
-  /** Review requests the client cancelled. */
-  readonly #cancelled = new Set<string>();
+  /** Reviews in progress (from the request until the statement is released), for cancel and end. */
+  readonly #reviews = new Set<{ id?: string; cancelled: boolean }>();
 
   /** JSON members shared by every statement record of this session, encoded once. */
   readonly #members: string;
@@ -334,7 +337,7 @@ export class GovernedSession {
 
   /** True while a statement of this session waits for an approver. */
   get awaitingReview(): boolean {
-    return this.#waiting.size > 0;
+    return this.#reviews.size > 0;
   }
 
   /** The policy's decision for an analysis, cached per analysis while it cannot change. */
@@ -404,7 +407,13 @@ export class GovernedSession {
           : 'ask the gateway operator for a policy rule that allows it',
       });
     }
-    if (decision.effect === 'review') return { handles, ready: this.#review(start, handles, decision) };
+    if (decision.effect === 'review') {
+      if (start.approved !== undefined) {
+        for (const h of handles) h.approval = start.approved;
+        return { handles, ready: this.#durableIntent(handles) };
+      }
+      return { handles, ready: this.#review(start, handles, decision) };
+    }
     let ready: Promise<void> | undefined;
     if (isPrivileged(start.analysis.operations)) ready = this.#durableIntent(handles.filter((h) => h.privileged));
     return { handles, ready };
@@ -422,6 +431,16 @@ export class GovernedSession {
 
   /** Holds a request until an approver decides; resolves when it may run. */
   async #review(start: StatementStart, handles: readonly StatementHandle[], decision: Decision): Promise<void> {
+    const state: { id?: string; cancelled: boolean } = { cancelled: false };
+    this.#reviews.add(state);
+    try {
+      await this.#reviewInner(start, handles, decision, state);
+    } finally {
+      this.#reviews.delete(state);
+    }
+  }
+
+  async #reviewInner(start: StatementStart, handles: readonly StatementHandle[], decision: Decision, state: { id?: string; cancelled: boolean }): Promise<void> {
     const notRun = (): void => {
       for (const h of handles) h.complete({ outcome: 'not-executed' });
     };
@@ -469,22 +488,35 @@ export class GovernedSession {
       throw clientErrors.governanceUnavailable('the review request could not be recorded', { cause });
     }
     const id = ticket.request.id;
+    state.id = id;
     for (const h of handles) h.approval = id;
-    if (this.#ended) {
-      await approvals.abandon(id, 'the client disconnected');
+    // The client may have gone or cancelled while the request was being recorded.
+    const givenUp = (): ClientFacingError | undefined => {
+      if (state.cancelled) return clientErrors.cancelled(`review request ${id} withdrawn`);
+      if (this.#ended) return clientErrors.accessDenied('the session ended while the statement waited for review');
+      return undefined;
+    };
+    const early = givenUp();
+    if (early) {
+      await approvals.abandon(id, state.cancelled ? 'the client cancelled the statement' : 'the client disconnected').catch(() => undefined);
       notRun();
-      throw clientErrors.accessDenied('the session ended while the statement waited for review');
+      throw early;
     }
-    this.#waiting.add(id);
     try {
       start.onHeld?.({ requestId: id, timeoutMs, reason: decision.reason ?? '', approvers: decision.approvers ?? { groups: [], subjects: [] } });
     } catch (err) {
       this.#logger.warn({ err }, 'could not tell the client that its statement is held');
     }
     const resolution = await ticket.settled;
-    this.#waiting.delete(id);
     const req = resolution.request;
     if (resolution.status === 'approved') {
+      const late = givenUp();
+      if (late) {
+        // Approved, but nobody is there to run it (or the client withdrew it): not used.
+        await approvals.abandon(id, state.cancelled ? 'the client cancelled the statement' : 'the client disconnected').catch(() => undefined);
+        notRun();
+        throw late;
+      }
       let consumed = false;
       try {
         consumed = await approvals.consume(id, digest);
@@ -497,6 +529,10 @@ export class GovernedSession {
       }
       // The approved statement is about to run: its intent is durable first, naming the approval.
       await this.#durableIntent(handles);
+      if (state.cancelled) {
+        notRun();
+        throw clientErrors.cancelled(`review request ${id} withdrawn after its approval`);
+      }
       return;
     }
     notRun();
@@ -511,24 +547,26 @@ export class GovernedSession {
           { hint: 'ask an approver to watch for requests (sluice approvals list), then run the statement again' },
         );
       default:
-        if (this.#cancelled.delete(id)) throw clientErrors.cancelled(`review request ${id} withdrawn`);
+        if (state.cancelled) throw clientErrors.cancelled(`review request ${id} withdrawn`);
         throw clientErrors.accessDenied(`review request ${id} was abandoned${why}; the statement was not run`);
     }
   }
 
   /**
-   * The client cancelled its running request: a statement waiting for an approver is given up
-   * (its request abandoned) and fails with the protocol's "cancelled" error. Returns true when
-   * something was waiting (then nothing runs upstream that the cancel should reach).
+   * The client cancelled its running request: a statement waiting for an approver (or whose
+   * request is being recorded, or whose approval is being used) is given up and fails with the
+   * protocol's "cancelled" error. Returns true when one was in progress.
    */
   cancelReview(): boolean {
+    if (this.#reviews.size === 0) return false;
     const approvals = this.#governor.approvals;
-    if (this.#waiting.size === 0 || approvals === undefined) return false;
-    for (const id of this.#waiting) {
-      this.#cancelled.add(id);
-      approvals.abandon(id, 'the client cancelled the statement').catch((err: unknown) => {
-        this.#logger.error({ err, requestId: id }, 'could not mark a cancelled review request abandoned');
-      });
+    for (const state of this.#reviews) {
+      state.cancelled = true;
+      if (state.id !== undefined) {
+        approvals?.abandon(state.id, 'the client cancelled the statement').catch((err: unknown) => {
+          this.#logger.error({ err, requestId: state.id }, 'could not mark a cancelled review request abandoned');
+        });
+      }
     }
     return true;
   }
@@ -545,12 +583,15 @@ export class GovernedSession {
     if (this.#ended) return Promise.resolve();
     this.#ended = true;
     const approvals = this.#governor.approvals;
-    const abandoned = [...this.#waiting].map((id) =>
-      (approvals?.abandon(id, `the client session ended (${reason})`) ?? Promise.resolve()).catch((err: unknown) => {
-        this.#logger.error({ err, requestId: id }, 'could not mark a review request abandoned');
-      }),
+    const abandoned = [...this.#reviews].flatMap((state) =>
+      state.id === undefined
+        ? []
+        : [
+            (approvals?.abandon(state.id, `the client session ended (${reason})`) ?? Promise.resolve()).catch((err: unknown) => {
+              this.#logger.error({ err, requestId: state.id }, 'could not mark a review request abandoned');
+            }),
+          ],
     );
-    this.#waiting.clear();
     return Promise.all(abandoned)
       .then(() =>
         this.#audit.append(

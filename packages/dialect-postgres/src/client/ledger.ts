@@ -4,8 +4,17 @@ import type { Analysis, StatementHandle } from '@sluice/core';
 export interface PreparedStatement {
   readonly text: string;
   readonly analysis: Analysis;
-  /** For a portal whose statement may be held for review: a copy of its Bind (the parameters). */
+  /**
+   * For a portal whose statement may be held for review: a copy of its Bind (the parameters).
+   * `reviewable` says whether they were kept (a statement bound while its decision was a plain
+   * allow keeps none).
+   */
   readonly bind?: Buffer;
+  readonly reviewable?: boolean;
+  /** The approval that released this portal's first Execute (later Executes continue it). */
+  approved?: string;
+  /** Notes for an approver (what a SQL EXECUTE runs). */
+  readonly notes?: string;
 }
 
 /**
@@ -27,8 +36,13 @@ export type LedgerEntry =
   | { kind: 'query'; handles: readonly StatementHandle[]; next: number }
   /** An Execute: answered by CommandComplete, EmptyQueryResponse, PortalSuspended or ErrorResponse. */
   | { kind: 'execute'; handle: StatementHandle }
-  /** A Sync: answered by ReadyForQuery. */
-  | { kind: 'sync' }
+  /**
+   * A Sync: answered by ReadyForQuery. `refusal`: the gateway refused an extended-protocol
+   * message of this batch; its error goes to the client right before this ReadyForQuery
+   * (after every answer to what was forwarded before it), unless the server itself failed
+   * earlier in the batch (then, as from PostgreSQL, only the first error is reported).
+   */
+  | { kind: 'sync'; refusal?: Buffer }
   /**
    * A message the gateway answers itself (a refusal, a notice), sent once everything before it
    * is answered; with `ready`, followed by a ReadyForQuery with the transaction status current
@@ -85,6 +99,12 @@ export class Ledger {
     const at = this.#entries.indexOf(before, this.#head);
     if (at < 0) this.#entries.push(entry);
     else this.#entries.splice(at, 0, entry);
+  }
+
+  /** True when a Sync is queued (the server's skip after an error ends there). */
+  hasSync(): boolean {
+    for (let i = this.#head; i < this.#entries.length; i++) if (this.#entries[i]?.kind === 'sync') return true;
+    return false;
   }
 
   /** Removes the entries matching `drop` (used rarely: a refusal replacing its own entry). */

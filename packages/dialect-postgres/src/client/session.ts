@@ -33,6 +33,7 @@ import {
   decodeClose,
   decodeCommandTag,
   decodeExecute,
+  decodeFunctionCall,
   decodeParse,
   decodePassword,
   decodeQuery,
@@ -123,6 +124,7 @@ const COLLECTED = [
   Backend.ReadyForQuery,
   Backend.EmptyQueryResponse,
   Backend.PortalSuspended,
+  Backend.FunctionCallResponse,
 ];
 
 /**
@@ -143,6 +145,8 @@ const UNKNOWN_PORTAL = unreadable('execute of an unknown portal');
 
 
 const EMPTY = Buffer.alloc(0);
+/** A Flush message: asks the server for the answers it holds back until Sync. */
+const FLUSH = Buffer.from([0x48, 0, 0, 0, 4]);
 
 /** Largest startup packet (PostgreSQL's own limit is 10,000 bytes). */
 const MAX_STARTUP_BYTES = 10_000;
@@ -158,6 +162,9 @@ function asFatal(err: ClientFacingError): ClientFacingError {
   if (err.fatal) return err;
   return new ClientFacingError(err.kind, err.message, { cause: err, detail: err.detail, hint: err.hint, fatal: true });
 }
+
+/** Bytes of Bind messages kept for statements that may be held for review, per session. */
+const MAX_RETAINED_BIND_BYTES = 64 * 1024 * 1024;
 
 /** TCP keep-alive on client connections, so a statement waiting for an approver keeps its session. */
 const KEEPALIVE_MS = 30_000;
@@ -209,10 +216,27 @@ export class PostgresClientSession {
    * discards everything up to the next Sync (which it forwards, so the server answers it).
    */
   #discarding = false;
-  /** SQL-level prepared statements (PREPARE name AS ...) the server has accepted. */
-  readonly #sqlPrepared = new Map<string, Analysis>();
-  /** PREPARE / DEALLOCATE statements in flight, applied when the server completes them. */
+  /** The error of the extended-protocol message refused in the current batch, for its Sync. */
+  #refusal: Buffer | undefined;
+  /** Syncs in flight that carry a refusal. */
+  #refusalsPending = 0;
+  /**
+   * While a refusal waits for its ReadyForQuery: the first bytes of an upstream message that
+   * may be that ReadyForQuery, kept back so that the refusal can go before it.
+   */
+  #tail: Buffer | undefined;
+  /** Gateway messages waiting for the upstream stream to reach a message boundary. */
+  #deferred: Buffer[] = [];
+  /**
+   * SQL PREPARE / DEALLOCATE / DISCARD in flight (by name; `*` for ALL), applied when the
+   * server completes them. While one is in flight, what its name refers to is not known.
+   */
   readonly #sqlPending = new WeakMap<StatementHandle, SqlAnalysis>();
+  #sqlPendingCount = 0;
+  readonly #sqlInFlight = new Map<string, number>();
+  #retainedBindBytes = 0;
+  /** Waiting for everything forwarded so far to be answered (or for the server's error). */
+  #settleWaiters: (() => void)[] = [];
 
   /** Client bytes queued for the upstream: closed ranges, and the range still growing. */
   #out: Buffer[] = [];
@@ -519,8 +543,11 @@ export class PostgresClientSession {
     this.#cancelKey = this.#deps.cancels.register({
       sessionRef: this.#governed,
       // A statement held for review has not reached the database: the cancel withdraws it.
+      // When something else is in flight too, the cancel also goes to the server.
       cancel: () =>
-        this.#governed?.cancelReview() ? Promise.resolve() : sendUpstreamCancel(options, upstream.processId, upstream.secretKey),
+        this.#governed?.cancelReview() && this.#ledger.size <= 1
+          ? Promise.resolve()
+          : sendUpstreamCancel(options, upstream.processId, upstream.secretKey),
     });
     this.#txStatus = upstream.transactionStatus;
     const greeting = [
@@ -570,7 +597,10 @@ export class PostgresClientSession {
     if (this.#discarding) {
       if (type === Frontend.Sync) {
         this.#discarding = false;
-        this.#track({ kind: 'sync' });
+        const refusal = this.#refusal;
+        this.#refusal = undefined;
+        if (refusal) this.#refusalsPending++;
+        this.#track(refusal ? { kind: 'sync', refusal } : { kind: 'sync' });
         return FORWARD;
       }
       if (type === Frontend.Terminate) {
@@ -588,7 +618,7 @@ export class PostgresClientSession {
         if (this.#statements.size + this.#pendingStatements.size >= MAX_PREPARED) {
           throw clientErrors.protocolViolation(`more than ${MAX_PREPARED} prepared statements in one session`);
         }
-        const analysis = this.#resolveSql(this.#deps.analyze(text));
+        const { analysis, notes } = this.#resolveSql(this.#deps.analyze(text));
         if (this.#governed!.decide(analysis).effect === 'deny') {
           // Refused before it exists: recorded (and its error made) by the governor.
           try {
@@ -599,7 +629,7 @@ export class PostgresClientSession {
             return this.#refuseExtended(e);
           }
         }
-        const prepared: PreparedStatement = { text, analysis };
+        const prepared: PreparedStatement = notes ? { text, analysis, notes } : { text, analysis };
         // It counts only once the server accepts it: a Parse of a name already in use fails
         // (42P05) and leaves the old statement in place.
         this.#pendingStatements.set(name, prepared);
@@ -608,18 +638,34 @@ export class PostgresClientSession {
       }
       case Frontend.Bind: {
         const { portal, statement } = decodeBindNames(frame);
-        let prepared = this.#pendingStatements.get(statement) ?? this.#statements.get(statement);
-        // A statement that may be held for review keeps its parameters: the approver sees them
-        // and the approval is bound to them.
-        if (prepared && this.#governed!.decide(prepared.analysis).effect === 'review') {
-          prepared = { text: prepared.text, analysis: prepared.analysis, bind: Buffer.from(frame) };
+        let prepared = this.#sqlUncertain(statement) ? undefined : (this.#pendingStatements.get(statement) ?? this.#statements.get(statement));
+        // A statement that may be held for review (or whose decision depends on grants, which
+        // come and go) keeps its parameters: the approver sees them and the approval is bound
+        // to them.
+        if (prepared) {
+          const d = this.#governed!.decide(prepared.analysis);
+          if (d.effect === 'review' || d.volatile) {
+            const keep = this.#retainedBindBytes + frame.length <= MAX_RETAINED_BIND_BYTES;
+            if (keep) this.#retainedBindBytes += frame.length;
+            prepared = {
+              text: prepared.text,
+              analysis: prepared.analysis,
+              ...(prepared.notes ? { notes: prepared.notes } : {}),
+              ...(keep ? { bind: Buffer.from(frame) } : {}),
+              reviewable: keep,
+            };
+          }
         }
+        this.#forgetPortal(this.#pendingPortals.get(portal));
         this.#pendingPortals.set(portal, prepared);
         this.#track({ kind: 'bind', portal, prepared });
         return FORWARD;
       }
       case Frontend.Execute: {
         const { portal } = decodeExecute(frame);
+        // After its own error the server skips everything up to the next Sync: an Execute there
+        // never runs, so it is neither decided nor held for review.
+        if (this.#skipping && !this.#ledger.hasSync()) return DROP;
         const prepared = this.#pendingPortals.has(portal) ? this.#pendingPortals.get(portal) : this.#portals.get(portal);
         return this.#beginExecute(prepared);
       }
@@ -629,6 +675,8 @@ export class PostgresClientSession {
           this.#statements.delete(name);
           this.#pendingStatements.delete(name);
         } else {
+          this.#forgetPortal(this.#portals.get(name));
+          this.#forgetPortal(this.#pendingPortals.get(name));
           this.#portals.delete(name);
           this.#pendingPortals.delete(name);
         }
@@ -639,7 +687,7 @@ export class PostgresClientSession {
         return FORWARD;
       case Frontend.FunctionCall:
         // A direct function call by OID: nothing to analyse, so it is classed unknown.
-        return this.#beginSimple('-- function call', 'function-call');
+        return this.#beginFunctionCall(frame);
       case Frontend.Terminate:
         this.#terminated = true;
         return FORWARD;
@@ -656,17 +704,39 @@ export class PostgresClientSession {
     }
   }
 
-  #beginSimple(text: string, protocol: 'simple' | 'function-call'): FrameVerdict {
-    const analysis = protocol === 'function-call' ? FUNCTION_CALL : this.#resolveSql(this.#deps.analyze(text));
+  #beginSimple(text: string, protocol: 'simple'): FrameVerdict {
+    const { analysis, notes } = this.#resolveSql(this.#deps.analyze(text));
+    return this.#beginQuery(analysis, protocol, notes ? `${text}${notes}` : text, undefined);
+  }
+
+  #beginFunctionCall(frame: Buffer): FrameVerdict {
+    const call = decodeFunctionCall(frame);
+    return this.#beginQuery(FUNCTION_CALL, 'function-call', `-- function call: OID ${call.oid}`, () => call.args);
+  }
+
+  /** A simple Query or a FunctionCall: decided as one request, answered by ReadyForQuery. */
+  #beginQuery(
+    analysis: Analysis,
+    protocol: 'simple' | 'function-call',
+    text: string,
+    parameters: (() => readonly (string | null)[]) | undefined,
+    settled = false,
+  ): FrameVerdict {
+    if (!settled && !this.#ledger.empty && this.#governed!.decide(analysis).effect === 'review') {
+      return this.#afterInFlight(() =>
+        // After its own error in the extended protocol the server ignores a Query until Sync.
+        this.#skipping && !this.#ledger.hasSync() ? DROP : this.#beginQuery(analysis, protocol, text, parameters, true),
+      );
+    }
     // Each statement of a query string is recorded on its own; the string is decided as one.
-    let entry: LedgerEntry | undefined;
     let request;
     try {
       request = this.#governed!.beginRequest({
         analysis,
         protocol,
         text,
-        onHeld: (held) => this.#tellHeld(held, entry),
+        ...(parameters ? { parameters } : {}),
+        onHeld: (held) => this.#tellHeld(held),
       });
     } catch (err) {
       const e = toClientFacing(err);
@@ -675,72 +745,152 @@ export class PostgresClientSession {
       return DROP;
     }
     const { handles, ready } = request;
-    this.#noteSqlPrepares(analysis, handles);
     const tracked: LedgerEntry = { kind: 'query' as const, handles, next: 0 };
-    entry = tracked;
     this.#track(tracked);
-    if (ready === undefined) return FORWARD;
-    return ready.then(
-      () => FORWARD,
-      (err: unknown) => {
-        const e = toClientFacing(err);
-        if (e.fatal) throw e;
-        for (const h of handles) h.complete({ outcome: 'not-executed', ...(e.kind === 'governance_unavailable' ? { errorCode: '58000' } : {}) });
-        this.#ledger.remove((x) => x === tracked);
-        this.#respond(encodeClientError(e));
-        return DROP;
-      },
-    );
+    const forward = (): typeof FORWARD => {
+      this.#noteSqlPrepares(analysis, handles);
+      return FORWARD;
+    };
+    if (ready === undefined) return forward();
+    return ready.then(forward, (err: unknown) => {
+      const e = toClientFacing(err);
+      if (e.fatal) throw e;
+      for (const h of handles) h.complete({ outcome: 'not-executed', ...(e.kind === 'governance_unavailable' ? { errorCode: '58000' } : {}) });
+      this.#ledger.remove((x) => x === tracked);
+      this.#respond(encodeClientError(e));
+      return DROP;
+    });
   }
 
-  /** Replaces each SQL-level EXECUTE by the statement it runs, when the session knows it. */
-  #resolveSql(analysis: Analysis): Analysis {
+  /** True while a SQL PREPARE / DEALLOCATE / DISCARD that may change `name` is in flight. */
+  #sqlUncertain(name: string): boolean {
+    if (this.#sqlInFlight.size === 0) return false;
+    return (this.#sqlInFlight.get(name) ?? 0) > 0 || (this.#sqlInFlight.get('*') ?? 0) > 0;
+  }
+
+  /**
+   * Replaces each SQL-level EXECUTE by the statement it runs, when the session knows it for
+   * sure (a statement prepared earlier in the same string, or one the server has accepted and
+   * that nothing in flight may change); otherwise it stays `unknown`. Names are shared with the
+   * extended protocol's named statements, as in PostgreSQL. `notes` tell an approver what the
+   * EXECUTEs run.
+   */
+  #resolveSql(analysis: Analysis): { analysis: Analysis; notes: string | undefined } {
     const parts = (analysis.parts ?? [analysis]) as readonly SqlAnalysis[];
     let any = false;
     for (const p of parts) if (p.execute !== undefined) any = true;
-    if (!any) return analysis;
-    const provisional = new Map<string, Analysis>();
+    if (!any) return { analysis, notes: undefined };
+    const provisional = new Map<string, { analysis: Analysis; text: string } | null>();
+    let allGone = false;
+    let notes = '';
     const resolved = parts.map((p) => {
-      if (p.prepare) provisional.set(p.prepare.name, p.prepare.statement);
+      if (p.prepare) provisional.set(p.prepare.name, { analysis: p.prepare.statement, text: p.normalized });
+      if (p.deallocate === '*') {
+        provisional.clear();
+        allGone = true;
+      } else if (p.deallocate !== undefined) provisional.set(p.deallocate, null);
       if (p.execute === undefined) return p;
-      const statement = provisional.get(p.execute) ?? this.#sqlPrepared.get(p.execute);
-      return statement ? executionOf(p, statement) : p;
+      const name = p.execute;
+      let known: { analysis: Analysis; text: string } | null | undefined = provisional.get(name);
+      if (known === undefined && !allGone && !this.#sqlUncertain(name) && !this.#pendingStatements.has(name)) {
+        const st = this.#statements.get(name);
+        if (st) known = { analysis: st.analysis, text: st.text };
+      }
+      if (!known) return p;
+      notes += `\n-- ${name} is: ${known.text.replace(/\s+/g, ' ').slice(0, 2000)}`;
+      return executionOf(p, known.analysis);
     });
-    return parts.length === 1 ? resolved[0]! : requestOf(analysis, resolved);
+    return { analysis: parts.length === 1 ? resolved[0]! : requestOf(analysis, resolved), notes: notes || undefined };
   }
 
+  /**
+   * Runs `next` once everything forwarded so far has been answered, or the server has reported
+   * an error: a Flush goes upstream (after the frames queued before it) so that the server does
+   * not hold its answers back until a Sync that is itself waiting behind the held frame.
+   */
+  #afterInFlight(next: () => FrameVerdict): Promise<typeof FORWARD | typeof DROP> {
+    this.#closeRun();
+    this.#out.push(FLUSH);
+    return new Promise<void>((resolve) => this.#settleWaiters.push(resolve)).then(next);
+  }
+
+  #releaseSettleWaiters(): void {
+    if (this.#settleWaiters.length === 0 || !(this.#ledger.empty || this.#skipping)) return;
+    const waiters = this.#settleWaiters;
+    this.#settleWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Notes the SQL PREPARE / DEALLOCATE / DISCARD being forwarded; applied on completion. */
   #noteSqlPrepares(analysis: Analysis, handles: readonly StatementHandle[]): void {
     const parts = (analysis.parts ?? [analysis]) as readonly SqlAnalysis[];
     for (let i = 0; i < parts.length; i++) {
       const p = parts[i]!;
-      if (p.prepare !== undefined || p.deallocate !== undefined) this.#sqlPending.set(handles[i]!, p);
+      const name = p.prepare?.name ?? p.deallocate;
+      if (name === undefined) continue;
+      this.#sqlPending.set(handles[i]!, p);
+      this.#sqlPendingCount++;
+      this.#sqlInFlight.set(name, (this.#sqlInFlight.get(name) ?? 0) + 1);
     }
   }
 
-  /** A PREPARE or DEALLOCATE completed: the session's prepared statements change. */
-  #applySqlPrepare(handle: StatementHandle): void {
+  /** A SQL PREPARE / DEALLOCATE / DISCARD ended: applied if it succeeded. */
+  #settleSql(handle: StatementHandle, ok: boolean): void {
     const p = this.#sqlPending.get(handle);
     if (p === undefined) return;
     this.#sqlPending.delete(handle);
+    this.#sqlPendingCount--;
+    const name = (p.prepare?.name ?? p.deallocate)!;
+    const left = (this.#sqlInFlight.get(name) ?? 1) - 1;
+    if (left > 0) this.#sqlInFlight.set(name, left);
+    else this.#sqlInFlight.delete(name);
+    if (!ok) return;
     if (p.prepare) {
-      if (this.#sqlPrepared.size >= MAX_PREPARED) throw clientErrors.protocolViolation(`more than ${MAX_PREPARED} prepared statements in one session`);
-      this.#sqlPrepared.set(p.prepare.name, p.prepare.statement);
-    } else if (p.deallocate === '*') this.#sqlPrepared.clear();
-    else if (p.deallocate !== undefined) this.#sqlPrepared.delete(p.deallocate);
+      if (this.#statements.size >= MAX_PREPARED) throw clientErrors.protocolViolation(`more than ${MAX_PREPARED} prepared statements in one session`);
+      this.#statements.set(p.prepare.name, { text: p.normalized, analysis: p.prepare.statement });
+    } else if (p.deallocate === '*') {
+      const unnamed = this.#statements.get('');
+      this.#statements.clear();
+      if (unnamed) this.#statements.set('', unnamed);
+      if (p.commands[0] === 'DISCARD') {
+        for (const v of this.#portals.values()) this.#forgetPortal(v);
+        this.#portals.clear();
+      }
+    } else {
+      this.#statements.delete(p.deallocate!);
+    }
   }
 
-  #beginExecute(prepared: PreparedStatement | undefined): FrameVerdict {
+  /** Releases the parameters a portal kept for review. */
+  #forgetPortal(prepared: PreparedStatement | undefined): void {
+    if (prepared?.bind) this.#retainedBindBytes = Math.max(0, this.#retainedBindBytes - prepared.bind.length);
+  }
+
+  #beginExecute(prepared: PreparedStatement | undefined, settled = false): FrameVerdict {
     const analysis = prepared?.analysis ?? UNKNOWN_PORTAL;
+    // Before asking anyone to review a statement, make sure the server will run it: what was
+    // sent before it in the batch may fail, and then the server skips it.
+    if (!settled && !prepared?.approved && !this.#ledger.empty && this.#governed!.decide(analysis).effect === 'review') {
+      return this.#afterInFlight(() => (this.#skipping && !this.#ledger.hasSync() ? DROP : this.#beginExecute(prepared, true)));
+    }
+    // A portal bound while its decision was a plain allow kept no parameters; if the decision
+    // is now a review (a reload, an expired grant), the approver could not see what runs.
+    if (prepared && !prepared.reviewable && !prepared.approved && this.#governed!.decide(analysis).effect === 'review') {
+      return this.#refuseExtended(
+        clientErrors.accessDenied('the policy changed between Bind and Execute and this statement now needs a review; run it again'),
+      );
+    }
     let handle: StatementHandle;
-    let entry: LedgerEntry | undefined;
     try {
       const bind = prepared?.bind;
+      const text = prepared ? (prepared.notes ? `${prepared.text}${prepared.notes}` : prepared.text) : undefined;
       handle = this.#governed!.beginStatement({
         analysis,
         protocol: 'extended',
-        ...(prepared ? { text: prepared.text } : {}),
+        ...(text !== undefined ? { text } : {}),
         ...(bind ? { parameters: () => decodeBindParameters(bind) } : {}),
-        onHeld: (held) => this.#tellHeld(held, entry),
+        ...(prepared?.approved ? { approved: prepared.approved } : {}),
+        onHeld: (held) => this.#tellHeld(held),
       });
     } catch (err) {
       const e = toClientFacing(err);
@@ -748,38 +898,38 @@ export class PostgresClientSession {
       return this.#refuseExtended(e);
     }
     const tracked: LedgerEntry = { kind: 'execute', handle };
-    entry = tracked;
     this.#track(tracked);
-    if (!handle.ready) return FORWARD;
-    return handle.ready.then(
-      () => FORWARD,
-      (err: unknown) => {
-        const e = toClientFacing(err);
-        if (e.fatal) throw e;
-        handle.complete({ outcome: 'not-executed', ...(e.kind === 'governance_unavailable' ? { errorCode: '58000' } : {}) });
-        this.#ledger.remove((x) => x === tracked);
-        return this.#refuseExtended(e);
-      },
-    );
+    const forward = (): typeof FORWARD => {
+      this.#noteSqlPrepares(analysis, [handle]);
+      // Later Executes of the same portal (fetching more rows) continue the approved statement.
+      if (handle.approval && prepared?.reviewable) prepared.approved = handle.approval;
+      return FORWARD;
+    };
+    if (!handle.ready) return forward();
+    return handle.ready.then(forward, (err: unknown) => {
+      const e = toClientFacing(err);
+      if (e.fatal) throw e;
+      handle.complete({ outcome: 'not-executed', ...(e.kind === 'governance_unavailable' ? { errorCode: '58000' } : {}) });
+      this.#ledger.remove((x) => x === tracked);
+      return this.#refuseExtended(e);
+    });
   }
 
   /**
-   * Refuses an extended-protocol message in place: its error is sent where the server's answer
-   * would have been, and everything up to the next Sync is discarded, as the server does
-   * after an error. The Sync itself is forwarded, so the server's ReadyForQuery ends the
-   * exchange. A refusal does not abort the client's transaction: the statement never reached
-   * the database.
+   * Refuses an extended-protocol message in place. Like the server after an error, the gateway
+   * then discards everything up to the next Sync, which it forwards; the refusal's error goes
+   * to the client right before that Sync's ReadyForQuery, so it follows every answer to what
+   * was forwarded before it (Describe and Close answers included). A refusal does not abort
+   * the client's transaction: the statement never reached the database.
    */
   #refuseExtended(err: ClientFacingError): typeof DROP {
-    const bytes = encodeClientError(err);
-    if (this.#ledger.empty) this.#writeClient(bytes);
-    else this.#ledger.push({ kind: 'synthetic', bytes, ready: false });
+    if (!this.#discarding) this.#refusal = encodeClientError(err);
     this.#discarding = true;
     return DROP;
   }
 
   /** Tells the client that its statement waits for an approver (a NoticeResponse). */
-  #tellHeld(held: HeldInfo, entry: LedgerEntry | undefined): void {
+  #tellHeld(held: HeldInfo): void {
     if (this.#isClosed()) return;
     const who = [...held.approvers.groups.map((g) => `group ${g}`), ...held.approvers.subjects].join(', ');
     const notice = encodeErrorResponse(
@@ -792,11 +942,16 @@ export class PostgresClientSession {
       },
       Backend.NoticeResponse,
     );
-    if (entry !== undefined && this.#ledger.peek() !== entry) {
-      this.#ledger.insertBefore(entry, { kind: 'synthetic', bytes: notice, ready: false });
-    } else if (this.#scanner.atBoundary) {
-      this.#writeClient(notice);
-    }
+    // A notice may come at any message boundary; the answers before it may be far away (the
+    // server answers an extended-protocol batch only at its Sync, which waits behind the held
+    // Execute).
+    this.#writeAtBoundary(notice);
+  }
+
+  /** Writes a gateway message now if the upstream stream is between messages, else as soon as it is. */
+  #writeAtBoundary(bytes: Buffer): void {
+    if (this.#scanner.atBoundary && this.#tail === undefined && this.#deferred.length === 0) this.#writeClient(bytes);
+    else this.#deferred.push(bytes);
   }
 
   #track(entry: Parameters<Ledger['push']>[0]): void {
@@ -808,8 +963,10 @@ export class PostgresClientSession {
 
   /** Sends a gateway-made error (and ReadyForQuery) now, or after everything in flight is answered. */
   #respond(error: Buffer): void {
-    if (this.#ledger.empty) this.#writeClient(Buffer.concat([error, encodeReadyForQuery(this.#txStatus)]));
-    else this.#ledger.push({ kind: 'synthetic', bytes: error, ready: true });
+    if (!this.#ledger.empty) this.#ledger.push({ kind: 'synthetic', bytes: error, ready: true });
+    // After its own error in the extended protocol the server ignores a Query until Sync: so
+    // does the gateway (the refusal is recorded, not answered).
+    else if (!this.#skipping) this.#writeAtBoundary(Buffer.concat([error, encodeReadyForQuery(this.#txStatus)]));
   }
 
   /**
@@ -896,18 +1053,79 @@ export class PostgresClientSession {
       this.#fail(clientErrors.internal({ cause: err }), 'error');
       return;
     }
+    if (this.#refusalsPending > 0 && !this.#scanner.atBoundary) this.#holdBackReady(chunk);
     if (this.#chunkWritten < chunk.length) {
-      this.#writeClient(this.#chunkWritten === 0 ? chunk : chunk.subarray(this.#chunkWritten));
+      if (this.#tail === undefined && this.#chunkWritten === 0) {
+        this.#writeClient(chunk);
+        this.#chunkWritten = chunk.length;
+      } else {
+        this.#writeChunkTo(chunk.length);
+      }
     }
     this.#chunk = EMPTY;
+    if (this.#deferred.length > 0 && this.#scanner.atBoundary && this.#tail === undefined) {
+      const deferred = this.#deferred;
+      this.#deferred = [];
+      for (const b of deferred) this.#writeClient(b);
+    }
     this.#recordCompletions();
+    this.#releaseSettleWaiters();
   };
+
+  /**
+   * The chunk ends inside a message that may be the ReadyForQuery a refusal must precede (its
+   * header is incomplete, or it is one): its first bytes are kept back until it is complete.
+   * At most 6 bytes.
+   */
+  #holdBackReady(chunk: Buffer): void {
+    const type = this.#scanner.pendingType;
+    if (type !== -1 && type !== Backend.ReadyForQuery) return;
+    const start = this.#scanner.pendingStart;
+    if (start >= this.#chunkWritten) {
+      this.#writeChunkTo(start);
+      this.#tail = Buffer.from(chunk.subarray(start));
+      this.#chunkWritten = chunk.length;
+    } else if (start === -1 && this.#tail !== undefined) {
+      this.#tail = Buffer.concat([this.#tail, chunk.subarray(this.#chunkWritten)]);
+      this.#chunkWritten = chunk.length;
+    }
+  }
+
+  /** Writes the kept-back bytes, then the current chunk up to `end`. */
+  #writeChunkTo(end: number): void {
+    if (this.#tail !== undefined) {
+      const tail = this.#tail;
+      this.#tail = undefined;
+      this.#writeClient(tail);
+    }
+    if (end > this.#chunkWritten) {
+      this.#writeClient(this.#chunk.subarray(this.#chunkWritten, end));
+      this.#chunkWritten = end;
+    }
+  }
+
+  /** Sends a refusal right before the ReadyForQuery that ends at `endInChunk`. */
+  #insertBeforeReady(refusal: Buffer, endInChunk: number): void {
+    const start = endInChunk - 6;
+    if (start >= this.#chunkWritten) {
+      this.#writeChunkTo(start);
+      this.#writeClient(refusal);
+    } else if (this.#tail !== undefined) {
+      // The ReadyForQuery began in an earlier chunk: its first bytes are the kept-back tail.
+      this.#writeClient(refusal);
+      this.#writeChunkTo(this.#chunkWritten);
+    } else {
+      // Cannot happen (the tail is kept whenever a refusal is pending); never corrupt the stream.
+      this.#log.error('a refusal could not be placed before its ReadyForQuery; it was not sent');
+    }
+  }
 
   /**
    * Notes a statement's outcome; it is recorded once the chunk that carried it has been
    * written to the client, so the audit bookkeeping is not on the client's round trip.
    */
   #completed(handle: StatementHandle, outcome: StatementOutcome): void {
+    if (this.#sqlPendingCount > 0) this.#settleSql(handle, outcome.outcome === 'ok');
     this.#completions.push(handle, outcome);
   }
 
@@ -960,7 +1178,6 @@ export class PostgresClientSession {
           const h = head.handles[head.next];
           if (h) {
             this.#completed(h, { outcome: 'ok', rows, command: tag.split(' ', 1)[0] ?? tag });
-            this.#applySqlPrepare(h);
             head.next++;
           }
         } else if (head?.kind === 'execute') {
@@ -970,6 +1187,15 @@ export class PostgresClientSession {
         }
         return;
       }
+      case Backend.FunctionCallResponse:
+        if (head?.kind === 'query') {
+          const h = head.handles[head.next];
+          if (h) {
+            this.#completed(h, { outcome: 'ok', rows: 1 });
+            head.next++;
+          }
+        }
+        return;
       case Backend.EmptyQueryResponse:
       case Backend.PortalSuspended:
         if (head?.kind === 'query' && type === Backend.EmptyQueryResponse) {
@@ -1014,6 +1240,11 @@ export class PostgresClientSession {
       case Backend.ReadyForQuery: {
         this.#txStatus = String.fromCharCode(frame[5] ?? 0x49) as 'I' | 'T' | 'E';
         this.#onReadyForQuery(endInChunk);
+        if (this.#txStatus === 'I' && this.#portals.size > 0) {
+          // Portals end with their transaction.
+          for (const v of this.#portals.values()) this.#forgetPortal(v);
+          this.#portals.clear();
+        }
         return;
       }
     }
@@ -1052,7 +1283,13 @@ export class PostgresClientSession {
         if (skipping) continue;
         break;
       }
-      if (e.kind === 'sync') break;
+      if (e.kind === 'sync') {
+        if (e.refusal !== undefined) {
+          this.#refusalsPending--;
+          if (!skipping) this.#insertBeforeReady(e.refusal, endInChunk);
+        }
+        break;
+      }
       // A gateway answer queued before the request this ReadyForQuery answers. After a server
       // error the server skipped everything up to the Sync, so the client gets no second error
       // (as from the server itself); otherwise (defensive: answers are released as soon as they
@@ -1070,8 +1307,7 @@ export class PostgresClientSession {
   #releaseSynthetic(endInChunk: number): void {
     let next = this.#ledger.peek();
     if (next?.kind !== 'synthetic') return;
-    this.#writeClient(this.#chunk.subarray(this.#chunkWritten, endInChunk));
-    this.#chunkWritten = endInChunk;
+    this.#writeChunkTo(endInChunk);
     while (next?.kind === 'synthetic') {
       this.#writeClient(next.ready ? Buffer.concat([next.bytes, encodeReadyForQuery(this.#txStatus)]) : next.bytes);
       this.#ledger.shift();

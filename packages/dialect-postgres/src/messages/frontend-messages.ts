@@ -63,6 +63,32 @@ export function decodeBindParameters(frame: Buffer): (string | null)[] {
   return values;
 }
 
+/**
+ * FunctionCall: 'F' | len | Int32 oid | Int16 nf | Int16 f[nf] | Int16 na | (Int32 len | bytes)[na] | Int16 result.
+ * The arguments as text (binary ones as `\x` + hex), for an approver to see.
+ */
+export function decodeFunctionCall(frame: Buffer): { oid: number; args: (string | null)[] } {
+  const r = reader.reset(frame, 5);
+  const oid = r.uint32();
+  const nf = r.int16();
+  const formats: number[] = [];
+  for (let i = 0; i < nf; i++) formats.push(r.int16());
+  const na = r.int16();
+  const args: (string | null)[] = [];
+  for (let i = 0; i < na; i++) {
+    const len = r.int32();
+    if (len === -1) {
+      args.push(null);
+      continue;
+    }
+    if (len < 0) throw new RangeError(`invalid argument length ${len}`);
+    const bytes = r.bytes(len);
+    const format = nf === 0 ? 0 : nf === 1 ? formats[0]! : (formats[i] ?? 0);
+    args.push(format === 0 ? bytes.toString('utf8') : `\\x${bytes.toString('hex')}`);
+  }
+  return { oid, args };
+}
+
 /** Execute: 'E' | Int32 len | String portal | Int32 maxRows. */
 export function decodeExecute(frame: Buffer): { portal: string; maxRows: number } {
   const r = reader.reset(frame, 5);

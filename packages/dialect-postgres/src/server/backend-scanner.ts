@@ -39,12 +39,31 @@ export class BackendScanner {
     for (const t of collectTypes) this.#collect[t] = 1;
   }
 
+  /** Where the unfinished message began in the last chunk scanned (-1: in an earlier chunk). */
+  #pendingStart = -1;
+  /** Type of the unfinished message (-1 while its header is incomplete). */
+  #pendingType = -1;
+
   /** True between messages: nothing of a message has been seen without its end. */
   get atBoundary(): boolean {
     return this.#remaining === 0 && this.#headerFill === 0;
   }
 
+  /**
+   * When the last chunk ended inside a message: where that message began in the chunk, or -1
+   * when it began in an earlier one.
+   */
+  get pendingStart(): number {
+    return this.#pendingStart;
+  }
+
+  /** When the last chunk ended inside a message: its type, or -1 while its header is incomplete. */
+  get pendingType(): number {
+    return this.#pendingType;
+  }
+
   scan(chunk: Buffer, handler: BackendScanHandler): void {
+    this.#pendingStart = -1;
     let at = 0;
     const n = chunk.length;
     while (at < n) {
@@ -74,11 +93,17 @@ export class BackendScanner {
         } else {
           this.#begin(type, len, chunk.subarray(at, n));
           this.#remaining = end - n;
+          this.#pendingStart = at;
+          this.#pendingType = type;
           at = n;
         }
         continue;
       }
       // Header split across chunks.
+      if (this.#headerFill === 0) {
+        this.#pendingStart = at;
+        this.#pendingType = -1;
+      }
       const take = Math.min(5 - this.#headerFill, n - at);
       chunk.copy(this.#header, this.#headerFill, at, at + take);
       this.#headerFill += take;
@@ -89,6 +114,7 @@ export class BackendScanner {
       const len = this.#header.readInt32BE(1);
       if (len < 4) throw new RangeError(`upstream sent a message with invalid length ${len}`);
       if (type === 0x44) handler.onDataRow();
+      this.#pendingType = type;
       this.#begin(type, len, Buffer.from(this.#header));
       this.#remaining = len - 4;
       if (this.#remaining === 0) this.#finishSpanning(handler, at);

@@ -1,0 +1,288 @@
+import net from 'node:net';
+import type { Identity } from '@sluice/core';
+import { requireService, startTestGateway, type TestGateway } from '@sluice/testkit';
+import pg from 'pg';
+import { serialize } from 'pg-protocol';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { postgresDialect } from '../src/index.js';
+import { passwordMessage, splitBackendFrames, startupMessage } from '../src/testing/index.js';
+
+/**
+ * Refusals and held statements at the protocol level, with a raw client against the real
+ * PostgreSQL: the client must get exactly the messages, in exactly the order, that a server
+ * refusing the statement itself would send, and nothing refused or unreviewed may run.
+ */
+const UPSTREAM = 'postgres://postgres@127.0.0.1:5432/test';
+const DBA = { subject: 'dba@example.com', kind: 'human', groups: ['dba'], token: 'dba-protocol-token' } as const;
+const AUDITOR = { subject: 'auditor@example.com', kind: 'human', groups: ['auditors'], token: 'auditor-protocol-token' } as const;
+const APPROVER: Identity = { subject: 'lead@example.com', kind: 'human', groups: ['approvers'], method: 'token' };
+
+const POLICY = {
+  rules: [
+    { name: 'dba-data', identities: { groups: ['dba'] }, operations: ['read', 'write', 'transaction', 'session-setting', 'unknown'], effect: 'allow' },
+    { name: 'dba-ddl-reviewed', identities: { groups: ['dba'] }, operations: ['ddl'], effect: 'review' },
+    { name: 'auditors-read', identities: { groups: ['auditors'] }, operations: ['read', 'transaction'], effect: 'allow' },
+    { name: 'salaries-reviewed', identities: { groups: ['auditors'] }, operations: ['read'], objects: ['sluice_proto_salaries'], effect: 'review' },
+  ],
+};
+
+let gw: TestGateway;
+let available = false;
+let direct: pg.Client;
+
+beforeAll(async () => {
+  available = await requireService('PostgreSQL', '127.0.0.1', 5432);
+  if (!available) return;
+  gw = await startTestGateway({
+    dialect: postgresDialect,
+    targets: { app: { upstream: UPSTREAM } },
+    tokens: [DBA, AUDITOR],
+    policy: POLICY,
+    approvals: { approvers: { groups: ['approvers'] }, timeoutMs: 10_000 },
+  });
+  direct = new pg.Client({ connectionString: UPSTREAM });
+  await direct.connect();
+  await direct.query('DROP TABLE IF EXISTS sluice_proto_t, sluice_proto_salaries');
+  await direct.query('CREATE TABLE sluice_proto_t (id int)');
+  await direct.query('CREATE TABLE sluice_proto_salaries (id int, amount int)');
+  await direct.query('INSERT INTO sluice_proto_salaries VALUES (1, 10), (2, 20), (3, 30)');
+});
+
+afterAll(async () => {
+  if (direct) {
+    await direct.query('DROP TABLE IF EXISTS sluice_proto_t, sluice_proto_salaries');
+    await direct.end();
+  }
+  await gw?.close();
+});
+
+const live = (name: string, body: () => Promise<void>, timeout = 30_000) =>
+  it(name, async () => {
+    if (!available) return;
+    await body();
+  }, timeout);
+
+interface Raw {
+  send(...messages: Buffer[]): void;
+  /** Message types received since the last `take`, once `until` holds. */
+  take(until: (types: string) => boolean, timeoutMs?: number): Promise<string>;
+  notices(): string[];
+  close(): void;
+}
+
+async function raw(who: { subject: string; token: string }): Promise<Raw> {
+  const socket = net.connect({ host: gw.host, port: gw.port });
+  await new Promise((r) => socket.once('connect', r));
+  let received = Buffer.alloc(0);
+  socket.on('data', (d) => {
+    received = Buffer.concat([received, d]);
+  });
+  let consumed = 0;
+  const frames = () => splitBackendFrames(received);
+  const r: Raw = {
+    send: (...m) => socket.write(Buffer.concat(m)),
+    async take(until, timeoutMs = 5000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const types = frames().slice(consumed).map((f) => f.type).join('');
+        if (until(types)) {
+          consumed += types.length;
+          return types;
+        }
+        if (Date.now() > deadline) throw new Error(`timed out; got "${types}"`);
+        await new Promise((res) => setTimeout(res, 10));
+      }
+    },
+    notices: () => frames().filter((f) => f.type === 'N').map((f) => f.frame.toString('utf8')),
+    close: () => socket.end(),
+  };
+  r.send(startupMessage({ user: who.subject, database: 'app' }));
+  await r.take((t) => t.includes('R'));
+  r.send(passwordMessage(who.token));
+  await r.take((t) => t.includes('Z'));
+  return r;
+}
+
+const withoutNotices = (types: string) => types.replace(/N/g, '');
+
+async function pending(statement: RegExp, timeoutMs = 5000) {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const found = gw.approvals!.list({ status: 'pending' }).find((r) => statement.test(r.statement));
+    if (found) return found;
+    if (Date.now() > until) throw new Error(`no pending request for ${statement}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function columns(table: string): Promise<string[]> {
+  const r = await direct.query('SELECT column_name FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position', [table]);
+  return r.rows.map((x: { column_name: string }) => x.column_name);
+}
+
+describe('refusals at the protocol level', () => {
+  live('a refused Parse is answered after the Describe answers sent before it, right before ReadyForQuery', async () => {
+    const c = await raw(DBA);
+    c.send(
+      serialize.parse({ name: 's1', text: 'SELECT 1 AS one' }),
+      serialize.describe({ type: 'S', name: 's1' }),
+      serialize.parse({ name: 's2', text: 'DROP TABLE sluice_proto_t' }),
+      serialize.describe({ type: 'S', name: 's2' }),
+      serialize.sync(),
+    );
+    expect(await c.take((t) => t.endsWith('Z'))).toBe('1tTEZ');
+    c.close();
+  });
+
+  live('an Execute refused after Bind and Describe(P) comes after their answers', async () => {
+    const c = await raw(DBA);
+    c.send(
+      serialize.parse({ text: 'SELECT 1' }),
+      serialize.bind({}),
+      serialize.describe({ type: 'P' }),
+      serialize.execute({ portal: 'no_such_portal' }),
+      serialize.sync(),
+    );
+    expect(await c.take((t) => t.endsWith('Z'))).toBe('12TEZ');
+    c.close();
+  });
+
+  live('after the server failed in a batch, a refused Query or Parse before Sync adds no error and no ReadyForQuery', async () => {
+    const c = await raw(DBA);
+    c.send(serialize.parse({ text: 'SELECT * FROM sluice_no_such_table' }), serialize.flush());
+    expect(await c.take((t) => t.includes('E'))).toBe('E');
+    c.send(serialize.query('DROP TABLE sluice_proto_t'), serialize.parse({ text: 'TRUNCATE sluice_proto_t' }), serialize.sync());
+    expect(await c.take((t) => t.endsWith('Z'))).toBe('Z');
+    c.send(serialize.query('SELECT 1'));
+    expect(await c.take((t) => t.endsWith('Z'))).toBe('TDCZ');
+    c.close();
+  });
+
+  live('a statement the server will skip after its own error is not sent for review', async () => {
+    const c = await raw(DBA);
+    c.send(
+      serialize.parse({ text: 'SELECT * FROM sluice_no_such_table' }),
+      serialize.bind({}),
+      serialize.execute({}),
+      serialize.parse({ text: 'ALTER TABLE sluice_proto_t ADD COLUMN skipped int' }),
+      serialize.bind({}),
+      serialize.execute({}),
+      serialize.sync(),
+    );
+    expect(await c.take((t) => t.endsWith('Z'))).toBe('EZ');
+    expect(gw.approvals!.list({ status: 'pending' }).filter((r) => /skipped/.test(r.statement))).toHaveLength(0);
+    expect(await columns('sluice_proto_t')).not.toContain('skipped');
+    c.close();
+  });
+
+  live('an extended-protocol statement held for review tells the client at once, then runs when approved', async () => {
+    const c = await raw(DBA);
+    c.send(
+      serialize.parse({ text: 'ALTER TABLE sluice_proto_t ADD COLUMN held_ext int' }),
+      serialize.bind({}),
+      serialize.describe({ type: 'P' }),
+      serialize.execute({}),
+      serialize.sync(),
+    );
+    const req = await pending(/held_ext/);
+    // The answers to what came before the held Execute, then the notice, while it waits.
+    expect(await c.take((t) => t.includes('N'))).toBe('12nN');
+    expect(c.notices().some((n) => n.includes(req.id))).toBe(true);
+    await gw.approvals!.approve(req.id, APPROVER);
+    expect(await c.take((t) => t.endsWith('Z'))).toBe('CZ');
+    expect(await columns('sluice_proto_t')).toContain('held_ext');
+    c.close();
+  });
+
+  live('fetching an approved portal in batches asks once', async () => {
+    const c = await raw(AUDITOR);
+    c.send(
+      serialize.parse({ text: 'SELECT amount FROM sluice_proto_salaries ORDER BY id' }),
+      serialize.bind({}),
+      serialize.execute({ rows: 1 }),
+      serialize.execute({ rows: 1 }),
+      serialize.execute({ rows: 5 }),
+      serialize.sync(),
+    );
+    const req = await pending(/sluice_proto_salaries/);
+    await gw.approvals!.approve(req.id, APPROVER);
+    expect(withoutNotices(await c.take((t) => t.endsWith('Z')))).toBe('12DsDsDCZ');
+    expect(gw.approvals!.list({ status: 'pending' })).toHaveLength(0);
+    c.close();
+    const records = (await gw.auditRecords()).filter((r) => r.type === 'statement' && r.phase === 'complete' && r.approval === req.id);
+    expect(records.map((r) => r.type === 'statement' && r.outcome)).toEqual(['ok', 'ok', 'ok']);
+  });
+});
+
+describe('prepared statement names are one namespace (SQL PREPARE and protocol Parse)', () => {
+  live('a name re-prepared through the protocol is executed as what it now is', async () => {
+    const c = await raw(DBA);
+    c.send(serialize.query('PREPARE x AS SELECT 1'));
+    await c.take((t) => t.endsWith('Z'));
+    c.send(
+      serialize.close({ type: 'S', name: 'x' }),
+      serialize.parse({ name: 'x', text: 'ALTER TABLE sluice_proto_t ADD COLUMN sneaky int' }),
+      serialize.sync(),
+    );
+    expect(await c.take((t) => t.endsWith('Z'))).toBe('31Z');
+    c.send(serialize.query('EXECUTE x'));
+    const req = await pending(/EXECUTE x/);
+    expect(req.rule).toBe('dba-ddl-reviewed');
+    expect(req.statement).toContain('sneaky');
+    await gw.approvals!.reject(req.id, APPROVER, { reason: 'caught' });
+    expect(withoutNotices(await c.take((t) => t.endsWith('Z')))).toBe('EZ');
+    expect(await columns('sluice_proto_t')).not.toContain('sneaky');
+    c.close();
+  });
+
+  live('a DEALLOCATE run through the extended protocol forgets the name', async () => {
+    const c = await raw(DBA);
+    c.send(serialize.query('PREPARE y AS SELECT 1'));
+    await c.take((t) => t.endsWith('Z'));
+    c.send(serialize.parse({ text: 'DEALLOCATE y' }), serialize.bind({}), serialize.execute({}), serialize.sync());
+    expect(await c.take((t) => t.endsWith('Z'))).toBe('12CZ');
+    c.send(serialize.parse({ name: 'y', text: 'ALTER TABLE sluice_proto_t ADD COLUMN sneaky2 int' }), serialize.sync());
+    expect(await c.take((t) => t.endsWith('Z'))).toBe('1Z');
+    c.send(serialize.query('EXECUTE y'));
+    const req = await pending(/EXECUTE y/);
+    await gw.approvals!.reject(req.id, APPROVER);
+    await c.take((t) => t.endsWith('Z'));
+    expect(await columns('sluice_proto_t')).not.toContain('sneaky2');
+    c.close();
+  });
+
+  live('an EXECUTE pipelined behind a PREPARE of the same name is not trusted until it completes', async () => {
+    const c = await raw(DBA);
+    c.send(serialize.query('PREPARE z AS SELECT 1'));
+    await c.take((t) => t.endsWith('Z'));
+    // Both in one write: the second string's EXECUTE arrives while the first is in flight.
+    c.send(serialize.query('DEALLOCATE z; PREPARE z AS SELECT 2'), serialize.query('EXECUTE z'));
+    const types = await c.take((t) => (t.match(/Z/g) ?? []).length === 2);
+    expect(types.startsWith('CCZ')).toBe(true);
+    c.close();
+    const records = (await gw.auditRecords()).filter((r) => r.type === 'statement' && r.text === 'execute z');
+    // Decided as unknown (what z would be was not known yet), which this policy allows.
+    expect(records.at(-1)).toMatchObject({ operations: ['unknown'] });
+  });
+});
+
+describe('FunctionCall', () => {
+  live('is recorded as run when the server answers it', async () => {
+    const c = await raw(DBA);
+    // FunctionCall of pg_backend_pid() (OID 2026), no arguments, text result.
+    const body = Buffer.alloc(4 + 2 + 2 + 2);
+    body.writeUInt32BE(2026, 0);
+    body.writeInt16BE(0, 4);
+    body.writeInt16BE(0, 6);
+    body.writeInt16BE(0, 8);
+    const frame = Buffer.alloc(5 + body.length);
+    frame[0] = 0x46;
+    frame.writeInt32BE(4 + body.length, 1);
+    body.copy(frame, 5);
+    c.send(frame);
+    expect(await c.take((t) => t.endsWith('Z'))).toBe('VZ');
+    c.close();
+    const records = (await gw.auditRecords()).filter((r) => r.type === 'statement' && r.protocol === 'function-call' && r.phase === 'complete');
+    expect(records.at(-1)).toMatchObject({ outcome: 'ok', text: '-- function call by OID' });
+  });
+});
