@@ -1240,10 +1240,12 @@ export class PostgresClientSession {
       case Backend.ReadyForQuery: {
         this.#txStatus = String.fromCharCode(frame[5] ?? 0x49) as 'I' | 'T' | 'E';
         this.#onReadyForQuery(endInChunk);
-        if (this.#txStatus === 'I' && this.#portals.size > 0) {
-          // Portals end with their transaction.
-          for (const v of this.#portals.values()) this.#forgetPortal(v);
+        if (this.#txStatus === 'I' && (this.#portals.size > 0 || this.#retainedBindBytes > 0)) {
+          // Portals end with their transaction; what is kept for review is what later batches bound.
           this.#portals.clear();
+          let kept = 0;
+          for (const v of this.#pendingPortals.values()) kept += v?.bind?.length ?? 0;
+          this.#retainedBindBytes = kept;
         }
         return;
       }
