@@ -1,11 +1,12 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import type { ApprovalRequest, AuditRecord, Identity } from '@sluice/core';
+import type { AuditRecord } from '@sluice/core';
 import { requireService, startTestGateway, type TestGateway } from '@sluice/testkit';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { postgresDialect } from '../src/index.js';
 import { connectPg } from './pg-driver.js';
+import { columnNames, identityOf, liveTest, pendingRequest as pending } from './support.js';
 import net from 'node:net';
 import { encodeCancelRequest } from '../src/messages/startup-message.js';
 
@@ -21,12 +22,7 @@ const DAVE = { subject: 'dave@example.com', kind: 'human', groups: ['dba'], toke
 const ERIN = { subject: 'erin@example.com', kind: 'human', groups: ['dba', 'approvers'], token: 'erin-approvals-token' } as const;
 const CAROL = { subject: 'carol@example.com', kind: 'human', groups: ['approvers'], token: 'carol-approvals-token' } as const;
 const ALICE = { subject: 'alice@example.com', kind: 'human', groups: ['analysts'], token: 'alice-approvals-token' } as const;
-const identity = (t: { subject: string; kind: 'human'; groups: readonly string[] }): Identity => ({
-  subject: t.subject,
-  kind: t.kind,
-  groups: [...t.groups],
-  method: 'token',
-});
+const identity = identityOf;
 
 const POLICY = {
   rules: [
@@ -67,29 +63,12 @@ afterAll(async () => {
   await gw?.close();
 });
 
-const live = (name: string, body: () => Promise<void>, timeout = 30_000) =>
-  it(name, async () => {
-    if (!available) return;
-    await body();
-  }, timeout);
+const live = liveTest(() => available);
 
 const as = (who: { subject: string; token: string }) => connectPg(gw, 'app', who.subject, who.token);
 
-/** Waits for a pending request matching `statement` and returns it. */
-async function pendingRequest(statement: RegExp, timeoutMs = 5000): Promise<ApprovalRequest> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const found = gw.approvals!.list({ status: 'pending' }).find((r) => statement.test(r.statement));
-    if (found) return found;
-    if (Date.now() > until) throw new Error(`no pending request for ${statement}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-async function columnExists(table: string, column: string): Promise<boolean> {
-  const r = await direct.query('SELECT 1 FROM information_schema.columns WHERE table_name = $1 AND column_name = $2', [table, column]);
-  return r.rowCount === 1;
-}
+const pendingRequest = (statement: RegExp, timeoutMs?: number) => pending(gw.approvals!, statement, timeoutMs);
+const columnExists = async (table: string, column: string) => (await columnNames(direct, table)).includes(column);
 
 const approvalEvents = (records: AuditRecord[], requestId: string) =>
   records.filter((r) => r.type === 'approval' && r.requestId === requestId).map((r) => (r.type === 'approval' ? r.action : ''));

@@ -4,10 +4,11 @@ import { promisify } from 'node:util';
 import { requireService, startTestGateway, type TestGateway } from '@sluice/testkit';
 import pg from 'pg';
 import { serialize } from 'pg-protocol';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { postgresDialect } from '../src/index.js';
 import { passwordMessage, splitBackendFrames, startupMessage } from '../src/testing/index.js';
 import { connectPg } from './pg-driver.js';
+import { liveTest } from './support.js';
 
 /**
  * Policy and guardrails through the gateway against the real PostgreSQL: what is denied never
@@ -66,11 +67,7 @@ afterAll(async () => {
   await gw?.close();
 });
 
-const live = (name: string, body: () => Promise<void>, timeout = 30_000) =>
-  it(name, async () => {
-    if (!available) return;
-    await body();
-  }, timeout);
+const live = liveTest(() => available);
 
 const as = (who: { subject: string; token: string }) => connectPg(gw, 'app', who.subject, who.token);
 const count = async (table: string) => Number((await direct.query(`SELECT count(*) AS n FROM ${table}`)).rows[0].n);

@@ -3,9 +3,10 @@ import type { Identity } from '@sluice/core';
 import { requireService, startTestGateway, type TestGateway } from '@sluice/testkit';
 import pg from 'pg';
 import { serialize } from 'pg-protocol';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { postgresDialect } from '../src/index.js';
 import { passwordMessage, splitBackendFrames, startupMessage } from '../src/testing/index.js';
+import { columnNames, liveTest, pendingRequest } from './support.js';
 
 /**
  * Refusals and held statements at the protocol level, with a raw client against the real
@@ -56,11 +57,7 @@ afterAll(async () => {
   await gw?.close();
 });
 
-const live = (name: string, body: () => Promise<void>, timeout = 30_000) =>
-  it(name, async () => {
-    if (!available) return;
-    await body();
-  }, timeout);
+const live = liveTest(() => available);
 
 interface Raw {
   send(...messages: Buffer[]): void;
@@ -105,20 +102,8 @@ async function raw(who: { subject: string; token: string }): Promise<Raw> {
 
 const withoutNotices = (types: string) => types.replace(/N/g, '');
 
-async function pending(statement: RegExp, timeoutMs = 5000) {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const found = gw.approvals!.list({ status: 'pending' }).find((r) => statement.test(r.statement));
-    if (found) return found;
-    if (Date.now() > until) throw new Error(`no pending request for ${statement}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-async function columns(table: string): Promise<string[]> {
-  const r = await direct.query('SELECT column_name FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position', [table]);
-  return r.rows.map((x: { column_name: string }) => x.column_name);
-}
+const pending = (statement: RegExp) => pendingRequest(gw.approvals!, statement);
+const columns = (table: string) => columnNames(direct, table);
 
 describe('refusals at the protocol level', () => {
   live('a refused Parse is answered after the Describe answers sent before it, right before ReadyForQuery', async () => {

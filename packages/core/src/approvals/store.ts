@@ -21,6 +21,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ApprovalRequest, ApprovalStatus, Grant } from './types.js';
+import { withDeadline } from '../util/deadline.js';
 
 /** The journal's file name inside the state directory. */
 export const JOURNAL_FILE = 'approvals.jsonl';
@@ -215,18 +216,7 @@ export class ApprovalStore {
   }
 
   async #writeWithDeadline(data: Buffer): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`a write and fsync did not finish within ${this.#writeTimeoutMs} ms (is the disk stalled?)`)),
-        this.#writeTimeoutMs,
-      );
-    });
-    try {
-      await Promise.race([this.#write(data), deadline]);
-    } finally {
-      clearTimeout(timer);
-    }
+    await withDeadline(this.#write(data), this.#writeTimeoutMs, 'a write and fsync');
   }
 
   async #write(data: Buffer): Promise<void> {

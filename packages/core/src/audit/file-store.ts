@@ -22,6 +22,7 @@ import { join } from 'node:path';
 import { GENESIS_HASH, encodeRecordLine, isHash, sha256Hex } from './chain.js';
 import { listSegments, readTail, segmentFileName } from './segments.js';
 import type { AuditAppendOptions, AuditEvent, AuditLink, AuditRecord, AuditStore } from './types.js';
+import { withDeadline } from '../util/deadline.js';
 
 export interface FileAuditStoreLogger {
   error(obj: object, msg: string): void;
@@ -381,20 +382,11 @@ export class FileAuditStore implements AuditStore {
     let text = '';
     for (const p of batch) text += p.line;
     const data = Buffer.from(text, 'utf8');
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`a write and fsync did not finish within ${this.#writeTimeoutMs} ms (is the disk stalled?)`)),
-        this.#writeTimeoutMs,
-      );
-    });
     try {
-      await Promise.race([this.#writeAndSync(data), deadline]);
+      await withDeadline(this.#writeAndSync(data), this.#writeTimeoutMs, 'a write and fsync');
     } catch (err) {
       this.#fail(err, batch);
       return;
-    } finally {
-      clearTimeout(timer);
     }
     this.#batches++;
     this.#records += batch.length;

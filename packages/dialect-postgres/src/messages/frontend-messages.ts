@@ -35,27 +35,23 @@ export function decodeBindNames(frame: Buffer): { portal: string; statement: str
 }
 
 /**
- * The parameter values of a Bind, as text: text-format values as they are, binary ones as
- * `\x` + hex, SQL NULL as null. Read only for statements held for review (what the approver
- * sees and the approval is bound to).
- * Bind: 'B' | len | portal | statement | Int16 nf | Int16 f[nf] | Int16 np | (Int32 len | bytes)[np] | ...
+ * Reads a list of values as PostgreSQL sends them in Bind and FunctionCall (Int16 nf |
+ * Int16 f[nf] | Int16 n | (Int32 len | bytes)[n]): text-format values as they are, binary ones
+ * as `\x` + hex, SQL NULL as null.
  */
-export function decodeBindParameters(frame: Buffer): (string | null)[] {
-  const r = reader.reset(frame, 5);
-  r.cstring();
-  r.cstring();
+function readValues(r: ByteReader): (string | null)[] {
   const nf = r.int16();
   const formats: number[] = [];
   for (let i = 0; i < nf; i++) formats.push(r.int16());
-  const np = r.int16();
+  const n = r.int16();
   const values: (string | null)[] = [];
-  for (let i = 0; i < np; i++) {
+  for (let i = 0; i < n; i++) {
     const len = r.int32();
     if (len === -1) {
       values.push(null);
       continue;
     }
-    if (len < 0) throw new RangeError(`invalid parameter length ${len}`);
+    if (len < 0) throw new RangeError(`invalid value length ${len}`);
     const bytes = r.bytes(len);
     const format = nf === 0 ? 0 : nf === 1 ? formats[0]! : (formats[i] ?? 0);
     values.push(format === 0 ? bytes.toString('utf8') : `\\x${bytes.toString('hex')}`);
@@ -64,29 +60,22 @@ export function decodeBindParameters(frame: Buffer): (string | null)[] {
 }
 
 /**
- * FunctionCall: 'F' | len | Int32 oid | Int16 nf | Int16 f[nf] | Int16 na | (Int32 len | bytes)[na] | Int16 result.
- * The arguments as text (binary ones as `\x` + hex), for an approver to see.
+ * The parameter values of a Bind, read only for statements held for review (what the approver
+ * sees and the approval is bound to).
+ * Bind: 'B' | len | portal | statement | values (see readValues) | ...
  */
+export function decodeBindParameters(frame: Buffer): (string | null)[] {
+  const r = reader.reset(frame, 5);
+  r.cstring();
+  r.cstring();
+  return readValues(r);
+}
+
+/** FunctionCall: 'F' | len | Int32 oid | values (see readValues) | Int16 result format. */
 export function decodeFunctionCall(frame: Buffer): { oid: number; args: (string | null)[] } {
   const r = reader.reset(frame, 5);
   const oid = r.uint32();
-  const nf = r.int16();
-  const formats: number[] = [];
-  for (let i = 0; i < nf; i++) formats.push(r.int16());
-  const na = r.int16();
-  const args: (string | null)[] = [];
-  for (let i = 0; i < na; i++) {
-    const len = r.int32();
-    if (len === -1) {
-      args.push(null);
-      continue;
-    }
-    if (len < 0) throw new RangeError(`invalid argument length ${len}`);
-    const bytes = r.bytes(len);
-    const format = nf === 0 ? 0 : nf === 1 ? formats[0]! : (formats[i] ?? 0);
-    args.push(format === 0 ? bytes.toString('utf8') : `\\x${bytes.toString('hex')}`);
-  }
-  return { oid, args };
+  return { oid, args: readValues(r) };
 }
 
 /** Execute: 'E' | Int32 len | String portal | Int32 maxRows. */
