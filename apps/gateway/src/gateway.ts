@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -41,6 +42,8 @@ export interface RunningGateway {
    * review timeout. Settings that need a restart are named in the message and left as they are.
    */
   reload(next: LoadedConfig): { readonly ok: boolean; readonly message: string };
+  /** Records in the audit trail that a reload was refused (the file did not validate). */
+  reloadRefused(file: string, message: string): void;
   /** Stops accepting, ends sessions, flushes the audit trail. */
   close(): Promise<void>;
 }
@@ -76,6 +79,11 @@ function authenticatorOf(config: GatewayConfig, logger: Logger): CompositeAuthen
   });
 }
 
+/** SHA-256 of the validated policy section: the audit trail says which policy was in force. */
+function policyDigest(config: GatewayConfig): string {
+  return createHash('sha256').update(JSON.stringify(config.policy)).digest('hex');
+}
+
 /** Settings a reload cannot change, compared as JSON. */
 const RESTART_KEYS = ['listen', 'targets', 'audit', 'tls', 'limits', 'admin', 'pidFile'] as const;
 
@@ -96,6 +104,24 @@ export async function startGateway(loaded: LoadedConfig, logger: Logger): Promis
     audit = await FileAuditStore.open({ dir: config.audit.dir, groupCommitMs: config.audit.groupCommitMs, logger });
   } catch (cause) {
     throw new StartupError(`cannot open the audit store at ${config.audit.dir} (audit.dir): ${(cause as Error).message}`, { cause });
+  }
+
+  try {
+    await audit.append(
+      {
+        type: 'config',
+        time: new Date().toISOString(),
+        dialect: 'sluice',
+        action: 'loaded',
+        file: loaded.file,
+        policyDigest: policyDigest(config),
+        rules: config.policy.rules.length,
+      },
+      { durable: true },
+    );
+  } catch (cause) {
+    await audit.close();
+    throw new StartupError(`cannot write to the audit store at ${config.audit.dir} (audit.dir): ${(cause as Error).message}`, { cause });
   }
 
   let approvals: Approvals;
@@ -196,6 +222,22 @@ export async function startGateway(loaded: LoadedConfig, logger: Logger): Promis
   }
 
   let active = config;
+  const recordConfig = (action: 'reloaded' | 'reload-refused', file: string, reason: string, next?: GatewayConfig): void => {
+    audit
+      .append(
+        {
+          type: 'config',
+          time: new Date().toISOString(),
+          dialect: 'sluice',
+          action,
+          file,
+          ...(next ? { policyDigest: policyDigest(next), rules: next.policy.rules.length } : {}),
+          reason,
+        },
+        { durable: true },
+      )
+      .catch((err: unknown) => logger.error({ err }, 'audit store could not record a configuration change'));
+  };
 
   let closing: Promise<void> | undefined;
   return {
@@ -214,7 +256,9 @@ export async function startGateway(loaded: LoadedConfig, logger: Logger): Promis
         policy = new Policy(nextConfig.policy, { approvers: approverSpecOf(nextConfig) });
         nextAuthenticator = authenticatorOf(nextConfig, logger);
       } catch (err) {
-        return { ok: false, message: `the new configuration was refused, the old one stays: ${(err as Error).message}` };
+        const message = `the new configuration was refused, the old one stays: ${(err as Error).message}`;
+        recordConfig('reload-refused', next.file, message);
+        return { ok: false, message };
       }
       governor.setPolicy(policy);
       governor.setReviewTimeoutMs(nextConfig.approvals.timeoutSeconds * 1000);
@@ -232,7 +276,12 @@ export async function startGateway(loaded: LoadedConfig, logger: Logger): Promis
       };
       const rules = `${policy.ruleCount} rule(s)`;
       const note = ignored.length > 0 ? `; changes to ${ignored.join(', ')} need a restart and were not applied` : '';
-      return { ok: true, message: `configuration reloaded from ${next.file}: policy with ${rules}, ${nextConfig.identities.tokens.length} token(s), ${nextConfig.identities.oidc.length} OIDC issuer(s)${note}` };
+      const message = `configuration reloaded from ${next.file}: policy with ${rules}, ${nextConfig.identities.tokens.length} token(s), ${nextConfig.identities.oidc.length} OIDC issuer(s)${note}`;
+      recordConfig('reloaded', next.file, message, nextConfig);
+      return { ok: true, message };
+    },
+    reloadRefused(file, message) {
+      recordConfig('reload-refused', file, message);
     },
     close: () =>
       (closing ??= (async () => {

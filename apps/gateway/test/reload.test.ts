@@ -282,5 +282,29 @@ describe('a reload changes what is allowed, for new and open sessions (real gate
     await open.query('DELETE FROM sluice_reload_t WHERE id IN (1, 2)');
     await open.end();
     expect(gateway.child.exitCode).toBeNull();
+
+    // A SIGHUP sent without sluice reload's check: the gateway itself refuses the file.
+    const before = (await readReloadStatus(pidFile))?.time;
+    gateway.child.kill('SIGHUP');
+    const until = Date.now() + 10_000;
+    let status = await readReloadStatus(pidFile);
+    while ((status === undefined || status.time === before) && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 50));
+      status = await readReloadStatus(pidFile);
+    }
+    expect(status).toMatchObject({ ok: false, message: expect.stringContaining('the old one stays') });
+    expect(gateway.child.exitCode).toBeNull();
+    writeFileSync(file, readFileSync(file, 'utf8').replace('  guardrails: { truncate: sometimes }\n', ''));
+
+    // The audit trail says which policy was in force, and when it changed.
+    const tail = runBuiltCli(['audit', 'tail', '--config', file, '-n', '1000', '--json']);
+    const configs = tail.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { type: string; action?: string; policyDigest?: string; rules?: number })
+      .filter((r) => r.type === 'config');
+    expect(configs.map((r) => r.action)).toEqual(['loaded', 'reloaded', 'reload-refused']);
+    expect(configs[0]!.policyDigest).toMatch(/^[0-9a-f]{64}$/);
+    expect(configs[1]!.policyDigest).not.toBe(configs[0]!.policyDigest);
   }, 60_000);
 });

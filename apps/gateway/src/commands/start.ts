@@ -93,6 +93,7 @@ export async function serveUntilStopped(gateway: RunningGateway, loaded: LoadedC
           ok: false,
           message: `the new configuration was refused, the old one stays: ${err instanceof ConfigError ? err.message : (err as Error).message}`,
         };
+        gateway.reloadRefused(loaded.file, status.message);
       }
       if (status.ok) logger.warn({ file: loaded.file }, status.message);
       else logger.error({ file: loaded.file }, status.message);

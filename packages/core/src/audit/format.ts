@@ -65,19 +65,20 @@ export function toCsvHeader(): string {
 export function toCsvRow(r: AuditRecord): string {
   const stmt = r.type === 'statement' ? r : undefined;
   const appr = r.type === 'approval' ? r : undefined;
+  const conf = r.type === 'config' ? r : undefined;
   const values: Record<(typeof CSV_COLUMNS)[number], unknown> = {
     seq: r.seq,
     time: r.time,
     type: r.type,
     phase: stmt?.phase,
-    outcome: r.type === 'disconnect' || r.type === 'approval' ? undefined : r.outcome,
+    outcome: r.type === 'disconnect' || r.type === 'approval' || r.type === 'config' ? undefined : r.outcome,
     dialect: r.dialect,
     session_id: r.sessionId,
     source_address: r.sourceAddress,
-    subject: r.actor?.subject,
-    kind: r.actor?.kind,
-    groups: r.actor?.groups.join(LIST_SEPARATOR),
-    target: r.target,
+    subject: conf ? undefined : r.actor?.subject,
+    kind: conf ? undefined : r.actor?.kind,
+    groups: conf ? undefined : r.actor?.groups.join(LIST_SEPARATOR),
+    target: conf ? undefined : r.target,
     username: r.type === 'connect' ? r.username : undefined,
     statement_id: stmt?.statementId ?? appr?.statementId,
     operations: (stmt?.operations ?? appr?.operations)?.join(LIST_SEPARATOR),
@@ -92,9 +93,9 @@ export function toCsvRow(r: AuditRecord): string {
     reason: r.type === 'cancel' ? undefined : r.reason,
     approval: stmt?.approval ?? (appr ? approvalRef(appr) : undefined),
     approver: appr?.approver?.subject,
-    action: appr?.action,
+    action: appr?.action ?? conf?.action,
     guardrail: stmt?.guardrail,
-    digest: stmt?.digest ?? appr?.digest,
+    digest: stmt?.digest ?? appr?.digest ?? conf?.policyDigest,
     hash: r.hash,
   };
   let line = '';
@@ -164,6 +165,14 @@ export function formatRecordLine(r: AuditRecord, options?: FormatLineOptions): s
       if (r.durationMs !== undefined) facts.push(formatDuration(r.durationMs));
       const tail = facts.length > 0 ? ` [${facts.join(', ')}]` : '';
       return `${head} ${r.phase} ${who} -> ${target}: ${text}${tail}`;
+    }
+    case 'config': {
+      const parts = [head, r.action, clean(r.file)];
+      if (r.rules !== undefined) parts.push(`policy of ${r.rules} rule${r.rules === 1 ? '' : 's'}`);
+      if (r.policyDigest !== undefined) parts.push(`sha256:${clean(r.policyDigest.slice(0, 16))}`);
+      let line = parts.join(' ');
+      if (r.reason !== undefined) line += `: ${clean(r.reason.replace(/\s+/g, ' ').trim())}`;
+      return line;
     }
     case 'approval': {
       const grantAction = r.action === 'grant-created' || r.action === 'grant-revoked';

@@ -119,7 +119,25 @@ export interface CancelEvent extends BaseEvent {
   readonly target?: string;
 }
 
-export type AuditEvent = ConnectEvent | DisconnectEvent | StatementEvent | CancelEvent | ApprovalEvent;
+/** The gateway's configuration: which policy was in force, and when it changed. */
+export interface ConfigEvent extends BaseEvent {
+  readonly type: 'config';
+  /** 'loaded' at start, 'reloaded' after SIGHUP / sluice reload, 'reload-refused' when the new file did not validate. */
+  readonly action: 'loaded' | 'reloaded' | 'reload-refused';
+  /** The config file. */
+  readonly file: string;
+  /** SHA-256 (hex) of the policy section as validated: equal digests, equal policies. */
+  readonly policyDigest?: string;
+  /** Number of policy rules. */
+  readonly rules?: number;
+  /** Not known for a signal; present for symmetry with the other events. */
+  readonly actor?: AuditActor;
+  readonly target?: string;
+  /** What happened, or why the new file was refused. */
+  readonly reason?: string;
+}
+
+export type AuditEvent = ConnectEvent | DisconnectEvent | StatementEvent | CancelEvent | ApprovalEvent | ConfigEvent;
 
 /** A stored event: the event plus its place in the hash chain. */
 export type AuditRecord = AuditEvent & {
