@@ -274,3 +274,29 @@ describe('formatRecordLine', () => {
     expect(formatRecordLine(ran)).toMatch(/\[review by drop-guard, approval r-7k3p9q, ok, 3 rows, 12 ms\]$/);
   });
 });
+
+describe('config events', () => {
+  const conf: AuditRecord = {
+    type: 'config',
+    seq: 1,
+    ...chain,
+    time: '2024-05-01T12:00:00.000Z',
+    dialect: 'sluice',
+    action: 'reloaded',
+    file: '/etc/sluice/sluice.yaml',
+    policyDigest: 'a'.repeat(64),
+    rules: 3,
+    reason: 'configuration reloaded',
+  };
+
+  it('say which policy was in force, on one line and in CSV', () => {
+    expect(formatRecordLine(conf)).toBe(
+      `2024-05-01T12:00:00.000Z #1 config reloaded /etc/sluice/sluice.yaml policy of 3 rules sha256:${'a'.repeat(16)}: configuration reloaded`,
+    );
+    const row = toCsvRow(conf).split(',');
+    expect(row[CSV_COLUMNS.indexOf('type')]).toBe('config');
+    expect(row[CSV_COLUMNS.indexOf('action')]).toBe('reloaded');
+    expect(row[CSV_COLUMNS.indexOf('digest')]).toBe('a'.repeat(64));
+    expect(row[CSV_COLUMNS.indexOf('reason')]).toBe('configuration reloaded');
+  });
+});
