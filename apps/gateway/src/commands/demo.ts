@@ -125,7 +125,7 @@ Sluice demo is running.
   audit      ${rel}/audit
 
 Demo identities: the token is the password; the user name must be the subject.
-${DEMO_IDENTITIES.map((i) => `  ${i.subject.padEnd(20)} ${i.kind.padEnd(6)} [${i.groups.join(', ')}]`.padEnd(50) + `token: ${i.token}`).join('\n')}
+${DEMO_IDENTITIES.map((i) => `  ${i.subject.padEnd(20)} ${i.kind.padEnd(6)} [${i.groups.join(', ')}]`.padEnd(56) + ` token: ${i.token}`).join('\n')}
 
 Policy: analysts read; the pipeline reads and writes; a DBA's schema change waits for an
 approver (group approvers: carol). Guardrails block DROP, TRUNCATE, unbounded DELETE/UPDATE...
