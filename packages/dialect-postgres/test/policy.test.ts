@@ -180,12 +180,63 @@ describe('policy through the gateway', () => {
     await expect(c.query({ name: 'upd', text: 'UPDATE sluice_pol_t SET note = $1 WHERE id = $2', values: ['z', 1] })).rejects.toMatchObject({ code: '42501' });
     await expect(c.query({ text: 'DELETE FROM sluice_pol_t WHERE id = $1', values: [1] })).rejects.toMatchObject({ code: '42501' });
     expect((await c.query({ text: 'SELECT note FROM sluice_pol_t WHERE id = $1', values: [1] })).rows[0].note).toBe('a');
-    // Inside a transaction the refusal does not abort the transaction: the statement never ran.
+    // Inside a transaction a refusal is an error like any other: the transaction is aborted.
     await c.query('BEGIN');
     await expect(c.query({ text: 'DELETE FROM sluice_pol_t WHERE id = $1', values: [2] })).rejects.toMatchObject({ code: '42501' });
+    await expect(c.query('SELECT count(*)::int AS n FROM sluice_pol_t')).rejects.toMatchObject({ code: '25P02' });
+    await c.query('ROLLBACK');
     expect((await c.query('SELECT count(*)::int AS n FROM sluice_pol_t')).rows[0].n).toBe(3);
-    await c.query('COMMIT');
     await c.end();
+    // A client that asks for rows in batches sends Flush, not Sync, and still hears at once.
+    // (node-postgres sends no Sync after such an error, against PostgreSQL itself too, so this
+    // client is not used again.)
+    const batches = await as(ALICE);
+    await expect(batches.query({ text: 'DELETE FROM sluice_pol_t WHERE id = $1', values: [3], rows: 10 } as pg.QueryConfig)).rejects.toMatchObject({ code: '42501' });
+    await batches.end();
+  });
+
+  live('a refusal in a batch rolls back what the batch did before it, as a server error would', async () => {
+    const dave = await as(DAVE);
+    // DAVE may write, but not drop: the INSERT runs, then the DROP is refused in the same batch.
+    const batch = dave.query('INSERT INTO sluice_pol_t VALUES (4242, $1, 0)', ['batch']).catch((e: Error) => e);
+    const drop = dave.query({ text: 'DROP TABLE sluice_pol_t', values: [] as never[], name: 'drop-in-batch' }).catch((e: Error) => e);
+    expect(await batch).not.toBeInstanceOf(Error);
+    expect(await drop).toMatchObject({ code: '42501' });
+    await dave.end();
+    // Raw: one batch, one Sync.
+    const socket = net.connect({ host: gw.host, port: gw.port });
+    await new Promise((r) => socket.once('connect', r));
+    const received: Buffer[] = [];
+    socket.on('data', (d) => received.push(d));
+    const types = () => splitBackendFrames(Buffer.concat(received)).map((f) => f.type).join('');
+    const waitFor = async (pred: (t: string) => boolean) => {
+      const until = Date.now() + 5000;
+      while (!pred(types())) {
+        if (Date.now() > until) throw new Error(`timed out; got ${types()}`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    };
+    socket.write(startupMessage({ user: DAVE.subject, database: 'app' }));
+    await waitFor((t) => t.includes('R'));
+    socket.write(passwordMessage(DAVE.token));
+    await waitFor((t) => t.includes('Z'));
+    received.length = 0;
+    socket.write(
+      Buffer.concat([
+        serialize.parse({ text: "INSERT INTO sluice_pol_t VALUES (8888, 'rolled back', 0)" }),
+        serialize.bind({}),
+        serialize.execute({}),
+        serialize.parse({ text: 'DROP TABLE sluice_pol_t' }),
+        serialize.bind({}),
+        serialize.execute({}),
+        serialize.sync(),
+      ]),
+    );
+    await waitFor((t) => t.endsWith('Z'));
+    expect(types()).toBe('12CEZ');
+    socket.end();
+    expect((await direct.query('SELECT count(*)::int AS n FROM sluice_pol_t WHERE id = 8888')).rows[0].n).toBe(0);
+    await direct.query('DELETE FROM sluice_pol_t WHERE id = 4242');
   });
 
   live('raw pipeline: a refused Parse is answered in order between the answers of its neighbours', async () => {

@@ -251,6 +251,35 @@ describe('prepared statement names are one namespace (SQL PREPARE and protocol P
   });
 });
 
+describe('what a stored EXECUTE runs is decided when it runs', () => {
+  live('a statement EXECUTE-ing a name that is later prepared again is decided as the new statement', async () => {
+    const c = await raw(AUDITOR);
+    c.send(serialize.parse({ name: 's', text: 'SELECT 1' }), serialize.sync());
+    expect(await c.take((t) => t.endsWith('Z'))).toBe('1Z');
+    c.send(serialize.parse({ name: 'e', text: 'EXECUTE s' }), serialize.sync());
+    expect(await c.take((t) => t.endsWith('Z'))).toBe('1Z');
+    c.send(serialize.close({ type: 'S', name: 's' }), serialize.parse({ name: 's', text: 'SELECT amount FROM sluice_proto_salaries' }), serialize.sync());
+    expect(await c.take((t) => t.endsWith('Z'))).toBe('31Z');
+    c.send(serialize.bind({ statement: 'e' }), serialize.execute({}), serialize.sync());
+    const req = await pending(/EXECUTE s/);
+    expect(req.rule).toBe('salaries-reviewed');
+    expect(req.statement).toContain('sluice_proto_salaries');
+    await gw.approvals!.reject(req.id, APPROVER);
+    expect(withoutNotices(await c.take((t) => t.endsWith('Z')))).toBe('2EZ');
+    c.close();
+  });
+
+  live('a Query sent while the server skips to Sync is ignored, even one that would need review', async () => {
+    const c = await raw(DBA);
+    c.send(serialize.parse({ text: 'SELECT * FROM sluice_no_such_table' }), serialize.bind({}), serialize.execute({}), serialize.flush());
+    expect(await c.take((t) => t.includes('E'))).toBe('E');
+    c.send(serialize.query('ALTER TABLE sluice_proto_t ADD COLUMN ignored int'), serialize.sync());
+    expect(await c.take((t) => t.endsWith('Z'))).toBe('Z');
+    expect(gw.approvals!.list({ status: 'pending' }).filter((r) => /ignored/.test(r.statement))).toHaveLength(0);
+    c.close();
+  });
+});
+
 describe('FunctionCall', () => {
   live('is recorded as run when the server answers it', async () => {
     const c = await raw(DBA);

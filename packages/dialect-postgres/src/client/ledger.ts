@@ -36,13 +36,16 @@ export type LedgerEntry =
   | { kind: 'query'; handles: readonly StatementHandle[]; next: number }
   /** An Execute: answered by CommandComplete, EmptyQueryResponse, PortalSuspended or ErrorResponse. */
   | { kind: 'execute'; handle: StatementHandle }
+  /** A Sync: answered by ReadyForQuery. */
+  | { kind: 'sync' }
   /**
-   * A Sync: answered by ReadyForQuery. `refusal`: the gateway refused an extended-protocol
-   * message of this batch; its error goes to the client right before this ReadyForQuery
-   * (after every answer to what was forwarded before it), unless the server itself failed
-   * earlier in the batch (then, as from PostgreSQL, only the first error is reported).
+   * A refused request: in its place the server got a request that is sure to fail, so that it
+   * answers with an error where PostgreSQL would have (aborting the transaction and, in the
+   * extended protocol, skipping to Sync, as after any error); the gateway sends `error`, its
+   * own refusal, instead of the server's. `simple`: it stands for a Query (its ReadyForQuery
+   * follows), otherwise for an extended-protocol message.
    */
-  | { kind: 'sync'; refusal?: Buffer }
+  | { kind: 'refused'; error: Buffer; simple: boolean }
   /**
    * A message the gateway answers itself (a refusal, a notice), sent once everything before it
    * is answered; with `ready`, followed by a ReadyForQuery with the transaction status current
@@ -65,6 +68,16 @@ export class Ledger {
 
   push(entry: LedgerEntry): void {
     this.#entries.push(entry);
+  }
+
+  /** Puts an entry back at the head. */
+  unshift(entry: LedgerEntry): void {
+    if (this.#head > 0) {
+      this.#head--;
+      this.#entries[this.#head] = entry;
+    } else {
+      this.#entries.unshift(entry);
+    }
   }
 
   peek(): LedgerEntry | undefined {

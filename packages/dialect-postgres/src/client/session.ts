@@ -145,6 +145,28 @@ const UNKNOWN_PORTAL = unreadable('execute of an unknown portal');
 
 
 const EMPTY = Buffer.alloc(0);
+/** The portal name the gateway uses to make the server fail in place of a refused message. */
+const REFUSED_PORTAL = 'sluice: statement refused by the gateway';
+/** Sent in place of a refused extended-protocol message: fails with 34000, changes nothing. */
+const REFUSED_EXECUTE = (() => {
+  const name = Buffer.from(REFUSED_PORTAL, 'utf8');
+  const b = Buffer.alloc(1 + 4 + name.length + 1 + 4);
+  b[0] = 0x45;
+  b.writeInt32BE(b.length - 1, 1);
+  name.copy(b, 5);
+  return b;
+})();
+/** Sent in place of a refused Query: a syntax error, so nothing runs. */
+const REFUSED_QUERY = (() => {
+  const text = Buffer.from('/* sluice: statement refused by the gateway */ )', 'utf8');
+  const b = Buffer.alloc(1 + 4 + text.length + 1);
+  b[0] = 0x51;
+  b.writeInt32BE(b.length - 1, 1);
+  text.copy(b, 5);
+  return b;
+})();
+/** An ErrorResponse of the server longer than this is not one the gateway provoked. */
+const MAX_PROVOKED_ERROR_BYTES = 4096;
 /** A Flush message: asks the server for the answers it holds back until Sync. */
 const FLUSH = Buffer.from([0x48, 0, 0, 0, 4]);
 
@@ -216,13 +238,11 @@ export class PostgresClientSession {
    * discards everything up to the next Sync (which it forwards, so the server answers it).
    */
   #discarding = false;
-  /** The error of the extended-protocol message refused in the current batch, for its Sync. */
-  #refusal: Buffer | undefined;
-  /** Syncs in flight that carry a refusal. */
+  /** Refusals in flight (ledger entries of kind `refused`). */
   #refusalsPending = 0;
   /**
-   * While a refusal waits for its ReadyForQuery: the first bytes of an upstream message that
-   * may be that ReadyForQuery, kept back so that the refusal can go before it.
+   * While a refusal is in flight: the first bytes of an upstream message that may be the
+   * server's error the refusal replaces, kept back until it is complete.
    */
   #tail: Buffer | undefined;
   /** Gateway messages waiting for the upstream stream to reach a message boundary. */
@@ -597,12 +617,11 @@ export class PostgresClientSession {
     if (this.#discarding) {
       if (type === Frontend.Sync) {
         this.#discarding = false;
-        const refusal = this.#refusal;
-        this.#refusal = undefined;
-        if (refusal) this.#refusalsPending++;
-        this.#track(refusal ? { kind: 'sync', refusal } : { kind: 'sync' });
+        this.#track({ kind: 'sync' });
         return FORWARD;
       }
+      // A Flush makes the server send what it holds back: the refusal's error among it.
+      if (type === Frontend.Flush) return FORWARD;
       if (type === Frontend.Terminate) {
         this.#terminated = true;
         return FORWARD;
@@ -618,7 +637,10 @@ export class PostgresClientSession {
         if (this.#statements.size + this.#pendingStatements.size >= MAX_PREPARED) {
           throw clientErrors.protocolViolation(`more than ${MAX_PREPARED} prepared statements in one session`);
         }
-        const { analysis, notes } = this.#resolveSql(this.#deps.analyze(text));
+        // What a stored `EXECUTE name` runs is looked up when it runs, not now: the name may be
+        // prepared again in between. The resolved analysis only refuses it early.
+        const raw = this.#deps.analyze(text);
+        const { analysis } = this.#resolveSql(raw);
         if (this.#governed!.decide(analysis).effect === 'deny') {
           // Refused before it exists: recorded (and its error made) by the governor.
           try {
@@ -629,7 +651,7 @@ export class PostgresClientSession {
             return this.#refuseExtended(e);
           }
         }
-        const prepared: PreparedStatement = notes ? { text, analysis, notes } : { text, analysis };
+        const prepared: PreparedStatement = { text, analysis: raw };
         // It counts only once the server accepts it: a Parse of a name already in use fails
         // (42P05) and leaves the old statement in place.
         this.#pendingStatements.set(name, prepared);
@@ -638,12 +660,13 @@ export class PostgresClientSession {
       }
       case Frontend.Bind: {
         const { portal, statement } = decodeBindNames(frame);
+        if (portal === REFUSED_PORTAL) throw clientErrors.protocolViolation(`the portal name "${REFUSED_PORTAL}" is reserved by the gateway`);
         let prepared = this.#sqlUncertain(statement) ? undefined : (this.#pendingStatements.get(statement) ?? this.#statements.get(statement));
         // A statement that may be held for review (or whose decision depends on grants, which
         // come and go) keeps its parameters: the approver sees them and the approval is bound
         // to them.
         if (prepared) {
-          const d = this.#governed!.decide(prepared.analysis);
+          const d = this.#governed!.decide(this.#resolveSql(prepared.analysis).analysis);
           if (d.effect === 'review' || d.volatile) {
             const keep = this.#retainedBindBytes + frame.length <= MAX_RETAINED_BIND_BYTES;
             if (keep) this.#retainedBindBytes += frame.length;
@@ -722,11 +745,10 @@ export class PostgresClientSession {
     parameters: (() => readonly (string | null)[]) | undefined,
     settled = false,
   ): FrameVerdict {
+    // After its own error in the extended protocol the server ignores a Query until Sync.
+    if (this.#skipping && !this.#ledger.hasSync()) return DROP;
     if (!settled && !this.#ledger.empty && this.#governed!.decide(analysis).effect === 'review') {
-      return this.#afterInFlight(() =>
-        // After its own error in the extended protocol the server ignores a Query until Sync.
-        this.#skipping && !this.#ledger.hasSync() ? DROP : this.#beginQuery(analysis, protocol, text, parameters, true),
-      );
+      return this.#afterInFlight(() => this.#beginQuery(analysis, protocol, text, parameters));
     }
     // Each statement of a query string is recorded on its own; the string is decided as one.
     let request;
@@ -741,8 +763,7 @@ export class PostgresClientSession {
     } catch (err) {
       const e = toClientFacing(err);
       if (e.fatal) throw e;
-      this.#respond(encodeClientError(e));
-      return DROP;
+      return this.#refuseSimple(e);
     }
     const { handles, ready } = request;
     const tracked: LedgerEntry = { kind: 'query' as const, handles, next: 0 };
@@ -757,8 +778,7 @@ export class PostgresClientSession {
       if (e.fatal) throw e;
       for (const h of handles) h.complete({ outcome: 'not-executed', ...(e.kind === 'governance_unavailable' ? { errorCode: '58000' } : {}) });
       this.#ledger.remove((x) => x === tracked);
-      this.#respond(encodeClientError(e));
-      return DROP;
+      return this.#refuseSimple(e);
     });
   }
 
@@ -811,11 +831,14 @@ export class PostgresClientSession {
   #afterInFlight(next: () => FrameVerdict): Promise<typeof FORWARD | typeof DROP> {
     this.#closeRun();
     this.#out.push(FLUSH);
-    return new Promise<void>((resolve) => this.#settleWaiters.push(resolve)).then(next);
+    const waited = new Promise<void>((resolve) => this.#settleWaiters.push(resolve));
+    this.#releaseSettleWaiters();
+    return waited.then(next);
   }
 
   #releaseSettleWaiters(): void {
-    if (this.#settleWaiters.length === 0 || !(this.#ledger.empty || this.#skipping)) return;
+    // Everything answered, or the server is skipping what is queued (the statement with it).
+    if (this.#settleWaiters.length === 0 || !(this.#ledger.empty || (this.#skipping && !this.#ledger.hasSync()))) return;
     const waiters = this.#settleWaiters;
     this.#settleWaiters = [];
     for (const w of waiters) w();
@@ -846,7 +869,6 @@ export class PostgresClientSession {
     else this.#sqlInFlight.delete(name);
     if (!ok) return;
     if (p.prepare) {
-      if (this.#statements.size >= MAX_PREPARED) throw clientErrors.protocolViolation(`more than ${MAX_PREPARED} prepared statements in one session`);
       this.#statements.set(p.prepare.name, { text: p.normalized, analysis: p.prepare.statement });
     } else if (p.deallocate === '*') {
       const unnamed = this.#statements.get('');
@@ -867,11 +889,14 @@ export class PostgresClientSession {
   }
 
   #beginExecute(prepared: PreparedStatement | undefined, settled = false): FrameVerdict {
-    const analysis = prepared?.analysis ?? UNKNOWN_PORTAL;
+    const resolved = prepared ? this.#resolveSql(prepared.analysis) : undefined;
+    const analysis = resolved?.analysis ?? UNKNOWN_PORTAL;
+    const notes = resolved?.notes;
     // Before asking anyone to review a statement, make sure the server will run it: what was
     // sent before it in the batch may fail, and then the server skips it.
+    if (this.#skipping && !this.#ledger.hasSync()) return DROP;
     if (!settled && !prepared?.approved && !this.#ledger.empty && this.#governed!.decide(analysis).effect === 'review') {
-      return this.#afterInFlight(() => (this.#skipping && !this.#ledger.hasSync() ? DROP : this.#beginExecute(prepared, true)));
+      return this.#afterInFlight(() => this.#beginExecute(prepared));
     }
     // A portal bound while its decision was a plain allow kept no parameters; if the decision
     // is now a review (a reload, an expired grant), the approver could not see what runs.
@@ -883,7 +908,7 @@ export class PostgresClientSession {
     let handle: StatementHandle;
     try {
       const bind = prepared?.bind;
-      const text = prepared ? (prepared.notes ? `${prepared.text}${prepared.notes}` : prepared.text) : undefined;
+      const text = prepared ? (notes ? `${prepared.text}${notes}` : prepared.text) : undefined;
       handle = this.#governed!.beginStatement({
         analysis,
         protocol: 'extended',
@@ -916,16 +941,30 @@ export class PostgresClientSession {
   }
 
   /**
-   * Refuses an extended-protocol message in place. Like the server after an error, the gateway
-   * then discards everything up to the next Sync, which it forwards; the refusal's error goes
-   * to the client right before that Sync's ReadyForQuery, so it follows every answer to what
-   * was forwarded before it (Describe and Close answers included). A refusal does not abort
-   * the client's transaction: the statement never reached the database.
+   * Refuses an extended-protocol message in place. The server gets, instead of it, an Execute
+   * of a portal that cannot exist: it fails there (34000), which places the error exactly where
+   * PostgreSQL would have put one, aborts the transaction (and rolls back the batch's implicit
+   * one) and makes the server skip to Sync, as after any error. The gateway sends its own
+   * refusal instead of that error, and discards the client's messages up to the Sync, which it
+   * forwards (a Flush too).
    */
   #refuseExtended(err: ClientFacingError): typeof DROP {
-    if (!this.#discarding) this.#refusal = encodeClientError(err);
+    if (!this.#discarding) this.#provokeRefusal(err, false);
     this.#discarding = true;
     return DROP;
+  }
+
+  /** Refuses a Query (or FunctionCall) in place, through the server as above (a syntax error). */
+  #refuseSimple(err: ClientFacingError): typeof DROP {
+    this.#provokeRefusal(err, true);
+    return DROP;
+  }
+
+  #provokeRefusal(err: ClientFacingError, simple: boolean): void {
+    this.#closeRun();
+    this.#out.push(simple ? REFUSED_QUERY : REFUSED_EXECUTE);
+    this.#refusalsPending++;
+    this.#track({ kind: 'refused', error: encodeClientError(err), simple });
   }
 
   /** Tells the client that its statement waits for an approver (a NoticeResponse). */
@@ -1053,7 +1092,7 @@ export class PostgresClientSession {
       this.#fail(clientErrors.internal({ cause: err }), 'error');
       return;
     }
-    if (this.#refusalsPending > 0 && !this.#scanner.atBoundary) this.#holdBackReady(chunk);
+    if (this.#refusalsPending > 0 && !this.#scanner.atBoundary) this.#holdBackError(chunk);
     if (this.#chunkWritten < chunk.length) {
       if (this.#tail === undefined && this.#chunkWritten === 0) {
         this.#writeClient(chunk);
@@ -1073,19 +1112,20 @@ export class PostgresClientSession {
   };
 
   /**
-   * The chunk ends inside a message that may be the ReadyForQuery a refusal must precede (its
-   * header is incomplete, or it is one): its first bytes are kept back until it is complete.
-   * At most 6 bytes.
+   * The chunk ends inside a message that may be the server's error a refusal replaces (its
+   * header is incomplete, or it is a short ErrorResponse): its first bytes are kept back until
+   * it is complete.
    */
-  #holdBackReady(chunk: Buffer): void {
+  #holdBackError(chunk: Buffer): void {
     const type = this.#scanner.pendingType;
-    if (type !== -1 && type !== Backend.ReadyForQuery) return;
+    if (type !== -1 && type !== Backend.ErrorResponse) return;
     const start = this.#scanner.pendingStart;
     if (start >= this.#chunkWritten) {
       this.#writeChunkTo(start);
       this.#tail = Buffer.from(chunk.subarray(start));
       this.#chunkWritten = chunk.length;
     } else if (start === -1 && this.#tail !== undefined) {
+      if (this.#tail.length + chunk.length - this.#chunkWritten > MAX_PROVOKED_ERROR_BYTES) return;
       this.#tail = Buffer.concat([this.#tail, chunk.subarray(this.#chunkWritten)]);
       this.#chunkWritten = chunk.length;
     }
@@ -1104,20 +1144,21 @@ export class PostgresClientSession {
     }
   }
 
-  /** Sends a refusal right before the ReadyForQuery that ends at `endInChunk`. */
-  #insertBeforeReady(refusal: Buffer, endInChunk: number): void {
-    const start = endInChunk - 6;
+  /** Sends a refusal instead of the server's error that ends at `endInChunk` (of `length` bytes). */
+  #replaceError(refusal: Buffer, endInChunk: number, length: number): void {
+    const start = endInChunk - length;
     if (start >= this.#chunkWritten) {
       this.#writeChunkTo(start);
-      this.#writeClient(refusal);
     } else if (this.#tail !== undefined) {
-      // The ReadyForQuery began in an earlier chunk: its first bytes are the kept-back tail.
-      this.#writeClient(refusal);
-      this.#writeChunkTo(this.#chunkWritten);
+      // The error began in an earlier chunk: its first bytes are the kept-back tail.
+      this.#tail = undefined;
     } else {
-      // Cannot happen (the tail is kept whenever a refusal is pending); never corrupt the stream.
-      this.#log.error('a refusal could not be placed before its ReadyForQuery; it was not sent');
+      // Its first bytes are already with the client (cannot happen while a refusal is pending).
+      this.#log.error('a refusal could not replace the error it provoked; the server error was relayed');
+      return;
     }
+    this.#writeClient(refusal);
+    this.#chunkWritten = endInChunk;
   }
 
   /**
@@ -1158,6 +1199,8 @@ export class PostgresClientSession {
         return;
       case Backend.BindComplete:
         if (head?.kind === 'bind') {
+          const replaced = this.#portals.get(head.portal);
+          if (replaced !== head.prepared) this.#forgetPortal(replaced);
           if (head.prepared) this.#portals.set(head.portal, head.prepared);
           else this.#portals.delete(head.portal);
           if (this.#pendingPortals.get(head.portal) === head.prepared) this.#pendingPortals.delete(head.portal);
@@ -1212,6 +1255,21 @@ export class PostgresClientSession {
         this.#rowCount = 0;
         return;
       case Backend.ErrorResponse: {
+        if (head?.kind === 'refused') {
+          this.#refusalsPending--;
+          this.#replaceError(head.error, endInChunk, 1 + frame.readInt32BE(1));
+          this.#rowCount = 0;
+          // A refused Query keeps its place until its ReadyForQuery; after an extended-protocol
+          // error the server skips everything until Sync.
+          if (!head.simple) {
+            this.#skipping = true;
+            this.#ledger.shift();
+          } else {
+            this.#ledger.shift();
+            this.#ledger.unshift({ kind: 'query', handles: [], next: 0 });
+          }
+          return;
+        }
         const code = readErrorCode(frame);
         this.#rowCount = 0;
         if (head?.kind === 'query') {
@@ -1285,18 +1343,20 @@ export class PostgresClientSession {
         if (skipping) continue;
         break;
       }
-      if (e.kind === 'sync') {
-        if (e.refusal !== undefined) {
-          this.#refusalsPending--;
-          if (!skipping) this.#insertBeforeReady(e.refusal, endInChunk);
-        }
-        break;
+      if (e.kind === 'refused') {
+        // The server skipped it after its own error: as from PostgreSQL, only the first error
+        // is reported. A refused Query still ends at its ReadyForQuery.
+        this.#refusalsPending--;
+        if (e.simple && !skipping) break;
+        continue;
       }
+      if (e.kind === 'sync') break;
       // A gateway answer queued before the request this ReadyForQuery answers. After a server
       // error the server skipped everything up to the Sync, so the client gets no second error
       // (as from the server itself); otherwise (defensive: answers are released as soon as they
       // reach the head) it is sent now.
       if (skipping) continue;
+      this.#writeChunkTo(endInChunk - 6 >= this.#chunkWritten ? endInChunk - 6 : this.#chunkWritten);
       this.#writeClient(e.ready ? Buffer.concat([e.bytes, encodeReadyForQuery(this.#txStatus)]) : e.bytes);
     }
     this.#releaseSynthetic(endInChunk);
