@@ -20,7 +20,7 @@ const APPROVER: Identity = { subject: 'lead@example.com', kind: 'human', groups:
 
 const POLICY = {
   rules: [
-    { name: 'dba-data', identities: { groups: ['dba'] }, operations: ['read', 'write', 'transaction', 'session-setting', 'unknown'], effect: 'allow' },
+    { name: 'dba-data', identities: { groups: ['dba'] }, operations: ['read', 'write', 'copy-in', 'transaction', 'session-setting', 'unknown'], effect: 'allow' },
     { name: 'dba-ddl-reviewed', identities: { groups: ['dba'] }, operations: ['ddl'], effect: 'review' },
     { name: 'auditors-read', identities: { groups: ['auditors'] }, operations: ['read', 'transaction'], effect: 'allow' },
     { name: 'salaries-reviewed', identities: { groups: ['auditors'] }, operations: ['read'], objects: ['sluice_proto_salaries'], effect: 'review' },
@@ -277,6 +277,53 @@ describe('what a stored EXECUTE runs is decided when it runs', () => {
     expect(await c.take((t) => t.endsWith('Z'))).toBe('Z');
     expect(gw.approvals!.list({ status: 'pending' }).filter((r) => /ignored/.test(r.statement))).toHaveLength(0);
     c.close();
+  });
+});
+
+describe('COPY pipelined with what follows it', () => {
+  const copyData = (text: string) => {
+    const body = Buffer.from(text, 'utf8');
+    const b = Buffer.alloc(5 + body.length);
+    b[0] = 0x64;
+    b.writeInt32BE(4 + body.length, 1);
+    body.copy(b, 5);
+    return b;
+  };
+  const COPY_DONE = Buffer.from([0x63, 0, 0, 0, 4]);
+
+  live('a copy ended before the server said it began: later Syncs, refusals and outcomes stay in step', async () => {
+    const c = await raw(DBA);
+    c.send(
+      serialize.parse({ text: 'COPY sluice_proto_t (id) FROM STDIN' }),
+      serialize.bind({}),
+      serialize.execute({}),
+      serialize.sync(),
+      copyData('4242\n'),
+      COPY_DONE,
+      serialize.sync(),
+      serialize.parse({ text: 'DROP TABLE sluice_proto_t' }),
+      serialize.sync(),
+      serialize.parse({ text: 'SELECT * FROM sluice_no_such_table' }),
+      serialize.sync(),
+      serialize.parse({ text: 'INSERT INTO sluice_proto_t (id) VALUES (4343)' }),
+      serialize.bind({}),
+      serialize.execute({}),
+      serialize.sync(),
+    );
+    expect(await c.take((t) => (t.match(/Z/g) ?? []).length === 4)).toBe('12GCZEZEZ12CZ');
+    c.close();
+    expect((await direct.query('SELECT id FROM sluice_proto_t WHERE id IN (4242, 4343) ORDER BY id')).rows.map((r: { id: number }) => r.id)).toEqual([4242, 4343]);
+    const records = (await gw.auditRecords()).filter((r) => r.type === 'statement' && r.phase === 'complete' && r.actor.subject === DBA.subject);
+    const last = records.slice(-3).map((r) => r.type === 'statement' && [r.text.split(' ')[0], r.decision, r.outcome]);
+    // (The SELECT failed at Parse: no Execute, so no statement record.)
+    expect(last).toEqual(
+      expect.arrayContaining([
+        ['copy', 'allow', 'ok'],
+        ['drop', 'deny', 'not-executed'],
+        ['insert', 'allow', 'ok'],
+      ]),
+    );
+    await direct.query('DELETE FROM sluice_proto_t WHERE id IN (4242, 4343)');
   });
 });
 

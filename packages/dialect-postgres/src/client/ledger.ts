@@ -47,6 +47,12 @@ export type LedgerEntry =
    */
   | { kind: 'refused'; error: Buffer; simple: boolean }
   /**
+   * The client ended a copy (CopyDone, CopyFail) before the server said it started one
+   * (CopyInResponse): the Syncs before this mark are ignored by the server, those after it are
+   * not. A mark that reaches the head is stale (that copy never started) and is dropped.
+   */
+  | { kind: 'copy-end' }
+  /**
    * A message the gateway answers itself (a refusal, a notice), sent once everything before it
    * is answered; with `ready`, followed by a ReadyForQuery with the transaction status current
    * at that moment (a refused simple Query). A refused extended-protocol message gets no
@@ -97,14 +103,25 @@ export class Ledger {
   }
 
   /**
-   * Drops the Sync entries queued after the head: the server ignores Sync while it is in
-   * copy-in mode, so they will get no ReadyForQuery.
+   * The server entered copy-in mode for the head: it ignores the Syncs the client sent before
+   * ending the copy, so they will get no ReadyForQuery and are dropped. Returns true when the
+   * client had already ended the copy (a `copy-end` mark, which is removed; Syncs after it
+   * stay).
    */
-  dropSyncsAfterHead(): void {
+  enterCopyIn(): boolean {
     const [head, ...rest] = this.clear();
-    if (head === undefined) return;
+    if (head === undefined) return false;
     this.#entries.push(head);
-    for (const e of rest) if (e.kind !== 'sync') this.#entries.push(e);
+    let ended = false;
+    for (const e of rest) {
+      if (!ended && e.kind === 'copy-end') {
+        ended = true;
+        continue;
+      }
+      if (!ended && e.kind === 'sync') continue;
+      this.#entries.push(e);
+    }
+    return ended;
   }
 
   /** Inserts `entry` right before `before` (or at the end when `before` is not queued). */

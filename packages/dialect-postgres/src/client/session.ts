@@ -716,7 +716,9 @@ export class PostgresClientSession {
         return FORWARD;
       case Frontend.CopyDone:
       case Frontend.CopyFail:
-        this.#clientInCopy = false;
+        // Before the server's CopyInResponse the gateway cannot tell yet which Syncs it ignores.
+        if (this.#clientInCopy) this.#clientInCopy = false;
+        else this.#track({ kind: 'copy-end' });
         return FORWARD;
       case Frontend.Describe:
       case Frontend.Flush:
@@ -1187,7 +1189,11 @@ export class PostgresClientSession {
   }
 
   #onBackendMessage(type: number, frame: Buffer, endInChunk: number): void {
-    const head = this.#ledger.peek();
+    let head = this.#ledger.peek();
+    while (head?.kind === 'copy-end') {
+      this.#ledger.shift();
+      head = this.#ledger.peek();
+    }
     switch (type) {
       case Backend.ParseComplete:
         if (head?.kind === 'parse') {
@@ -1210,8 +1216,7 @@ export class PostgresClientSession {
         return;
       case Backend.CopyInResponse:
         // The server now ignores Sync and Flush until the client ends the copy.
-        this.#clientInCopy = true;
-        this.#ledger.dropSyncsAfterHead();
+        this.#clientInCopy = !this.#ledger.enterCopyIn();
         return;
       case Backend.CommandComplete: {
         const tag = decodeCommandTag(frame);
@@ -1351,6 +1356,7 @@ export class PostgresClientSession {
         continue;
       }
       if (e.kind === 'sync') break;
+      if (e.kind === 'copy-end') continue;
       // A gateway answer queued before the request this ReadyForQuery answers. After a server
       // error the server skipped everything up to the Sync, so the client gets no second error
       // (as from the server itself); otherwise (defensive: answers are released as soon as they
