@@ -1,14 +1,12 @@
 import { execFile } from 'node:child_process';
-import net from 'node:net';
 import { promisify } from 'node:util';
 import { requireService, startTestGateway, type TestGateway } from '@sluice/testkit';
 import pg from 'pg';
 import { serialize } from 'pg-protocol';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { postgresDialect } from '../src/index.js';
-import { passwordMessage, splitBackendFrames, startupMessage } from '../src/testing/index.js';
 import { connectPg } from './pg-driver.js';
-import { liveTest } from './support.js';
+import { liveTest, rawClient } from './support.js';
 
 /**
  * Policy and guardrails through the gateway against the real PostgreSQL: what is denied never
@@ -204,75 +202,37 @@ describe('policy through the gateway', () => {
     expect(await drop).toMatchObject({ code: '42501' });
     await dave.end();
     // Raw: one batch, one Sync.
-    const socket = net.connect({ host: gw.host, port: gw.port });
-    await new Promise((r) => socket.once('connect', r));
-    const received: Buffer[] = [];
-    socket.on('data', (d) => received.push(d));
-    const types = () => splitBackendFrames(Buffer.concat(received)).map((f) => f.type).join('');
-    const waitFor = async (pred: (t: string) => boolean) => {
-      const until = Date.now() + 5000;
-      while (!pred(types())) {
-        if (Date.now() > until) throw new Error(`timed out; got ${types()}`);
-        await new Promise((r) => setTimeout(r, 10));
-      }
-    };
-    socket.write(startupMessage({ user: DAVE.subject, database: 'app' }));
-    await waitFor((t) => t.includes('R'));
-    socket.write(passwordMessage(DAVE.token));
-    await waitFor((t) => t.includes('Z'));
-    received.length = 0;
-    socket.write(
-      Buffer.concat([
-        serialize.parse({ text: "INSERT INTO sluice_pol_t VALUES (8888, 'rolled back', 0)" }),
-        serialize.bind({}),
-        serialize.execute({}),
-        serialize.parse({ text: 'DROP TABLE sluice_pol_t' }),
-        serialize.bind({}),
-        serialize.execute({}),
-        serialize.sync(),
-      ]),
+    const c = await rawClient(gw, DAVE);
+    c.send(
+      serialize.parse({ text: "INSERT INTO sluice_pol_t VALUES (8888, 'rolled back', 0)" }),
+      serialize.bind({}),
+      serialize.execute({}),
+      serialize.parse({ text: 'DROP TABLE sluice_pol_t' }),
+      serialize.bind({}),
+      serialize.execute({}),
+      serialize.sync(),
     );
-    await waitFor((t) => t.endsWith('Z'));
-    expect(types()).toBe('12CEZ');
-    socket.end();
+    expect(await c.take((t) => t.endsWith('Z'))).toBe('12CEZ');
+    c.close();
     expect((await direct.query('SELECT count(*)::int AS n FROM sluice_pol_t WHERE id = 8888')).rows[0].n).toBe(0);
     await direct.query('DELETE FROM sluice_pol_t WHERE id = 4242');
   });
 
   live('raw pipeline: a refused Parse is answered in order between the answers of its neighbours', async () => {
-    const socket = net.connect({ host: gw.host, port: gw.port });
-    await new Promise((r) => socket.once('connect', r));
-    const received: Buffer[] = [];
-    socket.on('data', (d) => received.push(d));
-    const frames = () => splitBackendFrames(Buffer.concat(received));
-    const waitFor = async (pred: (types: string[]) => boolean) => {
-      const until = Date.now() + 5000;
-      while (!pred(frames().map((f) => f.type))) {
-        if (Date.now() > until) throw new Error(`timed out; got ${frames().map((f) => f.type).join('')}`);
-        await new Promise((r) => setTimeout(r, 10));
-      }
-    };
-    socket.write(startupMessage({ user: ALICE.subject, database: 'app' }));
-    await waitFor((t) => t.includes('R'));
-    socket.write(passwordMessage(ALICE.token));
-    await waitFor((t) => t.includes('Z'));
-    received.length = 0;
-    socket.write(
-      Buffer.concat([
-        serialize.parse({ text: 'SELECT 1' }),
-        serialize.bind({}),
-        serialize.execute({}),
-        serialize.parse({ name: 'bad', text: 'DELETE FROM sluice_pol_t WHERE id = 1' }),
-        serialize.bind({ statement: 'bad' }),
-        serialize.describe({ type: 'P' }),
-        serialize.execute({}),
-        serialize.sync(),
-        serialize.query('SELECT 2'),
-      ]),
+    const c = await rawClient(gw, ALICE);
+    c.send(
+      serialize.parse({ text: 'SELECT 1' }),
+      serialize.bind({}),
+      serialize.execute({}),
+      serialize.parse({ name: 'bad', text: 'DELETE FROM sluice_pol_t WHERE id = 1' }),
+      serialize.bind({ statement: 'bad' }),
+      serialize.describe({ type: 'P' }),
+      serialize.execute({}),
+      serialize.sync(),
+      serialize.query('SELECT 2'),
     );
-    await waitFor((t) => t.filter((x) => x === 'Z').length === 2);
-    expect(frames().map((f) => f.type).join('')).toBe('12DCEZTDCZ');
-    socket.end();
+    expect(await c.take((t) => (t.match(/Z/g) ?? []).length === 2)).toBe('12DCEZTDCZ');
+    c.close();
     expect(await count('sluice_pol_t')).toBe(3);
   });
 

@@ -1,12 +1,10 @@
-import net from 'node:net';
 import type { Identity } from '@sluice/core';
 import { requireService, startTestGateway, type TestGateway } from '@sluice/testkit';
 import pg from 'pg';
 import { serialize } from 'pg-protocol';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { postgresDialect } from '../src/index.js';
-import { passwordMessage, splitBackendFrames, startupMessage } from '../src/testing/index.js';
-import { columnNames, liveTest, pendingRequest } from './support.js';
+import { columnNames, liveTest, pendingRequest, rawClient } from './support.js';
 
 /**
  * Refusals and held statements at the protocol level, with a raw client against the real
@@ -59,46 +57,7 @@ afterAll(async () => {
 
 const live = liveTest(() => available);
 
-interface Raw {
-  send(...messages: Buffer[]): void;
-  /** Message types received since the last `take`, once `until` holds. */
-  take(until: (types: string) => boolean, timeoutMs?: number): Promise<string>;
-  notices(): string[];
-  close(): void;
-}
-
-async function raw(who: { subject: string; token: string }): Promise<Raw> {
-  const socket = net.connect({ host: gw.host, port: gw.port });
-  await new Promise((r) => socket.once('connect', r));
-  let received = Buffer.alloc(0);
-  socket.on('data', (d) => {
-    received = Buffer.concat([received, d]);
-  });
-  let consumed = 0;
-  const frames = () => splitBackendFrames(received);
-  const r: Raw = {
-    send: (...m) => socket.write(Buffer.concat(m)),
-    async take(until, timeoutMs = 5000) {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const types = frames().slice(consumed).map((f) => f.type).join('');
-        if (until(types)) {
-          consumed += types.length;
-          return types;
-        }
-        if (Date.now() > deadline) throw new Error(`timed out; got "${types}"`);
-        await new Promise((res) => setTimeout(res, 10));
-      }
-    },
-    notices: () => frames().filter((f) => f.type === 'N').map((f) => f.frame.toString('utf8')),
-    close: () => socket.end(),
-  };
-  r.send(startupMessage({ user: who.subject, database: 'app' }));
-  await r.take((t) => t.includes('R'));
-  r.send(passwordMessage(who.token));
-  await r.take((t) => t.includes('Z'));
-  return r;
-}
+const raw = (who: { subject: string; token: string }) => rawClient(gw, who);
 
 const withoutNotices = (types: string) => types.replace(/N/g, '');
 

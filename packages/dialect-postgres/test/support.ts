@@ -1,6 +1,8 @@
+import net from 'node:net';
 import type { ApprovalRequest, Approvals, Identity } from '@sluice/core';
 import type pg from 'pg';
 import { it } from 'vitest';
+import { passwordMessage, splitBackendFrames, startupMessage } from '../src/testing/index.js';
 
 /**
  * A test that runs only when its server is there (`requireService` has already said loudly
@@ -35,4 +37,47 @@ export async function pendingRequest(approvals: Approvals, statement: RegExp, ti
 export async function columnNames(direct: pg.Client, table: string): Promise<string[]> {
   const r = await direct.query('SELECT column_name FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position', [table]);
   return r.rows.map((x: { column_name: string }) => x.column_name);
+}
+
+/** A raw protocol client, logged in: sends frames, reads back message types. */
+export interface RawClient {
+  send(...messages: Buffer[]): void;
+  /** Message types received since the last `take` (one letter each), once `until` holds them. */
+  take(until: (types: string) => boolean, timeoutMs?: number): Promise<string>;
+  /** The NoticeResponse frames received so far, as text. */
+  notices(): string[];
+  close(): void;
+}
+
+export async function rawClient(address: { host: string; port: number }, who: { subject: string; token: string }, database = 'app'): Promise<RawClient> {
+  const socket = net.connect({ host: address.host, port: address.port });
+  await new Promise((r) => socket.once('connect', r));
+  let received = Buffer.alloc(0);
+  socket.on('data', (d) => {
+    received = Buffer.concat([received, d]);
+  });
+  let consumed = 0;
+  const frames = () => splitBackendFrames(received);
+  const client: RawClient = {
+    send: (...m) => socket.write(Buffer.concat(m)),
+    async take(until, timeoutMs = 5000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const types = frames().slice(consumed).map((f) => f.type).join('');
+        if (until(types)) {
+          consumed += types.length;
+          return types;
+        }
+        if (Date.now() > deadline) throw new Error(`timed out; got "${types}"`);
+        await new Promise((res) => setTimeout(res, 10));
+      }
+    },
+    notices: () => frames().filter((f) => f.type === 'N').map((f) => f.frame.toString('utf8')),
+    close: () => socket.end(),
+  };
+  client.send(startupMessage({ user: who.subject, database }));
+  await client.take((t) => t.includes('R'));
+  client.send(passwordMessage(who.token));
+  await client.take((t) => t.includes('Z'));
+  return client;
 }
