@@ -145,7 +145,7 @@ function actorOf(identity: Identity): AuditActor {
  * decisions and audit; it never touches bytes.
  */
 export class Governor {
-  #authenticator: Authenticator;
+  readonly #authenticator: Authenticator;
   readonly #audit: AuditStore;
   readonly #limiter: FailureLimiter;
   readonly #logger: Logger;
@@ -170,11 +170,6 @@ export class Governor {
   /** Replaces the policy (a reload); statements decided from now on use the new one. */
   setPolicy(policy: Policy): void {
     this.#policy = policy;
-  }
-
-  /** Replaces the authenticator (a reload); sessions already open keep their identity. */
-  setAuthenticator(authenticator: Authenticator): void {
-    this.#authenticator = authenticator;
   }
 
   setReviewTimeoutMs(ms: number): void {
@@ -335,11 +330,6 @@ export class GovernedSession {
     return this.#statements;
   }
 
-  /** True while a statement of this session waits for an approver. */
-  get awaitingReview(): boolean {
-    return this.#reviews.size > 0;
-  }
-
   /** The policy's decision for an analysis, cached per analysis while it cannot change. */
   decide(analysis: Analysis): Decision {
     const policy = this.#governor.policy;
@@ -375,10 +365,9 @@ export class GovernedSession {
       this.#logger.error({ sessionId: this.id }, 'statement refused: audit store unavailable');
       throw clientErrors.governanceUnavailable('the audit store cannot write');
     }
-    const parts = start.analysis.parts ?? [start.analysis];
     if (this.identity.expiresAt !== undefined && Date.now() >= this.identity.expiresAt) {
       // The refusal is a statement record of its own: who tried what, and why it did not run.
-      for (const part of parts) {
+      for (const part of start.analysis.parts ?? [start.analysis]) {
         this.#statements++;
         new StatementHandle(this, `${this.id}:${this.#statements}`, { ...start, analysis: part }, EXPIRED).complete({
           outcome: 'not-executed',
@@ -395,9 +384,15 @@ export class GovernedSession {
       decision = { effect: 'deny', rule: 'policy-error', reason: 'the policy could not decide this statement; it was refused' };
     }
     const handles: StatementHandle[] = [];
-    for (const part of parts) {
+    if (start.analysis.parts === undefined) {
+      // One statement (the common case): its start is the request's, no copy per statement.
       this.#statements++;
-      handles.push(new StatementHandle(this, `${this.id}:${this.#statements}`, { ...start, analysis: part }, decision));
+      handles.push(new StatementHandle(this, `${this.id}:${this.#statements}`, start, decision));
+    } else {
+      for (const part of start.analysis.parts) {
+        this.#statements++;
+        handles.push(new StatementHandle(this, `${this.id}:${this.#statements}`, { ...start, analysis: part }, decision));
+      }
     }
     if (decision.effect === 'deny') {
       for (const h of handles) h.complete({ outcome: 'not-executed' });

@@ -13,8 +13,6 @@ export interface PreparedStatement {
   readonly reviewable?: boolean;
   /** The approval that released this portal's first Execute (later Executes continue it). */
   approved?: string;
-  /** Notes for an approver (what a SQL EXECUTE runs). */
-  readonly notes?: string;
 }
 
 /**
@@ -122,13 +120,6 @@ export class Ledger {
       this.#entries.push(e);
     }
     return ended;
-  }
-
-  /** Inserts `entry` right before `before` (or at the end when `before` is not queued). */
-  insertBefore(before: LedgerEntry, entry: LedgerEntry): void {
-    const at = this.#entries.indexOf(before, this.#head);
-    if (at < 0) this.#entries.push(entry);
-    else this.#entries.splice(at, 0, entry);
   }
 
   /** True when a Sync is queued (the server's skip after an error ends there). */

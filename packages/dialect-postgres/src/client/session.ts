@@ -254,6 +254,8 @@ export class PostgresClientSession {
   readonly #sqlPending = new WeakMap<StatementHandle, SqlAnalysis>();
   #sqlPendingCount = 0;
   readonly #sqlInFlight = new Map<string, number>();
+  /** For requests whose SQL EXECUTEs were resolved: what they run, for an approver. */
+  readonly #sqlNotes = new WeakMap<Analysis, string>();
   #retainedBindBytes = 0;
   /** Waiting for everything forwarded so far to be answered (or for the server's error). */
   #settleWaiters: (() => void)[] = [];
@@ -640,7 +642,7 @@ export class PostgresClientSession {
         // What a stored `EXECUTE name` runs is looked up when it runs, not now: the name may be
         // prepared again in between. The resolved analysis only refuses it early.
         const raw = this.#deps.analyze(text);
-        const { analysis } = this.#resolveSql(raw);
+        const analysis = this.#resolveSql(raw);
         if (this.#governed!.decide(analysis).effect === 'deny') {
           // Refused before it exists: recorded (and its error made) by the governor.
           try {
@@ -666,14 +668,13 @@ export class PostgresClientSession {
         // come and go) keeps its parameters: the approver sees them and the approval is bound
         // to them.
         if (prepared) {
-          const d = this.#governed!.decide(this.#resolveSql(prepared.analysis).analysis);
+          const d = this.#governed!.decide(this.#resolveSql(prepared.analysis));
           if (d.effect === 'review' || d.volatile) {
             const keep = this.#retainedBindBytes + frame.length <= MAX_RETAINED_BIND_BYTES;
             if (keep) this.#retainedBindBytes += frame.length;
             prepared = {
               text: prepared.text,
               analysis: prepared.analysis,
-              ...(prepared.notes ? { notes: prepared.notes } : {}),
               ...(keep ? { bind: Buffer.from(frame) } : {}),
               reviewable: keep,
             };
@@ -730,8 +731,8 @@ export class PostgresClientSession {
   }
 
   #beginSimple(text: string, protocol: 'simple'): FrameVerdict {
-    const { analysis, notes } = this.#resolveSql(this.#deps.analyze(text));
-    return this.#beginQuery(analysis, protocol, notes ? `${text}${notes}` : text, undefined);
+    const analysis = this.#resolveSql(this.#deps.analyze(text));
+    return this.#beginQuery(analysis, protocol, this.#reviewText(text, analysis), undefined);
   }
 
   #beginFunctionCall(frame: Buffer): FrameVerdict {
@@ -745,11 +746,10 @@ export class PostgresClientSession {
     protocol: 'simple' | 'function-call',
     text: string,
     parameters: (() => readonly (string | null)[]) | undefined,
-    settled = false,
   ): FrameVerdict {
     // After its own error in the extended protocol the server ignores a Query until Sync.
     if (this.#skipping && !this.#ledger.hasSync()) return DROP;
-    if (!settled && !this.#ledger.empty && this.#governed!.decide(analysis).effect === 'review') {
+    if (!this.#ledger.empty && this.#governed!.decide(analysis).effect === 'review') {
       return this.#afterInFlight(() => this.#beginQuery(analysis, protocol, text, parameters));
     }
     // Each statement of a query string is recorded on its own; the string is decided as one.
@@ -797,11 +797,12 @@ export class PostgresClientSession {
    * extended protocol's named statements, as in PostgreSQL. `notes` tell an approver what the
    * EXECUTEs run.
    */
-  #resolveSql(analysis: Analysis): { analysis: Analysis; notes: string | undefined } {
+  #resolveSql(analysis: Analysis): Analysis {
     const parts = (analysis.parts ?? [analysis]) as readonly SqlAnalysis[];
     let any = false;
-    for (const p of parts) if (p.execute !== undefined) any = true;
-    if (!any) return { analysis, notes: undefined };
+    for (let i = 0; i < parts.length; i++) if (parts[i]!.execute !== undefined) any = true;
+    // The common case costs no allocation: this runs for every Parse, Bind and Execute.
+    if (!any) return analysis;
     const provisional = new Map<string, { analysis: Analysis; text: string } | null>();
     let allGone = false;
     let notes = '';
@@ -822,7 +823,16 @@ export class PostgresClientSession {
       notes += `\n-- ${name} is: ${known.text.replace(/\s+/g, ' ').slice(0, 2000)}`;
       return executionOf(p, known.analysis);
     });
-    return { analysis: parts.length === 1 ? resolved[0]! : requestOf(analysis, resolved), notes: notes || undefined };
+    const result = parts.length === 1 ? resolved[0]! : requestOf(analysis, resolved);
+    if (notes) this.#sqlNotes.set(result, notes);
+    else this.#sqlNotes.delete(result);
+    return result;
+  }
+
+  /** The exact text an approver sees: with what its SQL EXECUTEs run, when it has any. */
+  #reviewText(text: string, resolved: Analysis): string {
+    const notes = this.#sqlNotes.get(resolved);
+    return notes ? `${text}${notes}` : text;
   }
 
   /**
@@ -890,14 +900,12 @@ export class PostgresClientSession {
     if (prepared?.bind) this.#retainedBindBytes = Math.max(0, this.#retainedBindBytes - prepared.bind.length);
   }
 
-  #beginExecute(prepared: PreparedStatement | undefined, settled = false): FrameVerdict {
-    const resolved = prepared ? this.#resolveSql(prepared.analysis) : undefined;
-    const analysis = resolved?.analysis ?? UNKNOWN_PORTAL;
-    const notes = resolved?.notes;
+  #beginExecute(prepared: PreparedStatement | undefined): FrameVerdict {
+    const analysis = prepared ? this.#resolveSql(prepared.analysis) : UNKNOWN_PORTAL;
     // Before asking anyone to review a statement, make sure the server will run it: what was
     // sent before it in the batch may fail, and then the server skips it.
     if (this.#skipping && !this.#ledger.hasSync()) return DROP;
-    if (!settled && !prepared?.approved && !this.#ledger.empty && this.#governed!.decide(analysis).effect === 'review') {
+    if (!prepared?.approved && !this.#ledger.empty && this.#governed!.decide(analysis).effect === 'review') {
       return this.#afterInFlight(() => this.#beginExecute(prepared));
     }
     // A portal bound while its decision was a plain allow kept no parameters; if the decision
@@ -910,7 +918,7 @@ export class PostgresClientSession {
     let handle: StatementHandle;
     try {
       const bind = prepared?.bind;
-      const text = prepared ? (notes ? `${prepared.text}${notes}` : prepared.text) : undefined;
+      const text = prepared ? this.#reviewText(prepared.text, analysis) : undefined;
       handle = this.#governed!.beginStatement({
         analysis,
         protocol: 'extended',
