@@ -22,6 +22,7 @@ import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ApprovalRequest, ApprovalStatus, Grant } from './types.js';
 import { withDeadline } from '../util/deadline.js';
+import { syncDirectory, writeFully } from '../util/durable-file.js';
 
 /** The journal's file name inside the state directory. */
 export const JOURNAL_FILE = 'approvals.jsonl';
@@ -220,12 +221,7 @@ export class ApprovalStore {
   }
 
   async #write(data: Buffer): Promise<void> {
-    let written = 0;
-    while (written < data.length) {
-      const { bytesWritten } = await this.#fh.write(data, written, data.length - written);
-      if (bytesWritten <= 0) throw new Error('the write made no progress');
-      written += bytesWritten;
-    }
+    await writeFully(this.#fh, data);
     await this.#fh.datasync();
   }
 
@@ -352,15 +348,4 @@ async function writeCompacted(
   await fh.close();
   await rename(tmp, path);
   await syncDirectory(dir);
-}
-
-/** Makes a directory entry (a new or renamed file) durable. */
-async function syncDirectory(dir: string): Promise<void> {
-  if (process.platform === 'win32') return;
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }

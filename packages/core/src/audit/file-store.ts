@@ -23,6 +23,7 @@ import { GENESIS_HASH, encodeRecordLine, isHash, sha256Hex } from './chain.js';
 import { listSegments, readTail, segmentFileName } from './segments.js';
 import type { AuditAppendOptions, AuditEvent, AuditLink, AuditRecord, AuditStore } from './types.js';
 import { withDeadline } from '../util/deadline.js';
+import { syncDirectory, writeFully } from '../util/durable-file.js';
 
 export interface FileAuditStoreLogger {
   error(obj: object, msg: string): void;
@@ -397,12 +398,7 @@ export class FileAuditStore implements AuditStore {
 
   async #writeAndSync(data: Buffer): Promise<void> {
     if (this.#segmentSize > 0 && this.#segmentSize + data.length > this.#segmentBytes) await this.#rotate();
-    let written = 0;
-    while (written < data.length) {
-      const { bytesWritten } = await this.#fh.write(data, written, data.length - written);
-      if (bytesWritten <= 0) throw new Error('the write made no progress');
-      written += bytesWritten;
-    }
+    await writeFully(this.#fh, data);
     this.#segmentSize += data.length;
     await this.#fh.datasync();
     this.#syncs++;
@@ -497,15 +493,4 @@ function parseChainEnd(line: string, name: string): { seq: number; hash: string 
     );
   }
   return { seq: rec.seq as number, hash: rec.hash };
-}
-
-/** Makes a new directory entry durable. Directories cannot be opened for sync on Windows. */
-async function syncDirectory(dir: string): Promise<void> {
-  if (process.platform === 'win32') return;
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }
