@@ -26,12 +26,11 @@ export interface ApproverSpec {
   readonly subjects: readonly string[];
 }
 
-/** What a session submits when a statement needs review. */
-export interface ReviewInput {
+/** The statement under review and who may decide it: the same in a submission and in the stored request. */
+export interface ReviewedStatement {
   readonly dialect: string;
   readonly sessionId: string;
   readonly statementId: string;
-  readonly requester: Identity;
   readonly target: string;
   /** The exact statement text that will run if approved (literals included). */
   readonly statement: string;
@@ -55,35 +54,24 @@ export interface ReviewInput {
   readonly reason?: string;
   /** Who may approve; the requester never may. */
   readonly approvers: ApproverSpec;
+}
+
+/** What a session submits when a statement needs review. */
+export interface ReviewInput extends ReviewedStatement {
+  readonly requester: Identity;
   /** How long to wait for a decision. */
   readonly timeoutMs: number;
 }
 
 /** A review request as stored and shown to approvers. */
-export interface ApprovalRequest {
+export interface ApprovalRequest extends ReviewedStatement {
   /** Short, unique, easy to type (for example `r-7k3p9q`). */
   readonly id: string;
   readonly status: ApprovalStatus;
   readonly createdAt: string;
   readonly expiresAt: string;
   readonly decidedAt?: string;
-  readonly dialect: string;
-  readonly sessionId: string;
-  readonly statementId: string;
   readonly requester: AuditActor;
-  readonly target: string;
-  readonly statement: string;
-  readonly normalized: string;
-  readonly fingerprint: string;
-  readonly digest: string;
-  readonly parameters?: readonly (string | null)[];
-  readonly operations: readonly OperationClass[];
-  readonly objects: readonly ObjectRef[];
-  readonly hazards: readonly Hazard[];
-  readonly rule: string;
-  readonly why: string;
-  readonly reason?: string;
-  readonly approvers: ApproverSpec;
   /** The approver (on approved/executed/rejected). */
   readonly decidedBy?: AuditActor;
   /** The approver's or the system's words (rejection reason, "timed out", ...). */
