@@ -2,62 +2,19 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requireService } from '@sluice/testkit';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminUrl, DEFAULT_ADMIN_URL, parseMinutes, resolveAdminUrl } from '../src/commands/approvals.js';
-import { runCli } from '../src/commands/run.js';
 import { IDENTITIES, reviewInput, startAdminFixture, TOKENS, type AdminFixture } from './admin-fixtures.js';
-import { freePort, psql, runCli as runBuiltCli, startCli, type RunningCli } from './helpers.js';
-
-interface CliResult {
-  readonly code: number | undefined;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** Runs the CLI in this process, capturing what it prints. */
-async function cli(args: string[], env: Record<string, string | undefined> = {}): Promise<CliResult> {
-  let stdout = '';
-  let stderr = '';
-  const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
-  for (const [k, v] of Object.entries(env)) {
-    if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
-  }
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stdout += String(chunk);
-    return true;
-  });
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stderr += String(chunk);
-    return true;
-  });
-  try {
-    const code = await runCli(args);
-    return { code, stdout, stderr };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  }
-}
+import { cli, freePort, gatewayConfig, LOCAL_POSTGRES, psql, runCli as runBuiltCli, startCli, type RunningCli } from './helpers.js';
 
 /** A config the loader accepts, with the admin API at `admin` (or none). */
 function configText(admin: string | undefined): string {
-  return `listen:
-  postgres: 127.0.0.1:6432
-targets:
-  - name: app
-    dialect: postgres
-    upstream: postgres://postgres@127.0.0.1:5432/test
-identities:
-  tokens:
-    - subject: alice@example.com
+  return gatewayConfig({
+    tokens: `    - subject: alice@example.com
       kind: human
-      token: \${ALICE_TOKEN}
-${admin !== undefined ? `admin: ${admin}\n` : ''}`;
+      token: \${ALICE_TOKEN}`,
+    rest: admin !== undefined ? `admin: ${admin}\n` : '',
+  });
 }
 
 describe('sluice approvals against a running admin API', () => {
@@ -310,7 +267,7 @@ describe('a statement held for review, decided with the built CLI (real gateway,
     available = await requireService('PostgreSQL', '127.0.0.1', 5432);
     if (!available) return;
     const setup = psql(
-      'postgres://postgres@127.0.0.1:5432/test',
+      LOCAL_POSTGRES,
       'DROP TABLE IF EXISTS sluice_review_t; CREATE TABLE sluice_review_t (id int); INSERT INTO sluice_review_t VALUES (1), (2), (3);',
     );
     expect(setup.code).toBe(0);
@@ -319,17 +276,11 @@ describe('a statement held for review, decided with the built CLI (real gateway,
     file = join(dir, 'sluice.yaml');
     writeFileSync(
       file,
-      `listen:
-  postgres: 127.0.0.1:${port}
-targets:
-  - name: app
-    dialect: postgres
-    upstream: postgres://postgres@127.0.0.1:5432/test
-identities:
-  tokens:
-    - { subject: alice@example.com, kind: human, groups: [analysts], token: ${ALICE} }
-    - { subject: bob@example.com, kind: human, groups: [dba], token: ${BOB} }
-policy:
+      gatewayConfig({
+        port,
+        tokens: `    - { subject: alice@example.com, kind: human, groups: [analysts], token: ${ALICE} }
+    - { subject: bob@example.com, kind: human, groups: [dba], token: ${BOB} }`,
+        rest: `policy:
   default: deny
   rules:
     - name: analysts-read
@@ -345,6 +296,7 @@ approvals:
   approvers: { groups: [dba] }
 admin: 127.0.0.1:${adminPort}
 `,
+      }),
     );
     gateway = startCli(['start', '--config', file]);
     await gateway.waitFor(/listening on postgres/);
@@ -399,7 +351,7 @@ admin: 127.0.0.1:${adminPort}
       const rejected = runBuiltCli(['approvals', 'reject', second!.id, '--config', file, '--reason', 'not today'], env);
       expect(rejected.code).toBe(0);
       await expect(refused).rejects.toThrow(/not today|rejected/);
-      const rows = psql('postgres://postgres@127.0.0.1:5432/test', 'SELECT id FROM sluice_review_t ORDER BY id');
+      const rows = psql(LOCAL_POSTGRES, 'SELECT id FROM sluice_review_t ORDER BY id');
       expect(rows.stdout.trim().split('\n')).toEqual(['2', '3']);
     } finally {
       await client.end().catch(() => undefined);

@@ -2,52 +2,20 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { readReloadStatus, reloadCommand, reloadStatusFile, writeReloadStatus } from '../src/commands/reload.js';
 import { runCli } from '../src/commands/run.js';
-import { freePort, runCli as runBuiltCli, startCli, type RunningCli } from './helpers.js';
+import { capture, freePort, gatewayConfig, runCli as runBuiltCli, startCli, waitForFile, type RunningCli } from './helpers.js';
 import { requireService } from '@sluice/testkit';
 
-interface CliResult {
-  readonly code: number | undefined;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** Runs `body` capturing what it prints. */
-async function capture(body: () => Promise<number | undefined>): Promise<CliResult> {
-  let stdout = '';
-  let stderr = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stdout += String(chunk);
-    return true;
-  });
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stderr += String(chunk);
-    return true;
-  });
-  try {
-    return { code: await body(), stdout, stderr };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
-}
-
 function config(extra = ''): string {
-  return `listen:
-  postgres: 127.0.0.1:6432
-targets:
-  - name: app
-    dialect: postgres
-    upstream: postgres://postgres@127.0.0.1:5432/test
-identities:
-  tokens:
-    - subject: alice@example.com
+  return gatewayConfig({
+    tokens: `    - subject: alice@example.com
       kind: human
-      token: alice-reload-token-0123456789
-pidFile: ./run/gw.pid
-${extra}`;
+      token: alice-reload-token-0123456789`,
+    rest: `pidFile: ./run/gw.pid
+${extra}`,
+  });
 }
 
 /**
@@ -210,8 +178,7 @@ describe('sluice reload with the real gateway (built CLI)', () => {
     writeFileSync(file, config().replace('127.0.0.1:6432', `127.0.0.1:${port}`));
     gateway = startCli(['start', '--config', file]);
     await gateway.waitFor(/listening on postgres/);
-    const deadline = Date.now() + 10_000;
-    while (!existsSync(pidFile) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    await waitForFile(pidFile);
 
     const ok = runBuiltCli(['reload', '--config', file]);
     expect(ok.stderr).toBe('');
@@ -250,8 +217,7 @@ describe('a reload changes what is allowed, for new and open sessions (real gate
     writeFileSync(file, readFileSync(file, 'utf8').replace('127.0.0.1:6432', `127.0.0.1:${port}`));
     gateway = startCli(['start', '--config', file]);
     await gateway.waitFor(/listening on postgres/);
-    const deadline = Date.now() + 10_000;
-    while (!existsSync(pidFile) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    await waitForFile(pidFile);
     const { default: pg } = await import('pg');
     const open = new pg.Client({ host: '127.0.0.1', port, database: 'app', user: 'alice@example.com', password: 'alice-reload-token-0123456789' });
     await open.connect();
