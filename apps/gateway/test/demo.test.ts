@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -93,5 +93,16 @@ describe('sluice demo: the gateway in front of the embedded PGlite (no server ne
     expect(tail.stdout).not.toContain('someone@example.com');
     const verify = runCli(['audit', 'verify', '--config', config]);
     expect(verify.code).toBe(0);
+  });
+});
+
+describe('sluice demo with a stray argument', () => {
+  it('is a usage error before anything starts (no embedded PostgreSQL left running)', () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'sluice-demo-args-')), 'demo');
+    const r = runCli(['demo', 'stray', '--dir', dir, '--port', '0', '--admin-port', '0']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('sluice: unexpected argument "stray"');
+    expect(r.stdout).not.toContain('Starting the embedded PostgreSQL');
+    expect(existsSync(dir)).toBe(false);
   });
 });

@@ -80,6 +80,7 @@ export async function demoCommand(args: string[]): Promise<number> {
     port: { type: 'string', default: '6432' },
     'admin-port': { type: 'string', default: '7070' },
   } });
+  noPositionals(positionals);
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError('--port must be a port number');
   const adminPort = Number(values['admin-port']);
@@ -90,7 +91,6 @@ export async function demoCommand(args: string[]): Promise<number> {
   const pg = await startEmbeddedPostgres({ dataDir: join(dir, 'pgdata') });
   const configFile = join(dir, 'sluice.yaml');
   writeFileSync(configFile, demoConfigYaml({ port, upstreamUrl: pg.url, adminPort }));
-  noPositionals(positionals);
   const loaded = loadConfig(configFile, dialects);
   const logger = pino({ level: loaded.config.log.level, base: { service: 'sluice' } });
   let gateway;
