@@ -245,6 +245,16 @@ describe('where sluice approvals finds the admin API', () => {
     expect(adminUrl('admin.internal:80')).toBe('http://admin.internal:80');
   });
 
+  it('refuses an --admin address without a usable port as a usage error, before any request', async () => {
+    for (const bad of ['host:abc', '127.0.0.1:99999', '127.0.0.1:', 'http://127.0.0.1:99999', 'http://[::1']) {
+      expect(() => adminUrl(bad)).toThrow(`--admin must be a URL such as http://127.0.0.1:7070 or host:port, got "${bad}"`);
+    }
+    const r = await cli(['approvals', 'list', '--admin', 'host:abc', '--token', TOKENS.bob]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--admin must be a URL');
+    expect(r.stderr).not.toContain('cannot reach');
+  });
+
   it('reads durations in minutes, hours and days', () => {
     expect(parseMinutes('30m', '--for')).toBe(30);
     expect(parseMinutes('2h', '--for')).toBe(120);

@@ -233,11 +233,16 @@ export function resolveAdminUrl(values: CommonValues, cwd = process.cwd()): stri
 
 /** A URL from --admin or a config's `host:port`; a wildcard listen address is reached on loopback. */
 export function adminUrl(value: string): string {
-  if (/^https?:\/\//i.test(value)) return value.replace(/\/+$/, '');
+  const invalid = () => new UsageError(`--admin must be a URL such as http://127.0.0.1:7070 or host:port, got "${value}"`);
+  if (/^https?:\/\//i.test(value)) {
+    if (!URL.canParse(value)) throw invalid();
+    return value.replace(/\/+$/, '');
+  }
   const at = value.lastIndexOf(':');
-  if (at <= 0) throw new UsageError(`--admin must be a URL such as http://127.0.0.1:7070 or host:port, got "${value}"`);
+  if (at <= 0) throw invalid();
   let host = value.slice(0, at).replace(/^\[|\]$/g, '');
   const port = value.slice(at + 1);
+  if (!/^\d{1,5}$/.test(port) || Number(port) > 65535) throw invalid();
   if (host === '0.0.0.0') host = '127.0.0.1';
   else if (host === '::') host = '::1';
   return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
