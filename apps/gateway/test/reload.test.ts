@@ -5,6 +5,11 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { readReloadStatus, reloadCommand, reloadStatusFile, writeReloadStatus } from '../src/commands/reload.js';
 import { runCli } from '../src/commands/run.js';
+import { serveUntilStopped } from '../src/commands/start.js';
+import { loadConfig } from '../src/config/load.js';
+import { dialects } from '../src/dialects.js';
+import type { RunningGateway } from '../src/gateway.js';
+import { pino } from 'pino';
 import { capture, freePort, gatewayConfig, runCli as runBuiltCli, startCli, waitForFile, type RunningCli } from './helpers.js';
 import { requireService } from '@sluice/testkit';
 
@@ -162,6 +167,47 @@ describe('sluice reload (with a stand-in gateway process)', () => {
     const died = await capture(() => reloadCommand(['--config', file], { waitMs: 5000 }));
     expect(died.code).toBe(1);
     expect(died.stderr).toMatch(/exited after the reload signal without reporting an outcome/);
+  });
+});
+
+describe('SIGHUP while the gateway serves', () => {
+  it('answers a burst of signals with one reload, and a later signal with another', async () => {
+    const { file, pidFile } = setup();
+    let reloads = 0;
+    const gateway = {
+      reload: () => ({ ok: true, message: `configuration reloaded (${++reloads})` }),
+      reloadRefused: () => undefined,
+    } as unknown as RunningGateway;
+    const before = { SIGINT: process.listeners('SIGINT'), SIGTERM: process.listeners('SIGTERM') };
+    let stopped = false;
+    const serving = serveUntilStopped(gateway, loadConfig(file, dialects), pino({ level: 'silent' }), async () => {
+      stopped = true;
+    });
+    const ours = process.listeners('SIGTERM').filter((l) => !before.SIGTERM.includes(l));
+    try {
+      const verdict = async (n: number) => {
+        const until = Date.now() + 5000;
+        while ((await readReloadStatus(pidFile))?.message !== `configuration reloaded (${n})` && Date.now() < until) {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+      };
+      for (let i = 0; i < 50; i++) process.emit('SIGHUP', 'SIGHUP');
+      await verdict(1);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(reloads).toBe(1);
+      process.emit('SIGHUP', 'SIGHUP');
+      await verdict(2);
+      expect(reloads).toBe(2);
+    } finally {
+      expect(ours).toHaveLength(1);
+      (ours[0] as () => void)();
+      await serving;
+      for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+        for (const l of process.listeners(signal)) if (!before[signal].includes(l)) process.off(signal, l);
+      }
+    }
+    expect(stopped).toBe(true);
+    expect(existsSync(pidFile)).toBe(false);
   });
 });
 

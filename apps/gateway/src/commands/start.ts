@@ -71,7 +71,8 @@ export async function startCommand(args: string[]): Promise<number | undefined> 
 /**
  * Runs a started gateway until SIGINT/SIGTERM: writes the pid file `sluice reload` reads, and
  * reloads the config file on SIGHUP (a config that does not validate is refused and the old
- * one stays; the verdict goes to the log and to the file `sluice reload` waits for).
+ * one stays; the verdict goes to the log and to the file `sluice reload` waits for). Signals
+ * that arrive while a reload waits to start are answered by that reload.
  */
 export async function serveUntilStopped(gateway: RunningGateway, loaded: LoadedConfig, logger: Logger, stop: () => Promise<void>): Promise<void> {
   const pidFile = loaded.config.pidFile;
@@ -82,8 +83,14 @@ export async function serveUntilStopped(gateway: RunningGateway, loaded: LoadedC
     logger.warn({ err, pidFile }, 'cannot write the pid file; sluice reload will not find this gateway (send SIGHUP instead)');
   }
   let reloading: Promise<void> = Promise.resolve();
+  // A reload that has not started yet reads the file as it is then, so it answers every SIGHUP
+  // that arrives before it starts: a burst of signals makes one reload, not one each.
+  let queued = false;
   const onHangup = (): void => {
+    if (queued) return;
+    queued = true;
     reloading = reloading.then(async () => {
+      queued = false;
       let status: { ok: boolean; message: string };
       try {
         const next = loadConfig(loaded.file, dialects, process.env);
