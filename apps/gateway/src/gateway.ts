@@ -22,7 +22,7 @@ import {
 import type { Logger } from 'pino';
 import { startAdminServer, type AdminServer } from './admin/server.js';
 import { dialects } from './dialects.js';
-import type { GatewayConfig } from './config/schema.js';
+import { splitHostPort, type GatewayConfig } from './config/schema.js';
 import type { LoadedConfig } from './config/load.js';
 
 export interface ListeningAddress {
@@ -46,11 +46,6 @@ export interface RunningGateway {
   reloadRefused(file: string, message: string): void;
   /** Stops accepting, ends sessions, flushes the audit trail. */
   close(): Promise<void>;
-}
-
-function splitHostPort(value: string): { host: string; port: number } {
-  const at = value.lastIndexOf(':');
-  return { host: value.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(value.slice(at + 1)) };
 }
 
 export class StartupError extends Error {

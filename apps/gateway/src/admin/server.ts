@@ -23,6 +23,7 @@ import {
   type SecretIdentifier,
 } from '@sluice/core';
 import type { Logger } from 'pino';
+import { splitHostPort } from '../config/schema.js';
 import { HttpError, parseBody, readBody, send, type Reply } from './http.js';
 import { approveBody, grantBody, rejectBody, STATUSES } from './schemas.js';
 
@@ -78,14 +79,6 @@ const STATUS_FOR: Record<ApprovalErrorCode, number> = {
   invalid: 400,
   unavailable: 503,
 };
-
-function splitHostPort(value: string): { host: string; port: number } {
-  const at = value.lastIndexOf(':');
-  if (at <= 0) throw new Error(`the admin address must be host:port, got "${value}"`);
-  const port = Number(value.slice(at + 1));
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`the admin address has no valid port: "${value}"`);
-  return { host: value.slice(0, at).replace(/^\[|\]$/g, ''), port };
-}
 
 function mayApprove(spec: ApproverSpec, identity: Identity): boolean {
   return spec.subjects.includes(identity.subject) || identity.groups.some((g) => spec.groups.includes(g));

@@ -108,3 +108,12 @@ export const configSchema = z
   .strict();
 
 export type GatewayConfig = z.infer<typeof configSchema>;
+
+/** The host (without IPv6 brackets) and port of a `host:port` address such as `listen.postgres` or `admin`. */
+export function splitHostPort(value: string): { host: string; port: number } {
+  const at = value.lastIndexOf(':');
+  if (at <= 0) throw new Error(`expected host:port, got "${value}"`);
+  const port = Number(value.slice(at + 1));
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`no valid port in "${value}"`);
+  return { host: value.slice(0, at).replace(/^\[|\]$/g, ''), port };
+}
