@@ -291,6 +291,35 @@ describe('Policy: operations and objects', () => {
     for (const ref of ['app.t1', 'app.aab', 'app.x']) expect(effectOf(p, statement('read', { objects: [reads(ref)] })), ref).toBe('deny');
   });
 
+  it('matches patterns with many stars in time linear in the name', () => {
+    const p = policy({ rules: [{ name: 'stars', targets: ['a*a*a*a*a*a*a*b'], objects: ['*a*a*a*a*a*a*b.*a*a*a*a*a*a*b'], effect: 'allow' }] });
+    const long = 'a'.repeat(20_000);
+    const started = Date.now();
+    expect(effectOf(p, statement('read'), { target: long })).toBe('deny');
+    expect(effectOf(p, statement('read', { objects: [reads(`${long}.${long}`)] }), { target: `${long}b` })).toBe('deny');
+    expect(effectOf(p, statement('read', { objects: [reads(`${long}b.${long}b`)] }), { target: `${long}b` })).toBe('allow');
+    expect(Date.now() - started).toBeLessThan(1_000);
+  });
+
+  it('lets * match any character, line breaks included, so a restricting rule cannot be slipped past', () => {
+    const p = policy({
+      rules: [
+        { name: 'all', effect: 'allow' },
+        { name: 'secrets', objects: ['*.*secret*'], effect: 'deny' },
+      ],
+    });
+    for (const ref of ['app.secret', 'app.my\nsecret', 'app.secret\n', 'app.top\r\nsecret\u2028x', 'app.\u00e9secret\u{1f600}']) {
+      expect(decide(p, statement('read', { objects: [reads(ref)] })).rule, JSON.stringify(ref)).toBe('secrets');
+    }
+    expect(effectOf(p, statement('read', { objects: [reads('app.\u00e9cret')] }))).toBe('allow');
+  });
+
+  it('lines up the pieces of a pattern without overlapping them', () => {
+    const p = policy({ rules: [{ name: 'ab', objects: ['app.ab*ba', 'app.x*x*x'], effect: 'allow' }] });
+    for (const ref of ['app.abba', 'app.abXba', 'app.ABBA', 'app.xxx', 'app.x-x-x']) expect(effectOf(p, statement('read', { objects: [reads(ref)] })), ref).toBe('allow');
+    for (const ref of ['app.aba', 'app.ab', 'app.xx', 'app.x']) expect(effectOf(p, statement('read', { objects: [reads(ref)] })), ref).toBe('deny');
+  });
+
   it('matches databases, roles and extensions by bare patterns only', () => {
     const p = policy({ rules: [{ name: 'ext', operations: ['ddl'], objects: ['pgcrypto'], effect: 'allow' }] });
     expect(effectOf(p, statement('ddl', { objects: [{ name: 'pgcrypto', kind: 'extension', access: 'ddl' }] }))).toBe('allow');

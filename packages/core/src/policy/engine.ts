@@ -49,15 +49,32 @@ const HAZARD_TEXT: Record<Hazard, string> = {
   'dynamic-sql': 'the statement runs SQL built at run time, which cannot be analysed before it runs',
 };
 
-/** Compiles a `*` glob (case-insensitive) to a matcher. */
+/**
+ * Compiles a `*` glob (case-insensitive) to a matcher. `*` matches any run of characters,
+ * line breaks included. The match takes time linear in the pattern and the value whatever
+ * the stars (a backtracking regular expression takes polynomial time in the number of stars).
+ */
 function glob(pattern: string): (value: string) => boolean {
   if (pattern === '*') return () => true;
-  if (!pattern.includes('*')) {
-    const p = pattern.toLowerCase();
-    return (v) => v.toLowerCase() === p;
-  }
-  const re = new RegExp(`^${pattern.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`, 'i');
-  return (v) => re.test(v);
+  const p = pattern.toLowerCase();
+  if (!p.includes('*')) return (v) => v.toLowerCase() === p;
+  const pieces = p.split('*');
+  const head = pieces[0]!;
+  const tail = pieces.at(-1)!;
+  const middle = pieces.slice(1, -1).filter((m) => m !== '');
+  return (value) => {
+    const v = value.toLowerCase();
+    if (v.length < head.length + tail.length || !v.startsWith(head) || !v.endsWith(tail)) return false;
+    // Each middle piece at its leftmost place after the previous one: if any placement fits, that one does.
+    const end = v.length - tail.length;
+    let at = head.length;
+    for (const m of middle) {
+      const found = v.indexOf(m, at);
+      if (found < 0 || found + m.length > end) return false;
+      at = found + m.length;
+    }
+    return true;
+  };
 }
 
 interface ObjectMatcher {
