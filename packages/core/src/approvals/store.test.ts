@@ -122,6 +122,23 @@ describe('ApprovalStore', () => {
     );
   });
 
+  it('refuses journal lines whose times are not dates or whose grant lists are not lists of names', async () => {
+    const path = join(dir(), JOURNAL_FILE);
+    const line = (kind: string, record: object) => `${JSON.stringify({ kind, record })}\n`;
+    const cases: [string, object, RegExp][] = [
+      ['grant', { ...grant('g-aaaaaa'), expiresAt: 'tomorrow' }, /damaged at line 1: a grant whose expiresAt is not a date \("tomorrow"\)/],
+      ['grant', { ...grant('g-aaaaaa'), revokedAt: 12 }, /damaged at line 1: a grant without revokedAt/],
+      ['grant', { ...grant('g-aaaaaa'), objects: [1] }, /damaged at line 1: a grant whose objects is not a list of names/],
+      ['grant', { ...grant('g-aaaaaa'), guardrails: undefined }, /damaged at line 1: a grant whose guardrails is not a list of names/],
+      ['request', { ...request('r-aaaaaa'), createdAt: '' }, /damaged at line 1: a request whose createdAt is not a date/],
+      ['request', { ...request('r-aaaaaa', 'rejected'), decidedAt: 'soon' }, /damaged at line 1: a request whose decidedAt is not a date/],
+    ];
+    for (const [kind, record, message] of cases) {
+      await writeFile(path, line(kind, record) + line('request', request('r-bbbbbb')));
+      await expect(ApprovalStore.open({ dir: dir(), logger: logger(), now: clock }), JSON.stringify(record)).rejects.toThrow(message);
+    }
+  });
+
   it('compacts a journal of many superseded lines on open', async () => {
     const store = await ApprovalStore.open({ dir: dir(), logger: logger(), now: clock });
     for (let i = 0; i < 90; i++) {

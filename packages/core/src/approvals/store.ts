@@ -308,20 +308,37 @@ function parseEntry(line: string): StoreEntry | string {
   if (typeof r['id'] !== 'string' || r['id'] === '') return 'a record without an id';
   if (kind === 'request') {
     if (!STATUSES.has(r['status'] as ApprovalStatus)) return `a request with an unknown status ${JSON.stringify(r['status'])}`;
-    for (const key of ['createdAt', 'expiresAt', 'target', 'statement', 'digest'] as const) {
+    for (const key of ['target', 'statement', 'digest'] as const) {
       if (typeof r[key] !== 'string') return `a request without ${key}`;
     }
+    const times = badTimes(r, 'request', ['createdAt', 'expiresAt'], ['decidedAt']);
+    if (times) return times;
     if (typeof r['requester'] !== 'object' || r['requester'] === null) return 'a request without requester';
     return { kind, record: record as ApprovalRequest };
   }
   if (kind === 'grant') {
-    for (const key of ['subject', 'createdAt', 'expiresAt'] as const) {
-      if (typeof r[key] !== 'string') return `a grant without ${key}`;
+    if (typeof r['subject'] !== 'string') return 'a grant without subject';
+    // A grant whose expiry is not a date would never end; lists that are not lists of names would break matching.
+    const times = badTimes(r, 'grant', ['createdAt', 'expiresAt'], ['revokedAt']);
+    if (times) return times;
+    for (const key of ['operations', 'targets', 'objects', 'guardrails'] as const) {
+      const list = r[key];
+      if (!Array.isArray(list) || !list.every((x) => typeof x === 'string')) return `a grant whose ${key} is not a list of names`;
     }
-    if (!Array.isArray(r['operations']) || !Array.isArray(r['targets'])) return 'a grant without operations or targets';
     return { kind, record: record as Grant };
   }
   return `an unknown kind ${JSON.stringify(kind)}`;
+}
+
+/** Why the timestamps of a record are unusable (a required one missing, any one not a date), or undefined. */
+function badTimes(r: Record<string, unknown>, what: string, required: readonly string[], optional: readonly string[]): string | undefined {
+  for (const key of [...required, ...optional]) {
+    const v = r[key];
+    if (v === undefined && !required.includes(key)) continue;
+    if (typeof v !== 'string') return `a ${what} without ${key}`;
+    if (Number.isNaN(Date.parse(v))) return `a ${what} whose ${key} is not a date (${JSON.stringify(v)})`;
+  }
+  return undefined;
 }
 
 /** Writes the state to a new file, syncs it, and renames it over the journal. */
