@@ -205,6 +205,7 @@ export async function startGateway(loaded: LoadedConfig, logger: Logger): Promis
         failureLimiter,
         logger: logger.child({ component: 'admin' }),
         approvers: approverSpecOf(config),
+        targetNames: () => loaded.targets.map((t) => t.name),
       });
     } catch (err) {
       for (const s of servers) s.close();

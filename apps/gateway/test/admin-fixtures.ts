@@ -65,6 +65,7 @@ export async function startAdminFixture(
     failureLimiter: options.limiter ?? new MemoryFailureLimiter({ maxAttempts: 1000, windowSeconds: 60, lockoutSeconds: 60 }),
     logger,
     approvers,
+    targetNames: () => ['app', 'reporting'],
   });
   return {
     dir,

@@ -233,6 +233,10 @@ describe('admin API (real approvals service, real audit store, real tokens)', ()
     expect(noMinutes.json.error.message).toMatch(/minutes/);
     const tooLong = await call('POST', '/v1/grants', { token: 'bob', body: { subject: 'alice@example.com', operations: ['write'], minutes: 60 * 24 * 31 } });
     expect(tooLong.status).toBe(400);
+    // A grant for a target that does not exist could never apply: refused, naming the targets.
+    const noTarget = await call('POST', '/v1/grants', { token: 'bob', body: { subject: 'alice@example.com', targets: ['prod'], operations: ['write'], minutes: 5 } });
+    expect(noTarget.status).toBe(400);
+    expect(noTarget.json.error.message).toMatch(/no target named "prod" is configured \(targets: app, reporting\)/);
 
     expect((await call('DELETE', `/v1/grants/${grant.id}`, { token: 'dave' })).status).toBe(403);
     const revoked = await call('DELETE', `/v1/grants/${grant.id}`, { token: 'carol' });

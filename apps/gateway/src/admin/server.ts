@@ -38,6 +38,8 @@ export interface AdminServerOptions {
   readonly logger: Logger;
   /** Global approvers (`approvals.approvers`): they see every request and every grant. */
   readonly approvers?: ApproverSpec;
+  /** The configured target names: a grant for a target that does not exist is refused. */
+  readonly targetNames?: () => readonly string[];
 }
 
 export interface AdminServer {
@@ -210,6 +212,12 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
         },
         POST: async ({ req, identity }) => {
           const body = parseBody(await readBody(req), grantBody);
+          const known = options.targetNames?.();
+          const unknown = known ? (body.targets ?? []).filter((t) => !known.includes(t)) : [];
+          if (unknown.length > 0) {
+            // It could never apply: grants match targets by name.
+            throw new HttpError(400, 'invalid', `targets: no target named ${unknown.map((t) => `"${t}"`).join(', ')} is configured (targets: ${known!.join(', ')})`);
+          }
           let grant: Grant;
           try {
             grant = await approvals.grant(
