@@ -21,6 +21,7 @@ import {
   type Grant,
   type Identity,
   type SecretIdentifier,
+  mayApprove,
 } from '@sluice/core';
 import type { Logger } from 'pino';
 import { splitHostPort } from '../config/schema.js';
@@ -82,9 +83,6 @@ const STATUS_FOR: Record<ApprovalErrorCode, number> = {
   unavailable: 503,
 };
 
-function mayApprove(spec: ApproverSpec, identity: Identity): boolean {
-  return spec.subjects.includes(identity.subject) || identity.groups.some((g) => spec.groups.includes(g));
-}
 
 /** The bearer secret of a request, or a 401 saying how to send one. */
 function bearerSecret(req: IncomingMessage): string {

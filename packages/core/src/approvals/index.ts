@@ -4,6 +4,7 @@ export {
   type ApprovalsOptions,
   MAX_GRANT_MS,
   MAX_REVIEW_TIMEOUT_MS,
+  mayApprove,
 } from './service.js';
 export {
   type NotifierConfig,

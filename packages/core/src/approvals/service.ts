@@ -765,7 +765,8 @@ function actorOf(identity: Identity): AuditActor {
   return { subject: identity.subject, kind: identity.kind, groups: [...identity.groups], method: identity.method };
 }
 
-function mayApprove(spec: ApproverSpec, identity: Identity): boolean {
+/** True when the identity is one of the approvers the spec names (by subject or group). */
+export function mayApprove(spec: ApproverSpec, identity: Identity): boolean {
   return spec.subjects.includes(identity.subject) || identity.groups.some((g) => spec.groups.includes(g));
 }
 
