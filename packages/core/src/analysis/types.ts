@@ -106,3 +106,47 @@ export interface Analysis {
   /** Why (part of) the request could not be analysed; its operations then include `unknown`. */
   readonly unanalysable?: string;
 }
+
+/**
+ * A column of a table or view named by a statement. `column` is `*` for a whole-row reference
+ * (every column of the relation flows). `schema` is absent when the statement did not qualify
+ * the relation; names are lower-cased unless quoted.
+ */
+export interface ColumnSource {
+  readonly schema?: string;
+  readonly table: string;
+  readonly column: string;
+}
+
+/** Where one result column's values come from. */
+export interface ResultColumn {
+  /** Output name as the server reports it (alias, column or function name, `?column?`). */
+  readonly name: string;
+  /** Columns whose values flow into this one, directly or transformed (CASE conditions included). */
+  readonly sources: readonly ColumnSource[];
+  /** True when the value is a plain reference to one column (no transformation). */
+  readonly direct: boolean;
+  /** Functions the value passes through or comes from, lower case, schema-qualified when written so. */
+  readonly functions: readonly string[];
+}
+
+/**
+ * Column lineage of the rows a statement returns to the client (a query, RETURNING, a cursor's
+ * query, COPY ... TO STDOUT).
+ */
+export interface ResultLineage {
+  /**
+   * One entry per result column, in order; absent when positions cannot be told (a `*` over a
+   * relation whose columns the analysis does not know).
+   */
+  readonly columns?: readonly ResultColumn[];
+  /** Every source of any result column (what a result column may carry when positions are unknown). */
+  readonly all: readonly ColumnSource[];
+  /**
+   * Columns read by WHERE, JOIN ... ON, GROUP BY, HAVING, ORDER BY, window clauses and
+   * EXISTS/IN subqueries: they can reveal values without returning them.
+   */
+  readonly predicates: readonly ColumnSource[];
+  /** Every function called by the statement (a user-defined one may read more than it shows). */
+  readonly functions: readonly string[];
+}
