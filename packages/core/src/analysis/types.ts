@@ -105,6 +105,8 @@ export interface Analysis {
   readonly functions?: readonly string[];
   /** Why (part of) the request could not be analysed; its operations then include `unknown`. */
   readonly unanalysable?: string;
+  /** For a single statement that returns rows: where its result columns come from. */
+  readonly lineage?: ResultLineage;
 }
 
 /**
