@@ -18,6 +18,7 @@ export {
   statementDigest,
   clientReason,
 } from './session/governor.js';
+export { compileMasking, type CompileMaskingOptions, type MaskingRuntime, type StatementMasking } from './session/masking.js';
 export * from './identity/config.js';
 export * from './identity/token-authenticator.js';
 export * from './identity/oidc-authenticator.js';
@@ -32,3 +33,5 @@ export { canonicalJson, hashRecord, GENESIS_HASH } from './audit/chain.js';
 export type { Logger } from 'pino';
 export * from './approvals/index.js';
 export * from './policy/index.js';
+export * from './masking/index.js';
+export { glob } from './util/glob.js';

@@ -61,6 +61,12 @@ export const Hazard = {
   CreateExtension: 'create-extension',
   /** SQL built at run time that the analyzer cannot see (EXECUTE of a computed string...). */
   DynamicSql: 'dynamic-sql',
+  /**
+   * WHERE, JOIN, GROUP BY, HAVING or ORDER BY reads a column masked for the caller: the result
+   * can reveal its value without returning it (`WHERE ssn LIKE '123%'`). Computed by core from
+   * the statement's lineage and the masking configuration; off unless switched on.
+   */
+  SensitivePredicate: 'sensitive-predicate',
 } as const;
 export type Hazard = (typeof Hazard)[keyof typeof Hazard];
 

@@ -76,6 +76,14 @@ export interface StatementEvent extends BaseEvent {
   readonly approval?: string;
   /** SHA-256 of the exact statement text and parameters, for statements held for review. */
   readonly digest?: string;
+  /** On 'complete': result columns masked or scanned, and the rule or detector that did it (never a value). */
+  readonly masked?: readonly MaskedColumn[];
+}
+
+/** A result column the gateway masked: its name as the client saw it, and `by` a rule name or `detector:<kind>`. */
+export interface MaskedColumn {
+  readonly column: string;
+  readonly by: string;
 }
 
 /** A step in the life of a review request or a grant. */

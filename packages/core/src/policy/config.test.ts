@@ -85,7 +85,7 @@ describe('policySchema', () => {
 
   it('refuses a rule with neither an effect nor guardrails', () => {
     expect(problems({ rules: [{ name: 'nothing', identities: { groups: ['g'] } }] })).toEqual([
-      'rules.0: a rule needs an effect (allow, deny or review) or guardrails to change',
+      'rules.0: a rule needs an effect (allow, deny, review or mask) or guardrails to change',
     ]);
   });
 

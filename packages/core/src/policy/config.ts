@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { Hazard, OperationClass } from '../analysis/types.js';
+import { columnPatternSchema, maskStrategySchema } from '../masking/config.js';
 
 /** Every built-in guardrail, by its stable name (the hazard it stops). */
 export const GUARDRAIL_NAMES = Object.values(Hazard) as readonly Hazard[];
@@ -9,6 +10,8 @@ export type GuardrailMode = (typeof GuardrailMode)[keyof typeof GuardrailMode];
 
 export const PolicyEffect = { Allow: 'allow', Deny: 'deny', Review: 'review' } as const;
 export type PolicyEffect = (typeof PolicyEffect)[keyof typeof PolicyEffect];
+/** What a rule may say: an effect, or `mask` (allowed, with the rule's columns masked). */
+export type RuleEffect = PolicyEffect | 'mask';
 
 const operationClass = z.enum(Object.values(OperationClass) as [OperationClass, ...OperationClass[]], {
   error: (issue) => `unknown operation class ${JSON.stringify(issue.input)}; use one of ${Object.values(OperationClass).join(', ')}`,
@@ -67,7 +70,19 @@ export const ruleSchema = z
     operations: z.array(operationClass).min(1).optional(),
     /** Objects the effect applies to; absent means any. */
     objects: z.array(objectPattern).min(1).optional(),
-    effect: z.enum(['allow', 'deny', 'review']).optional(),
+    effect: z
+      .enum(['allow', 'deny', 'review', 'mask'], {
+        error: (issue) => `unknown effect ${JSON.stringify(issue.input)}; use allow, deny, review or mask`,
+      })
+      .optional(),
+    /** For `mask`: the columns masked in results of the statements the rule matches. */
+    mask: z
+      .object({
+        columns: z.array(columnPatternSchema).min(1, 'name at least one column (schema.table.column or table.column)'),
+        strategy: maskStrategySchema.default('redact'),
+      })
+      .strict()
+      .optional(),
     /** For `review`: who may approve (default: approvals.approvers). */
     approvers: approverSpecSchema.optional(),
     /** Guardrail modes for the identities and targets (and objects) this rule matches. */
@@ -75,7 +90,11 @@ export const ruleSchema = z
   })
   .strict()
   .refine((r) => r.effect !== undefined || r.guardrails !== undefined, {
-    message: 'a rule needs an effect (allow, deny or review) or guardrails to change',
+    message: 'a rule needs an effect (allow, deny, review or mask) or guardrails to change',
+  })
+  .refine((r) => (r.effect === 'mask') === (r.mask !== undefined), {
+    message: 'a rule with effect mask needs `mask: { columns: [...], strategy }`, and `mask` needs effect mask',
+    path: ['mask'],
   })
   .refine((r) => r.approvers === undefined || r.effect === 'review', {
     message: 'approvers only apply to a rule whose effect is review',

@@ -1,6 +1,8 @@
 import type { Analysis, Hazard, ObjectRef, OperationClass } from '../analysis/types.js';
 import type { ApproverSpec, Grant } from '../approvals/types.js';
 import type { Identity } from '../identity/types.js';
+import { glob } from '../util/glob.js';
+import type { MaskRuleColumns } from '../masking/sensitive.js';
 import type { GuardrailMode, PolicyConfig, PolicyEffect, PolicyRuleConfig } from './config.js';
 
 /** What the policy says about a request. */
@@ -25,6 +27,8 @@ export interface Decision {
    * so it must not be cached.
    */
   readonly volatile?: boolean;
+  /** For allow: the columns `mask` rules mask in this statement's results. */
+  readonly masks?: readonly MaskRuleColumns[];
 }
 
 /** Deny over review over allow. */
@@ -47,35 +51,11 @@ const HAZARD_TEXT: Record<Hazard, string> = {
   'large-object': 'the statement uses large-object functions',
   'create-extension': 'CREATE EXTENSION loads code into the database',
   'dynamic-sql': 'the statement runs SQL built at run time, which cannot be analysed before it runs',
+  'sensitive-predicate': 'the statement filters, joins, groups or sorts on a masked column, which can reveal its values',
 };
 
-/**
- * Compiles a `*` glob (case-insensitive) to a matcher. `*` matches any run of characters,
- * line breaks included. The match takes time linear in the pattern and the value whatever
- * the stars (a backtracking regular expression takes polynomial time in the number of stars).
- */
-function glob(pattern: string): (value: string) => boolean {
-  if (pattern === '*') return () => true;
-  const p = pattern.toLowerCase();
-  if (!p.includes('*')) return (v) => v.toLowerCase() === p;
-  const pieces = p.split('*');
-  const head = pieces[0]!;
-  const tail = pieces.at(-1)!;
-  const middle = pieces.slice(1, -1).filter((m) => m !== '');
-  return (value) => {
-    const v = value.toLowerCase();
-    if (v.length < head.length + tail.length || !v.startsWith(head) || !v.endsWith(tail)) return false;
-    // Each middle piece at its leftmost place after the previous one: if any placement fits, that one does.
-    const end = v.length - tail.length;
-    let at = head.length;
-    for (const m of middle) {
-      const found = v.indexOf(m, at);
-      if (found < 0 || found + m.length > end) return false;
-      at = found + m.length;
-    }
-    return true;
-  };
-}
+/** Guardrails that are off unless a policy switches them on (every other one blocks by default). */
+const OFF_BY_DEFAULT: ReadonlySet<Hazard> = new Set<Hazard>(['sensitive-predicate']);
 
 interface ObjectMatcher {
   /**
@@ -130,6 +110,8 @@ function objectMatcher(patterns: readonly string[]): ObjectMatcher {
 interface CompiledRule {
   readonly config: PolicyRuleConfig;
   readonly name: string;
+  /** The rule's effect as the decision sees it (`mask` allows). */
+  readonly effect: PolicyEffect | undefined;
   readonly matchesIdentity: (identity: Identity) => boolean;
   readonly matchesTarget: (target: string) => boolean;
   readonly operations: ReadonlySet<OperationClass> | undefined;
@@ -145,6 +127,7 @@ function compileRule(rule: PolicyRuleConfig): CompiledRule {
   return {
     config: rule,
     name: rule.name,
+    effect: rule.effect === 'mask' ? 'allow' : rule.effect,
     matchesIdentity: (i) =>
       (subjects === undefined || subjects.has(i.subject)) &&
       (groups === undefined || i.groups.some((g) => groups.has(g))) &&
@@ -161,6 +144,8 @@ interface Applicable {
   readonly effects: readonly CompiledRule[];
   /** Rules that change guardrail modes. */
   readonly guardrails: readonly CompiledRule[];
+  /** Rules with effect `mask`. */
+  readonly masks: readonly CompiledRule[];
 }
 
 /**
@@ -298,7 +283,21 @@ export class Policy {
 
   /** The global mode of a guardrail (before rules change it). */
   guardrailMode(name: Hazard): GuardrailMode {
-    return this.#guardrails[name] ?? 'block';
+    return this.#guardrails[name] ?? (OFF_BY_DEFAULT.has(name) ? 'off' : 'block');
+  }
+
+  /** True when the guardrail can apply to anyone (on globally, or switched on by a rule). */
+  usesGuardrail(name: Hazard): boolean {
+    if (this.guardrailMode(name) !== 'off') return true;
+    return this.#rules.some((r) => {
+      const m = r.config.guardrails?.[name];
+      return m !== undefined && m !== 'off';
+    });
+  }
+
+  /** True when a rule has effect `mask`. */
+  get hasMaskRules(): boolean {
+    return this.#rules.some((r) => r.config.effect === 'mask');
   }
 
   /**
@@ -316,9 +315,28 @@ export class Policy {
       if (isFinal(best)) break;
     }
     if (best === undefined) return ALLOW_EMPTY;
+    if (best.effect === 'allow' && rules.masks.length > 0) {
+      const masks = this.#masksFor(parts, rules.masks);
+      if (masks.length > 0) best = { ...best, masks };
+    }
     // A deny by a rule or a guardrail stands whatever the grants (and is preferred to the
     // default's, which a grant can lift); any other decision that consulted them can change.
     return lookup.consulted && !isFinal(best) ? { ...best, volatile: true } : best;
+  }
+
+  /** The columns of every `mask` rule that matches a statement of the request. */
+  #masksFor(parts: readonly Analysis[], rules: readonly CompiledRule[]): MaskRuleColumns[] {
+    const out: MaskRuleColumns[] = [];
+    for (const r of rules) {
+      const matched = parts.some((st) => {
+        if (r.operations !== undefined && !st.operations.some((op) => r.operations!.has(op))) return false;
+        const objects = st.objects === undefined || st.operations.includes('unknown') ? undefined : st.objects;
+        // Masking restricts: matched broadly.
+        return objectsMatch(r.objects, objects, false);
+      });
+      if (matched) out.push({ rule: r.name, columns: r.config.mask!.columns, strategy: r.config.mask!.strategy });
+    }
+    return out;
   }
 
   #applicableTo(identity: Identity, target: string): Applicable {
@@ -327,7 +345,11 @@ export class Policy {
     let a = byTarget.get(target);
     if (a === undefined) {
       const rules = this.#rules.filter((r) => r.matchesIdentity(identity) && r.matchesTarget(target));
-      a = { effects: rules.filter((r) => r.config.effect !== undefined), guardrails: rules.filter((r) => r.config.guardrails !== undefined) };
+      a = {
+        effects: rules.filter((r) => r.config.effect !== undefined),
+        guardrails: rules.filter((r) => r.config.guardrails !== undefined),
+        masks: rules.filter((r) => r.config.effect === 'mask'),
+      };
       byTarget.set(target, a);
     }
     return a;
@@ -380,14 +402,14 @@ export class Policy {
       const { op } = check;
       let rule: CompiledRule | undefined;
       for (const r of rules.effects) {
-        const e = r.config.effect!;
+        const e = r.effect!;
         if (r.operations !== undefined && !r.operations.has(op)) continue;
-        if (rule !== undefined && STRENGTH[e] <= STRENGTH[rule.config.effect!]) continue;
+        if (rule !== undefined && STRENGTH[e] <= STRENGTH[rule.effect!]) continue;
         if (!objectsMatch(r.objects, check.objects, e === 'allow')) continue;
         rule = r;
         if (e === 'deny') break;
       }
-      const effect = rule?.config.effect;
+      const effect = rule?.effect;
       if (effect === 'allow') {
         consider({ effect: 'allow', rule: rule!.name });
         continue;

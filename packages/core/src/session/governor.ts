@@ -1,13 +1,14 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Analysis } from '../analysis/types.js';
-import { isPrivileged } from '../analysis/types.js';
-import type { AuditActor, AuditEvent, AuditStore } from '../audit/types.js';
+import { Hazard, isPrivileged } from '../analysis/types.js';
+import type { AuditActor, AuditEvent, AuditStore, MaskedColumn } from '../audit/types.js';
 import { ClientFacingError, clientErrors } from '../errors.js';
 import type { Authenticator, Credentials, Identity } from '../identity/types.js';
 import type { FailureLimiter } from '../identity/failure-limiter.js';
 import { ApprovalError, type Approvals, type ApproverSpec, type ReviewTicket } from '../approvals/types.js';
 import type { Decision, Policy } from '../policy/engine.js';
+import { statementMasking, type MaskingRuntime, type StatementMasking } from './masking.js';
 
 export interface GovernorOptions {
   readonly authenticator: Authenticator;
@@ -20,6 +21,8 @@ export interface GovernorOptions {
   readonly approvals?: Approvals;
   /** How long a held statement waits for an approver. Default 5 minutes. */
   readonly reviewTimeoutMs?: number;
+  /** Masking of results (replaceable with `setMasking`); without it nothing is masked. */
+  readonly masking?: MaskingRuntime;
 }
 
 export interface LoginAttempt {
@@ -59,6 +62,12 @@ export interface StatementStart {
    * portal fetching more rows continues the approved statement instead of asking again.
    */
   readonly approved?: string;
+  /**
+   * Set when the dialect must refuse the request whatever the policy says (its results could
+   * not be masked, the masking metadata cannot be read): recorded and refused as a deny by
+   * `rule` with `reason`.
+   */
+  readonly refuse?: { readonly rule: string; readonly reason: string };
 }
 
 /** What a client is told when its statement is held for review. */
@@ -105,6 +114,8 @@ export interface StatementOutcome {
   readonly rows?: number;
   readonly errorCode?: string;
   readonly command?: string;
+  /** Result columns the gateway masked or scanned and what masked them (never the values). */
+  readonly masked?: readonly MaskedColumn[];
 }
 
 const analysisCache = new WeakMap<Analysis, string>();
@@ -152,6 +163,7 @@ export class Governor {
   #policy: Policy;
   readonly #approvals: Approvals | undefined;
   #reviewTimeoutMs: number;
+  #masking: MaskingRuntime | undefined;
 
   constructor(options: GovernorOptions) {
     this.#authenticator = options.authenticator;
@@ -161,6 +173,16 @@ export class Governor {
     this.#policy = options.policy;
     this.#approvals = options.approvals;
     this.#reviewTimeoutMs = options.reviewTimeoutMs ?? 5 * 60_000;
+    this.#masking = options.masking;
+  }
+
+  get masking(): MaskingRuntime | undefined {
+    return this.#masking;
+  }
+
+  /** Replaces the masking configuration (a reload). */
+  setMasking(masking: MaskingRuntime | undefined): void {
+    this.#masking = masking;
   }
 
   get policy(): Policy {
@@ -340,9 +362,65 @@ export class GovernedSession {
     let d = this.#decisions.get(analysis);
     if (d !== undefined) return d;
     const approvals = this.#governor.approvals;
-    d = policy.decide(this.identity, this.target, analysis, () => approvals?.activeGrants(this.identity.subject, this.target) ?? []);
+    const decided = this.#withPredicateHazard(analysis, policy);
+    d = policy.decide(this.identity, this.target, decided, () => approvals?.activeGrants(this.identity.subject, this.target) ?? []);
     if (!d.volatile) this.#decisions.set(analysis, d);
     return d;
+  }
+
+  /**
+   * When the `sensitive-predicate` guardrail may apply: the analysis with that hazard added if
+   * a WHERE, JOIN, GROUP BY, HAVING or ORDER BY of the request reads a column masked for this
+   * identity (the result can then reveal the value without returning it).
+   */
+  #withPredicateHazard(analysis: Analysis, policy: Policy): Analysis {
+    const runtime = this.#governor.masking;
+    if (runtime === undefined || !policy.usesGuardrail(Hazard.SensitivePredicate) || this.#isExempt(runtime)) return analysis;
+    const parts = analysis.parts ?? [analysis];
+    let sensitive = false;
+    for (const p of parts) {
+      const predicates = p.lineage?.predicates;
+      if (predicates !== undefined && predicates.length > 0 && runtime.columns.strongest(this.target, predicates) !== undefined) sensitive = true;
+    }
+    if (!sensitive) return analysis;
+    return { ...analysis, hazards: [...(analysis.hazards ?? []), Hazard.SensitivePredicate] };
+  }
+
+  #exemptFor: MaskingRuntime | undefined;
+  #exempt = false;
+
+  #isExempt(runtime: MaskingRuntime): boolean {
+    if (this.#exemptFor !== runtime) {
+      this.#exemptFor = runtime;
+      this.#exempt = runtime.columns.isExempt(this.identity);
+    }
+    return this.#exempt;
+  }
+
+  /**
+   * True when results of this session may have to be masked: masking is configured and the
+   * identity is not exempt, or a policy rule masks columns.
+   */
+  get masking(): boolean {
+    const runtime = this.#governor.masking;
+    return runtime !== undefined && (!this.#isExempt(runtime) || this.#governor.policy.hasMaskRules);
+  }
+
+  readonly #maskings = new WeakMap<Decision, { runtime: MaskingRuntime; masking: StatementMasking | undefined }>();
+
+  /**
+   * The masking in force for a statement's results, or undefined when nothing of them is
+   * masked (masking off, or an exempt identity that no `mask` rule covers).
+   */
+  maskingFor(analysis: Analysis): StatementMasking | undefined {
+    const runtime = this.#governor.masking;
+    if (runtime === undefined) return undefined;
+    const decision = this.decide(analysis);
+    const known = this.#maskings.get(decision);
+    if (known !== undefined && known.runtime === runtime) return known.masking;
+    const masking = statementMasking(runtime, this.target, decision, this.#isExempt(runtime));
+    this.#maskings.set(decision, { runtime, masking });
+    return masking;
   }
 
   /** Decides and records a single statement (see `beginRequest`). */
@@ -377,7 +455,7 @@ export class GovernedSession {
     }
     let decision: Decision;
     try {
-      decision = this.decide(start.analysis);
+      decision = start.refuse ? { effect: 'deny', rule: start.refuse.rule, reason: start.refuse.reason } : this.decide(start.analysis);
     } catch (cause) {
       // A decision that cannot be made refuses the statement (fail closed).
       this.#logger.error({ err: cause, sessionId: this.id }, 'policy decision failed');
@@ -652,6 +730,11 @@ export class StatementHandle {
   }
 
   /** True when the statement writes, changes schema, administers, or is not understood. */
+  /** The analysis this statement was decided on. */
+  get analysis(): Analysis {
+    return this.#start.analysis;
+  }
+
   get privileged(): boolean {
     return isPrivileged(this.#start.analysis.operations);
   }
@@ -682,6 +765,7 @@ export class StatementHandle {
       if (outcome.rows !== undefined) json += `,"rows":${Number.isFinite(outcome.rows) ? outcome.rows : 0}`;
       if (outcome.errorCode !== undefined) json += `,"errorCode":${JSON.stringify(outcome.errorCode)}`;
       if (outcome.command !== undefined) json += `,"command":${JSON.stringify(outcome.command)}`;
+      if (outcome.masked !== undefined && outcome.masked.length > 0) json += `,"masked":${JSON.stringify(outcome.masked)}`;
     }
     return `${json}}`;
   }

@@ -1,0 +1,66 @@
+import { z } from 'zod';
+import { DETECTOR_NAMES, type DetectorKind } from './detectors.js';
+import { MASK_STRATEGIES } from './strategies.js';
+
+export const maskStrategySchema = z.enum(MASK_STRATEGIES, {
+  error: (issue) => `unknown masking strategy ${JSON.stringify(issue.input)}; use one of ${MASK_STRATEGIES.join(', ')}`,
+});
+
+/** `schema.table.column` or `table.column` (any schema), `*` matching any run of characters. */
+export const columnPatternSchema = z
+  .string()
+  .regex(/^[^.\s]+\.[^.\s]+(\.[^.\s]+)?$/, 'expected schema.table.column or table.column, with * wildcards (for example public.customers.email or *.*.ssn)');
+
+const detectorSwitches = z.partialRecord(z.enum(DETECTOR_NAMES), z.boolean(), {
+  error: (issue) => {
+    const keys: unknown = (issue as { readonly keys?: unknown }).keys;
+    return Array.isArray(keys)
+      ? `unknown detector ${keys.map((k) => JSON.stringify(k)).join(', ')}; the detectors are ${DETECTOR_NAMES.join(', ')}`
+      : undefined;
+  },
+});
+
+export const maskingSchema = z
+  .object({
+    /** Secret of the `hash` strategy (at least 16 characters); or hashKeyEnv / hashKeyFile. */
+    hashKey: z.string().min(16, 'use a hash key of at least 16 characters').optional(),
+    hashKeyEnv: z.string().min(1).optional(),
+    hashKeyFile: z.string().min(1).optional(),
+    /** Sensitive columns and how each is masked. */
+    columns: z
+      .array(
+        z
+          .object({
+            column: columnPatternSchema,
+            strategy: maskStrategySchema.default('redact'),
+            /** Target names (globs); absent means every target. */
+            targets: z.array(z.string().min(1)).min(1).optional(),
+            /** Recorded in the audit trail; default `column:<pattern>`. */
+            name: z.string().min(1).regex(/^[A-Za-z0-9_.:*-]+$/, 'use letters, digits and _ . : * -').optional(),
+          })
+          .strict(),
+      )
+      .default([]),
+    /** Free-text columns whose values are always scanned by the detectors. */
+    scan: z.array(columnPatternSchema).default([]),
+    /** Content detectors, each on unless switched off. */
+    detectors: detectorSwitches.default({}),
+    /** How a detected value is masked. */
+    detectorStrategy: maskStrategySchema.default('partial'),
+    /** Identities that see clear values (configured columns and detectors; policy `mask` rules still apply). */
+    exempt: z
+      .object({
+        subjects: z.array(z.string().min(1)).default([]),
+        groups: z.array(z.string().min(1)).default([]),
+        kinds: z.array(z.enum(['human', 'agent', 'service'])).default([]),
+      })
+      .strict()
+      .default({ subjects: [], groups: [], kinds: [] }),
+  })
+  .strict()
+  .refine((m) => [m.hashKey, m.hashKeyEnv, m.hashKeyFile].filter((k) => k !== undefined).length <= 1, {
+    message: 'give the hash key one way: hashKey, hashKeyEnv or hashKeyFile',
+  });
+
+export type MaskingConfig = z.input<typeof maskingSchema> & Partial<z.output<typeof maskingSchema>>;
+export type DetectorSwitches = Partial<Record<DetectorKind, boolean>>;
