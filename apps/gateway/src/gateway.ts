@@ -7,6 +7,8 @@ import {
   type ApproverSpec,
   type Authenticator,
   CompositeAuthenticator,
+  compileMasking,
+  type MaskingRuntime,
   type DialectListener,
   FileAuditStore,
   Governor,
@@ -72,6 +74,12 @@ function authenticatorOf(config: GatewayConfig, logger: Logger): CompositeAuthen
     tokens: new TokenAuthenticator(config.identities.tokens),
     ...(config.identities.oidc.length > 0 ? { oidc: new OidcAuthenticator(config.identities.oidc, { logger }) } : {}),
   });
+}
+
+/** True when both configs take the hash key from the same place (so a reload keeps a generated one). */
+function sameKeySource(a: GatewayConfig, b: GatewayConfig): boolean {
+  const key = (c: GatewayConfig) => JSON.stringify([c.masking?.hashKey, c.masking?.hashKeyEnv, c.masking?.hashKeyFile]);
+  return key(a) === key(b);
 }
 
 /** SHA-256 of the validated policy section: the audit trail says which policy was in force. */
@@ -146,6 +154,7 @@ export async function startGateway(loaded: LoadedConfig, logger: Logger): Promis
     failureLimiter,
     logger,
     policy: new Policy(config.policy, { approvers: approverSpecOf(config) }),
+    ...(config.masking ? { masking: compileMasking(config.masking, { logger }) } : {}),
     approvals,
     reviewTimeoutMs: config.approvals.timeoutSeconds * 1000,
   });
@@ -248,15 +257,22 @@ export async function startGateway(loaded: LoadedConfig, logger: Logger): Promis
       if (JSON.stringify(active.approvals.notify) !== JSON.stringify(nextConfig.approvals.notify)) ignored.push('approvals.notify');
       let policy: Policy;
       let nextAuthenticator: CompositeAuthenticator;
+      let masking: MaskingRuntime | undefined;
       try {
         policy = new Policy(nextConfig.policy, { approvers: approverSpecOf(nextConfig) });
         nextAuthenticator = authenticatorOf(nextConfig, logger);
+        // The hash key stays the same across reloads unless the config changes it: hashed
+        // values must keep lining up with those clients already have.
+        masking = nextConfig.masking
+          ? compileMasking(nextConfig.masking, { logger, ...(governor.masking && sameKeySource(active, nextConfig) ? { previousKey: governor.masking.hashKey } : {}) })
+          : undefined;
       } catch (err) {
         const message = `the new configuration was refused, the old one stays: ${(err as Error).message}`;
         recordConfig('reload-refused', next.file, message);
         return { ok: false, message };
       }
       governor.setPolicy(policy);
+      governor.setMasking(masking);
       governor.setReviewTimeoutMs(nextConfig.approvals.timeoutSeconds * 1000);
       authenticator = nextAuthenticator;
       if (JSON.stringify(active.approvals.approvers) !== JSON.stringify(nextConfig.approvals.approvers)) {
@@ -267,6 +283,7 @@ export async function startGateway(loaded: LoadedConfig, logger: Logger): Promis
       active = {
         ...active,
         policy: nextConfig.policy,
+        masking: nextConfig.masking,
         identities: nextConfig.identities,
         approvals: { ...active.approvals, timeoutSeconds: nextConfig.approvals.timeoutSeconds, approvers: nextConfig.approvals.approvers },
       };

@@ -19,6 +19,8 @@ import {
   GUARDRAIL_NAMES,
   Policy,
   policySchema,
+  compileMasking,
+  maskingSchema,
   openApprovals,
   type Approvals,
   type NotifierConfig,
@@ -53,6 +55,8 @@ export interface HarnessOptions<TOptions> {
    * and switches every guardrail off: protocol tests exercise the relay, not the policy.
    */
   readonly policy?: unknown;
+  /** The `masking:` section as in the YAML config; without it nothing is masked. */
+  readonly masking?: unknown;
   /** Turns inline approvals on (a journal in a temporary directory). */
   readonly approvals?: {
     readonly approvers: { readonly groups?: readonly string[]; readonly subjects?: readonly string[] };
@@ -115,6 +119,7 @@ export async function startTestGateway<TOptions>(options: HarnessOptions<TOption
     policy: new Policy(policySchema.parse(options.policy ?? PERMISSIVE_POLICY), { approvers: approverSpec }),
     ...(approvals ? { approvals } : {}),
     ...(options.approvals?.timeoutMs !== undefined ? { reviewTimeoutMs: options.approvals.timeoutMs } : {}),
+    ...(options.masking !== undefined ? { masking: compileMasking(maskingSchema.parse(options.masking), { logger }) } : {}),
     authenticator: new CompositeAuthenticator({
       tokens: new TokenAuthenticator(tokens as never),
       ...(oidc.length ? { oidc: new OidcAuthenticator(oidc as never) } : {}),

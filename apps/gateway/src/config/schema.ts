@@ -1,4 +1,4 @@
-import { approverSpecSchema, identitiesSchema, policySchema } from '@sluice/core';
+import { approverSpecSchema, identitiesSchema, maskingSchema, policySchema } from '@sluice/core';
 import { z } from 'zod';
 
 const hostPort = z
@@ -61,6 +61,8 @@ export const configSchema = z
       .default({ maxMessageBytes: 64 * 1024 * 1024, authTimeoutMs: 15_000 }),
     /** Who may do what: rules, guardrails, the default (deny). */
     policy: policySchema.default({ default: 'deny', rules: [], guardrails: {} }),
+    /** Sensitive columns, content detectors and who sees clear values. Off when absent. */
+    masking: maskingSchema.optional(),
     /** Inline approvals of statements held for review, and time-boxed grants. */
     approvals: z
       .object({

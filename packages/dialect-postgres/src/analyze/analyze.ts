@@ -14,12 +14,15 @@
  *   parser rejects, are never shared by shape (the raw-text cache still serves the same text).
  */
 import * as crypto from 'node:crypto';
-import type { Analysis, Hazard, ObjectRef, OperationClass } from '@sluice/core';
+import type { Analysis, Hazard, ObjectRef, OperationClass, ResultLineage } from '@sluice/core';
 import { Facts } from './facts.js';
 import { TokenKind, type LexOptions, type Token } from './lexer.js';
 import { renderStatement, scanSql, type ScannedStatement } from './normalize.js';
 import { parseSql } from './parse.js';
 import { analyzeParsed } from './walk.js';
+import { resultLineage } from './lineage.js';
+import { as, isObj, list, stringNode, text as textOf } from './tree.js';
+import type { CopyFormat } from '../masking/copy.js';
 
 /**
  * The PostgreSQL analysis of a statement (or of a request, where these appear on each part).
@@ -40,6 +43,12 @@ export interface PostgresAnalysis extends Analysis {
   readonly execute?: string;
   /** `DEALLOCATE name` ('*' for ALL, and for DISCARD ALL). */
   readonly deallocate?: string;
+  /** `DECLARE name CURSOR`: the cursor whose rows `lineage` describes. */
+  readonly declare?: string;
+  /** `FETCH ... name`: the cursor whose rows it returns (the session knows its lineage). */
+  readonly fetch?: string;
+  /** `COPY ... TO STDOUT`: the format the rows are written in. */
+  readonly copy?: CopyFormat;
   readonly parts?: readonly PostgresAnalysis[];
 }
 
@@ -258,8 +267,65 @@ function preparedShape(tokens: readonly Token[], s: ScannedStatement): { normali
   return { normalized: renderStatement(tokens, i, s.end), command };
 }
 
-function freezeFacts(facts: Facts, normalized: string, command: string): Analysis {
+/** The lineage of a statement's result; a walk that fails gives none (the gateway then scans). */
+function lineageOf(stmt: unknown): ResultLineage | undefined {
+  try {
+    return resultLineage(stmt);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The options of a COPY ... TO STDOUT. */
+function copyFormat(copy: Record<string, unknown>): CopyFormat {
+  const out: { -readonly [K in keyof CopyFormat]: CopyFormat[K] } = { format: 'text' };
+  for (const o of list(copy['options'])) {
+    const d = as(o, 'DefElem');
+    if (d === undefined) continue;
+    const arg = d['arg'];
+    const value = stringNode(arg) ?? (isObj(arg) ? textOf(as(arg, 'Boolean')?.['boolval'] === true ? 'true' : undefined) : undefined);
+    switch (d['defname']) {
+      case 'format':
+        if (value === 'csv' || value === 'binary' || value === 'text') out.format = value;
+        break;
+      case 'delimiter':
+        if (value !== undefined) out.delimiter = value;
+        break;
+      case 'null':
+        if (value !== undefined) out.null = value;
+        break;
+      case 'quote':
+        if (value !== undefined) out.quote = value;
+        break;
+      case 'escape':
+        if (value !== undefined) out.escape = value;
+        break;
+      case 'header':
+        // HEADER, HEADER true/on/match: the first line names the columns.
+        out.header = arg === undefined || (value !== undefined && !['false', 'off', '0'].includes(value.toLowerCase()));
+        break;
+    }
+  }
+  return Object.freeze(out);
+}
+
+/** Facts about a statement's result that the session needs (cursors, COPY format, lineage). */
+function resultFacts(stmt: unknown): { lineage?: ResultLineage; declare?: string; fetch?: string; copy?: CopyFormat } {
+  const out: { lineage?: ResultLineage; declare?: string; fetch?: string; copy?: CopyFormat } = {};
+  const lineage = lineageOf(stmt);
+  if (lineage !== undefined) out.lineage = lineage;
+  const declare = as(stmt, 'DeclareCursorStmt');
+  if (declare !== undefined && typeof declare['portalname'] === 'string') out.declare = declare['portalname'];
+  const fetch = as(stmt, 'FetchStmt');
+  if (fetch !== undefined && fetch['ismove'] !== true) out.fetch = typeof fetch['portalname'] === 'string' ? fetch['portalname'] : '';
+  const copy = as(stmt, 'CopyStmt');
+  if (copy !== undefined && copy['is_from'] !== true && copy['filename'] === undefined && copy['is_program'] !== true) out.copy = copyFormat(copy);
+  return out;
+}
+
+function freezeFacts(facts: Facts, normalized: string, command: string, result?: ReturnType<typeof resultFacts>): Analysis {
   return Object.freeze({
+    ...(result ?? {}),
     normalized,
     fingerprint: fingerprintOf(normalized),
     operations: Object.freeze([...facts.operations]),
@@ -294,11 +360,16 @@ function analyzeStatement(
     for (const st of result.stmts) analyzeParsed(st.stmt, facts);
     if (facts.literalDependent) shareable = false;
   }
-  const base = freezeFacts(facts, s.normalized, s.command);
+  const stmt = result.ok && result.stmts.length === 1 ? result.stmts[0]!.stmt : undefined;
+  const base = freezeFacts(facts, s.normalized, s.command, stmt === undefined ? undefined : resultFacts(stmt));
   const extra: { prepare?: PostgresAnalysis['prepare']; execute?: string; deallocate?: string } = {};
   if (facts.prepare !== undefined) {
     const shape = preparedShape(tokens, s);
-    extra.prepare = Object.freeze({ name: facts.prepare.name, statement: freezeFacts(facts.prepare.facts, shape.normalized, shape.command) });
+    const query = as(stmt, 'PrepareStmt')?.['query'];
+    extra.prepare = Object.freeze({
+      name: facts.prepare.name,
+      statement: freezeFacts(facts.prepare.facts, shape.normalized, shape.command, query === undefined ? undefined : resultFacts(query)),
+    });
   }
   if (facts.execute !== undefined) extra.execute = facts.execute;
   if (facts.deallocate !== undefined) extra.deallocate = facts.deallocate;

@@ -1,4 +1,6 @@
 import type { Analysis, StatementHandle } from '@sluice/core';
+import type { CopyMasker } from '../masking/copy.js';
+import type { ResultField, RowMasker } from '../masking/plan.js';
 
 /** A statement as the client prepared it (Parse) and as a portal refers to it (Bind). */
 export interface PreparedStatement {
@@ -13,6 +15,24 @@ export interface PreparedStatement {
   readonly reviewable?: boolean;
   /** The approval that released this portal's first Execute (later Executes continue it). */
   approved?: string;
+  /**
+   * With masking: the result description the server gave for this statement (Describe S) or
+   * portal (Describe P); null when it returns no rows.
+   */
+  fields?: readonly ResultField[] | null;
+  /** The RowDescription bytes behind `fields` (mask plans are cached by them). */
+  description?: Buffer;
+  /** With masking, for a portal: the result formats its Bind asked for, and its statement. */
+  formats?: readonly number[];
+  statement?: PreparedStatement;
+  /** With masking, for a portal: client Describes of it in flight. */
+  describing?: number;
+}
+
+/** What masks the rows of the result in progress. */
+export interface ResultMasking {
+  rows?: RowMasker | undefined;
+  copy?: CopyMasker | undefined;
 }
 
 /**
@@ -31,9 +51,15 @@ export type LedgerEntry =
    * A simple Query or FunctionCall: answered by results then ReadyForQuery. A query string
    * with several statements has one handle per statement, answered in order (`next`).
    */
-  | { kind: 'query'; handles: readonly StatementHandle[]; next: number }
-  /** An Execute: answered by CommandComplete, EmptyQueryResponse, PortalSuspended or ErrorResponse. */
-  | { kind: 'execute'; handle: StatementHandle }
+  | { kind: 'query'; handles: readonly StatementHandle[]; next: number; masking?: ResultMasking }
+  /**
+   * An Execute: answered by CommandComplete, EmptyQueryResponse, PortalSuspended or ErrorResponse.
+   * With masking: `portal` is what it executes; `describe` says that the gateway sent a Describe
+   * of the portal just before it, whose answer (RowDescription or NoData) is the gateway's.
+   */
+  | { kind: 'execute'; handle: StatementHandle; portal?: PreparedStatement; describe?: boolean; masking?: ResultMasking }
+  /** With masking, a client's Describe: answered by [ParameterDescription] RowDescription or NoData. */
+  | { kind: 'describe'; target: PreparedStatement | undefined; portal: boolean }
   /** A Sync: answered by ReadyForQuery. */
   | { kind: 'sync' }
   /**

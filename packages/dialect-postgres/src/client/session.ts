@@ -11,11 +11,13 @@ import {
   type Logger,
   OperationClass,
   type LoginAttempt,
+  type MaskedColumn,
   type StatementHandle,
   type StatementOutcome,
   toClientFacing,
 } from '@sluice/core';
 import { FrameBuffer, FrameTooLargeError, InvalidFrameLengthError } from '@sluice/wire';
+import type { PostgresAnalysis } from '../analyze/analyze.js';
 import type { CancelRegistry } from '../cancel-registry.js';
 import type { PostgresTargetOptions } from '../config.js';
 import { encodeClientError, sqlstateOf } from '../errors.js';
@@ -42,7 +44,10 @@ import {
 import { decodeStartupPacket, SSL_ACCEPTED, SSL_REFUSED } from '../messages/startup-message.js';
 import { BackendScanner, type BackendScanHandler } from '../server/backend-scanner.js';
 import { connectUpstream, sendUpstreamCancel, UpstreamError, type UpstreamConnection } from '../server/upstream.js';
-import { Ledger, type LedgerEntry, type PreparedStatement } from './ledger.js';
+import { Ledger, type LedgerEntry, type PreparedStatement, type ResultMasking } from './ledger.js';
+import { catalogFor } from '../masking/catalog.js';
+import { bindResultFormats, decodeRowDescription, withFormats, type RowMasker } from '../masking/plan.js';
+import { SessionMasking } from '../masking/session-masking.js';
 
 /** What the analyzer says about SQL-level PREPARE, EXECUTE and DEALLOCATE. */
 type SqlAnalysis = Analysis & {
@@ -68,6 +73,8 @@ function executionOf(execute: Analysis, statement: Analysis): Analysis {
       ...(statement.hazards ? { hazards: statement.hazards } : {}),
       ...(statement.functions ? { functions: statement.functions } : {}),
       ...(statement.unanalysable ? { unanalysable: statement.unanalysable } : {}),
+      ...(statement.lineage ? { lineage: statement.lineage } : {}),
+      ...resultFactsOf(statement),
     });
     byStatement.set(statement, a);
   }
@@ -75,6 +82,12 @@ function executionOf(execute: Analysis, statement: Analysis): Analysis {
 }
 
 /** A request rebuilt from its (substituted) statements. */
+/** What a prepared statement's result is (a cursor, a COPY), for an EXECUTE of it. */
+function resultFactsOf(statement: Analysis): { declare?: string; copy?: PostgresAnalysis['copy'] } {
+  const p = statement as PostgresAnalysis;
+  return { ...(p.declare !== undefined ? { declare: p.declare } : {}), ...(p.copy !== undefined ? { copy: p.copy } : {}) };
+}
+
 function requestOf(original: Analysis, parts: readonly Analysis[]): Analysis {
   const union = <T>(pick: (a: Analysis) => readonly T[] | undefined): T[] => {
     const out: T[] = [];
@@ -126,6 +139,19 @@ const COLLECTED = [
   Backend.PortalSuspended,
   Backend.FunctionCallResponse,
 ];
+
+/** Read as well when results may be masked (DataRow and CopyData whole, see `collect`). */
+const MASKING_COLLECTED = [Backend.RowDescription, Backend.NoData, Backend.CopyOutResponse, Backend.NoticeResponse];
+
+/** Describe of a portal, sent by the gateway before an Execute whose result it has not seen described. */
+function describePortal(name: string): Buffer {
+  const body = Buffer.from(`P${name}\0`, 'utf8');
+  const frame = Buffer.allocUnsafe(5 + body.length);
+  frame[0] = Frontend.Describe;
+  frame.writeInt32BE(4 + body.length, 1);
+  body.copy(frame, 5);
+  return frame;
+}
 
 /**
  * Requests the gateway cannot read are `unknown`, never harmless: a FunctionCall by OID, or an
@@ -273,6 +299,13 @@ export class PostgresClientSession {
   /** The upstream chunk being relayed and how much of it is already written. */
   #chunk: Buffer = EMPTY;
   #chunkWritten = 0;
+  /** Set when results of this session may be masked. */
+  #masking: SessionMasking | undefined;
+  /**
+   * The bytes of the upstream message in progress are being dropped (not written): it is
+   * rewritten when complete (a masked row, an error without sensitive values).
+   */
+  #dropping = false;
   /** Outcomes seen in the current upstream chunk, as handle, outcome pairs. */
   readonly #completions: (StatementHandle | StatementOutcome)[] = [];
 
@@ -583,6 +616,13 @@ export class PostgresClientSession {
     this.#frames.setMaxFrameBytes(this.#deps.context.limits.maxMessageBytes);
     this.#socket.setKeepAlive(true, KEEPALIVE_MS);
     upstream.socket.setKeepAlive(true, KEEPALIVE_MS);
+    if (this.#governed.masking) {
+      this.#masking = new SessionMasking(this.#governed, catalogFor(options, this.#deps.context.logger), this.#log);
+      for (const t of MASKING_COLLECTED) this.#scanner.collect(t);
+      this.#scanner.collect(Backend.RowDescription, true);
+      this.#scanner.collect(Backend.DataRow, true);
+      this.#scanner.collect(Backend.CopyData, true);
+    }
     this.state = SessionState.Ready;
     this.#log.debug('session ready');
     if (upstream.leftover.length > 0) this.#onUpstreamData(upstream.leftover);
@@ -632,8 +672,10 @@ export class PostgresClientSession {
       return DROP;
     }
     switch (type) {
-      case Frontend.Query:
-        return this.#beginSimple(decodeQuery(frame), 'simple');
+      case Frontend.Query: {
+        const text = decodeQuery(frame);
+        return this.#withCatalog((refusal) => this.#beginSimple(text, 'simple', refusal));
+      }
       case Frontend.Parse: {
         const { name, text } = decodeParse(frame);
         if (this.#statements.size + this.#pendingStatements.size >= MAX_PREPARED) {
@@ -680,6 +722,18 @@ export class PostgresClientSession {
             };
           }
         }
+        if (this.#masking && prepared) {
+          // A portal of its own: its result formats, and the description the server gives it.
+          const statementOf = this.#pendingStatements.get(statement) ?? this.#statements.get(statement);
+          prepared = {
+            text: prepared.text,
+            analysis: prepared.analysis,
+            ...(prepared.bind ? { bind: prepared.bind } : {}),
+            ...(prepared.reviewable !== undefined ? { reviewable: prepared.reviewable } : {}),
+            formats: bindResultFormats(frame),
+            ...(statementOf ? { statement: statementOf } : {}),
+          };
+        }
         this.#forgetPortal(this.#pendingPortals.get(portal));
         this.#pendingPortals.set(portal, prepared);
         this.#track({ kind: 'bind', portal, prepared });
@@ -691,7 +745,8 @@ export class PostgresClientSession {
         // never runs, so it is neither decided nor held for review.
         if (this.#skipping && !this.#ledger.hasSync()) return DROP;
         const prepared = this.#pendingPortals.has(portal) ? this.#pendingPortals.get(portal) : this.#portals.get(portal);
-        return this.#beginExecute(prepared);
+        if (this.#masking === undefined) return this.#beginExecute(prepared, portal);
+        return this.#withCatalog((refusal) => this.#beginExecute(prepared, portal, refusal));
       }
       case Frontend.Close: {
         const { kind, name } = decodeClose(frame);
@@ -722,6 +777,8 @@ export class PostgresClientSession {
         else this.#track({ kind: 'copy-end' });
         return FORWARD;
       case Frontend.Describe:
+        if (this.#masking) this.#trackDescribe(frame);
+        return FORWARD;
       case Frontend.Flush:
       case Frontend.CopyData:
         return FORWARD;
@@ -730,9 +787,26 @@ export class PostgresClientSession {
     }
   }
 
-  #beginSimple(text: string, protocol: 'simple'): FrameVerdict {
+  #beginSimple(text: string, protocol: 'simple', refusal: string | undefined): FrameVerdict {
     const analysis = this.#resolveSql(this.#deps.analyze(text));
-    return this.#beginQuery(analysis, protocol, this.#reviewText(text, analysis), undefined);
+    return this.#beginQuery(analysis, protocol, this.#reviewText(text, analysis), undefined, refusal);
+  }
+
+  /**
+   * Runs `next` once the masking catalog is current (at once when it is, or without masking).
+   * When it cannot be read, `next` gets the reason to refuse the statement: results that
+   * cannot be masked do not leave.
+   */
+  #withCatalog(next: (refusal: string | undefined) => FrameVerdict): FrameVerdict {
+    const wait = this.#masking?.catalogReady();
+    if (wait === undefined) return next(undefined);
+    return wait.then(
+      () => next(undefined),
+      (err: unknown) => {
+        this.#log.error({ err }, 'the masking catalog could not be read');
+        return next('the gateway cannot read the database catalog it needs to mask results; the statement was refused');
+      },
+    ) as Promise<typeof FORWARD | typeof DROP>;
   }
 
   #beginFunctionCall(frame: Buffer): FrameVerdict {
@@ -746,10 +820,12 @@ export class PostgresClientSession {
     protocol: 'simple' | 'function-call',
     text: string,
     parameters: (() => readonly (string | null)[]) | undefined,
+    maskingRefusal?: string,
   ): FrameVerdict {
     // After its own error in the extended protocol the server ignores a Query until Sync.
     if (this.#skipping && !this.#ledger.hasSync()) return DROP;
-    if (!this.#ledger.empty && this.#governed!.decide(analysis).effect === 'review') {
+    const refusal = maskingRefusal ?? this.#masking?.refusal(analysis);
+    if (refusal === undefined && !this.#ledger.empty && this.#governed!.decide(analysis).effect === 'review') {
       return this.#afterInFlight(() => this.#beginQuery(analysis, protocol, text, parameters));
     }
     // Each statement of a query string is recorded on its own; the string is decided as one.
@@ -760,6 +836,7 @@ export class PostgresClientSession {
         protocol,
         text,
         ...(parameters ? { parameters } : {}),
+        ...(refusal !== undefined ? { refuse: { rule: 'masking', reason: refusal } } : {}),
         onHeld: (held) => this.#tellHeld(held),
       });
     } catch (err) {
@@ -900,13 +977,35 @@ export class PostgresClientSession {
     if (prepared?.bind) this.#retainedBindBytes = Math.max(0, this.#retainedBindBytes - prepared.bind.length);
   }
 
-  #beginExecute(prepared: PreparedStatement | undefined): FrameVerdict {
+  /** With masking: a Describe's answer says what a statement's or portal's rows are. */
+  #trackDescribe(frame: Buffer): void {
+    const { kind, name } = decodeClose(frame);
+    let target: PreparedStatement | undefined;
+    if (kind === 'S') target = this.#pendingStatements.get(name) ?? this.#statements.get(name);
+    else {
+      target = this.#pendingPortals.has(name) ? this.#pendingPortals.get(name) : this.#portals.get(name);
+      if (target) target.describing = (target.describing ?? 0) + 1;
+    }
+    this.#track({ kind: 'describe', target, portal: kind === 'P' });
+  }
+
+  #beginExecute(prepared: PreparedStatement | undefined, portal: string, maskingRefusal?: string): FrameVerdict {
     const analysis = prepared ? this.#resolveSql(prepared.analysis) : UNKNOWN_PORTAL;
     // Before asking anyone to review a statement, make sure the server will run it: what was
     // sent before it in the batch may fail, and then the server skips it.
     if (this.#skipping && !this.#ledger.hasSync()) return DROP;
+    const refusal = maskingRefusal ?? this.#masking?.refusal(analysis);
+    if (refusal !== undefined) {
+      try {
+        this.#governed!.beginStatement({ analysis, protocol: 'extended', refuse: { rule: 'masking', reason: refusal } });
+      } catch (err) {
+        const e = toClientFacing(err);
+        if (e.fatal) throw e;
+        return this.#refuseExtended(e);
+      }
+    }
     if (!prepared?.approved && !this.#ledger.empty && this.#governed!.decide(analysis).effect === 'review') {
-      return this.#afterInFlight(() => this.#beginExecute(prepared));
+      return this.#afterInFlight(() => this.#beginExecute(prepared, portal));
     }
     // A portal bound while its decision was a plain allow kept no parameters; if the decision
     // is now a review (a reload, an expired grant), the approver could not see what runs.
@@ -933,9 +1032,17 @@ export class PostgresClientSession {
       return this.#refuseExtended(e);
     }
     const tracked: LedgerEntry = { kind: 'execute', handle };
+    if (this.#masking && prepared) tracked.portal = prepared;
     this.#track(tracked);
     const forward = (): typeof FORWARD => {
       this.#noteSqlPrepares(analysis, [handle]);
+      if (this.#masking && prepared && prepared.fields === undefined && !(prepared.describing! > 0) && prepared.statement?.fields === undefined) {
+        // The gateway has not seen what this portal returns: it asks, just before the Execute,
+        // and keeps the answer to itself.
+        this.#closeRun();
+        this.#out.push(describePortal(portal));
+        tracked.describe = true;
+      }
       // Later Executes of the same portal (fetching more rows) continue the approved statement.
       if (handle.approval && prepared?.reviewable) prepared.approved = handle.approval;
       return FORWARD;
@@ -1102,7 +1209,10 @@ export class PostgresClientSession {
       this.#fail(clientErrors.internal({ cause: err }), 'error');
       return;
     }
-    if (this.#refusalsPending > 0 && !this.#scanner.atBoundary) this.#holdBackError(chunk);
+    if (!this.#scanner.atBoundary) {
+      if (this.#masking !== undefined) this.#holdForRewrite(chunk);
+      else if (this.#refusalsPending > 0) this.#holdBackError(chunk);
+    }
     if (this.#chunkWritten < chunk.length) {
       if (this.#tail === undefined && this.#chunkWritten === 0) {
         this.#writeClient(chunk);
@@ -1141,6 +1251,98 @@ export class PostgresClientSession {
     }
   }
 
+  /**
+   * With masking: the chunk ends inside a message the gateway may rewrite (a row of a masked
+   * result, an error or notice). Its bytes are dropped; the scanner keeps a copy and the
+   * rewrite is written when the message is complete. A header cut short is kept back until
+   * its type is known.
+   */
+  #holdForRewrite(chunk: Buffer): void {
+    const type = this.#scanner.pendingType;
+    if (type === -1) {
+      this.#holdBackError(chunk);
+      return;
+    }
+    if (!this.#rewrites(type)) {
+      if (this.#refusalsPending > 0) this.#holdBackError(chunk);
+      return;
+    }
+    const start = this.#scanner.pendingStart;
+    if (start >= 0) this.#writeChunkTo(start);
+    // Otherwise its first bytes were kept back (the tail) or dropped already.
+    else this.#tail = undefined;
+    this.#dropping = true;
+    this.#chunkWritten = chunk.length;
+  }
+
+  /** True when a message of this type, now, may have to be rewritten. */
+  #rewrites(type: number): boolean {
+    switch (type) {
+      case Backend.ErrorResponse:
+      case Backend.NoticeResponse:
+        return true;
+      case Backend.DataRow:
+        return this.#resultMasking()?.rows !== undefined;
+      case Backend.CopyData:
+        return this.#resultMasking()?.copy !== undefined;
+      default:
+        return false;
+    }
+  }
+
+  /** The masking of the result in progress (the statement at the head of the ledger). */
+  #resultMasking(): ResultMasking | undefined {
+    const head = this.#ledger.peek();
+    if (head?.kind === 'query') return head.masking;
+    if (head?.kind === 'execute') {
+      if (head.masking === undefined && !head.describe) head.masking = { rows: this.#planExecute(head) };
+      return head.masking;
+    }
+    return undefined;
+  }
+
+  /** The row masker of an Execute, from the description of its portal (or statement). */
+  #planExecute(entry: { handle: StatementHandle; portal?: PreparedStatement }): RowMasker | undefined {
+    const portal = entry.portal;
+    if (portal === undefined || this.#masking === undefined) return undefined;
+    if (portal.fields === undefined && portal.statement?.fields != null) {
+      portal.fields = withFormats(portal.statement.fields, portal.formats ?? []);
+      portal.description = portal.statement.description;
+    }
+    if (!portal.fields || portal.description === undefined) return undefined;
+    const fields = portal.fields;
+    return this.#masking.rowMasker(entry.handle.analysis, this.#descriptionKey(portal), () => fields);
+  }
+
+  /** Plans are cached by description: a portal's formats are part of it. */
+  #descriptionKey(portal: PreparedStatement): Buffer {
+    const formats = portal.formats;
+    if (formats === undefined || formats.length === 0) return portal.description!;
+    return Buffer.concat([portal.description!, Buffer.from(Uint16Array.from(formats).buffer)]);
+  }
+
+  /**
+   * Writes `bytes` in place of the upstream message that ends at `endInChunk` (of `length`
+   * bytes), or the message itself (`frame`, whole) when `bytes` is undefined and its first
+   * bytes were dropped. Nothing is written for a message left unchanged that was not dropped.
+   */
+  #emitInstead(bytes: Buffer | undefined, frame: Buffer, endInChunk: number, length: number): void {
+    const start = endInChunk - length;
+    if (start >= this.#chunkWritten && start >= 0) {
+      if (bytes === undefined) return;
+      this.#writeChunkTo(start);
+    } else if (this.#dropping || this.#tail !== undefined) {
+      this.#tail = undefined;
+    } else {
+      // Its first bytes are already with the client: it cannot be changed any more.
+      throw new Error('a message to rewrite was partly relayed already');
+    }
+    this.#dropping = false;
+    const out = bytes ?? frame;
+    if (out.length > 0) this.#writeClient(out);
+    this.#chunkWritten = endInChunk;
+  }
+
   /** Writes the kept-back bytes, then the current chunk up to `end`. */
   #writeChunkTo(end: number): void {
     if (this.#tail !== undefined) {
@@ -1159,9 +1361,10 @@ export class PostgresClientSession {
     const start = endInChunk - length;
     if (start >= this.#chunkWritten) {
       this.#writeChunkTo(start);
-    } else if (this.#tail !== undefined) {
-      // The error began in an earlier chunk: its first bytes are the kept-back tail.
+    } else if (this.#tail !== undefined || this.#dropping) {
+      // The error began in an earlier chunk: its first bytes are the kept-back tail (or were dropped).
       this.#tail = undefined;
+      this.#dropping = false;
     } else {
       // Its first bytes are already with the client (cannot happen while a refusal is pending).
       this.#log.error('a refusal could not replace the error it provoked; the server error was relayed');
@@ -1177,6 +1380,7 @@ export class PostgresClientSession {
    */
   #completed(handle: StatementHandle, outcome: StatementOutcome): void {
     if (this.#sqlPendingCount > 0) this.#settleSql(handle, outcome.outcome === 'ok');
+    this.#masking?.completed(handle.analysis, outcome.outcome === 'ok');
     this.#completions.push(handle, outcome);
   }
 
@@ -1202,6 +1406,7 @@ export class PostgresClientSession {
       this.#ledger.shift();
       head = this.#ledger.peek();
     }
+    if (this.#masking !== undefined && this.#onMaskedMessage(type, frame, endInChunk, head)) return;
     switch (type) {
       case Backend.ParseComplete:
         if (head?.kind === 'parse') {
@@ -1233,11 +1438,12 @@ export class PostgresClientSession {
         if (head?.kind === 'query') {
           const h = head.handles[head.next];
           if (h) {
-            this.#completed(h, { outcome: 'ok', rows, command: tag.split(' ', 1)[0] ?? tag });
+            this.#completed(h, { outcome: 'ok', rows, command: tag.split(' ', 1)[0] ?? tag, ...this.#maskedOf(head.masking) });
             head.next++;
           }
+          head.masking = undefined;
         } else if (head?.kind === 'execute') {
-          this.#completed(head.handle, { outcome: 'ok', rows, command: tag.split(' ', 1)[0] ?? tag });
+          this.#completed(head.handle, { outcome: 'ok', rows, command: tag.split(' ', 1)[0] ?? tag, ...this.#maskedOf(head.masking) });
           this.#ledger.shift();
           this.#releaseSynthetic(endInChunk);
         }
@@ -1261,7 +1467,7 @@ export class PostgresClientSession {
             head.next++;
           }
         } else if (head?.kind === 'execute') {
-          this.#completed(head.handle, { outcome: 'ok', rows: this.#rowCount });
+          this.#completed(head.handle, { outcome: 'ok', rows: this.#rowCount, ...this.#maskedOf(head.masking) });
           this.#ledger.shift();
           this.#releaseSynthetic(endInChunk);
         }
@@ -1323,6 +1529,107 @@ export class PostgresClientSession {
     }
   }
 
+  /** The analysis of the statement whose answers are coming (the head of the ledger). */
+  #currentAnalysis(head: LedgerEntry | undefined): Analysis | undefined {
+    if (head?.kind === 'query') return head.handles[head.next]?.analysis;
+    if (head?.kind === 'execute') return head.handle.analysis;
+    return undefined;
+  }
+
+  /**
+   * With masking: reads result descriptions and rewrites rows, COPY data, errors and notices.
+   * True when the message is fully handled here.
+   */
+  #onMaskedMessage(type: number, frame: Buffer, endInChunk: number, head: LedgerEntry | undefined): boolean {
+    const masking = this.#masking!;
+    const length = 1 + frame.readInt32BE(1);
+    switch (type) {
+      case Backend.DataRow: {
+        const rows = this.#resultMasking()?.rows;
+        if (rows !== undefined) {
+          const out = rows.maskRow(frame);
+          this.#emitInstead(out === frame ? undefined : out, frame, endInChunk, length);
+        } else if (this.#dropping) this.#emitInstead(undefined, frame, endInChunk, length);
+        return true;
+      }
+      case Backend.CopyData: {
+        const copy = this.#resultMasking()?.copy;
+        if (copy !== undefined) {
+          const out = copy.maskData(frame);
+          this.#emitInstead(out === frame ? undefined : out, frame, endInChunk, length);
+        } else if (this.#dropping) this.#emitInstead(undefined, frame, endInChunk, length);
+        return true;
+      }
+      case Backend.RowDescription:
+      case Backend.NoData: {
+        const fields = type === Backend.RowDescription && head?.kind !== 'query' ? decodeRowDescription(frame) : null;
+        if (head?.kind === 'describe') {
+          if (head.target) {
+            head.target.fields = fields;
+            if (fields !== null) head.target.description = Buffer.from(frame);
+            if (head.portal) head.target.describing = Math.max(0, (head.target.describing ?? 1) - 1);
+          }
+          this.#ledger.shift();
+          this.#releaseSynthetic(endInChunk);
+          return true;
+        }
+        if (head?.kind === 'execute' && head.describe) {
+          // The answer to the gateway's own Describe: kept from the client.
+          head.describe = false;
+          if (head.portal) {
+            head.portal.fields = fields;
+            if (fields !== null) head.portal.description = Buffer.from(frame);
+          }
+          this.#emitInstead(EMPTY, frame, endInChunk, length);
+          return true;
+        }
+        if (head?.kind === 'query' && type === Backend.RowDescription) {
+          const h = head.handles[head.next];
+          if (h) head.masking = { rows: masking.rowMasker(h.analysis, frame, () => decodeRowDescription(frame)) };
+        }
+        return true;
+      }
+      case Backend.CopyOutResponse: {
+        const analysis = this.#currentAnalysis(head);
+        if (analysis !== undefined && (head?.kind === 'query' || head?.kind === 'execute')) {
+          const copy = masking.copyMasker(analysis, frame.readInt16BE(6));
+          head.masking = { ...(head.masking ?? {}), copy };
+        }
+        return true;
+      }
+      case Backend.NoticeResponse: {
+        const out = masking.maskError(frame, this.#currentAnalysis(head), frame.length < length);
+        if (out !== undefined || this.#dropping) this.#emitInstead(out, frame, endInChunk, length);
+        return true;
+      }
+      case Backend.ErrorResponse: {
+        // A refusal's provoked error is replaced whole by the session (below).
+        if (head?.kind === 'refused') return false;
+        const out = masking.maskError(frame, this.#currentAnalysis(head), frame.length < length);
+        if (out !== undefined || this.#dropping) this.#emitInstead(out, frame, endInChunk, length);
+        if (head?.kind === 'describe') {
+          // The Describe failed; the server now skips to Sync.
+          if (head.portal && head.target) head.target.describing = Math.max(0, (head.target.describing ?? 1) - 1);
+          this.#ledger.shift();
+          this.#skipping = true;
+          this.#rowCount = 0;
+          return true;
+        }
+        if (head?.kind === 'query') head.masking = undefined;
+        return false;
+      }
+      default:
+        return false;
+    }
+  }
+
+  /** Masked columns of the result that just ended, for its audit record. */
+  #maskedOf(masking: ResultMasking | undefined): { masked?: MaskedColumn[] } {
+    if (masking === undefined) return {};
+    const masked = [...(masking.rows?.masked() ?? []), ...(masking.copy?.rows.masked() ?? [])];
+    return masked.length > 0 ? { masked } : {};
+  }
+
   /** A Parse or Bind the server rejected or skipped: it never existed. */
   #forget(entry: { kind: 'parse'; name: string; prepared: PreparedStatement } | { kind: 'bind'; portal: string; prepared: PreparedStatement | undefined }): void {
     if (entry.kind === 'parse') {
@@ -1343,6 +1650,10 @@ export class PostgresClientSession {
     for (let e = this.#ledger.shift(); e; e = this.#ledger.shift()) {
       if (e.kind === 'parse' || e.kind === 'bind') {
         this.#forget(e);
+        continue;
+      }
+      if (e.kind === 'describe') {
+        if (e.portal && e.target) e.target.describing = Math.max(0, (e.target.describing ?? 1) - 1);
         continue;
       }
       if (e.kind === 'execute') {

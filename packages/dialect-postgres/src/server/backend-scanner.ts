@@ -33,10 +33,23 @@ export class BackendScanner {
   #parts: Buffer[] | undefined;
   #partsLength = 0;
 
-  /** @param collectTypes message type bytes the handler wants whole. */
+  /** @param collectTypes message type bytes the handler wants (cut at 64 KiB). */
   constructor(collectTypes: Iterable<number>) {
     this.#collect = new Uint8Array(256);
     for (const t of collectTypes) this.#collect[t] = 1;
+  }
+
+  /**
+   * Collects messages of `type` from now on; `whole`: never cut (rows the gateway rewrites,
+   * which it must have entire whatever their size).
+   */
+  collect(type: number, whole = false): void {
+    this.#collect[type] = whole ? 2 : 1;
+  }
+
+  /** True when messages of `type` are collected. */
+  collects(type: number): boolean {
+    return this.#collect[type] !== 0;
   }
 
   /** Where the unfinished message began in the last chunk scanned (-1: in an earlier chunk). */
@@ -70,8 +83,8 @@ export class BackendScanner {
       if (this.#remaining > 0) {
         // Inside a payload that started in an earlier chunk.
         const take = Math.min(this.#remaining, n - at);
-        if (this.#parts && this.#partsLength < MAX_COLLECTED_BYTES) {
-          const keep = Math.min(take, MAX_COLLECTED_BYTES - this.#partsLength);
+        if (this.#parts && this.#partsLength < this.#limit) {
+          const keep = Math.min(take, this.#limit - this.#partsLength);
           this.#parts.push(chunk.subarray(at, at + keep));
           this.#partsLength += keep;
         }
@@ -88,7 +101,7 @@ export class BackendScanner {
         const end = at + 1 + len;
         if (type === 0x44 /* DataRow */) handler.onDataRow();
         if (end <= n) {
-          if (this.#collect[type] === 1) handler.onMessage(type, chunk.subarray(at, end), end);
+          if (this.#collect[type] !== 0) handler.onMessage(type, chunk.subarray(at, end), end);
           at = end;
         } else {
           this.#begin(type, len, chunk.subarray(at, n));
@@ -121,9 +134,14 @@ export class BackendScanner {
     }
   }
 
+  /** How much of the collected message being assembled is kept. */
+  #limit = MAX_COLLECTED_BYTES;
+
   #begin(type: number, len: number, first: Buffer): void {
-    if (this.#collect[type] === 1) {
-      const keep = first.subarray(0, MAX_COLLECTED_BYTES);
+    const mode = this.#collect[type];
+    if (mode !== 0) {
+      this.#limit = mode === 2 ? Number.MAX_SAFE_INTEGER : MAX_COLLECTED_BYTES;
+      const keep = first.subarray(0, this.#limit);
       this.#parts = [keep];
       this.#partsLength = keep.length;
     } else {

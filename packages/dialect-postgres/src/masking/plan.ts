@@ -1,0 +1,253 @@
+/**
+ * Mask plans: which columns of a result are masked (and how), computed once per result
+ * description, and the row rewrite that applies one.
+ *
+ * A result column is resolved to its sources in three ways, all of them used:
+ * 1. RowDescription's table OID and column number name a plain column whatever its alias
+ *    (PostgreSQL keeps them through subqueries and CTEs); a view's column is traced through
+ *    the view's definition to the table columns it shows;
+ * 2. the statement's column lineage (from the parse tree) gives the sources of computed
+ *    columns (expressions, functions, aggregates, CASE, subqueries, set operations...),
+ *    traced through the views and SQL functions it names;
+ * 3. a column that cannot be resolved (its position is unknown and it is computed, or it
+ *    comes from a function whose body cannot be seen) is scanned by the content detectors.
+ * A column with any sensitive source is masked with the strongest strategy of its sources.
+ */
+import type { ColumnSource, DetectorKind, MaskStrategy, ResultLineage } from '@sluice/core';
+import type { CatalogSnapshot } from './catalog.js';
+import { maskValue, scanValue, type ValueShape } from './values.js';
+
+/** A column of a RowDescription. */
+export interface ResultField extends ValueShape {
+  readonly name: string;
+  readonly tableOid: number;
+  readonly attnum: number;
+}
+
+export function decodeRowDescription(frame: Buffer): ResultField[] {
+  const n = frame.readInt16BE(5);
+  const fields: ResultField[] = [];
+  let at = 7;
+  for (let i = 0; i < n; i++) {
+    const nul = frame.indexOf(0, at);
+    if (nul < 0) throw new RangeError('RowDescription field name is not terminated');
+    const name = frame.toString('utf8', at, nul);
+    at = nul + 1;
+    fields.push({
+      name,
+      tableOid: frame.readUInt32BE(at),
+      attnum: frame.readInt16BE(at + 4),
+      typeOid: frame.readUInt32BE(at + 6),
+      typmod: frame.readInt32BE(at + 12),
+      format: frame.readInt16BE(at + 16),
+    });
+    at += 18;
+  }
+  return fields;
+}
+
+/**
+ * The result formats a Bind asks for: one code for every column, one per column, or none
+ * (text). Read from the end of the message after the parameters.
+ */
+export function bindResultFormats(frame: Buffer): readonly number[] {
+  let at = 5;
+  at = frame.indexOf(0, at) + 1; // portal
+  at = frame.indexOf(0, at) + 1; // statement
+  const nFormats = frame.readInt16BE(at);
+  at += 2 + 2 * nFormats;
+  const nParams = frame.readInt16BE(at);
+  at += 2;
+  for (let i = 0; i < nParams; i++) {
+    const len = frame.readInt32BE(at);
+    at += 4 + (len > 0 ? len : 0);
+  }
+  const nResults = frame.readInt16BE(at);
+  at += 2;
+  const out: number[] = [];
+  for (let i = 0; i < nResults; i++) out.push(frame.readInt16BE(at + 2 * i));
+  return out;
+}
+
+/** The fields with the formats a Bind asked for (a statement's description says text for all). */
+export function withFormats(fields: readonly ResultField[], formats: readonly number[]): readonly ResultField[] {
+  if (formats.length === 0) return fields.every((f) => f.format === 0) ? fields : fields.map((f) => ({ ...f, format: 0 }));
+  return fields.map((f, i) => {
+    const format = formats.length === 1 ? formats[0]! : (formats[i] ?? 0);
+    return f.format === format ? f : { ...f, format };
+  });
+}
+
+/** What masks one statement's results: the rules, detectors and key in force for it. */
+export interface MaskRules {
+  readonly target: string;
+  /** The strongest configured (or policy) strategy among sources, and the rule that set it. */
+  readonly strongest: (sources: readonly ColumnSource[]) => { readonly strategy: MaskStrategy; readonly rule: string } | undefined;
+  /** True when a source is a free-text column that is always scanned. */
+  readonly scanned: (source: ColumnSource) => boolean;
+  readonly detectors: ReadonlySet<DetectorKind>;
+  readonly detectorStrategy: MaskStrategy;
+  readonly hashKey: Buffer;
+}
+
+/** Everything known about where a result's columns come from. */
+export interface ResultSources {
+  readonly lineage: ResultLineage | undefined;
+  readonly catalog: CatalogSnapshot;
+}
+
+export interface ColumnAction {
+  readonly index: number;
+  readonly name: string;
+  readonly shape: ValueShape;
+  /** `mask` applies `strategy`; `scan` runs the detectors. */
+  readonly mode: 'mask' | 'scan';
+  readonly strategy: MaskStrategy;
+  /** The rule behind a mask (`detector` for scans). */
+  readonly rule: string;
+}
+
+/** A masked (or scanned) result column, for the audit record: never a value. */
+export interface MaskedColumn {
+  readonly column: string;
+  readonly by: string;
+}
+
+/** Sources of one result column. `resolved` is false when something it draws from cannot be seen. */
+function columnSources(field: ResultField, index: number, fieldCount: number, sources: ResultSources): { list: ColumnSource[]; resolved: boolean } {
+  const { catalog, lineage } = sources;
+  const list: ColumnSource[] = [];
+  let resolved = true;
+  if (field.tableOid !== 0) {
+    const rel = catalog.relation(field.tableOid);
+    if (rel === undefined) resolved = false;
+    else {
+      const col = rel.columns.find((c) => c.attnum === field.attnum);
+      list.push({ schema: rel.schema, table: rel.name, column: col?.name ?? '*' });
+      if (rel.kind === 'v' || rel.kind === 'm') list.push(...catalog.viewColumnSources(rel.oid, field.attnum));
+    }
+  }
+  const columns = lineage?.columns;
+  if (columns !== undefined && columns.length === fieldCount) {
+    const c = columns[index]!;
+    list.push(...catalog.expand(c.sources));
+    for (const fn of c.functions) {
+      for (const f of catalog.functionsNamed(fn)) {
+        if (f.sources === undefined) resolved = false;
+        else list.push(...catalog.expand(f.sources));
+      }
+    }
+  } else if (field.tableOid === 0) {
+    // A computed column at a position the analysis cannot tell: it may draw on anything the
+    // result draws on.
+    if (lineage === undefined) resolved = false;
+    else {
+      list.push(...catalog.expand(lineage.all));
+      for (const fn of lineage.functions) {
+        for (const f of catalog.functionsNamed(fn)) {
+          if (f.sources === undefined) resolved = false;
+          else list.push(...catalog.expand(f.sources));
+        }
+      }
+    }
+  }
+  return { list, resolved };
+}
+
+/** The actions for a result; empty when nothing in it needs masking or scanning. */
+export function planColumns(fields: readonly ResultField[], sources: ResultSources, rules: MaskRules): ColumnAction[] {
+  const actions: ColumnAction[] = [];
+  for (let i = 0; i < fields.length; i++) {
+    const field = fields[i]!;
+    const { list, resolved } = columnSources(field, i, fields.length, sources);
+    const match = rules.strongest(list);
+    if (match !== undefined) {
+      actions.push({ index: i, name: field.name, shape: field, mode: 'mask', strategy: match.strategy, rule: match.rule });
+    } else if (rules.detectors.size > 0 && (!resolved || list.some(rules.scanned))) {
+      actions.push({ index: i, name: field.name, shape: field, mode: 'scan', strategy: rules.detectorStrategy, rule: 'detector' });
+    }
+  }
+  return actions;
+}
+
+/** Applies a plan to the DataRows of one result. */
+export class RowMasker {
+  readonly #byIndex: (ColumnAction | undefined)[];
+  readonly #rules: MaskRules;
+  readonly #maskedBy = new Map<string, Set<string>>();
+
+  constructor(readonly actions: readonly ColumnAction[], fieldCount: number, rules: MaskRules) {
+    this.#byIndex = new Array<ColumnAction | undefined>(fieldCount);
+    for (const a of actions) {
+      this.#byIndex[a.index] = a;
+      // A planned mask is recorded whether or not a row comes.
+      if (a.mode === 'mask') this.#note(a, a.rule);
+    }
+    this.#rules = rules;
+  }
+
+  /** Masks one column value: the new value (null for NULL), or undefined to keep it. */
+  maskValue(action: ColumnAction, value: Buffer): Buffer | null | undefined {
+    const rules = this.#rules;
+    if (action.mode === 'mask') {
+      return maskValue(value, action.shape, action.strategy, rules.hashKey);
+    }
+    const found = scanValue(value, action.shape, rules.detectors, action.strategy, rules.hashKey);
+    if (found === undefined) return undefined;
+    for (const k of found.kinds) this.#note(action, `detector:${k}`);
+    return found.value;
+  }
+
+  #note(action: ColumnAction, by: string): void {
+    let set = this.#maskedBy.get(action.name);
+    if (!set) this.#maskedBy.set(action.name, (set = new Set()));
+    set.add(by);
+  }
+
+  /** Rewrites a whole DataRow frame (type byte included); the same frame when nothing changed. */
+  maskRow(frame: Buffer): Buffer {
+    const n = frame.readInt16BE(5);
+    const pieces: Buffer[] = [];
+    let copiedTo = 0;
+    let total = 0;
+    let at = 7;
+    for (let i = 0; i < n; i++) {
+      const len = frame.readInt32BE(at);
+      const valueStart = at + 4;
+      const end = len < 0 ? valueStart : valueStart + len;
+      const action = this.#byIndex[i];
+      if (action !== undefined && len >= 0) {
+        const masked = this.maskValue(action, frame.subarray(valueStart, end));
+        if (masked !== undefined) {
+          const before = frame.subarray(copiedTo, at);
+          pieces.push(before);
+          total += before.length;
+          const head = Buffer.allocUnsafe(4);
+          head.writeInt32BE(masked === null ? -1 : masked.length);
+          pieces.push(head);
+          total += 4;
+          if (masked !== null) {
+            pieces.push(masked);
+            total += masked.length;
+          }
+          copiedTo = end;
+        }
+      }
+      at = end;
+    }
+    if (pieces.length === 0) return frame;
+    const rest = frame.subarray(copiedTo);
+    pieces.push(rest);
+    total += rest.length;
+    const out = Buffer.concat(pieces, total);
+    out.writeInt32BE(total - 1, 1);
+    return out;
+  }
+
+  /** Masked columns so far and what masked them, for the audit record. */
+  masked(): MaskedColumn[] {
+    const out: MaskedColumn[] = [];
+    for (const [column, by] of this.#maskedBy) for (const b of by) out.push({ column, by: b });
+    return out;
+  }
+}
