@@ -1,0 +1,266 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { requireService, startTestGateway, type TestGateway } from '@sluice/testkit';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect } from 'vitest';
+import { postgresDialect } from '../src/index.js';
+import { connectPg } from './pg-driver.js';
+import { liveTest } from './support.js';
+
+/**
+ * Masking through the gateway against the real PostgreSQL: resolution through aliases,
+ * expressions, views and functions; every way rows leave; type-valid values; exemptions.
+ */
+const run = promisify(execFile);
+const UPSTREAM = 'postgres://postgres@127.0.0.1:5432/test';
+
+const ANALYST = { subject: 'ann@example.com', kind: 'human', groups: ['analysts'], token: 'ann-mask-token' } as const;
+const AUDITOR = { subject: 'cy@example.com', kind: 'human', groups: ['compliance'], token: 'cy-mask-token' } as const;
+const AGENT = { subject: 'mask-bot', kind: 'agent', groups: ['pipelines'], token: 'bot-mask-token' } as const;
+
+const EMAIL = 'alice.liddell@wonderland.example';
+const EMAIL2 = 'bob.builder@construction.example';
+const PHONE = '+1 415 555 2671';
+const CARD = '4242 4242 4242 4242';
+const SSN = '123-45-6789';
+const NAME = 'Alice Liddell';
+/** Seeded sensitive values: none of them (nor a transformed form) may reach an analyst. */
+const SECRETS = [EMAIL, EMAIL2, PHONE, CARD, SSN, NAME];
+
+const MASKING = {
+  hashKey: 'a-test-hash-key-of-some-length',
+  columns: [
+    { column: 'public.sluice_mask_customers.email', strategy: 'partial' },
+    { column: 'sluice_mask_customers.phone', strategy: 'partial' },
+    { column: '*.sluice_mask_customers.card', strategy: 'partial' },
+    { column: 'sluice_mask_customers.ssn', strategy: 'redact', name: 'ssn-redacted' },
+    { column: 'sluice_mask_customers.full_name', strategy: 'hash' },
+    { column: 'sluice_mask_customers.age', strategy: 'hash' },
+    { column: 'sluice_mask_customers.token', strategy: 'hash' },
+    { column: 'sluice_mask_customers.born', strategy: 'partial' },
+  ],
+  scan: ['sluice_mask_tickets.body'],
+  exempt: { groups: ['compliance'] },
+};
+
+const POLICY = {
+  rules: [
+    { name: 'everyone', operations: ['read', 'write', 'ddl', 'copy-out', 'transaction', 'session-setting'], effect: 'allow' },
+    { name: 'agents-mask-notes', identities: { kinds: ['agent'] }, effect: 'mask', mask: { columns: ['sluice_mask_customers.notes'], strategy: 'redact' } },
+  ],
+};
+
+let gw: TestGateway;
+let available = false;
+let direct: pg.Client;
+
+beforeAll(async () => {
+  available = await requireService('PostgreSQL', '127.0.0.1', 5432);
+  if (!available) return;
+  direct = new pg.Client({ connectionString: UPSTREAM });
+  await direct.connect();
+  await direct.query('DROP VIEW IF EXISTS sluice_mask_v, sluice_mask_v2');
+  await direct.query('DROP TABLE IF EXISTS sluice_mask_customers, sluice_mask_tickets');
+  await direct.query('DROP FUNCTION IF EXISTS sluice_mask_email_of(int), sluice_mask_opaque(int)');
+  await direct.query(`CREATE TABLE sluice_mask_customers (
+    id int PRIMARY KEY, full_name text, email varchar(60) UNIQUE, phone text, card char(19), ssn varchar(11),
+    age int, token uuid, born date, notes text)`);
+  await direct.query(
+    `INSERT INTO sluice_mask_customers VALUES
+      (1, $1, $2, $3, $4, $5, 42, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '1990-01-02', 'likes tea'),
+      (2, 'Bob Builder', $6, NULL, NULL, NULL, 7, NULL, NULL, NULL)`,
+    [NAME, EMAIL, PHONE, CARD, SSN, EMAIL2],
+  );
+  await direct.query('CREATE VIEW sluice_mask_v AS SELECT id, lower(email) AS contact, notes FROM sluice_mask_customers');
+  await direct.query('CREATE VIEW sluice_mask_v2 AS SELECT id, contact AS c2 FROM sluice_mask_v');
+  await direct.query(`CREATE FUNCTION sluice_mask_email_of(int) RETURNS text LANGUAGE sql AS 'SELECT email FROM sluice_mask_customers WHERE id = $1'`);
+  await direct.query(
+    `CREATE FUNCTION sluice_mask_opaque(int) RETURNS text LANGUAGE plpgsql AS $$ BEGIN RETURN (SELECT 'write to ' || email FROM sluice_mask_customers WHERE id = $1); END $$`,
+  );
+  await direct.query('CREATE TABLE sluice_mask_tickets (id int, body text)');
+  await direct.query(`INSERT INTO sluice_mask_tickets VALUES (1, 'customer ${EMAIL} paid with ${CARD}'), (2, 'nothing to see')`);
+  gw = await startTestGateway({
+    dialect: postgresDialect,
+    targets: { app: { upstream: UPSTREAM } },
+    tokens: [ANALYST, AUDITOR, AGENT],
+    policy: POLICY,
+    masking: MASKING,
+  });
+});
+
+afterAll(async () => {
+  if (direct) {
+    await direct.query('DROP VIEW IF EXISTS sluice_mask_v2, sluice_mask_v');
+    await direct.query('DROP TABLE IF EXISTS sluice_mask_customers, sluice_mask_tickets');
+    await direct.query('DROP FUNCTION IF EXISTS sluice_mask_email_of(int), sluice_mask_opaque(int)');
+    await direct.end();
+  }
+  await gw?.close();
+});
+
+const live = liveTest(() => available);
+const as = (who: { subject: string; token: string }) => connectPg(gw, 'app', who.subject, who.token);
+
+/** Every seeded value and its easy transforms. */
+function leaks(value: unknown): string[] {
+  const text = typeof value === 'string' ? value : JSON.stringify(value);
+  if (text === undefined) return [];
+  const found: string[] = [];
+  for (const s of SECRETS) {
+    const forms = [s, s.toLowerCase(), s.toUpperCase(), [...s].reverse().join(''), Buffer.from(s).toString('base64'), Buffer.from(s).toString('hex')];
+    for (const f of forms) if (text.includes(f)) found.push(f);
+  }
+  return found;
+}
+
+describe('masking through the gateway', () => {
+  live('SELECT * masks each configured column with its strategy, keeping row count, names and types', async () => {
+    const c = await as(ANALYST);
+    const viaGateway = await c.query('SELECT * FROM sluice_mask_customers ORDER BY id');
+    const plain = await direct.query('SELECT * FROM sluice_mask_customers ORDER BY id');
+    expect(viaGateway.rows.length).toBe(plain.rows.length);
+    expect(viaGateway.fields.map((f) => [f.name, f.dataTypeID])).toEqual(plain.fields.map((f) => [f.name, f.dataTypeID]));
+    const r = viaGateway.rows[0];
+    expect(r.id).toBe(1);
+    expect(r.email).toBe('a***@w***.example');
+    expect(r.phone).toBe('+* *** *** **71');
+    expect(r.card).toBe('**** **** **** 4242');
+    expect(r.ssn).toBe('[redacted]');
+    expect(r.full_name).toMatch(/^h_[0-9a-f]{20}$/);
+    expect(typeof r.age).toBe('number');
+    expect(r.age).not.toBe(42);
+    expect(r.token).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(r.born).toBeNull();
+    expect(r.notes).toBe('likes tea');
+    expect(viaGateway.rows[1].phone).toBeNull();
+    expect(leaks(viaGateway.rows)).toEqual([]);
+    // Hashing is deterministic: the same value masks the same way.
+    const again = await c.query('SELECT full_name, age FROM sluice_mask_customers WHERE id = 1');
+    expect(again.rows[0]).toEqual({ full_name: r.full_name, age: r.age });
+    await c.end();
+  });
+
+  live('aliases, expressions, subqueries, CTEs, set operations, whole rows and JSON builders cannot hide a column', async () => {
+    const c = await as(ANALYST);
+    const queries = [
+      'SELECT email AS e, lower(email) AS x, upper(email) u, reverse(email) r, email || \'\' AS cat FROM sluice_mask_customers',
+      "SELECT substr(email, 1, 40) s, md5(email) m, coalesce(email, 'none') co, CASE WHEN id > 0 THEN email END ca FROM sluice_mask_customers",
+      'SELECT (SELECT email FROM sluice_mask_customers WHERE id = 1) AS sub',
+      'WITH t AS (SELECT id, lower(email) AS e FROM sluice_mask_customers) SELECT upper(e) FROM t',
+      'SELECT * FROM (SELECT reverse(email) AS r, full_name n FROM sluice_mask_customers) s',
+      'SELECT email FROM sluice_mask_customers UNION ALL SELECT body FROM sluice_mask_tickets',
+      'SELECT row_to_json(c) AS j FROM sluice_mask_customers c',
+      "SELECT json_build_object('who', full_name, 'mail', email) AS j FROM sluice_mask_customers",
+      'SELECT string_agg(email, \',\') AS all_mail, array_agg(phone) AS phones FROM sluice_mask_customers',
+      'SELECT encode(convert_to(email, \'UTF8\'), \'base64\') AS b64, encode(convert_to(ssn, \'UTF8\'), \'hex\') AS hx FROM sluice_mask_customers',
+      'SELECT c FROM sluice_mask_customers c',
+      'SELECT t.*, c.* FROM sluice_mask_tickets t JOIN sluice_mask_customers c ON c.id = t.id',
+    ];
+    for (const q of queries) {
+      const r = await c.query(q);
+      expect({ q, leaks: leaks(r.rows) }).toEqual({ q, leaks: [] });
+      expect(r.rows.length).toBeGreaterThan(0);
+    }
+    await c.end();
+  });
+
+  live('views and SQL functions are resolved through the catalog; an opaque function is scanned', async () => {
+    const c = await as(ANALYST);
+    const v = await c.query('SELECT contact, notes FROM sluice_mask_v ORDER BY id');
+    expect(v.rows[0].contact).toBe('a***@w***.example');
+    expect(v.rows[0].notes).toBe('likes tea');
+    const v2 = await c.query('SELECT upper(c2) AS x FROM sluice_mask_v2');
+    expect(leaks(v2.rows)).toEqual([]);
+    const f = await c.query('SELECT sluice_mask_email_of(1) AS e');
+    expect(f.rows[0].e).toBe('a***@w***.example');
+    const o = await c.query('SELECT sluice_mask_opaque(1) AS o');
+    expect(o.rows[0].o).toBe('write to a***@w***.example');
+    await c.end();
+  });
+
+  live('free-text columns are scanned by the detectors; a result without sensitive columns is unchanged', async () => {
+    const c = await as(ANALYST);
+    const t = await c.query('SELECT body FROM sluice_mask_tickets ORDER BY id');
+    expect(t.rows[0].body).toBe('customer a***@w***.example paid with **** **** **** 4242');
+    expect(t.rows[1].body).toBe('nothing to see');
+    const plain = await direct.query("SELECT id, notes, 'x@y.example' AS lit FROM sluice_mask_customers ORDER BY id");
+    const via = await c.query("SELECT id, notes, 'x@y.example' AS lit FROM sluice_mask_customers ORDER BY id");
+    expect(via.rows).toEqual(plain.rows);
+    await c.end();
+  });
+
+  live('an exempt identity sees clear values; a policy mask rule masks for the identities it names', async () => {
+    const auditor = await as(AUDITOR);
+    const r = await auditor.query('SELECT email, ssn, notes FROM sluice_mask_customers WHERE id = 1');
+    expect(r.rows[0]).toEqual({ email: EMAIL, ssn: SSN, notes: 'likes tea' });
+    await auditor.end();
+    const bot = await as(AGENT);
+    const b = await bot.query('SELECT email, notes FROM sluice_mask_customers WHERE id = 1');
+    expect(b.rows[0]).toEqual({ email: 'a***@w***.example', notes: '[redacted]' });
+    await bot.end();
+  });
+
+  live('extended protocol: parameters, named statements run many times, binary results', async () => {
+    const c = await as(ANALYST);
+    for (let i = 0; i < 3; i++) {
+      const r = await c.query({ name: 'by-id', text: 'SELECT email, age, token FROM sluice_mask_customers WHERE id = $1', values: [1] });
+      expect(r.rows[0].email).toBe('a***@w***.example');
+      expect(r.rows[0].age).not.toBe(42);
+    }
+    await c.end();
+    const b = await as(ANALYST);
+    const binary = await b.query({ text: 'SELECT email, age, token, card FROM sluice_mask_customers WHERE id = $1', values: [1], binary: true } as never);
+    expect(binary.rows[0].email).toBe('a***@w***.example');
+    expect(binary.rows[0].card).toBe('**** **** **** 4242');
+    expect(typeof binary.rows[0].age).toBe('number');
+    expect(binary.rows[0].age).not.toBe(42);
+    await b.end();
+  });
+
+  live('cursors, RETURNING and COPY TO STDOUT are masked', async () => {
+    const c = await as(ANALYST);
+    await c.query('BEGIN');
+    await c.query('DECLARE cur CURSOR FOR SELECT lower(email) AS e FROM sluice_mask_customers ORDER BY id');
+    const f1 = await c.query('FETCH 1 FROM cur');
+    const f2 = await c.query('FETCH 1 FROM cur');
+    expect(leaks([f1.rows, f2.rows])).toEqual([]);
+    expect(f1.rows[0].e).toBe('a***@w***.example');
+    await c.query('COMMIT');
+    const u = await c.query("UPDATE sluice_mask_customers SET notes = notes WHERE id = 1 RETURNING email, ssn");
+    expect(u.rows[0]).toEqual({ email: 'a***@w***.example', ssn: '[redacted]' });
+    await c.end();
+    const url = `postgres://${encodeURIComponent(ANALYST.subject)}:${ANALYST.token}@${gw.host}:${gw.port}/app`;
+    const copy = await run('psql', [url, '-X', '-c', 'COPY sluice_mask_customers TO STDOUT']);
+    expect(leaks(copy.stdout)).toEqual([]);
+    expect(copy.stdout).toContain('a***@w***.example');
+    expect(copy.stdout.trim().split('\n')).toHaveLength(2);
+    const csv = await run('psql', [url, '-X', '-c', 'COPY (SELECT id, upper(email), body FROM sluice_mask_customers JOIN sluice_mask_tickets USING (id)) TO STDOUT WITH (FORMAT csv, HEADER)']);
+    expect(leaks(csv.stdout)).toEqual([]);
+    expect(csv.stdout.split('\n')[0]).toBe('id,upper,body');
+  });
+
+  live('errors that echo a sensitive value do not carry it', async () => {
+    const c = await as(ANALYST);
+    const cast = await c.query('SELECT email::int FROM sluice_mask_customers').catch((e: unknown) => e as pg.DatabaseError);
+    expect(cast).toBeInstanceOf(Error);
+    expect(leaks([(cast as pg.DatabaseError).message, (cast as pg.DatabaseError).detail])).toEqual([]);
+    const dup = await c.query('UPDATE sluice_mask_customers SET email = (SELECT email FROM sluice_mask_customers WHERE id = 1) WHERE id = 2').catch((e: unknown) => e as pg.DatabaseError);
+    expect((dup as pg.DatabaseError).code).toBe('23505');
+    expect(leaks([(dup as pg.DatabaseError).message, (dup as pg.DatabaseError).detail])).toEqual([]);
+    expect((await c.query('SELECT 1 AS one')).rows[0].one).toBe(1);
+    await c.end();
+  });
+
+  live('the audit record lists masked columns and what masked them, never the values', async () => {
+    const c = await as(ANALYST);
+    await c.query('SELECT id, email AS contact, ssn FROM sluice_mask_customers');
+    await c.end();
+    const records = await gw.auditRecords();
+    const rec = records.filter((r) => r.type === 'statement' && r.phase === 'complete' && /email as contact/i.test(r.text)).at(-1);
+    expect(rec && rec.type === 'statement' ? rec.masked : undefined).toEqual([
+      { column: 'contact', by: 'column:public.sluice_mask_customers.email' },
+      { column: 'ssn', by: 'ssn-redacted' },
+    ]);
+    expect(leaks(records)).toEqual([]);
+  });
+});
