@@ -5,7 +5,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { postgresDialect } from '../src/index.js';
 import { connectPg } from './pg-driver.js';
-import { liveTest } from './support.js';
+import { serialize } from 'pg-protocol';
+import { liveTest, rawClient } from './support.js';
 
 /**
  * Masking through the gateway against the real PostgreSQL: resolution through aliases,
@@ -262,5 +263,39 @@ describe('masking through the gateway', () => {
       { column: 'ssn', by: 'ssn-redacted' },
     ]);
     expect(leaks(records)).toEqual([]);
+  });
+
+  live('a portal fetched in batches is masked in every batch', async () => {
+    const raw = await rawClient(gw, ANALYST);
+    raw.send(
+      serialize.parse({ name: '', text: 'SELECT email FROM sluice_mask_customers ORDER BY id', types: [] }),
+      serialize.bind({ portal: 'p', statement: '', values: [] }),
+      serialize.execute({ portal: 'p', rows: 1 }),
+      serialize.execute({ portal: 'p', rows: 1 }),
+      serialize.sync(),
+    );
+    await raw.take((t) => t.endsWith('Z'));
+    const rows = raw.frames().filter((f) => f.type === 'D').map((f) => f.frame.toString('utf8'));
+    expect(rows).toHaveLength(2);
+    expect(leaks(rows)).toEqual([]);
+    expect(rows[0]).toContain('a***@w***.example');
+    raw.close();
+  });
+
+  live('a schema change through the gateway is seen by the next statement', async () => {
+    const c = await as(ANALYST);
+    await direct.query('DROP VIEW IF EXISTS sluice_mask_late');
+    await c.query('CREATE VIEW sluice_mask_late AS SELECT id, initcap(full_name) AS who FROM sluice_mask_customers');
+    const r = await c.query('SELECT who FROM sluice_mask_late ORDER BY id');
+    expect(leaks(r.rows)).toEqual([]);
+    expect(r.rows[0].who).toMatch(/^h_/);
+    await direct.query('DROP VIEW sluice_mask_late');
+    await c.end();
+  });
+
+  live('COPY in the binary format is refused when it would need masking', async () => {
+    const url = `postgres://${encodeURIComponent(ANALYST.subject)}:${ANALYST.token}@${gw.host}:${gw.port}/app`;
+    const out = await run('psql', [url, '-X', '-c', 'COPY sluice_mask_customers TO STDOUT (FORMAT binary)']).catch((e: { stderr: string }) => e);
+    expect((out as { stderr: string }).stderr).toMatch(/binary format cannot be masked/);
   });
 });

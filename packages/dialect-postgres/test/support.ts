@@ -46,6 +46,8 @@ export interface RawClient {
   take(until: (types: string) => boolean, timeoutMs?: number): Promise<string>;
   /** The NoticeResponse frames received so far, as text. */
   notices(): string[];
+  /** Every message received so far. */
+  frames(): { type: string; frame: Buffer }[];
   close(): void;
 }
 
@@ -73,6 +75,7 @@ export async function rawClient(address: { host: string; port: number }, who: { 
       }
     },
     notices: () => frames().filter((f) => f.type === 'N').map((f) => f.frame.toString('utf8')),
+    frames,
     close: () => socket.end(),
   };
   client.send(startupMessage({ user: who.subject, database }));
