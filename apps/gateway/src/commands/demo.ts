@@ -47,6 +47,15 @@ approvals:
   dir: ./approvals
   timeoutSeconds: 300
   approvers: { groups: [approvers] }
+masking:
+  hashKey: demo-only-masking-key-change-me
+  columns:
+    - { column: customers.email, strategy: partial }
+    - { column: customers.phone, strategy: partial }
+    - { column: customers.card_number, strategy: partial }
+    - { column: customers.full_name, strategy: hash }
+    - { column: api_keys.key, strategy: redact }
+  exempt: { groups: [compliance] }
 `;
 
 export function demoConfigYaml(options: { port: number; upstreamUrl: string; adminPort: number }): string {
@@ -129,6 +138,8 @@ ${DEMO_IDENTITIES.map((i) => `  ${i.subject.padEnd(20)} ${i.kind.padEnd(6)} [${i
 
 Policy: analysts read; the pipeline reads and writes; a DBA's schema change waits for an
 approver (group approvers: carol). Guardrails block DROP, TRUNCATE, unbounded DELETE/UPDATE...
+Masking: customers' names, emails, phones and cards and the API keys are masked for everyone
+but the compliance group (carol), whatever alias, function or view they come through.
 
 Connect with psql as an analyst, or as the DBA:
   psql "${url(DEMO_IDENTITIES[0])}"

@@ -61,7 +61,7 @@ describe('CSV', () => {
     expect(toCsvHeader()).toBe(
       'seq,time,type,phase,outcome,dialect,session_id,source_address,subject,kind,groups,target,username,' +
         'statement_id,operations,decision,rule,text,fingerprint,duration_ms,rows,error_code,command,reason,' +
-        'approval,approver,action,guardrail,digest,hash',
+        'approval,approver,action,guardrail,digest,masked,hash',
     );
   });
 

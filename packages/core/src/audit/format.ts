@@ -34,6 +34,7 @@ export const CSV_COLUMNS = [
   'action',
   'guardrail',
   'digest',
+  'masked',
   'hash',
 ] as const;
 
@@ -96,6 +97,7 @@ export function toCsvRow(r: AuditRecord): string {
     action: appr?.action ?? conf?.action,
     guardrail: stmt?.guardrail,
     digest: stmt?.digest ?? appr?.digest ?? conf?.policyDigest,
+    masked: stmt?.masked?.map((m) => `${m.column}=${m.by}`).join(LIST_SEPARATOR),
     hash: r.hash,
   };
   let line = '';
@@ -163,6 +165,7 @@ export function formatRecordLine(r: AuditRecord, options?: FormatLineOptions): s
       if (r.outcome) facts.push(r.errorCode ? `${r.outcome} ${clean(r.errorCode)}` : r.outcome);
       if (r.rows !== undefined) facts.push(`${r.rows} row${r.rows === 1 ? '' : 's'}`);
       if (r.durationMs !== undefined) facts.push(formatDuration(r.durationMs));
+      if (r.masked !== undefined && r.masked.length > 0) facts.push(`masked ${clean([...new Set(r.masked.map((m) => m.column))].join(', '))}`);
       const tail = facts.length > 0 ? ` [${facts.join(', ')}]` : '';
       return `${head} ${r.phase} ${who} -> ${target}: ${text}${tail}`;
     }
