@@ -4,6 +4,10 @@
 //
 //   pnpm bench:pg                       # defaults: 10 s per pgbench run
 //   BENCH_SECONDS=20 BENCH_CLIENTS=1,8,32 pnpm bench:pg
+//   BENCH_READS_ONLY=1 pnpm bench:pg    # only the 1,000,000-row reads (plain and masked)
+//
+// Masking is configured (four columns of bench_people), as in a deployment that masks: the
+// plain read measures a result with nothing to mask, the masked read four masked columns.
 //
 // Needs: a PostgreSQL server at PGHOST:PGPORT (default 127.0.0.1:5432, user postgres, trust
 // auth), pgbench and psql on the PATH. Creates the database sluice_bench.
@@ -45,6 +49,18 @@ function setup() {
     psqlDirect(DB, `DROP TABLE IF EXISTS bench_rows; CREATE TABLE bench_rows AS SELECT g AS id, md5(g::text) AS label, g * 1.5 AS amount, now() AS created_at FROM generate_series(1, ${ROWS}) g`);
     psqlDirect(DB, 'VACUUM ANALYZE bench_rows');
   }
+  const hasPeople = psqlDirect(DB, "SELECT to_regclass('bench_people') IS NOT NULL").trim() === 't';
+  const people = hasPeople ? psqlDirect(DB, 'SELECT count(*) FROM bench_people').trim() : '0';
+  if (Number(people) !== ROWS) {
+    process.stderr.write(`creating bench_people with ${ROWS} rows...\n`);
+    psqlDirect(
+      DB,
+      `DROP TABLE IF EXISTS bench_people; CREATE TABLE bench_people AS SELECT g AS id, 'user' || g || '@example.com' AS email, ` +
+        `'+1 415 555 ' || lpad((g % 10000)::text, 4, '0') AS phone, '4242 4242 4242 ' || lpad((g % 10000)::text, 4, '0') AS card, ` +
+        `'Person ' || g AS full_name, g * 1.5 AS amount FROM generate_series(1, ${ROWS}) g`,
+    );
+    psqlDirect(DB, 'VACUUM ANALYZE bench_people');
+  }
 }
 
 async function startGateway() {
@@ -69,6 +85,13 @@ policy:
       identities: { subjects: [${SUBJECT}] }
       operations: [read, write, transaction, session-setting, copy-out]
       effect: allow
+masking:
+  hashKey: bench-masking-key-not-secret
+  columns:
+    - { column: bench_people.email, strategy: partial }
+    - { column: bench_people.phone, strategy: partial }
+    - { column: bench_people.card, strategy: partial }
+    - { column: bench_people.full_name, strategy: hash }
 log:
   level: warn
 `);
@@ -129,15 +152,31 @@ function pgbench(target, args) {
   return { tps, lat, txs, failed };
 }
 
-function timedRead(target) {
+function timedRead(target, table = 'bench_rows') {
   const args = target === 'direct'
     ? ['-X', '-h', HOST, '-p', String(PORT), '-U', 'postgres', '-d', DB]
     : ['-X', '-h', '127.0.0.1', '-p', String(target.port), '-U', SUBJECT, '-d', 'bench'];
   const env = target === 'direct' ? {} : { PGPASSWORD: TOKEN };
   const t0 = process.hrtime.bigint();
   // The whole result crosses the wire (and the gateway); psql writes it to /dev/null.
-  execFileSync('psql', [...args, '-Atq', '-c', 'SELECT * FROM bench_rows', '-o', '/dev/null'], { env: { ...process.env, ...env }, stdio: 'ignore' });
+  execFileSync('psql', [...args, '-Atq', '-c', `SELECT * FROM ${table}`, '-o', '/dev/null'], { env: { ...process.env, ...env }, stdio: 'ignore' });
   return Number(process.hrtime.bigint() - t0) / 1e9;
+}
+
+/** The gateway's resident set in KiB. */
+function rssKb(pid) {
+  const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : 0;
+}
+
+/** As timedRead, without blocking this process (its memory sampler keeps running). */
+function timedReadAsync(target, table) {
+  const args = ['-X', '-h', '127.0.0.1', '-p', String(target.port), '-U', SUBJECT, '-d', 'bench', '-Atq', '-c', `SELECT * FROM ${table}`, '-o', '/dev/null'];
+  const t0 = process.hrtime.bigint();
+  return new Promise((resolve, reject) => {
+    const child = spawn('psql', args, { env: { ...process.env, PGPASSWORD: TOKEN }, stdio: 'ignore' });
+    child.once('exit', (code) => (code === 0 ? resolve(Number(process.hrtime.bigint() - t0) / 1e9) : reject(new Error(`psql exited with ${code}`))));
+  });
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -153,7 +192,7 @@ async function main() {
     { name: 'TPC-B-like, simple', args: ['-M', 'simple'], statements: 7 },
   ];
   try {
-    for (const s of scenarios) {
+    for (const s of process.env.BENCH_READS_ONLY ? [] : scenarios) {
       for (const c of CLIENTS) {
         const jobs = String(Math.min(c, 2));
         const args = [...s.args, '-c', String(c), '-j', jobs];
@@ -185,6 +224,24 @@ async function main() {
     }
     const d = median(directTimes);
     const g = median(gwTimes);
+    process.stderr.write(`reading ${ROWS} rows with 4 masked columns (3 runs each)...\n`);
+    const maskedDirect = [];
+    const maskedGw = [];
+    let maskedCpu = 0;
+    const rssBefore = rssKb(gw.child.pid);
+    let rssPeak = rssBefore;
+    const sampler = setInterval(() => {
+      rssPeak = Math.max(rssPeak, rssKb(gw.child.pid));
+    }, 50);
+    for (let i = 0; i < 3; i++) {
+      maskedDirect.push(timedRead('direct', 'bench_people'));
+      const before = cpuTicks(gw.child.pid);
+      maskedGw.push(await timedReadAsync(gw, 'bench_people'));
+      maskedCpu += cpuTicks(gw.child.pid) - before;
+    }
+    clearInterval(sampler);
+    const md = median(maskedDirect);
+    const mg = median(maskedGw);
     const cpuModel = cpus()[0]?.model ?? 'unknown';
     const lines = [];
     lines.push(`Machine: ${cpus().length} cores (${cpuModel}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, PostgreSQL ${psqlDirect('postgres', 'SHOW server_version').trim()}; load generator, database and gateway share the cores.`);
@@ -201,6 +258,13 @@ async function main() {
     lines.push(`| seconds (median of 3) | ${d.toFixed(2)} | ${g.toFixed(2)} | |`);
     lines.push(`| rows per second | ${(ROWS / d).toFixed(0)} | ${(ROWS / g).toFixed(0)} | ${((d / g) * 100).toFixed(0)}% |`);
     lines.push(`| gateway CPU per 1M rows | | ${(readCpu / 3 / CLK_TCK).toFixed(2)} s | |`);
+    lines.push('');
+    lines.push(`| ${ROWS.toLocaleString('en')}-row SELECT * with 4 masked columns (bench_people) | direct | gateway | gateway/direct |`);
+    lines.push('|---|---:|---:|---:|');
+    lines.push(`| seconds (median of 3) | ${md.toFixed(2)} | ${mg.toFixed(2)} | |`);
+    lines.push(`| rows per second | ${(ROWS / md).toFixed(0)} | ${(ROWS / mg).toFixed(0)} | ${((md / mg) * 100).toFixed(0)}% |`);
+    lines.push(`| gateway CPU per 1M rows | | ${(maskedCpu / 3 / CLK_TCK).toFixed(2)} s | |`);
+    lines.push(`| gateway resident memory before / peak during the reads | | ${(rssBefore / 1024).toFixed(0)} / ${(rssPeak / 1024).toFixed(0)} MiB | |`);
     const failures = results.filter((r) => r.via.failed > 0 || !Number.isFinite(r.via.tps));
     if (failures.length) lines.push(`\nWARNING: ${failures.length} gateway run(s) had failed transactions.`);
     process.stdout.write(`${lines.join('\n')}\n`);

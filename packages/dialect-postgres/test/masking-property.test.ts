@@ -103,7 +103,7 @@ const wrappers: ((e: string) => string)[] = [
 ];
 const expression = fc
   .tuple(column, fc.array(fc.integer({ min: 0, max: wrappers.length - 1 }), { maxLength: 4 }))
-  .map(([c, ws]) => ws.reduce((e, w) => wrappers[w]!(e), c));
+  .map(([c, ws]) => ws.reduce<string>((e, w) => wrappers[w]!(e), c));
 
 const shapes: ((e: string) => string)[] = [
   (e) => `SELECT ${e} AS a FROM sluice_prop_people`,

@@ -1,3 +1,9 @@
+/**
+ * The gateway's `masking:` section: which columns are sensitive and how each is masked, the
+ * free-text columns the content detectors always scan, the detectors, the key of the `hash`
+ * strategy and who sees clear values. Column patterns are names, not types: the dialect finds
+ * the columns they match and turns a strategy into a value valid for each column's type.
+ */
 import { z } from 'zod';
 import { DETECTOR_NAMES, type DetectorKind } from './detectors.js';
 import { MASK_STRATEGIES } from './strategies.js';
@@ -11,7 +17,7 @@ export const columnPatternSchema = z
   .string()
   .regex(/^[^.\s]+\.[^.\s]+(\.[^.\s]+)?$/, 'expected schema.table.column or table.column, with * wildcards (for example public.customers.email or *.*.ssn)');
 
-const detectorSwitches = z.partialRecord(z.enum(DETECTOR_NAMES), z.boolean(), {
+const detectorSwitches = z.partialRecord(z.enum(DETECTOR_NAMES), z.boolean({ error: 'switch a detector with true or false' }), {
   error: (issue) => {
     const keys: unknown = (issue as { readonly keys?: unknown }).keys;
     return Array.isArray(keys)
@@ -20,11 +26,22 @@ const detectorSwitches = z.partialRecord(z.enum(DETECTOR_NAMES), z.boolean(), {
   },
 });
 
+/** A list that narrows: empty would match nothing, so it must be left out instead. */
+function narrowing<T extends z.ZodType>(item: T, what: string) {
+  return z.array(item).min(1, `an empty ${what} list matches nothing; leave it out to match every ${what.replace(/s$/, '')}`);
+}
+
 export const maskingSchema = z
   .object({
-    /** Secret of the `hash` strategy (at least 16 characters); or hashKeyEnv / hashKeyFile. */
+    /** Present and not switched off, the section masks; `enabled: false` keeps it for later. */
+    enabled: z.boolean().default(true),
+    /**
+     * Secret of the `hash` strategy (at least 16 characters), given here, as the name of an
+     * environment variable or as a file; at most one of the three. Without one a random key
+     * is made per process (with a warning): hashed values then change on every restart.
+     */
     hashKey: z.string().min(16, 'use a hash key of at least 16 characters').optional(),
-    hashKeyEnv: z.string().min(1).optional(),
+    hashKeyEnv: z.string().min(1).regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected the name of an environment variable, such as SLUICE_MASK_KEY').optional(),
     hashKeyFile: z.string().min(1).optional(),
     /** Sensitive columns and how each is masked. */
     columns: z
@@ -34,7 +51,7 @@ export const maskingSchema = z
             column: columnPatternSchema,
             strategy: maskStrategySchema.default('redact'),
             /** Target names (globs); absent means every target. */
-            targets: z.array(z.string().min(1)).min(1).optional(),
+            targets: narrowing(z.string().min(1), 'targets').optional(),
             /** Recorded in the audit trail; default `column:<pattern>`. */
             name: z.string().min(1).regex(/^[A-Za-z0-9_.:*-]+$/, 'use letters, digits and _ . : * -').optional(),
           })

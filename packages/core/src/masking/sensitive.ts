@@ -23,7 +23,18 @@ export interface MaskRuleColumns {
   readonly strategy: MaskStrategy;
 }
 
+/** A column pattern split into its parts, for a dialect to look the matching columns up in its catalog. */
+export interface ColumnPattern {
+  /** Absent for `table.column` (any schema); may be `*` or hold `*`, like the other parts. */
+  readonly schema: string | undefined;
+  readonly table: string;
+  readonly column: string;
+  readonly strategy: MaskStrategy;
+  readonly rule: string;
+}
+
 interface CompiledPattern {
+  /** Absent when any schema matches (`table.column`, `*.table.column`). */
   readonly schema: ((v: string) => boolean) | undefined;
   readonly table: (v: string) => boolean;
   readonly column: (v: string) => boolean;
@@ -31,19 +42,26 @@ interface CompiledPattern {
 }
 
 interface CompiledColumn extends CompiledPattern {
-  readonly strategy: MaskStrategy;
-  readonly rule: string;
+  readonly pattern: ColumnPattern;
+}
+
+function splitPattern(pattern: string): { schema: string | undefined; table: string; column: string } {
+  const parts = pattern.split('.');
+  return parts.length === 3 ? { schema: parts[0]!, table: parts[1]!, column: parts[2]! } : { schema: undefined, table: parts[0]!, column: parts[1]! };
 }
 
 function compilePattern(pattern: string, targets: readonly string[] | undefined): CompiledPattern {
-  const parts = pattern.split('.');
-  const [schema, table, column] = parts.length === 3 ? parts : [undefined, parts[0]!, parts[1]!];
+  const { schema, table, column } = splitPattern(pattern);
   return {
     schema: schema === undefined || schema === '*' ? undefined : glob(schema),
-    table: glob(table!),
-    column: glob(column!),
+    table: glob(table),
+    column: glob(column),
     targets: targets?.map(glob),
   };
+}
+
+function compileColumn(pattern: string, targets: readonly string[] | undefined, strategy: MaskStrategy, rule: string): CompiledColumn {
+  return { ...compilePattern(pattern, targets), pattern: { ...splitPattern(pattern), strategy, rule } };
 }
 
 function matchesTable(p: CompiledPattern, target: string, schema: string | undefined, table: string): boolean {
@@ -63,33 +81,41 @@ export interface SensitiveColumnsConfig {
   readonly exempt?: { readonly subjects?: readonly string[]; readonly groups?: readonly string[]; readonly kinds?: readonly string[] };
 }
 
+/** Entries of the match cache before it is emptied (a gateway sees few distinct columns). */
 const CACHE_LIMIT = 10_000;
 
+/**
+ * The sensitive columns of a configuration, compiled once; `withExtra` adds a statement's
+ * policy `mask` rules. Immutable: a reload builds a new one. Matching a column is a walk over
+ * the compiled patterns, remembered per target and column.
+ */
 export class SensitiveColumns {
   readonly #columns: readonly CompiledColumn[];
   readonly #scan: readonly CompiledPattern[];
   readonly #exempt: SensitiveColumnsConfig['exempt'];
   readonly #config: SensitiveColumnsConfig;
+  readonly #extra: readonly MaskRuleColumns[];
   readonly #cache = new Map<string, ColumnMatch | null>();
+  /** By the identity of the list: a decision's `masks` are one array, reused while it is cached. */
   readonly #extras = new WeakMap<readonly MaskRuleColumns[], SensitiveColumns>();
 
   constructor(config: SensitiveColumnsConfig, extra: readonly MaskRuleColumns[] = []) {
     this.#config = config;
-    const columns: CompiledColumn[] = (config.columns ?? []).map((c) => ({
-      ...compilePattern(c.column, c.targets),
-      strategy: c.strategy ?? 'redact',
-      rule: c.name ?? `column:${c.column}`,
-    }));
-    for (const m of extra) for (const c of m.columns) columns.push({ ...compilePattern(c, undefined), strategy: m.strategy, rule: m.rule });
+    this.#extra = extra;
+    const columns: CompiledColumn[] = (config.columns ?? []).map((c) =>
+      compileColumn(c.column, c.targets, c.strategy ?? 'redact', c.name ?? `column:${c.column}`),
+    );
+    for (const m of extra) for (const c of m.columns) columns.push(compileColumn(c, undefined, m.strategy, m.rule));
     this.#columns = columns;
     this.#scan = (config.scan ?? []).map((p) => compilePattern(p, undefined));
     this.#exempt = config.exempt;
   }
 
-  /** This set plus the columns of policy `mask` rules (cached per list). */
+  /** These columns plus those of policy `mask` rules, for one statement (cached per list). */
   withExtra(masks: readonly MaskRuleColumns[]): SensitiveColumns {
+    if (masks.length === 0) return this;
     let s = this.#extras.get(masks);
-    if (!s) this.#extras.set(masks, (s = new SensitiveColumns(this.#config, masks)));
+    if (!s) this.#extras.set(masks, (s = new SensitiveColumns(this.#config, [...this.#extra, ...masks])));
     return s;
   }
 
@@ -98,10 +124,16 @@ export class SensitiveColumns {
     return new SensitiveColumns({}, masks);
   }
 
+  /** Number of column patterns (configured and added). */
   get size(): number {
     return this.#columns.length;
   }
 
+  /**
+   * The strategy for a column of a result, or undefined when it is not sensitive. Of several
+   * matching patterns the strongest strategy wins. `*` (a whole row) matches every pattern of
+   * its table; a column the statement did not qualify matches a pattern of any schema.
+   */
   match(target: string, source: ColumnSource): ColumnMatch | undefined {
     const key = `${target}\u0000${source.schema ?? '\u0001'}\u0000${source.table}\u0000${source.column}`;
     const known = this.#cache.get(key);
@@ -109,7 +141,8 @@ export class SensitiveColumns {
     let best: ColumnMatch | undefined;
     for (const c of this.#columns) {
       if (!matches(c, target, source)) continue;
-      if (best === undefined || strongerStrategy(best.strategy, c.strategy) !== best.strategy) best = { strategy: c.strategy, rule: c.rule };
+      const { strategy, rule } = c.pattern;
+      if (best === undefined || strongerStrategy(best.strategy, strategy) !== best.strategy) best = { strategy, rule };
     }
     if (this.#cache.size >= CACHE_LIMIT) this.#cache.clear();
     this.#cache.set(key, best ?? null);
@@ -132,10 +165,22 @@ export class SensitiveColumns {
     return false;
   }
 
-  /** True when a configured pattern names a column of this table. */
+  /**
+   * True when a column pattern (configured or added) names a column of this table: false
+   * means no column of it is sensitive, so a statement over such tables needs no column
+   * masking (the `scan` list and the detectors aside).
+   */
   mayMatchTable(target: string, schema: string | undefined, table: string): boolean {
     for (const c of this.#columns) if (matchesTable(c, target, schema, table)) return true;
     return false;
+  }
+
+  /**
+   * The column patterns that apply on a target, split into schema, table and column (each may
+   * hold `*`), so a dialect can find the matching columns in its catalog.
+   */
+  patternsFor(target: string): readonly ColumnPattern[] {
+    return this.#columns.filter((c) => c.targets === undefined || c.targets.some((t) => t(target))).map((c) => c.pattern);
   }
 
   /** True when the identity sees clear values (an exempt subject, group or kind). */

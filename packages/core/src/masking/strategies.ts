@@ -7,8 +7,9 @@
  * - `redact` gives a fixed marker;
  * - `null` gives SQL NULL.
  */
-import { createHmac } from 'node:crypto';
+import * as crypto from 'node:crypto';
 import type { DetectorKind } from './detectors.js';
+import { sipHash, sipKey, type SipKey } from './siphash.js';
 
 export const MASK_STRATEGIES = ['partial', 'hash', 'redact', 'null'] as const;
 export type MaskStrategy = (typeof MASK_STRATEGIES)[number];
@@ -116,13 +117,45 @@ function partial(value: string, kind: DetectorKind | undefined): string {
   }
 }
 
-function hmac(key: Buffer, input: string | Buffer): Buffer {
-  return createHmac('sha256', key).update(input).digest();
+// One-shot hashing (Node >= 20.12) costs a fraction of an Hmac object per value.
+const oneShot = typeof crypto.hash === 'function' ? crypto.hash : undefined;
+const SEPARATOR = Buffer.of(0);
+
+/**
+ * The keyed hash of a value: SHA-256 over the key, a separator and the value. Only a prefix of
+ * it is ever shown, so the construction's length extension gives nothing away; without the
+ * key a guess cannot be tested.
+ */
+function keyedHash(key: Buffer, input: string | Buffer): Buffer {
+  const data = Buffer.concat([key, SEPARATOR, typeof input === 'string' ? Buffer.from(input, 'utf8') : input]);
+  if (oneShot !== undefined) return oneShot('sha256', data, 'buffer') as unknown as Buffer;
+  return crypto.createHash('sha256').update(data).digest();
 }
 
-/** `h_` and 20 hex digits of the keyed hash: deterministic, not reversible without the key. */
+const sipKeys = new WeakMap<Buffer, SipKey>();
+function sipKeyOf(key: Buffer): SipKey {
+  let k = sipKeys.get(key);
+  if (!k) sipKeys.set(key, (k = sipKey(key)));
+  return k;
+}
+
+const HEX = '0123456789abcdef';
+
+/** `h_` and the 16 hex digits of the keyed 64-bit hash (SipHash-2-4): deterministic, not reversible without the key. */
+function hashBytes(value: Uint8Array, key: Buffer): Buffer {
+  const [hi, lo] = sipHash(sipKeyOf(key), value);
+  const out = Buffer.allocUnsafe(18);
+  out[0] = 0x68; // h
+  out[1] = 0x5f; // _
+  for (let i = 0; i < 8; i++) {
+    out[2 + i] = HEX.charCodeAt((hi >>> (28 - 4 * i)) & 15);
+    out[10 + i] = HEX.charCodeAt((lo >>> (28 - 4 * i)) & 15);
+  }
+  return out;
+}
+
 function hashText(value: string, key: Buffer): string {
-  return `h_${hmac(key, value).toString('hex', 0, 10)}`;
+  return hashBytes(Buffer.from(value, 'utf8'), key).toString('latin1');
 }
 
 function fit(masked: string, value: string, options: MaskTextOptions): string {
@@ -130,7 +163,7 @@ function fit(masked: string, value: string, options: MaskTextOptions): string {
   if (options.fixedLength !== undefined) {
     const n = options.fixedLength;
     out = [...out].slice(0, n).join('').padEnd(n, '*');
-  } else if (options.maxLength !== undefined && [...out].length > options.maxLength) {
+  } else if (options.maxLength !== undefined && out.length > options.maxLength && [...out].length > options.maxLength) {
     out = [...out].slice(0, options.maxLength).join('');
   }
   // Never the value itself (a one-character column holding `*`, a marker equal to the value).
@@ -140,6 +173,17 @@ function fit(masked: string, value: string, options: MaskTextOptions): string {
 
 /** The masked form of a text value; null for the `null` strategy. */
 export function maskText(value: string, strategy: MaskStrategy, options: MaskTextOptions): string | null {
+  // ASCII text takes the byte path, so both paths give the same masks.
+  if (ASCII.test(value)) {
+    const out = maskTextBytes(Buffer.from(value, 'latin1'), strategy, options);
+    return out === null ? null : out.toString('latin1');
+  }
+  return maskTextString(value, strategy, options);
+}
+
+const ASCII = /^[\x00-\x7f]*$/;
+
+function maskTextString(value: string, strategy: MaskStrategy, options: MaskTextOptions): string | null {
   switch (strategy) {
     case 'null':
       return null;
@@ -156,15 +200,211 @@ export function maskText(value: string, strategy: MaskStrategy, options: MaskTex
 
 /** A keyed, deterministic integer in the signed range of `bits` (for numeric columns under `hash`). */
 export function hashToInt(hashKey: Buffer, input: string | Buffer, bits: 16 | 32 | 64): bigint {
-  const h = hmac(hashKey, input);
-  return BigInt.asIntN(bits, h.readBigUInt64BE(0));
+  const [hi, lo] = sipHash(sipKeyOf(hashKey), typeof input === 'string' ? Buffer.from(input, 'utf8') : input);
+  return BigInt.asIntN(bits, (BigInt(hi) << 32n) | BigInt(lo));
 }
 
 /** A keyed, deterministic uuid (version 4 and variant bits set) for uuid columns under `hash`. */
 export function hashToUuid(hashKey: Buffer, input: string | Buffer): string {
-  const b = hmac(hashKey, input).subarray(0, 16);
+  const b = keyedHash(hashKey, input).subarray(0, 16);
   b[6] = (b[6]! & 0x0f) | 0x40;
   b[8] = (b[8]! & 0x3f) | 0x80;
   const h = b.toString('hex');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+// --- the byte path: ASCII values masked without decoding them ---------------------------------
+
+const REDACTED_BYTES = Buffer.from(REDACTED_MARKER, 'latin1');
+const STAR = 0x2a;
+
+function isAsciiBytes(b: Uint8Array): boolean {
+  for (let i = 0; i < b.length; i++) if (b[i]! >= 0x80) return false;
+  return true;
+}
+
+function isSpace(c: number): boolean {
+  return c === 0x20 || (c >= 0x09 && c <= 0x0d);
+}
+
+function isDigit(c: number): boolean {
+  return c >= 0x30 && c <= 0x39;
+}
+
+function luhnBytes(b: Uint8Array): boolean {
+  let sum = 0;
+  let double = false;
+  let n = 0;
+  for (let i = b.length - 1; i >= 0; i--) {
+    const c = b[i]!;
+    if (!isDigit(c)) continue;
+    let d = c - 0x30;
+    if (double) {
+      d *= 2;
+      if (d > 9) d -= 9;
+    }
+    sum += d;
+    double = !double;
+    n++;
+  }
+  return n > 0 && sum % 10 === 0;
+}
+
+/** As guessKind, on ASCII bytes. */
+function guessKindBytes(b: Uint8Array): DetectorKind | undefined {
+  const n = b.length;
+  // email: ^[^\s@]+@[^\s@]+\.[^\s@]+$
+  let at = -1;
+  let ats = 0;
+  let spaces = false;
+  for (let i = 0; i < n; i++) {
+    const c = b[i]!;
+    if (c === 0x40) {
+      ats++;
+      at = i;
+    } else if (isSpace(c)) spaces = true;
+  }
+  if (ats === 1 && !spaces && at > 0) {
+    for (let i = at + 2; i < n - 1; i++) if (b[i] === 0x2e) return 'email';
+  }
+  // digits, spaces and dashes: a card (12-19 digits, Luhn) or an SSN (ddd-dd-dddd)
+  let digits = 0;
+  let cardChars = n > 0;
+  for (let i = 0; i < n; i++) {
+    const c = b[i]!;
+    if (isDigit(c)) digits++;
+    else if (c !== 0x2d && !isSpace(c)) cardChars = false;
+  }
+  if (cardChars) {
+    if (digits >= 12 && digits <= 19 && luhnBytes(b)) return 'payment-card';
+    if (n === 11 && b[3] === 0x2d && b[6] === 0x2d && digits === 9) return 'us-ssn';
+  }
+  // phone: ^\+?[\d\s().-]{7,}$ with at least 6 digits
+  const from = b[0] === 0x2b ? 1 : 0;
+  if (n - from >= 7 && digits >= 6) {
+    let phone = true;
+    for (let i = from; i < n; i++) {
+      const c = b[i]!;
+      if (!(isDigit(c) || isSpace(c) || c === 0x28 || c === 0x29 || c === 0x2e || c === 0x2d)) {
+        phone = false;
+        break;
+      }
+    }
+    if (phone) return 'phone';
+  }
+  // iban: ^[A-Z]{2}\d{2}[A-Z0-9 ]{10,}$
+  if (n >= 14 && b[0]! >= 0x41 && b[0]! <= 0x5a && b[1]! >= 0x41 && b[1]! <= 0x5a && isDigit(b[2]!) && isDigit(b[3]!)) {
+    let iban = true;
+    for (let i = 4; i < n; i++) {
+      const c = b[i]!;
+      if (!(isDigit(c) || (c >= 0x41 && c <= 0x5a) || c === 0x20)) {
+        iban = false;
+        break;
+      }
+    }
+    if (iban) return 'iban';
+  }
+  return undefined;
+}
+
+/** Every digit but the last `keep` replaced by `*`. */
+function maskDigitsBytes(b: Uint8Array, keep: number): Buffer {
+  let total = 0;
+  for (let i = 0; i < b.length; i++) if (isDigit(b[i]!)) total++;
+  const out = Buffer.from(b);
+  let seen = 0;
+  for (let i = 0; i < out.length; i++) {
+    if (!isDigit(out[i]!)) continue;
+    seen++;
+    if (seen <= total - keep) out[i] = STAR;
+  }
+  return out;
+}
+
+function partialBytes(b: Uint8Array, kind: DetectorKind | undefined): Buffer {
+  switch (kind ?? guessKindBytes(b)) {
+    case 'email': {
+      const at = b.lastIndexOf(0x40);
+      if (at < 0) return genericBytes(b);
+      const dot = b.lastIndexOf(0x2e);
+      const tldStart = dot > at ? dot : b.length;
+      const out = Buffer.allocUnsafe(at > 0 ? 1 + 4 + (at + 1 < tldStart ? 1 : 0) + 3 + (b.length - tldStart) : 0);
+      if (at === 0) return genericBytes(b);
+      let o = 0;
+      out[o++] = b[0]!;
+      out[o++] = STAR;
+      out[o++] = STAR;
+      out[o++] = STAR;
+      out[o++] = 0x40;
+      if (at + 1 < tldStart) out[o++] = b[at + 1]!;
+      out[o++] = STAR;
+      out[o++] = STAR;
+      out[o++] = STAR;
+      for (let i = tldStart; i < b.length; i++) out[o++] = b[i]!;
+      return out;
+    }
+    case 'payment-card':
+    case 'us-ssn':
+      return maskDigitsBytes(b, 4);
+    case 'phone':
+      return maskDigitsBytes(b, 2);
+    case 'iban':
+    case 'jwt':
+    case 'private-key':
+    case 'api-token':
+      return Buffer.from(partial(Buffer.from(b).toString('latin1'), kind ?? 'iban'), 'latin1');
+    default:
+      return genericBytes(b);
+  }
+}
+
+function genericBytes(b: Uint8Array): Buffer {
+  if (b.length <= 4) return Buffer.alloc(Math.max(1, b.length), STAR);
+  const out = Buffer.allocUnsafe(5);
+  out[0] = b[0]!;
+  out[1] = STAR;
+  out[2] = STAR;
+  out[3] = STAR;
+  out[4] = b[b.length - 1]!;
+  return out;
+}
+
+function fitBytes(masked: Buffer, value: Uint8Array, options: MaskTextOptions): Buffer {
+  let out = masked;
+  if (options.fixedLength !== undefined) {
+    const n = options.fixedLength;
+    if (out.length !== n) {
+      const fixed = Buffer.alloc(n, STAR);
+      out.copy(fixed, 0, 0, Math.min(n, out.length));
+      out = fixed;
+    }
+  } else if (options.maxLength !== undefined && out.length > options.maxLength) {
+    out = out.subarray(0, options.maxLength);
+  }
+  if (value.length > 0 && out.length === value.length && out.equals(value)) {
+    out = out.length === 1 && out[0] === STAR ? Buffer.from('#') : Buffer.alloc(Math.min(value.length, options.maxLength ?? Infinity), STAR);
+  }
+  return out;
+}
+
+/**
+ * The masked form of a text value given as UTF-8 bytes, as `maskText` gives it: ASCII values
+ * are masked without being decoded (the common case on the hot path), others through text.
+ */
+export function maskTextBytes(value: Uint8Array, strategy: MaskStrategy, options: MaskTextOptions): Buffer | null {
+  if (strategy === 'null') return null;
+  if (!isAsciiBytes(value)) {
+    const out = maskTextString(Buffer.from(value.buffer, value.byteOffset, value.length).toString('utf8'), strategy, options);
+    return out === null ? null : Buffer.from(out, 'utf8');
+  }
+  switch (strategy) {
+    case 'redact':
+      if (options.fixedLength !== undefined) return Buffer.alloc(options.fixedLength, STAR);
+      if (options.maxLength !== undefined && options.maxLength < REDACTED_MARKER.length) return Buffer.alloc(Math.max(1, options.maxLength), STAR);
+      return fitBytes(REDACTED_BYTES, value, options);
+    case 'hash':
+      return fitBytes(hashBytes(value, options.hashKey), value, options);
+    case 'partial':
+      return fitBytes(partialBytes(value, options.kind), value, options);
+  }
 }

@@ -1198,16 +1198,51 @@ export class PostgresClientSession {
     onMessage: (type, frame, endInChunk) => this.#onBackendMessage(type, frame, endInChunk),
   };
 
+  /**
+   * With masking, what one upstream chunk becomes for the client (kept parts of the chunk and
+   * rewritten messages), written at once at the end of the chunk.
+   */
+  #batch: Buffer[] | undefined;
+
+  #flushBatch(): void {
+    const batch = this.#batch;
+    if (batch === undefined) return;
+    this.#batch = undefined;
+    if (batch.length === 1) this.#writeClient(batch[0]!);
+    else if (batch.length > 1) this.#writeClient(Buffer.concat(batch));
+  }
+
   readonly #onUpstreamData = (chunk: Buffer): void => {
     if (this.state !== SessionState.Ready) return;
+    if (this.#masking !== undefined) {
+      this.#batch = [];
+      try {
+        this.#relayChunk(chunk);
+      } finally {
+        this.#flushBatch();
+      }
+      this.#recordCompletions();
+      this.#releaseSettleWaiters();
+      return;
+    }
+    if (this.#relayChunk(chunk)) {
+      this.#recordCompletions();
+      this.#releaseSettleWaiters();
+    }
+  };
+
+  /** Scans one upstream chunk and writes it on; false when the session failed. */
+  #relayChunk(chunk: Buffer): boolean {
     this.#chunk = chunk;
     this.#chunkWritten = 0;
     try {
       this.#scanner.scan(chunk, this.#scanHandler);
     } catch (err) {
       this.#log.error({ err }, 'upstream sent an unreadable message');
-      this.#fail(clientErrors.internal({ cause: err }), 'error');
-      return;
+      this.#flushBatch();
+      // The stream can no longer be followed (or a result could not be masked): the session ends.
+      this.#fail(asFatal(clientErrors.internal({ cause: err })), 'error');
+      return false;
     }
     if (!this.#scanner.atBoundary) {
       if (this.#masking !== undefined) this.#holdForRewrite(chunk);
@@ -1227,9 +1262,8 @@ export class PostgresClientSession {
       this.#deferred = [];
       for (const b of deferred) this.#writeClient(b);
     }
-    this.#recordCompletions();
-    this.#releaseSettleWaiters();
-  };
+    return true;
+  }
 
   /**
    * The chunk ends inside a message that may be the server's error a refusal replaces (its
@@ -1392,6 +1426,10 @@ export class PostgresClientSession {
   }
 
   #writeClient(bytes: Buffer): void {
+    if (this.#batch !== undefined) {
+      this.#batch.push(bytes);
+      return;
+    }
     if (this.#isClosed()) return;
     if (!this.#socket.write(bytes) && !this.#clientFull) {
       // Backpressure: stop reading the upstream until the client catches up.

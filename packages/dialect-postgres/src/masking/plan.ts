@@ -13,9 +13,9 @@
  *    comes from a function whose body cannot be seen) is scanned by the content detectors.
  * A column with any sensitive source is masked with the strongest strategy of its sources.
  */
-import type { ColumnSource, DetectorKind, MaskStrategy, ResultLineage } from '@sluice/core';
+import type { ColumnSource, DetectorKind, MaskStrategy, MaskTextOptions, ResultLineage } from '@sluice/core';
 import type { CatalogSnapshot } from './catalog.js';
-import { maskValue, scanValue, type ValueShape } from './values.js';
+import { maskValue, scanValue, textOptionsFor, type ValueShape } from './values.js';
 
 /** A column of a RowDescription. */
 export interface ResultField extends ValueShape {
@@ -170,11 +170,23 @@ export function planColumns(fields: readonly ResultField[], sources: ResultSourc
   return actions;
 }
 
+/**
+ * Copies `src[from, to)` into `dst` at `at`; returns the end. Short runs (most column values)
+ * are copied in a loop: a call into the native copy costs more than the bytes.
+ */
+function copyBytes(src: Buffer, from: number, to: number, dst: Buffer, at: number): number {
+  const n = to - from;
+  if (n > 48) return at + src.copy(dst, at, from, to);
+  for (let i = 0; i < n; i++) dst[at + i] = src[from + i]!;
+  return at + n;
+}
+
 /** Applies a plan to the DataRows of one result. */
 export class RowMasker {
   readonly #byIndex: (ColumnAction | undefined)[];
   readonly #rules: MaskRules;
   readonly #maskedBy = new Map<string, Set<string>>();
+  readonly #options: (MaskTextOptions | undefined)[] = [];
 
   constructor(readonly actions: readonly ColumnAction[], fieldCount: number, rules: MaskRules) {
     this.#byIndex = new Array<ColumnAction | undefined>(fieldCount);
@@ -190,7 +202,9 @@ export class RowMasker {
   maskValue(action: ColumnAction, value: Buffer): Buffer | null | undefined {
     const rules = this.#rules;
     if (action.mode === 'mask') {
-      return maskValue(value, action.shape, action.strategy, rules.hashKey);
+      let options = this.#options[action.index];
+      if (options === undefined) options = this.#options[action.index] = textOptionsFor(action.shape, rules.hashKey);
+      return maskValue(value, action.shape, action.strategy, rules.hashKey, undefined, options);
     }
     const found = scanValue(value, action.shape, rules.detectors, action.strategy, rules.hashKey);
     if (found === undefined) return undefined;
@@ -207,9 +221,9 @@ export class RowMasker {
   /** Rewrites a whole DataRow frame (type byte included); the same frame when nothing changed. */
   maskRow(frame: Buffer): Buffer {
     const n = frame.readInt16BE(5);
-    const pieces: Buffer[] = [];
-    let copiedTo = 0;
-    let total = 0;
+    const replaced = this.#replaced;
+    let changes = 0;
+    let delta = 0;
     let at = 7;
     for (let i = 0; i < n; i++) {
       const len = frame.readInt32BE(at);
@@ -219,30 +233,42 @@ export class RowMasker {
       if (action !== undefined && len >= 0) {
         const masked = this.maskValue(action, frame.subarray(valueStart, end));
         if (masked !== undefined) {
-          const before = frame.subarray(copiedTo, at);
-          pieces.push(before);
-          total += before.length;
-          const head = Buffer.allocUnsafe(4);
-          head.writeInt32BE(masked === null ? -1 : masked.length);
-          pieces.push(head);
-          total += 4;
-          if (masked !== null) {
-            pieces.push(masked);
-            total += masked.length;
-          }
-          copiedTo = end;
+          replaced[changes * 3] = at;
+          replaced[changes * 3 + 1] = end;
+          this.#values[changes] = masked;
+          changes++;
+          delta += (masked === null ? 0 : masked.length) - len;
         }
       }
       at = end;
     }
-    if (pieces.length === 0) return frame;
-    const rest = frame.subarray(copiedTo);
-    pieces.push(rest);
-    total += rest.length;
-    const out = Buffer.concat(pieces, total);
-    out.writeInt32BE(total - 1, 1);
+    if (changes === 0) return frame;
+    // One allocation per row: the kept bytes and the new values copied in place.
+    const out = Buffer.allocUnsafe(frame.length + delta);
+    let o = 0;
+    let from = 0;
+    for (let c = 0; c < changes; c++) {
+      const start = replaced[c * 3]!;
+      o = copyBytes(frame, from, start, out, o);
+      const v = this.#values[c]!;
+      if (v === null) {
+        out.writeInt32BE(-1, o);
+        o += 4;
+      } else {
+        out.writeInt32BE(v.length, o);
+        o = copyBytes(v, 0, v.length, out, o + 4);
+      }
+      from = replaced[c * 3 + 1]!;
+    }
+    copyBytes(frame, from, frame.length, out, o);
+    out.writeInt32BE(out.length - 1, 1);
+    this.#values.fill(null, 0, changes);
     return out;
   }
+
+  /** Where each changed value of the row being rewritten starts and ends (scratch, per row). */
+  readonly #replaced: number[] = [];
+  readonly #values: (Buffer | null)[] = [];
 
   /** Masked columns so far and what masked them, for the audit record. */
   masked(): MaskedColumn[] {

@@ -13,7 +13,7 @@
  *   addresses, arrays, composite rows, enums, user-defined types): NULL.
  * `null` gives NULL for every type.
  */
-import { hashToInt, hashToUuid, maskDetected, maskText, type DetectorKind, type MaskStrategy } from '@sluice/core';
+import { hashToInt, hashToUuid, maskDetected, maskText, maskTextBytes, type DetectorKind, type MaskStrategy, type MaskTextOptions } from '@sluice/core';
 
 export const PgType = {
   bool: 16,
@@ -81,6 +81,11 @@ function valueText(value: Buffer, shape: ValueShape): string | undefined {
   }
 }
 
+/** The options of `maskText` for a column (computed once per plan, not per value). */
+export function textOptionsFor(shape: ValueShape, hashKey: Buffer, kind?: DetectorKind): MaskTextOptions {
+  return { hashKey, ...textLimits(shape), ...(kind ? { kind } : {}) };
+}
+
 function textLimits(shape: ValueShape): { maxLength?: number; fixedLength?: number } {
   if (shape.typeOid === PgType.bpchar && shape.typmod >= 5) return { fixedLength: shape.typmod - 4 };
   if (shape.typeOid === PgType.varchar && shape.typmod >= 5) return { maxLength: shape.typmod - 4 };
@@ -103,9 +108,20 @@ function encodeText(masked: string, shape: ValueShape): Buffer {
  * The masked value of one column (null for SQL NULL). `value` is the column's bytes as the
  * server sent them in `shape.format`.
  */
-export function maskValue(value: Buffer, shape: ValueShape, strategy: MaskStrategy, hashKey: Buffer, kind?: DetectorKind): Buffer | null {
+export function maskValue(
+  value: Buffer,
+  shape: ValueShape,
+  strategy: MaskStrategy,
+  hashKey: Buffer,
+  kind?: DetectorKind,
+  textOptions?: MaskTextOptions,
+): Buffer | null {
   if (strategy === 'null') return null;
   const t = shape.typeOid;
+  if (isTextual(t)) {
+    // The same bytes in both formats: masked without decoding when ASCII.
+    return maskTextBytes(value, strategy, textOptions ?? textOptionsFor(shape, hashKey, kind));
+  }
   if (carriesText(t)) {
     const text = valueText(value, shape);
     if (text === undefined) return null;
