@@ -75,6 +75,7 @@ function matches(p: CompiledPattern, target: string, s: ColumnSource): boolean {
   return matchesTable(p, target, s.schema, s.table) && (s.column === '*' || p.column(s.column));
 }
 
+/** What SensitiveColumns reads of the `masking:` section (a parsed one fits). */
 export interface SensitiveColumnsConfig {
   readonly columns?: readonly { column: string; strategy?: MaskStrategy; targets?: readonly string[] | undefined; name?: string | undefined }[];
   readonly scan?: readonly string[];

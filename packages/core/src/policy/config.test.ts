@@ -10,7 +10,7 @@ function problems(input: unknown): string[] {
 }
 
 describe('policySchema', () => {
-  it('denies by default, with no rules and every guardrail left to block', () => {
+  it('denies by default, with no rules and no guardrail mode changed', () => {
     expect(policySchema.parse({})).toEqual({ default: 'deny', rules: [], guardrails: {} });
     expect(policySchema.parse({ default: 'review' }).default).toBe('review');
     expect(problems({ default: 'allow' })).toHaveLength(1);
@@ -139,5 +139,52 @@ describe('policySchema', () => {
     expect(problems({ rule: [] })).toHaveLength(1);
     expect(problems({ rules: [{ name: 'has space', effect: 'allow' }] })).toEqual(['rules.0.name: use letters, digits and _ . : -']);
     expect(problems({ rules: [{ name: 'r', effect: 'allow', identities: { kinds: ['robot'] } }] })).toHaveLength(1);
+  });
+});
+
+describe('policySchema: mask rules', () => {
+  it('takes the columns and the strategy of a mask rule (redact by default)', () => {
+    const p = policySchema.parse({
+      rules: [
+        { name: 'agents-see-masked', identities: { kinds: ['agent'] }, effect: 'mask', mask: { columns: ['public.customers.email', 'orders.*'], strategy: 'hash' } },
+        { name: 'contractors', identities: { groups: ['contractors'] }, effect: 'mask', mask: { columns: ['*.*.ssn'] } },
+      ],
+    });
+    expect(p.rules[0]!.mask).toEqual({ columns: ['public.customers.email', 'orders.*'], strategy: 'hash' });
+    expect(p.rules[1]!.mask).toEqual({ columns: ['*.*.ssn'], strategy: 'redact' });
+  });
+
+  it('needs `mask` with effect mask, and effect mask with `mask`', () => {
+    const message = 'rules.0.mask: a rule with effect mask needs `mask: { columns: [...], strategy }`, and `mask` needs effect mask';
+    expect(problems({ rules: [{ name: 'r', effect: 'mask' }] })).toEqual([message]);
+    expect(problems({ rules: [{ name: 'r', effect: 'allow', mask: { columns: ['a.b'] } }] })).toEqual([message]);
+    expect(problems({ rules: [{ name: 'r', guardrails: { truncate: 'off' }, mask: { columns: ['a.b'] } }] })).toEqual([message]);
+  });
+
+  it('says what is wrong with the columns or the strategy', () => {
+    expect(problems({ rules: [{ name: 'r', effect: 'mask', mask: { columns: [] } }] })).toEqual([
+      'rules.0.mask.columns: name at least one column (schema.table.column or table.column)',
+    ]);
+    expect(problems({ rules: [{ name: 'r', effect: 'mask', mask: { columns: ['email'] } }] })).toEqual([
+      'rules.0.mask.columns.0: expected schema.table.column or table.column, with * wildcards (for example public.customers.email or *.*.ssn)',
+    ]);
+    expect(problems({ rules: [{ name: 'r', effect: 'mask', mask: { columns: ['a.b'], strategy: 'blur' } }] })).toEqual([
+      'rules.0.mask.strategy: unknown masking strategy "blur"; use one of partial, hash, redact, null',
+    ]);
+    expect(problems({ rules: [{ name: 'r', effect: 'mask', mask: { columns: ['a.b'], how: 'x' } }] })).toHaveLength(1);
+  });
+
+  it('names mask among the effects when one is unknown', () => {
+    expect(problems({ rules: [{ name: 'r', effect: 'hide' }] })).toEqual(['rules.0.effect: unknown effect "hide"; use allow, deny, review or mask']);
+  });
+
+  it('knows the sensitive-predicate guardrail, globally and in rules', () => {
+    const p = policySchema.parse({
+      guardrails: { 'sensitive-predicate': 'review' },
+      rules: [{ name: 'agents', identities: { kinds: ['agent'] }, guardrails: { 'sensitive-predicate': 'block' } }],
+    });
+    expect(p.guardrails['sensitive-predicate']).toBe('review');
+    expect(GUARDRAIL_NAMES).toContain('sensitive-predicate');
+    expect(GUARDRAIL_NAMES).toHaveLength(16);
   });
 });

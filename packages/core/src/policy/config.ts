@@ -75,7 +75,10 @@ export const ruleSchema = z
         error: (issue) => `unknown effect ${JSON.stringify(issue.input)}; use allow, deny, review or mask`,
       })
       .optional(),
-    /** For `mask`: the columns masked in results of the statements the rule matches. */
+    /**
+     * For `mask` (and only for it): the columns masked in the results of the statements the
+     * rule matches (patterns as in `masking.columns`), and how (default `redact`).
+     */
     mask: z
       .object({
         columns: z.array(columnPatternSchema).min(1, 'name at least one column (schema.table.column or table.column)'),
@@ -106,7 +109,11 @@ export const policySchema = z
     /** What happens to an operation no rule covers. Deny by default. */
     default: z.enum(['deny', 'review']).default('deny'),
     rules: z.array(ruleSchema).default([]),
-    /** Global guardrail modes; every guardrail is `block` unless set here. */
+    /**
+     * Global guardrail modes. Unless set here every guardrail is `block`, but
+     * `sensitive-predicate`, which is `off` (it refuses queries that worked before masking
+     * was configured, so a deployment switches it on).
+     */
     guardrails: guardrailModes.default({}),
   })
   .strict()

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { Analysis, Hazard, ObjectAccess, ObjectRef, OperationClass } from '../analysis/types.js';
 import type { ApproverSpec, Grant } from '../approvals/types.js';
 import type { Identity } from '../identity/types.js';
-import { policySchema } from './config.js';
+import { GUARDRAIL_NAMES, policySchema } from './config.js';
 import { Policy, type Decision } from './engine.js';
 
 const APPROVERS: ApproverSpec = { groups: ['dba'], subjects: [] };
@@ -493,6 +493,123 @@ describe('Policy: guardrails', () => {
   });
 });
 
+describe('Policy: mask rules', () => {
+  const allowReads = { name: 'allow-reads', operations: ['read'], effect: 'allow' };
+  const maskEmails = { name: 'mask-emails', effect: 'mask', mask: { columns: ['public.customers.email'], strategy: 'partial' } };
+  const read = (...refs: string[]) => statement('read', { objects: refs.map(reads) });
+
+  it('allow what they match, like allow, and list the columns they mask', () => {
+    const p = policy({ rules: [maskEmails] });
+    expect(p.hasMaskRules).toBe(true);
+    expect(decide(p, read('public.customers'))).toEqual({
+      effect: 'allow',
+      rule: 'mask-emails',
+      masks: [{ rule: 'mask-emails', columns: ['public.customers.email'], strategy: 'partial' }],
+    });
+    expect(policy({ rules: [allowReads] }).hasMaskRules).toBe(false);
+  });
+
+  it('add their masks to what another rule allows', () => {
+    const p = policy({ rules: [allowReads, maskEmails] });
+    expect(decide(p, read('public.customers'))).toMatchObject({ effect: 'allow', masks: [{ rule: 'mask-emails' }] });
+    // Without a mask rule, no masks at all.
+    expect(decide(policy({ rules: [allowReads] }), read('public.customers')).masks).toBeUndefined();
+  });
+
+  it('never weaken a deny or a review from another rule, nor the default', () => {
+    const deny = policy({ rules: [maskEmails, { name: 'no-billing', objects: ['billing.*'], effect: 'deny' }] });
+    const d = decide(deny, read('public.customers', 'billing.invoices'));
+    expect(d).toMatchObject({ effect: 'deny', rule: 'no-billing' });
+    expect(d.masks).toBeUndefined();
+    const review = policy({ rules: [maskEmails, { name: 'review-agents', identities: { kinds: ['agent'] }, effect: 'review' }] });
+    expect(decide(review, read('public.customers'), { identity: bot })).toMatchObject({ effect: 'review', rule: 'review-agents' });
+    // A mask rule scoped to objects allows like allow: only when it covers every object.
+    const scoped = policy({ rules: [{ ...maskEmails, objects: ['public.customers'] }] });
+    expect(decide(scoped, read('public.customers', 'public.orders'))).toMatchObject({ effect: 'deny', rule: 'default' });
+  });
+
+  it('collect the masks of every matching mask rule, whichever rule decided', () => {
+    const p = policy({
+      rules: [
+        allowReads,
+        maskEmails,
+        { name: 'agents-hash-ids', identities: { kinds: ['agent'] }, effect: 'mask', mask: { columns: ['*.*.id'], strategy: 'hash' } },
+        { name: 'mask-billing', objects: ['billing.*'], effect: 'mask', mask: { columns: ['billing.*.iban'] } },
+        { name: 'mask-writes', operations: ['write'], effect: 'mask', mask: { columns: ['orders.total'] } },
+      ],
+    });
+    const rules = (d: Decision) => d.masks?.map((m) => m.rule);
+    expect(rules(decide(p, read('public.customers')))).toEqual(['mask-emails']);
+    expect(rules(decide(p, read('public.customers'), { identity: bot }))).toEqual(['mask-emails', 'agents-hash-ids']);
+    expect(rules(decide(p, read('public.customers', 'billing.invoices'), { identity: bot }))).toEqual(['mask-emails', 'agents-hash-ids', 'mask-billing']);
+    expect(decide(p, read('billing.invoices')).masks).toContainEqual({ rule: 'mask-billing', columns: ['billing.*.iban'], strategy: 'redact' });
+    // A mask rule scoped to objects masks broadly: objects that are not known may be its own.
+    const unknownObjects = policy({ rules: [{ name: 'allow-all', effect: 'allow' }, { name: 'mask-billing', objects: ['billing.*'], effect: 'mask', mask: { columns: ['billing.*.iban'] } }] });
+    expect(rules(decide(unknownObjects, statement('read', { objects: 'unknown' })))).toEqual(['mask-billing']);
+  });
+
+  it('collect masks across the statements of a request', () => {
+    const p = policy({
+      rules: [allowReads, { name: 'mask-billing', objects: ['billing.*'], effect: 'mask', mask: { columns: ['billing.*.iban'] } }],
+    });
+    const r = request(read('public.a'), read('billing.invoices'));
+    expect(decide(p, r).masks?.map((m) => m.rule)).toEqual(['mask-billing']);
+  });
+
+  it('keep their masks when a grant lifted a review', () => {
+    const p = policy({ rules: [{ name: 'review-reads', operations: ['read'], effect: 'review' }, maskEmails] });
+    const d = decide(p, read('public.orders'), { grants: [grant('g-1', { operations: ['read'] })] });
+    expect(d).toMatchObject({ effect: 'allow', rule: 'grant:g-1', grant: 'g-1', volatile: true, masks: [{ rule: 'mask-emails' }] });
+  });
+
+  it('give the same masks for the same request (decisions can be cached as before)', () => {
+    const p = policy({ rules: [allowReads, maskEmails] });
+    expect(decide(p, read('public.customers'))).toEqual(decide(p, read('public.customers')));
+    expect(decide(p, read('public.customers')).volatile).toBeUndefined();
+  });
+});
+
+describe('Policy: the sensitive-predicate guardrail', () => {
+  const allowAll = { name: 'allow-all', effect: 'allow' };
+  const probing = statement('read', { objects: [reads('public.customers')], hazards: ['sensitive-predicate'] });
+
+  it('is off by default, unlike every other guardrail', () => {
+    const p = policy({ rules: [allowAll] });
+    expect(p.guardrailMode('sensitive-predicate')).toBe('off');
+    expect(p.usesGuardrail('sensitive-predicate')).toBe(false);
+    expect(decide(p, probing)).toEqual({ effect: 'allow', rule: 'allow-all' });
+    for (const name of GUARDRAIL_NAMES) if (name !== 'sensitive-predicate') expect(p.guardrailMode(name), name).toBe('block');
+  });
+
+  it('can be switched on globally', () => {
+    const p = policy({ rules: [allowAll], guardrails: { 'sensitive-predicate': 'review' } });
+    expect(p.usesGuardrail('sensitive-predicate')).toBe(true);
+    expect(decide(p, probing)).toMatchObject({
+      effect: 'review',
+      rule: 'guardrail:sensitive-predicate',
+      guardrail: 'sensitive-predicate',
+      reason: 'held for review by guardrail "sensitive-predicate": the statement filters, joins, groups or sorts on a masked column, which can reveal its values (public.customers)',
+    });
+    expect(decide(policy({ rules: [allowAll], guardrails: { 'sensitive-predicate': 'block' } }), probing)).toMatchObject({ effect: 'deny', guardrail: 'sensitive-predicate' });
+  });
+
+  it('can be switched on for some identities by a rule, and off again for others', () => {
+    const p = policy({ rules: [allowAll, { name: 'agents-no-probing', identities: { kinds: ['agent'] }, guardrails: { 'sensitive-predicate': 'block' } }] });
+    expect(p.guardrailMode('sensitive-predicate')).toBe('off');
+    expect(p.usesGuardrail('sensitive-predicate')).toBe(true);
+    expect(decide(p, probing, { identity: bot })).toMatchObject({ effect: 'deny', rule: 'guardrail:sensitive-predicate' });
+    expect(effectOf(p, probing, { identity: alice })).toBe('allow');
+    const q = policy({ rules: [allowAll, { name: 'analysts-may', identities: { groups: ['analysts'] }, guardrails: { 'sensitive-predicate': 'off' } }], guardrails: { 'sensitive-predicate': 'block' } });
+    expect(effectOf(q, probing, { identity: alice })).toBe('allow');
+    expect(effectOf(q, probing, { identity: bot })).toBe('deny');
+  });
+
+  it('is lifted, in review mode, by a grant that lists it', () => {
+    const p = policy({ rules: [allowAll], guardrails: { 'sensitive-predicate': 'review' } });
+    expect(decide(p, probing, { grants: [grant('g-9', { guardrails: ['sensitive-predicate'] })] })).toMatchObject({ effect: 'allow', grant: 'g-9' });
+  });
+});
+
 describe('Policy: grants', () => {
   const reviewWrites = { name: 'review-writes', operations: ['write'], effect: 'review' };
 
@@ -758,4 +875,62 @@ describe('Policy: properties', () => {
       runs,
     );
   }, 60_000);
+});
+
+describe('Policy: mask rules', () => {
+  const masking = policy({
+    rules: [
+      { name: 'read', operations: ['read'], effect: 'allow' },
+      { name: 'agents-mask-billing', identities: { kinds: ['agent'] }, objects: ['billing.*'], effect: 'mask', mask: { columns: ['billing.*.iban'], strategy: 'hash' } },
+      { name: 'agents-mask-notes', identities: { kinds: ['agent'] }, effect: 'mask', mask: { columns: ['customers.notes'] } },
+      { name: 'no-secrets', identities: { kinds: ['agent'] }, objects: ['vault.*'], effect: 'deny' },
+    ],
+  });
+
+  it('allows and lists the columns every matching mask rule masks', () => {
+    const d = decide(masking, statement('read', { objects: [reads('billing.accounts')] }), { identity: bot });
+    expect(d.effect).toBe('allow');
+    expect(d.masks).toEqual([
+      { rule: 'agents-mask-billing', columns: ['billing.*.iban'], strategy: 'hash' },
+      { rule: 'agents-mask-notes', columns: ['customers.notes'], strategy: 'redact' },
+    ]);
+  });
+
+  it('a mask rule allows by itself, matches only its identities and objects, and never weakens a deny', () => {
+    expect(decide(masking, statement('write', { objects: [writes('public.customers')] }), { identity: bot })).toMatchObject({ effect: 'allow', rule: 'agents-mask-notes' });
+    expect(decide(masking, statement('read', { objects: [reads('billing.accounts')] })).masks).toBeUndefined();
+    expect(decide(masking, statement('read', { objects: [reads('public.customers')] }), { identity: bot }).masks?.map((m) => m.rule)).toEqual(['agents-mask-notes']);
+    expect(decide(masking, statement('read', { objects: [reads('vault.keys')] }), { identity: bot })).toMatchObject({ effect: 'deny', rule: 'no-secrets' });
+    expect(masking.hasMaskRules).toBe(true);
+  });
+
+  it('needs its mask and nothing else does', () => {
+    expect(() => policy({ rules: [{ name: 'm', effect: 'mask' }] })).toThrow(/effect mask needs `mask/);
+    expect(() => policy({ rules: [{ name: 'm', effect: 'allow', mask: { columns: ['a.b'] } }] })).toThrow(/effect mask/);
+  });
+});
+
+describe('Policy: the sensitive-predicate guardrail', () => {
+  const probing = statement('read', { objects: [reads('public.customers')], hazards: ['sensitive-predicate'] });
+
+  it('is off unless switched on', () => {
+    const p = policy({ rules: [{ name: 'read', operations: ['read'], effect: 'allow' }] });
+    expect(p.guardrailMode('sensitive-predicate')).toBe('off');
+    expect(p.usesGuardrail('sensitive-predicate')).toBe(false);
+    expect(decide(p, probing).effect).toBe('allow');
+  });
+
+  it('can be switched on globally or for some identities', () => {
+    const global = policy({ rules: [{ name: 'read', operations: ['read'], effect: 'allow' }], guardrails: { 'sensitive-predicate': 'review' } });
+    expect(decide(global, probing)).toMatchObject({ effect: 'review', guardrail: 'sensitive-predicate' });
+    const agents = policy({
+      rules: [
+        { name: 'read', operations: ['read'], effect: 'allow' },
+        { name: 'agents-no-probing', identities: { kinds: ['agent'] }, guardrails: { 'sensitive-predicate': 'block' } },
+      ],
+    });
+    expect(agents.usesGuardrail('sensitive-predicate')).toBe(true);
+    expect(decide(agents, probing, { identity: bot })).toMatchObject({ effect: 'deny', rule: 'guardrail:sensitive-predicate' });
+    expect(decide(agents, probing).effect).toBe('allow');
+  });
 });
