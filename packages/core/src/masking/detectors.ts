@@ -85,7 +85,8 @@ function cardGrouping(groups: readonly Group[], i: number, j: number): boolean {
  * not one digit repeated. A run of numbers longer than a card (`4242 4242 4242 4242 123`, a
  * card and its code) is searched for the card within it, at group boundaries. Not caught: a
  * number run into letters or underscores (`id_4242...`), the decimals of a number
- * (`3.1415...`), a number that fails the Luhn check, and cards written with other separators (dots, slashes).
+ * (`3.1415...`), a number that fails the Luhn check, and cards written with other
+ * separators (dots, slashes).
  */
 function cards(text: string, out: Span[]): void {
   DIGIT_RUN.lastIndex = 0;

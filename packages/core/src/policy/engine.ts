@@ -254,13 +254,17 @@ const ALLOW_EMPTY: Decision = Object.freeze({ effect: 'allow', rule: 'empty' });
  *   reviews. (A dialect that reports objects sets `objects`, empty when there are none.) An
  *   unqualified object is `public` to a rule that relaxes and any schema to one that restricts;
  * - each hazard the statement carries meets its guardrail: `block` denies, `review` holds,
- *   `off` lets it be. A rule that matches the identity and target (and, if it names objects,
- *   the statement's objects) can change a guardrail's mode; if several do, the strictest of
- *   theirs applies;
+ *   `off` lets it be. Every guardrail blocks unless configured, but `sensitive-predicate`,
+ *   which is off until a policy switches it on. A rule that matches the identity and target
+ *   (and, if it names objects, the statement's objects) can change a guardrail's mode; if
+ *   several do, the strictest of theirs applies;
  * - a time-boxed grant lifts a review (and the default deny) for what it covers; explicit
  *   deny rules and blocking guardrails stay;
  * - the strongest effect wins: deny over review over allow. A request with several
- *   statements gets the strongest decision of its statements.
+ *   statements gets the strongest decision of its statements;
+ * - a `mask` rule allows as `allow` does. When the request is allowed (by whatever rule or
+ *   grant), every `mask` rule that matches the identity, the target and one of its
+ *   statements (objects matched broadly, as a restriction) lists its columns in `masks`.
  */
 export class Policy {
   readonly defaultEffect: 'deny' | 'review';
