@@ -37,6 +37,14 @@ policy:
       identities: { groups: [pipelines] }
       operations: [read, write, ddl, copy-in, copy-out, transaction, session-setting]
       effect: allow
+masking:
+  hashKeyEnv: SLUICE_MASK_KEY
+  columns:
+    - { column: public.customers.email, strategy: partial }
+    - { column: "*.*.ssn", strategy: redact }
+    - { column: customers.full_name, strategy: hash }
+  scan: [support.tickets.body]
+  exempt: { groups: [compliance] }
 `;
 }
 
@@ -54,12 +62,14 @@ describe('the sluice CLI with the documented example config (real PostgreSQL, re
     port = await freePort();
     configFile = join(dir, 'sluice.yaml');
     writeFileSync(configFile, exampleConfig(port));
-    gateway = startCli(['start', '--config', configFile], { ALICE_TOKEN });
+    psql('postgres://postgres@127.0.0.1:5432/test', 'DROP TABLE IF EXISTS sluice_cli_people; CREATE TABLE sluice_cli_people (id int, ssn text); INSERT INTO sluice_cli_people VALUES (1, $$219-09-9999$$)');
+    gateway = startCli(['start', '--config', configFile], { ALICE_TOKEN, SLUICE_MASK_KEY: 'cli-test-masking-key-123' });
     await gateway.waitFor(/listening on postgres/);
   });
 
   afterAll(async () => {
     await gateway?.stop();
+    if (available) psql('postgres://postgres@127.0.0.1:5432/test', 'DROP TABLE IF EXISTS sluice_cli_people');
   });
 
   const live = (name: string, body: () => Promise<void> | void) =>
@@ -69,6 +79,12 @@ describe('the sluice CLI with the documented example config (real PostgreSQL, re
     });
 
   const aliceUrl = () => `postgres://${encodeURIComponent('alice@example.com')}:${ALICE_TOKEN}@127.0.0.1:${port}/app`;
+
+  live('masks what the masking section names (ssn in any schema and table)', () => {
+    const r = psql(aliceUrl(), 'SELECT id, ssn AS s, upper(ssn) AS u FROM sluice_cli_people');
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe('1|[redacted]|[redacted]');
+  });
 
   live('psql reaches the test database through the gateway with a token', () => {
     const r = psql(aliceUrl(), 'SELECT current_database()');
