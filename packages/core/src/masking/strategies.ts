@@ -63,10 +63,14 @@ function guessKind(value: string): DetectorKind | undefined {
   return undefined;
 }
 
-/** Every digit but the last `keep` replaced by `*`; other characters kept. */
+/**
+ * Every digit but the last `keep` replaced by `*`, other characters (separators) kept. A value
+ * with too few digits for that to hide most of them gets the generic shape instead.
+ */
 function maskDigits(value: string, keep: number): string {
   let seen = 0;
   const total = value.replace(/\D/g, '').length;
+  if (total <= 2 * keep) return partialGeneric(value);
   let out = '';
   for (const ch of value) {
     if (ch >= '0' && ch <= '9') {
@@ -79,6 +83,7 @@ function maskDigits(value: string, keep: number): string {
 
 function partialEmail(value: string): string {
   const at = value.lastIndexOf('@');
+  if (at <= 0) return partialGeneric(value);
   const local = value.slice(0, at);
   const domain = value.slice(at + 1);
   const dot = domain.lastIndexOf('.');
@@ -97,7 +102,7 @@ function partialGeneric(value: string): string {
 function partial(value: string, kind: DetectorKind | undefined): string {
   switch (kind ?? guessKind(value)) {
     case 'email':
-      return value.includes('@') ? partialEmail(value) : partialGeneric(value);
+      return partialEmail(value);
     case 'payment-card':
       return maskDigits(value, 4);
     case 'us-ssn':
@@ -106,11 +111,14 @@ function partial(value: string, kind: DetectorKind | undefined): string {
       return maskDigits(value, 2);
     case 'iban': {
       const compact = value.replace(/\s/g, '');
-      return `${compact.slice(0, 2)}**${'*'.repeat(Math.max(0, compact.length - 8))}${compact.slice(-4)}`;
+      // Too short to be an IBAN: a country code and four characters would show most of it.
+      if (compact.length < 12) return partialGeneric(value);
+      return `${compact.slice(0, 2)}**${'*'.repeat(compact.length - 8)}${compact.slice(-4)}`;
     }
     case 'jwt':
     case 'private-key':
     case 'api-token':
+      // Any part of a secret helps guess the rest: nothing is kept.
       return REDACTED_MARKER;
     default:
       return partialGeneric(value);
@@ -158,20 +166,41 @@ function hashText(value: string, key: Buffer): string {
   return hashBytes(Buffer.from(value, 'utf8'), key).toString('latin1');
 }
 
+/**
+ * `masked`, unless it is the value itself (a column of `*`, a value that is the marker): then
+ * as many `*` (or `#` when the value is all `*`), so that the length limits still hold.
+ */
+function unlike(masked: string, value: string): string {
+  if (masked !== value || value.length === 0) return masked;
+  const n = [...masked].length;
+  return /^\*+$/.test(value) ? '#'.repeat(n) : '*'.repeat(n);
+}
+
 function fit(masked: string, value: string, options: MaskTextOptions): string {
   let out = masked;
   if (options.fixedLength !== undefined) {
-    const n = options.fixedLength;
+    const n = Math.max(0, options.fixedLength);
     out = [...out].slice(0, n).join('').padEnd(n, '*');
   } else if (options.maxLength !== undefined && out.length > options.maxLength && [...out].length > options.maxLength) {
-    out = [...out].slice(0, options.maxLength).join('');
+    out = [...out].slice(0, Math.max(0, options.maxLength)).join('');
   }
-  // Never the value itself (a one-character column holding `*`, a marker equal to the value).
-  if (out === value && value.length > 0) out = out === '*' ? '#' : '*'.repeat(Math.min([...value].length, options.maxLength ?? Infinity));
-  return out;
+  return unlike(out, value);
 }
 
-/** The masked form of a text value; null for the `null` strategy. */
+/**
+ * `redact` in a column too short for the marker: as many `*` as fit, no more than the value
+ * had (at least one). `length` is the value's length in characters.
+ */
+function redactedStars(length: number, options: MaskTextOptions): number | undefined {
+  if (options.fixedLength !== undefined) return Math.max(0, options.fixedLength);
+  if (options.maxLength !== undefined && options.maxLength < REDACTED_MARKER.length) return Math.max(0, Math.min(options.maxLength, length || 1));
+  return undefined;
+}
+
+/**
+ * The masked form of a text value; null for the `null` strategy. Never the value itself when
+ * it is not empty, never longer than `maxLength`, exactly `fixedLength` long when given.
+ */
 export function maskText(value: string, strategy: MaskStrategy, options: MaskTextOptions): string | null {
   // ASCII text takes the byte path, so both paths give the same masks.
   if (ASCII.test(value)) {
@@ -187,10 +216,10 @@ function maskTextString(value: string, strategy: MaskStrategy, options: MaskText
   switch (strategy) {
     case 'null':
       return null;
-    case 'redact':
-      if (options.fixedLength !== undefined) return '*'.repeat(options.fixedLength);
-      if (options.maxLength !== undefined && options.maxLength < REDACTED_MARKER.length) return '*'.repeat(Math.max(1, options.maxLength));
-      return fit(REDACTED_MARKER, value, options);
+    case 'redact': {
+      const stars = redactedStars([...value].length, options);
+      return unlike(stars === undefined ? REDACTED_MARKER : '*'.repeat(stars), value);
+    }
     case 'hash':
       return fit(hashText(value, options.hashKey), value, options);
     case 'partial':
@@ -307,10 +336,11 @@ function guessKindBytes(b: Uint8Array): DetectorKind | undefined {
   return undefined;
 }
 
-/** Every digit but the last `keep` replaced by `*`. */
+/** As maskDigits, on ASCII bytes. */
 function maskDigitsBytes(b: Uint8Array, keep: number): Buffer {
   let total = 0;
   for (let i = 0; i < b.length; i++) if (isDigit(b[i]!)) total++;
+  if (total <= 2 * keep) return genericBytes(b);
   const out = Buffer.from(b);
   let seen = 0;
   for (let i = 0; i < out.length; i++) {
@@ -369,22 +399,25 @@ function genericBytes(b: Uint8Array): Buffer {
   return out;
 }
 
+/** As unlike, on ASCII bytes. */
+function unlikeBytes(masked: Buffer, value: Uint8Array): Buffer {
+  if (value.length === 0 || masked.length !== value.length || !masked.equals(value)) return masked;
+  return Buffer.alloc(masked.length, value.every((c) => c === STAR) ? 0x23 : STAR);
+}
+
 function fitBytes(masked: Buffer, value: Uint8Array, options: MaskTextOptions): Buffer {
   let out = masked;
   if (options.fixedLength !== undefined) {
-    const n = options.fixedLength;
+    const n = Math.max(0, options.fixedLength);
     if (out.length !== n) {
       const fixed = Buffer.alloc(n, STAR);
       out.copy(fixed, 0, 0, Math.min(n, out.length));
       out = fixed;
     }
   } else if (options.maxLength !== undefined && out.length > options.maxLength) {
-    out = out.subarray(0, options.maxLength);
+    out = out.subarray(0, Math.max(0, options.maxLength));
   }
-  if (value.length > 0 && out.length === value.length && out.equals(value)) {
-    out = out.length === 1 && out[0] === STAR ? Buffer.from('#') : Buffer.alloc(Math.min(value.length, options.maxLength ?? Infinity), STAR);
-  }
-  return out;
+  return unlikeBytes(out, value);
 }
 
 /**
@@ -398,10 +431,10 @@ export function maskTextBytes(value: Uint8Array, strategy: MaskStrategy, options
     return out === null ? null : Buffer.from(out, 'utf8');
   }
   switch (strategy) {
-    case 'redact':
-      if (options.fixedLength !== undefined) return Buffer.alloc(options.fixedLength, STAR);
-      if (options.maxLength !== undefined && options.maxLength < REDACTED_MARKER.length) return Buffer.alloc(Math.max(1, options.maxLength), STAR);
-      return fitBytes(REDACTED_BYTES, value, options);
+    case 'redact': {
+      const stars = redactedStars(value.length, options);
+      return unlikeBytes(stars === undefined ? REDACTED_BYTES : Buffer.alloc(stars, STAR), value);
+    }
     case 'hash':
       return fitBytes(hashBytes(value, options.hashKey), value, options);
     case 'partial':
