@@ -1,93 +1,616 @@
 /**
- * Column lineage of the rows a statement returns, from its parse tree: for each result
- * column, the table columns its values come from (through aliases, expressions, function
- * calls, casts, aggregates, CASE, subqueries, CTEs, set operations, whole-row references and
- * JSON builders), plus the columns its WHERE, JOIN, GROUP BY, HAVING and ORDER BY read.
+ * Column lineage of the rows a statement returns, from its parse tree: for each result column,
+ * the table columns its values come from (through aliases, expressions, function calls, casts,
+ * aggregates, CASE, subqueries, CTEs, set operations, joins, functions in FROM, whole-row
+ * references and JSON builders), the columns that WHERE, JOIN, GROUP BY, HAVING, ORDER BY,
+ * window clauses and EXISTS/IN subqueries read, and the functions the statement calls.
  *
- * It is conservative: a column the walk cannot attribute to one relation is attributed to
- * every relation it could belong to (all levels of correlated subqueries included), and a
- * node it does not know contributes every column reference inside it. Masking may then mask
- * more than needed, never less.
+ * It is conservative: when the walk cannot tell which relation a column belongs to, it names
+ * every relation it could belong to (outer levels of correlated subqueries included); when it
+ * does not understand a node inside an expression, the value draws on every relation in scope;
+ * when a `*` covers a relation whose columns it does not know, positions are unknown and the
+ * result only says what it may carry. Masking may then mask more than needed, never less.
  */
 import type { ColumnSource, ResultColumn, ResultLineage } from '@sluice/core';
 import { parseSql } from './parse.js';
-import { as, isObj, list, stringNode, text, unwrap, type Obj } from './tree.js';
+import { as, isObj, list, nameList, rangeVar, stringNode, text, typeNameOf, unwrap, type Obj } from './tree.js';
 
 export interface LineageOptions {
-  /** Column names, in order, of a table or view; undefined when not known. Lets `*` be expanded. */
+  /** Column names, in order, of a table or view (schema absent when unqualified); undefined when not known. Lets `*` be expanded. */
   readonly columnsOf?: (schema: string | undefined, table: string) => readonly string[] | undefined;
 }
 
-/** Sources gathered from an expression. */
+// --- sources -----------------------------------------------------------------------------------
+
+/** Sources and functions gathered for one value (or a whole result), without duplicates. */
 class Acc {
   readonly sources: ColumnSource[] = [];
   readonly functions: string[] = [];
-  readonly #seen = new Set<string>();
+  readonly #sources = new Set<string>();
+  readonly #functions = new Set<string>();
 
   add(s: ColumnSource): void {
     const key = `${s.schema ?? ''}\u0000${s.table}\u0000${s.column}`;
-    if (this.#seen.has(key)) return;
-    this.#seen.add(key);
+    if (this.#sources.has(key)) return;
+    this.#sources.add(key);
     this.sources.push(s);
   }
 
-  addAll(sources: readonly ColumnSource[]): void {
-    for (const s of sources) this.add(s);
-  }
-
   fn(name: string): void {
-    if (!this.functions.includes(name)) this.functions.push(name);
+    if (this.#functions.has(name)) return;
+    this.#functions.add(name);
+    this.functions.push(name);
   }
 
-  merge(other: { readonly sources: readonly ColumnSource[]; readonly functions: readonly string[] }): void {
-    this.addAll(other.sources);
+  merge(other: Acc): void {
+    if (other === this) return;
+    for (const s of other.sources) this.add(s);
     for (const f of other.functions) this.fn(f);
+  }
+
+  get size(): number {
+    return this.sources.length + this.functions.length;
   }
 }
 
-/** A relation visible in a query. */
-interface Rel {
-  /** The name it is referred to by (alias, or the table or CTE name). */
+const EMPTY = new Acc();
+
+function union(...accs: readonly Acc[]): Acc {
+  const out = new Acc();
+  for (const a of accs) out.merge(a);
+  return out;
+}
+
+function source(schema: string | undefined, table: string, column: string): ColumnSource {
+  return schema === undefined ? { table, column } : { schema, table, column };
+}
+
+/** One output column of a query or relation. Its `acc` is never changed once built. */
+interface Col {
   readonly name: string;
-  /** A table or view (columns known only through `columnsOf`). */
-  readonly table?: { readonly schema?: string; readonly table: string };
-  /** A subquery, CTE or VALUES: its output columns by position. */
-  readonly columns?: readonly ResultColumn[];
-  /** A function in FROM: every column comes from these. */
-  readonly any?: ResultColumn;
+  readonly acc: Acc;
+  readonly direct: boolean;
+}
+
+/** A column found by name: `definite` when the relation certainly has it. */
+interface Found {
+  readonly acc: Acc;
+  readonly direct: boolean;
+  readonly definite: boolean;
+}
+
+function mergeFound(found: readonly Found[]): Found | undefined {
+  if (found.length === 0) return undefined;
+  if (found.length === 1) return found[0];
+  return { acc: union(...found.map((f) => f.acc)), direct: found.every((f) => f.direct), definite: found.some((f) => f.definite) };
+}
+
+/** What a query returns: its columns (undefined when positions are unknown) and everything they may carry. */
+interface QueryResult {
+  readonly columns: readonly Col[] | undefined;
+  readonly all: Acc;
+  /** When positions are unknown: a column by name, as far as it can be told. */
+  readonly lookup?: (name: string) => Found | undefined;
+}
+
+const NO_ROWS: QueryResult = { columns: [], all: EMPTY };
+
+function renamed(columns: readonly Col[], aliases: readonly string[]): Col[] {
+  return columns.map((c, i) => (aliases[i] !== undefined ? { ...c, name: aliases[i] } : c));
+}
+
+function findByName(columns: readonly Col[], name: string): Found | undefined {
+  return mergeFound(columns.filter((c) => c.name === name).map((c) => ({ acc: c.acc, direct: c.direct, definite: true })));
+}
+
+// --- relations -----------------------------------------------------------------------------------
+
+/** A relation visible in a query, by the name it is referred to. */
+interface Relation {
+  readonly name: string | undefined;
+  /** The schema a qualified reference (`schema.table.column`) must name. */
+  readonly schema?: string;
+  /** Reachable only by qualified names (`excluded`, `old`, `new`, a USING alias). */
+  readonly qualifiedOnly: boolean;
+  /** Output columns in order, or undefined when not known. */
+  columns(): readonly Col[] | undefined;
+  /** A column by name, or undefined when the relation certainly has none of that name. */
+  column(name: string): Found | undefined;
+  /** Everything a whole-row reference carries. */
+  whole(acc: Acc): void;
+}
+
+/** Values written into a DML target's columns: what RETURNING returns for them. */
+class Assigned {
+  active = false;
+  readonly byName = new Map<string, Acc>();
+  readonly any = new Acc();
+
+  add(column: string, acc: Acc): void {
+    const known = this.byName.get(column);
+    if (known === undefined) this.byName.set(column, union(acc));
+    else known.merge(acc);
+  }
+
+  of(column: string): Acc | undefined {
+    if (!this.active) return undefined;
+    const named = this.byName.get(column);
+    if (named === undefined && this.any.size === 0) return undefined;
+    return union(named ?? EMPTY, this.any);
+  }
+}
+
+const SYSTEM_COLUMNS = new Set(['ctid', 'xmin', 'xmax', 'cmin', 'cmax', 'tableoid', 'oid']);
+
+/** A table or view. Its columns are known only through `columnsOf`. */
+class TableRel implements Relation {
+  constructor(
+    readonly table: string,
+    /** Schema as written. */
+    readonly tableSchema: string | undefined,
+    readonly name: string,
+    readonly schema: string | undefined,
+    readonly known: readonly string[] | undefined,
+    readonly aliases: readonly string[],
+    readonly assigned: Assigned | undefined,
+    readonly qualifiedOnly = false,
+  ) {}
+
+  #col(column: string, definite: boolean): Found {
+    const acc = new Acc();
+    acc.add(source(this.tableSchema, this.table, column));
+    const extra = this.assigned?.of(column);
+    if (extra !== undefined) acc.merge(extra);
+    return { acc, direct: extra === undefined, definite };
+  }
+
+  columns(): readonly Col[] | undefined {
+    return this.known?.map((c, i) => {
+      const f = this.#col(c, true);
+      return { name: this.aliases[i] ?? c, acc: f.acc, direct: f.direct };
+    });
+  }
+
+  column(name: string): Found | undefined {
+    const i = this.aliases.indexOf(name);
+    if (i >= 0) {
+      const real = this.known?.[i];
+      if (real !== undefined) return this.#col(real, true);
+      // Renamed by the alias, and the real name is not known: any column.
+      const acc = new Acc();
+      this.whole(acc);
+      return { acc, direct: false, definite: true };
+    }
+    if (this.known === undefined) return this.#col(name, false);
+    const j = this.known.indexOf(name);
+    if (j >= this.aliases.length || SYSTEM_COLUMNS.has(name)) return this.#col(name, true);
+    return undefined;
+  }
+
+  whole(acc: Acc): void {
+    acc.add(source(this.tableSchema, this.table, '*'));
+    if (this.assigned?.active === true) {
+      for (const a of this.assigned.byName.values()) acc.merge(a);
+      acc.merge(this.assigned.any);
+    }
+  }
+}
+
+/** A subquery, CTE or VALUES list: its columns are its query's. */
+class DerivedRel implements Relation {
+  readonly schema = undefined;
+  constructor(
+    readonly name: string | undefined,
+    readonly result: QueryResult,
+    readonly aliases: readonly string[],
+    readonly qualifiedOnly = false,
+  ) {}
+
+  columns(): readonly Col[] | undefined {
+    return this.result.columns === undefined ? undefined : renamed(this.result.columns, this.aliases);
+  }
+
+  column(name: string): Found | undefined {
+    const cols = this.columns();
+    if (cols !== undefined) return findByName(cols, name);
+    if (this.aliases.includes(name) || this.result.lookup === undefined) {
+      return { acc: this.result.all, direct: false, definite: this.aliases.includes(name) };
+    }
+    return this.result.lookup(name);
+  }
+
+  whole(acc: Acc): void {
+    acc.merge(this.result.all);
+  }
+}
+
+/** A function (or XMLTABLE, JSON_TABLE...) in FROM: every column comes from its arguments. */
+class FunctionRel implements Relation {
+  readonly schema = undefined;
+  readonly qualifiedOnly = false;
+  constructor(
+    readonly name: string | undefined,
+    /** Every column's name, when the count is known. */
+    readonly names: readonly string[] | undefined,
+    /** Names of the first columns (aliases) when the count is not known. */
+    readonly partial: readonly string[],
+    readonly acc: Acc,
+  ) {}
+
+  columns(): readonly Col[] | undefined {
+    return this.names?.map((name) => ({ name, acc: this.acc, direct: false }));
+  }
+
+  column(name: string): Found | undefined {
+    if (this.names !== undefined && !this.names.includes(name)) return undefined;
+    return { acc: this.acc, direct: false, definite: this.names !== undefined || this.partial.includes(name) };
+  }
+
+  whole(acc: Acc): void {
+    acc.merge(this.acc);
+  }
+}
+
+/** A FROM item: a relation, or a join of two items. */
+type Item =
+  | { readonly kind: 'rel'; readonly rel: Relation }
+  | {
+      readonly kind: 'join';
+      readonly left: Item;
+      readonly right: Item;
+      /** USING columns; undefined for NATURAL (the common columns). */
+      readonly using: readonly string[] | undefined;
+      readonly leaves: readonly Relation[];
+    };
+
+function leavesOf(item: Item): readonly Relation[] {
+  return item.kind === 'rel' ? [item.rel] : item.leaves;
+}
+
+/** A column by name among the relations of an item (a join's merged column is both sides'). */
+function itemColumn(item: Item, name: string): Found | undefined {
+  const found: Found[] = [];
+  for (const rel of leavesOf(item)) {
+    const f = rel.column(name);
+    if (f !== undefined) found.push(f);
+  }
+  return mergeFound(found);
+}
+
+function itemWhole(item: Item, acc: Acc): void {
+  for (const rel of leavesOf(item)) rel.whole(acc);
+}
+
+/** The columns `*` gives for an item, in order, or undefined when not known. */
+function expandItem(item: Item): readonly Col[] | undefined {
+  if (item.kind === 'rel') return item.rel.columns();
+  const left = expandItem(item.left);
+  const right = expandItem(item.right);
+  if (left === undefined || right === undefined) return undefined;
+  const using = item.using ?? left.map((c) => c.name).filter((n) => right.some((c) => c.name === n));
+  const merged: Col[] = using.map((name) => ({
+    name,
+    acc: union(...left.filter((c) => c.name === name).map((c) => c.acc), ...right.filter((c) => c.name === name).map((c) => c.acc)),
+    direct: false,
+  }));
+  const rest = (cols: readonly Col[]): readonly Col[] => cols.filter((c) => !using.includes(c.name));
+  return [...merged, ...rest(left), ...rest(right)];
+}
+
+/** A join with an alias: `(a JOIN b ...) AS j`. */
+class JoinRel implements Relation {
+  readonly schema = undefined;
+  readonly qualifiedOnly = false;
+  constructor(
+    readonly name: string,
+    readonly item: Item,
+    readonly aliases: readonly string[],
+  ) {}
+
+  columns(): readonly Col[] | undefined {
+    const cols = expandItem(this.item);
+    return cols === undefined ? undefined : renamed(cols, this.aliases);
+  }
+
+  column(name: string): Found | undefined {
+    const cols = this.columns();
+    if (cols !== undefined) return findByName(cols, name);
+    if (this.aliases.includes(name)) {
+      const acc = new Acc();
+      this.whole(acc);
+      return { acc, direct: false, definite: true };
+    }
+    return itemColumn(this.item, name);
+  }
+
+  whole(acc: Acc): void {
+    itemWhole(this.item, acc);
+  }
+}
+
+/** `JOIN ... USING (a) AS j`: `j.a` is the merged column. */
+class UsingRel implements Relation {
+  readonly schema = undefined;
+  readonly qualifiedOnly = true;
+  constructor(
+    readonly name: string,
+    readonly item: Item,
+    readonly using: readonly string[],
+  ) {}
+
+  columns(): readonly Col[] {
+    return this.using.map((name) => {
+      const f = itemColumn(this.item, name);
+      return { name, acc: f?.acc ?? EMPTY, direct: false };
+    });
+  }
+
+  column(name: string): Found | undefined {
+    const found = this.using.includes(name) ? itemColumn(this.item, name) : undefined;
+    return found === undefined ? undefined : { ...found, direct: false };
+  }
+
+  whole(acc: Acc): void {
+    for (const c of this.columns()) acc.merge(c.acc);
+  }
+}
+
+/** A CTE while its WITH is being resolved: `result` grows until it stops changing. */
+interface CteBinding {
+  result: QueryResult;
+  touched: boolean;
 }
 
 class Scope {
-  readonly rels: Rel[] = [];
-  readonly ctes = new Map<string, readonly ResultColumn[] | undefined>();
-  constructor(readonly parent: Scope | undefined) {}
+  /** Every relation that can be named, leaves of joins included. */
+  readonly rels: Relation[] = [];
+  /** Top-level FROM items in order: what `*` covers. */
+  readonly items: Item[] = [];
+  readonly ctes = new Map<string, CteBinding>();
+  readonly windows = new Map<string, Obj>();
 
-  cte(name: string): readonly ResultColumn[] | undefined | null {
-    for (let s: Scope | undefined = this; s; s = s.parent) if (s.ctes.has(name)) return s.ctes.get(name);
-    return null;
+  constructor(
+    /** The enclosing query level whose relations are visible (correlation, LATERAL). */
+    readonly parent: Scope | undefined,
+    /** Where CTE names are looked up next (a non-LATERAL subquery sees its query's CTEs, not its relations). */
+    readonly cteParent: Scope | undefined = parent,
+  ) {}
+
+  cte(name: string): CteBinding | undefined {
+    for (let s: Scope | undefined = this; s !== undefined; s = s.cteParent) {
+      const b = s.ctes.get(name);
+      if (b !== undefined) return b;
+    }
+    return undefined;
   }
 }
 
-/** The result of a query: its columns (undefined when positions are unknown) and what it reads. */
-interface QueryResult {
-  readonly columns: ResultColumn[] | undefined;
-  readonly all: Acc;
-}
+// --- names ---------------------------------------------------------------------------------------
 
-const EMPTY_COLUMN = (name: string): ResultColumn => ({ name, sources: [], direct: false, functions: [] });
-
-function funcName(fc: Obj): string {
-  const names = list(fc['funcname']).map((n) => stringNode(n) ?? '');
-  // pg_catalog qualification is how the parser writes built-ins (`extract`, `overlay`...).
-  if (names.length === 2 && names[0] === 'pg_catalog') return names[1]!;
+/** A function's name as the analysis reports it: lower case, schema-qualified when written so. */
+function funcName(f: Obj): string {
+  const names = (nameList(f['funcname']) ?? []).map((s) => s.toLowerCase());
+  // Functions written in SQL syntax (`substring(x from 1)`, `extract(...)`) are qualified by
+  // the grammar, not by the user.
+  if (f['funcformat'] === 'COERCE_SQL_SYNTAX' && names.length === 2 && names[0] === 'pg_catalog') return names[1]!;
   return names.join('.');
 }
+
+function lastName(f: Obj): string {
+  const names = nameList(f['funcname']) ?? [];
+  return (names[names.length - 1] ?? '').toLowerCase();
+}
+
+const SQL_VALUE_NAMES: Readonly<Record<string, string>> = {
+  SVFOP_CURRENT_DATE: 'current_date',
+  SVFOP_CURRENT_TIME: 'current_time',
+  SVFOP_CURRENT_TIME_N: 'current_time',
+  SVFOP_CURRENT_TIMESTAMP: 'current_timestamp',
+  SVFOP_CURRENT_TIMESTAMP_N: 'current_timestamp',
+  SVFOP_LOCALTIME: 'localtime',
+  SVFOP_LOCALTIME_N: 'localtime',
+  SVFOP_LOCALTIMESTAMP: 'localtimestamp',
+  SVFOP_LOCALTIMESTAMP_N: 'localtimestamp',
+  SVFOP_CURRENT_ROLE: 'current_role',
+  SVFOP_CURRENT_USER: 'current_user',
+  SVFOP_USER: 'user',
+  SVFOP_SESSION_USER: 'session_user',
+  SVFOP_CURRENT_CATALOG: 'current_catalog',
+  SVFOP_CURRENT_SCHEMA: 'current_schema',
+};
+
+const XML_NAMES: Readonly<Record<string, string>> = {
+  IS_XMLCONCAT: 'xmlconcat',
+  IS_XMLELEMENT: 'xmlelement',
+  IS_XMLFOREST: 'xmlforest',
+  IS_XMLPARSE: 'xmlparse',
+  IS_XMLPI: 'xmlpi',
+  IS_XMLROOT: 'xmlroot',
+  IS_XMLSERIALIZE: 'xmlserialize',
+};
+
+const JSON_NAMES: Readonly<Record<string, string>> = {
+  JsonParseExpr: 'json',
+  JsonScalarExpr: 'json_scalar',
+  JsonSerializeExpr: 'json_serialize',
+  JsonObjectConstructor: 'json_object',
+  JsonArrayConstructor: 'json_array',
+  JsonArrayQueryConstructor: 'json_array',
+  JsonObjectAgg: 'json_objectagg',
+  JsonArrayAgg: 'json_arrayagg',
+};
+
+/**
+ * The name PostgreSQL gives a result column without an alias (FigureColname), with its
+ * strength: 2 for a name that wins over a cast's type name, 1 for a weak one, 0 for none.
+ */
+function figureName(node: unknown, subqueryName: (sub: unknown) => string | undefined): [string, number] {
+  const n = unwrap(node);
+  if (n === undefined) return ['?column?', 0];
+  const [type, f] = n;
+  switch (type) {
+    case 'ColumnRef': {
+      const fields = list(f['fields']);
+      const last = stringNode(fields[fields.length - 1]);
+      return last === undefined ? ['?column?', 0] : [last, 2];
+    }
+    case 'A_Indirection': {
+      const ind = list(f['indirection']);
+      for (let i = ind.length - 1; i >= 0; i--) {
+        const s = stringNode(ind[i]);
+        if (s !== undefined) return [s, 2];
+      }
+      return figureName(f['arg'], subqueryName);
+    }
+    case 'FuncCall':
+      return [lastName(f), 2];
+    case 'A_Expr':
+      return f['kind'] === 'AEXPR_NULLIF' ? ['nullif', 2] : ['?column?', 0];
+    case 'TypeCast': {
+      const inner = figureName(f['arg'], subqueryName);
+      if (inner[1] <= 1) {
+        const t = typeNameOf(f['typeName']);
+        if (t !== undefined) return [t, 1];
+      }
+      return inner;
+    }
+    case 'CollateClause':
+      return figureName(f['arg'], subqueryName);
+    case 'GroupingFunc':
+      return ['grouping', 2];
+    case 'MergeSupportFunc':
+      return ['merge_action', 2];
+    case 'SubLink':
+      switch (f['subLinkType']) {
+        case 'EXISTS_SUBLINK':
+          return ['exists', 2];
+        case 'ARRAY_SUBLINK':
+          return ['array', 2];
+        case 'EXPR_SUBLINK': {
+          const name = subqueryName(f['subselect']);
+          return name === undefined ? ['?column?', 0] : [name, 2];
+        }
+        default:
+          return ['?column?', 0];
+      }
+    case 'CaseExpr':
+      return ['case', 1];
+    case 'A_ArrayExpr':
+      return ['array', 1];
+    case 'RowExpr':
+      return ['row', 1];
+    case 'CoalesceExpr':
+      return ['coalesce', 2];
+    case 'MinMaxExpr':
+      return [f['op'] === 'IS_LEAST' ? 'least' : 'greatest', 2];
+    case 'SQLValueFunction': {
+      const name = SQL_VALUE_NAMES[text(f['op']) ?? ''];
+      return name === undefined ? ['?column?', 0] : [name, 2];
+    }
+    case 'XmlExpr': {
+      const name = XML_NAMES[text(f['op']) ?? ''];
+      return name === undefined ? ['?column?', 0] : [name, 2];
+    }
+    case 'XmlSerialize':
+      return ['xmlserialize', 2];
+    case 'JsonFuncExpr': {
+      const op = text(f['op']);
+      const name = op === 'JSON_EXISTS_OP' ? 'json_exists' : op === 'JSON_QUERY_OP' ? 'json_query' : op === 'JSON_VALUE_OP' ? 'json_value' : undefined;
+      return name === undefined ? ['?column?', 0] : [name, 2];
+    }
+    default: {
+      const name = JSON_NAMES[type];
+      return name === undefined ? ['?column?', 0] : [name, 2];
+    }
+  }
+}
+
+/**
+ * Expression nodes whose fields are walked as they are: every column reference inside them
+ * flows into their value. A node not listed (or handled) is not understood, and its value
+ * draws on every relation in scope.
+ */
+const PLAIN_EXPRESSIONS: ReadonlySet<string> = new Set([
+  'A_Expr', 'BoolExpr', 'TypeCast', 'CollateClause', 'CaseExpr', 'CaseWhen', 'CoalesceExpr', 'MinMaxExpr', 'NullTest',
+  'BooleanTest', 'A_ArrayExpr', 'RowExpr', 'A_Indirection', 'A_Indices', 'NamedArgExpr', 'GroupingFunc', 'GroupingSet',
+  'SortBy', 'ResTarget', 'MultiAssignRef', 'List', 'XmlExpr', 'XmlSerialize', 'JsonValueExpr', 'JsonFormat', 'JsonOutput',
+  'JsonReturning', 'JsonKeyValue', 'JsonObjectConstructor', 'JsonArrayConstructor', 'JsonArrayQueryConstructor',
+  'JsonAggConstructor', 'JsonObjectAgg', 'JsonArrayAgg', 'JsonIsPredicate', 'JsonFuncExpr', 'JsonParseExpr',
+  'JsonScalarExpr', 'JsonSerializeExpr', 'JsonBehavior', 'JsonArgument', 'JsonTablePathSpec',
+]);
+
+/** Nodes with no column inside. */
+const LEAVES: ReadonlySet<string> = new Set([
+  'A_Const', 'ParamRef', 'TypeName', 'String', 'Integer', 'Float', 'Boolean', 'BitString', 'A_Star', 'SQLValueFunction',
+  'SetToDefault', 'CurrentOfExpr', 'MergeSupportFunc',
+]);
+
+/** Set-returning built-ins whose result columns are known: their names for an argument count. */
+const FUNCTION_COLUMNS: ReadonlyMap<string, (argc: number, name: string) => readonly string[]> = new Map([
+  ...['generate_series', 'generate_subscripts', 'regexp_split_to_table', 'string_to_table', 'regexp_matches', 'json_object_keys', 'jsonb_object_keys', 'jsonb_path_query'].map(
+    (n) => [n, (_: number, name: string) => [name]] as const,
+  ),
+  ...['json_array_elements', 'jsonb_array_elements', 'json_array_elements_text', 'jsonb_array_elements_text'].map((n) => [n, () => ['value']] as const),
+  ...['json_each', 'jsonb_each', 'json_each_text', 'jsonb_each_text'].map((n) => [n, () => ['key', 'value']] as const),
+  ['unnest', (argc: number) => Array.from({ length: Math.max(argc, 1) }, () => 'unnest')] as const,
+]);
+
+function aliasName(v: unknown): string | undefined {
+  return isObj(v) ? text(v['aliasname']) : undefined;
+}
+
+function aliasColumns(v: unknown): string[] {
+  return isObj(v) ? (nameList(v['colnames']) ?? []) : [];
+}
+
+/** The body of a SELECT, wrapped or inlined (set-operation branches are inlined). */
+function selectBody(v: unknown): Obj | undefined {
+  const wrapped = as(v, 'SelectStmt');
+  if (wrapped !== undefined) return wrapped;
+  return isObj(v) && unwrap(v) === undefined ? v : undefined;
+}
+
+function intConstant(v: unknown): number | undefined {
+  const c = as(v, 'A_Const');
+  if (c === undefined) return undefined;
+  const ival = c['ival'];
+  if (!isObj(ival)) return undefined;
+  return typeof ival['ival'] === 'number' ? ival['ival'] : 0;
+}
+
+function singleName(v: unknown): string | undefined {
+  const ref = as(v, 'ColumnRef');
+  if (ref === undefined) return undefined;
+  const fields = list(ref['fields']);
+  return fields.length === 1 ? stringNode(fields[0]) : undefined;
+}
+
+function returningItems(f: Obj): readonly unknown[] {
+  // PostgreSQL 18 wraps the list (RETURNING WITH (OLD AS o, NEW AS n)); earlier grammars do not.
+  const clause = f['returningClause'];
+  return list(isObj(clause) ? clause['exprs'] : f['returningList']);
+}
+
+// --- the walk ------------------------------------------------------------------------------------
+
+/** Bound on the rounds a WITH RECURSIVE takes to settle before every column takes everything. */
+const MAX_ROUNDS = 12;
 
 class LineageWalker {
   readonly predicates = new Acc();
   readonly functions = new Acc();
+  readonly #columnsOf: Map<string, readonly string[] | undefined> = new Map();
 
   constructor(readonly options: LineageOptions) {}
+
+  #known(schema: string | undefined, table: string): readonly string[] | undefined {
+    const key = `${schema ?? ''}\u0000${table}`;
+    if (this.#columnsOf.has(key)) return this.#columnsOf.get(key);
+    const names = this.options.columnsOf?.(schema, table);
+    const copy = names === undefined ? undefined : [...names];
+    this.#columnsOf.set(key, copy);
+    return copy;
+  }
 
   // --- statements --------------------------------------------------------------------------
 
@@ -98,23 +621,31 @@ class LineageWalker {
     switch (type) {
       case 'SelectStmt':
         if (isObj(f['intoClause'])) return undefined;
-        return this.#result(this.query(f, undefined));
+        return this.#lineage(this.query(f, undefined));
       case 'InsertStmt':
       case 'UpdateStmt':
       case 'DeleteStmt':
-      case 'MergeStmt':
-        return this.#dml(type, f);
+      case 'MergeStmt': {
+        const r = this.#dml(type, f, undefined);
+        return r === undefined ? undefined : this.#lineage(r);
+      }
       case 'DeclareCursorStmt':
         return this.statement(f['query']);
       case 'CopyStmt':
         return this.#copy(f);
       case 'ExplainStmt':
-        return { columns: [EMPTY_COLUMN('QUERY PLAN')], all: [], predicates: [], functions: [] };
-      case 'VariableShowStmt':
-        return { columns: [EMPTY_COLUMN(text(f['name']) ?? '')], all: [], predicates: [], functions: [] };
+        // The plan, not the rows: nothing from a table.
+        return fixed(['QUERY PLAN']);
+      case 'VariableShowStmt': {
+        const name = text(f['name']) ?? '';
+        return fixed(name.toLowerCase() === 'all' ? ['name', 'setting', 'description'] : [name]);
+      }
       case 'CallStmt': {
+        // OUT parameters: how many is not known; each may come from any argument.
         const acc = new Acc();
-        this.expr(f['funccall'], new Scope(undefined), acc);
+        const call = f['funccall'];
+        // The call is inlined (no FuncCall wrapper).
+        this.expr(isObj(call) && unwrap(call) === undefined ? { FuncCall: call } : call, new Scope(undefined), acc);
         return { all: acc.sources, predicates: this.predicates.sources, functions: this.functions.functions };
       }
       default:
@@ -122,338 +653,754 @@ class LineageWalker {
     }
   }
 
-  #result(r: QueryResult): ResultLineage {
-    const all = new Acc();
-    all.merge(r.all);
-    for (const c of r.columns ?? []) all.addAll(c.sources);
+  #lineage(r: QueryResult): ResultLineage {
+    const all = union(r.all);
+    for (const c of r.columns ?? []) all.merge(c.acc);
     return {
-      ...(r.columns ? { columns: r.columns } : {}),
+      ...(r.columns === undefined
+        ? {}
+        : {
+            columns: r.columns.map(
+              (c): ResultColumn => ({ name: c.name, sources: [...c.acc.sources], direct: c.direct, functions: [...c.acc.functions] }),
+            ),
+          }),
       all: all.sources,
       predicates: this.predicates.sources,
       functions: this.functions.functions,
     };
   }
 
-  #dml(type: string, f: Obj): ResultLineage | undefined {
-    // PostgreSQL 18 wraps the list (RETURNING OLD/NEW); earlier grammars have returningList.
-    const clause = f['returningClause'];
-    const returning = list(isObj(clause) ? clause['exprs'] : f['returningList']);
-    const scope = new Scope(undefined);
-    this.#with(f['withClause'], scope);
-    const target = this.#tableRel(f['relation'], scope);
-    if (target) scope.rels.push(target);
-    for (const item of list(f['fromClause'] ?? f['usingClause'])) this.#fromItem(item, scope);
-    if (type === 'MergeStmt') {
-      this.#fromItem(f['sourceRelation'], scope);
-      this.expr(f['joinCondition'], scope, this.predicates);
-      for (const w of list(f['mergeWhenClauses'])) this.expr(as(w, 'MergeWhenClause')?.['condition'], scope, this.predicates);
-    }
-    this.expr(f['whereClause'], scope, this.predicates);
-    if (type === 'InsertStmt' && isObj(f['selectStmt'])) {
-      // Its rows are written, not returned; what it reads is read.
-      this.query(as(f['selectStmt'], 'SelectStmt') ?? {}, scope);
-    }
-    if (returning.length === 0) return undefined;
-    return this.#result(this.#targetList(returning, scope));
-  }
-
   #copy(f: Obj): ResultLineage | undefined {
-    if (f['is_from'] === true) return undefined;
+    // COPY FROM, and COPY TO a file or a program, send no rows to the client.
+    if (f['is_from'] === true || f['is_program'] === true || typeof f['filename'] === 'string') return undefined;
     if (f['query'] !== undefined) return this.statement(f['query']);
-    const rel = this.#tableRel(f['relation'], new Scope(undefined));
-    if (rel?.table === undefined) return undefined;
-    const t = rel.table;
-    const names = list(f['attlist']).map((a) => stringNode(a) ?? '');
-    const columns = names.length > 0 ? names : this.options.columnsOf?.(t.schema, t.table);
-    if (columns === undefined) {
-      return { all: [{ ...t, column: '*' }], predicates: [], functions: [] };
+    const rv = rangeVar(f['relation']);
+    if (rv === undefined) return undefined;
+    const table = text(rv['relname']) ?? '';
+    const schema = text(rv['schemaname']);
+    const listed = nameList(f['attlist']) ?? [];
+    const names = listed.length > 0 ? listed : this.#known(schema, table);
+    if (names === undefined) {
+      return { all: [source(schema, table, '*')], predicates: [], functions: [] };
     }
-    const out = columns.map((c) => ({ name: c, sources: [{ ...t, column: c }], direct: true, functions: [] }));
-    return { columns: out, all: out.flatMap((c) => c.sources), predicates: [], functions: [] };
+    const columns = names.map((c): ResultColumn => ({ name: c, sources: [source(schema, table, c)], direct: true, functions: [] }));
+    return { columns, all: columns.map((c) => c.sources[0]!), predicates: [], functions: [] };
   }
 
-  // --- queries -----------------------------------------------------------------------------
+  /** A statement inside another (a CTE body, a subquery): its rows, or undefined when it returns none. */
+  #nested(node: unknown, parent: Scope | undefined): QueryResult | undefined {
+    const n = unwrap(node);
+    if (n === undefined) return undefined;
+    const [type, f] = n;
+    switch (type) {
+      case 'SelectStmt':
+        return this.query(f, parent);
+      case 'InsertStmt':
+      case 'UpdateStmt':
+      case 'DeleteStmt':
+      case 'MergeStmt':
+        return this.#dml(type, f, parent);
+      default:
+        return undefined;
+    }
+  }
 
-  query(f: Obj, parent: Scope | undefined): QueryResult {
+  // --- INSERT, UPDATE, DELETE, MERGE ... RETURNING -------------------------------------------
+
+  #dml(type: string, f: Obj, parent: Scope | undefined): QueryResult | undefined {
+    const returning = returningItems(f);
+    if (returning.length === 0) return undefined;
     const scope = new Scope(parent);
     this.#with(f['withClause'], scope);
+    const rv = rangeVar(f['relation']);
+    if (rv === undefined) return undefined;
+    const table = text(rv['relname']) ?? '';
+    const schema = text(rv['schemaname']);
+    const alias = aliasName(rv['alias']);
+    const known = this.#known(schema, table);
+    const assigned = new Assigned();
+    const targetRel = (name: string, qualifiedOnly: boolean): TableRel =>
+      new TableRel(table, schema, name, alias === undefined && name === table ? schema : undefined, known, [], assigned, qualifiedOnly);
+    const target = targetRel(alias ?? table, false);
+
+    if (type === 'InsertStmt') {
+      // The query's rows are written; RETURNING gives them back.
+      const sel = selectBody(f['selectStmt']);
+      const rows = sel === undefined ? NO_ROWS : this.query(sel, scope);
+      this.#assignPositional(assigned, list(f['cols']).map((c) => text(as(c, 'ResTarget')?.['name']) ?? ''), rows, known);
+      scope.rels.push(target);
+      scope.items.push({ kind: 'rel', rel: target });
+      const conflict = f['onConflictClause'];
+      if (isObj(conflict)) {
+        scope.rels.push(targetRel('excluded', true));
+        this.#assignments(list(conflict['targetList']), scope, assigned);
+        this.expr(conflict['whereClause'], scope, this.predicates);
+      }
+    } else {
+      scope.rels.push(target);
+      scope.items.push({ kind: 'rel', rel: target });
+      for (const item of list(type === 'DeleteStmt' ? f['usingClause'] : f['fromClause'])) this.#addFromItem(item, scope);
+      if (type === 'UpdateStmt') this.#assignments(list(f['targetList']), scope, assigned);
+      if (type === 'MergeStmt') {
+        this.#addFromItem(f['sourceRelation'], scope);
+        this.expr(f['joinCondition'], scope, this.predicates);
+        for (const w of list(f['mergeWhenClauses'])) {
+          const clause = as(w, 'MergeWhenClause');
+          if (clause === undefined) continue;
+          this.expr(clause['condition'], scope, this.predicates);
+          if (clause['commandType'] === 'CMD_INSERT') {
+            const values = list(clause['values']).map((v): Col => {
+              const acc = new Acc();
+              this.expr(v, scope, acc);
+              return { name: '', acc, direct: false };
+            });
+            const cols = list(clause['targetList']).map((c) => text(as(c, 'ResTarget')?.['name']) ?? '');
+            this.#assignPositional(assigned, cols, { columns: values, all: union(...values.map((v) => v.acc)) }, known);
+          } else {
+            this.#assignments(list(clause['targetList']), scope, assigned);
+          }
+        }
+      }
+      this.expr(f['whereClause'], scope, this.predicates);
+    }
+
+    // RETURNING old.* / new.* (PostgreSQL 18), possibly renamed.
+    let oldName = 'old';
+    let newName = 'new';
+    const clause = f['returningClause'];
+    for (const o of list(isObj(clause) ? clause['options'] : undefined)) {
+      const opt = as(o, 'ReturningOption');
+      const value = text(opt?.['value']);
+      if (value === undefined) continue;
+      if (opt?.['option'] === 'RETURNING_OPTION_OLD') oldName = value;
+      else newName = value;
+    }
+    scope.rels.push(targetRel(oldName, true), targetRel(newName, true));
+    assigned.active = true;
+    return this.#targetList(returning, scope);
+  }
+
+  /** `SET a = x, (b, c) = (SELECT ...)`: the values written into each column. */
+  #assignments(items: readonly unknown[], scope: Scope, assigned: Assigned): void {
+    const multi = new Map<unknown, Acc>();
+    for (const item of items) {
+      const rt = as(item, 'ResTarget');
+      if (rt === undefined) continue;
+      const val = rt['val'];
+      const m = as(val, 'MultiAssignRef');
+      let acc: Acc;
+      if (m !== undefined) {
+        const src = m['source'];
+        let known = multi.get(src);
+        if (known === undefined) {
+          known = new Acc();
+          this.expr(src, scope, known);
+          multi.set(src, known);
+        }
+        acc = known;
+      } else {
+        acc = new Acc();
+        this.expr(val, scope, acc);
+      }
+      assigned.add(text(rt['name']) ?? '', acc);
+    }
+  }
+
+  /** Rows inserted into the target columns `cols` (all of them, in order, when empty). */
+  #assignPositional(assigned: Assigned, cols: readonly string[], rows: QueryResult, known: readonly string[] | undefined): void {
+    const names = cols.length > 0 ? cols : known;
+    if (names === undefined) {
+      assigned.any.merge(rows.all);
+      return;
+    }
+    names.forEach((name, i) => {
+      const col = rows.columns?.[i];
+      assigned.add(name, col === undefined ? rows.all : col.acc);
+    });
+  }
+
+  // --- queries -------------------------------------------------------------------------------
+
+  query(f: Obj, parent: Scope | undefined, cteParent: Scope | undefined = parent): QueryResult {
+    const scope = new Scope(parent, cteParent);
+    this.#with(f['withClause'], scope);
     const op = f['op'];
+    let result: QueryResult;
     if (op !== undefined && op !== 'SETOP_NONE') {
-      const l = this.query(as(f['larg'], 'SelectStmt') ?? (isObj(f['larg']) ? f['larg'] : {}), scope);
-      const r = this.query(as(f['rarg'], 'SelectStmt') ?? (isObj(f['rarg']) ? f['rarg'] : {}), scope);
-      const all = new Acc();
-      all.merge(l.all);
-      all.merge(r.all);
-      this.expr(f['sortClause'], scope, this.predicates);
-      let columns: ResultColumn[] | undefined;
-      if (l.columns && r.columns && l.columns.length === r.columns.length) {
-        columns = l.columns.map((c, i) => {
-          const acc = new Acc();
-          acc.merge(c);
-          acc.merge(r.columns![i]!);
-          return { name: c.name, sources: acc.sources, direct: false, functions: acc.functions };
-        });
+      result = this.#setOperation(f, scope);
+    } else if (list(f['valuesLists']).length > 0) {
+      result = this.#values(list(f['valuesLists']), scope);
+    } else {
+      for (const w of list(f['windowClause'])) {
+        const def = as(w, 'WindowDef');
+        const name = text(def?.['name']);
+        if (def !== undefined && name !== undefined) scope.windows.set(name, def);
       }
-      return { columns, all };
+      for (const item of list(f['fromClause'])) this.#addFromItem(item, scope);
+      result = this.#targetList(list(f['targetList']), scope);
+      this.expr(f['whereClause'], scope, this.predicates);
+      for (const g of list(f['groupClause'])) this.#groupItem(g, scope, result);
+      this.expr(f['havingClause'], scope, this.predicates);
+      for (const w of list(f['windowClause'])) this.#window(as(w, 'WindowDef'), scope, this.predicates, new Set());
+      for (const d of list(f['distinctClause'])) this.#byOutput(d, scope, result);
     }
-    const values = list(f['valuesLists']);
-    if (values.length > 0) {
-      let columns: ResultColumn[] | undefined;
-      for (const row of values) {
-        const items = list(as(row, 'List')?.['items'] ?? row);
-        const cols = items.map((e, i) => {
-          const acc = new Acc();
-          this.expr(e, scope, acc);
-          return { name: `column${i + 1}`, sources: acc.sources, direct: false, functions: acc.functions };
-        });
-        if (columns === undefined) columns = cols;
-        else
-          columns = columns.map((c, i) => {
-            const acc = new Acc();
-            acc.merge(c);
-            if (cols[i]) acc.merge(cols[i]);
-            return { ...c, sources: acc.sources, functions: acc.functions };
-          });
-      }
-      const all = new Acc();
-      for (const c of columns ?? []) all.merge(c);
-      return { columns, all };
-    }
-    for (const item of list(f['fromClause'])) this.#fromItem(item, scope);
-    const result = this.#targetList(list(f['targetList']), scope);
-    for (const clause of ['whereClause', 'groupClause', 'havingClause', 'windowClause', 'distinctClause', 'limitOffset', 'limitCount']) {
-      this.expr(f[clause], scope, this.predicates);
-    }
-    // ORDER BY may name output columns: their sources are what it sorts by.
-    for (const s of list(f['sortClause'])) {
-      const node = as(s, 'SortBy')?.['node'];
-      const ref = as(node, 'ColumnRef');
-      const fields = ref ? list(ref['fields']) : [];
-      const single = fields.length === 1 ? stringNode(fields[0]) : undefined;
-      const output = single !== undefined ? result.columns?.find((c) => c.name === single) : undefined;
-      const position = as(node, 'A_Const')?.['ival'];
-      const byPosition = isObj(position) && typeof position['ival'] === 'number' ? result.columns?.[position['ival'] - 1] : undefined;
-      if (output) this.predicates.merge(output);
-      else if (byPosition) this.predicates.merge(byPosition);
-      else this.expr(node, scope, this.predicates);
-    }
+    for (const s of list(f['sortClause'])) this.#byOutput(as(s, 'SortBy')?.['node'], scope, result);
+    this.expr(f['limitOffset'], scope, this.predicates);
+    this.expr(f['limitCount'], scope, this.predicates);
     return result;
+  }
+
+  #setOperation(f: Obj, scope: Scope): QueryResult {
+    const left = this.query(selectBody(f['larg']) ?? {}, scope);
+    const right = this.query(selectBody(f['rarg']) ?? {}, scope);
+    const all = union(left.all, right.all);
+    const l = left.columns;
+    const r = right.columns;
+    let columns: Col[] | undefined;
+    if (l !== undefined && r !== undefined && l.length === r.length) {
+      columns = l.map((c, i) => ({ name: c.name, acc: union(c.acc, r[i]!.acc), direct: false }));
+    } else if (l !== undefined && (r === undefined || r.length !== l.length)) {
+      // The other branch's positions are not known: any of its columns may be at any position.
+      columns = l.map((c) => ({ name: c.name, acc: union(c.acc, right.all), direct: false }));
+    } else if (r !== undefined) {
+      columns = r.map((c) => ({ name: c.name, acc: union(c.acc, left.all), direct: false }));
+    }
+    return { columns, all };
+  }
+
+  #values(rows: readonly unknown[], scope: Scope): QueryResult {
+    const accs: Acc[] = [];
+    const direct: boolean[] = [];
+    for (const row of rows) {
+      const items = list(as(row, 'List')?.['items'] ?? row);
+      items.forEach((e, i) => {
+        const v = this.#value(e, scope);
+        if (accs[i] === undefined) {
+          accs[i] = new Acc();
+          direct[i] = rows.length === 1 && v.direct;
+        }
+        accs[i]!.merge(v.acc);
+      });
+    }
+    const columns = accs.map((acc, i): Col => ({ name: `column${i + 1}`, acc, direct: direct[i] ?? false }));
+    return { columns, all: union(...accs) };
+  }
+
+  /** ORDER BY and DISTINCT ON: an output column by position or name, else an expression over the input. */
+  #byOutput(node: unknown, scope: Scope, result: QueryResult): void {
+    const position = intConstant(node);
+    if (position !== undefined) {
+      const col = result.columns?.[position - 1];
+      this.predicates.merge(col === undefined ? result.all : col.acc);
+      return;
+    }
+    const name = singleName(node);
+    if (name !== undefined) {
+      const found = result.columns !== undefined ? findByName(result.columns, name) : result.lookup?.(name);
+      if (found?.definite === true) {
+        this.predicates.merge(found.acc);
+        return;
+      }
+      if (scope.rels.length === 0 && scope.items.length === 0) {
+        // A set operation or VALUES: only its output columns can be named.
+        this.predicates.merge(found?.acc ?? result.all);
+        return;
+      }
+    } else if (scope.rels.length === 0 && scope.items.length === 0 && result.columns !== undefined && unwrap(node) !== undefined) {
+      // An expression over the output of a set operation.
+      const n = unwrap(node);
+      if (n !== undefined && n[0] !== 'A_Const') this.predicates.merge(result.all);
+    }
+    this.expr(node, scope, this.predicates);
+  }
+
+  /** GROUP BY: an input column first, an output column by position or name otherwise. */
+  #groupItem(node: unknown, scope: Scope, result: QueryResult): void {
+    const set = as(node, 'GroupingSet');
+    if (set !== undefined) {
+      for (const c of list(set['content'])) this.#groupItem(c, scope, result);
+      return;
+    }
+    const row = as(node, 'RowExpr');
+    if (row !== undefined) {
+      for (const c of list(row['args'])) this.#groupItem(c, scope, result);
+      return;
+    }
+    const position = intConstant(node);
+    if (position !== undefined) {
+      const col = result.columns?.[position - 1];
+      this.predicates.merge(col === undefined ? result.all : col.acc);
+      return;
+    }
+    const name = singleName(node);
+    if (name !== undefined) {
+      const found = result.columns !== undefined ? findByName(result.columns, name) : result.lookup?.(name);
+      if (found?.definite === true) {
+        this.predicates.merge(found.acc);
+        // And the input column of that name, if there may be one.
+        this.#unqualified(name, scope, this.predicates, false);
+        return;
+      }
+    }
+    this.expr(node, scope, this.predicates);
   }
 
   #with(w: unknown, scope: Scope): void {
     if (!isObj(w)) return;
-    const recursive = w['recursive'] === true;
+    const ctes: Obj[] = [];
     for (const c of list(w['ctes'])) {
       const cte = as(c, 'CommonTableExpr');
-      if (cte === undefined) continue;
-      const name = text(cte['ctename']) ?? '';
-      const aliases = list(cte['aliascolnames']).map((a) => stringNode(a) ?? '');
-      const inner = unwrap(cte['ctequery']);
-      const run = (): readonly ResultColumn[] | undefined => {
-        if (inner === undefined) return undefined;
-        if (inner[0] === 'SelectStmt') return this.query(inner[1], scope).columns;
-        return this.statement(cte['ctequery'])?.columns;
-      };
-      if (recursive) scope.ctes.set(name, undefined);
-      let columns = run();
-      if (recursive && columns) {
-        // The recursive part reads the CTE itself: once more with the first pass's columns.
-        scope.ctes.set(name, rename(columns, aliases));
-        columns = run();
-      }
-      scope.ctes.set(name, columns ? rename(columns, aliases) : undefined);
+      if (cte !== undefined) ctes.push(cte);
     }
+    if (w['recursive'] !== true) {
+      for (const cte of ctes) scope.ctes.set(text(cte['ctename']) ?? '', { result: this.#cteBody(cte, scope), touched: false });
+      return;
+    }
+    // WITH RECURSIVE: a CTE may name itself or a later one. Every name starts empty; the
+    // bodies are walked again with what the previous round found until nothing grows.
+    const bindings = ctes.map((cte) => {
+      const b: CteBinding = { result: { columns: undefined, all: new Acc() }, touched: false };
+      scope.ctes.set(text(cte['ctename']) ?? '', b);
+      return b;
+    });
+    for (let round = 0; ; round++) {
+      let changed = false;
+      for (const b of bindings) b.touched = false;
+      ctes.forEach((cte, i) => {
+        const b = bindings[i]!;
+        const next = round === 0 ? this.#cteBody(cte, scope) : grow(b.result, this.#cteBody(cte, scope));
+        if (round === 0 || sizeOf(next) !== sizeOf(b.result) || (next.columns === undefined) !== (b.result.columns === undefined)) changed = true;
+        b.result = next;
+      });
+      if (!bindings.some((b) => b.touched)) break;
+      if (round > 0 && !changed) break;
+      if (round >= MAX_ROUNDS) {
+        // Not settled: every column may carry anything the CTE carries.
+        for (const b of bindings) {
+          const all = union(b.result.all);
+          b.result = { columns: b.result.columns?.map((c) => ({ ...c, acc: all, direct: false })), all };
+        }
+        break;
+      }
+    }
+    for (const b of bindings) b.touched = false;
   }
 
-  #tableRel(v: unknown, scope: Scope): Rel | undefined {
-    const rv = isObj(v) ? (as(v, 'RangeVar') ?? v) : undefined;
-    if (rv === undefined || typeof rv['relname'] !== 'string') return undefined;
-    const table = rv['relname'];
-    const schema = text(rv['schemaname']);
-    const alias = isObj(rv['alias']) ? text(rv['alias']['aliasname']) : undefined;
-    if (schema === undefined) {
-      const cte = scope.cte(table);
-      if (cte !== null) {
-        const aliases = isObj(rv['alias']) ? list(rv['alias']['colnames']).map((a) => stringNode(a) ?? '') : [];
-        if (cte !== undefined) return { name: alias ?? table, columns: rename(cte, aliases) };
-        return { name: alias ?? table, any: EMPTY_COLUMN('') };
+  #cteBody(cte: Obj, scope: Scope): QueryResult {
+    const result = this.#nested(cte['ctequery'], scope) ?? NO_ROWS;
+    const aliases = nameList(cte['aliascolnames']) ?? [];
+    let columns = result.columns === undefined ? undefined : renamed(result.columns, aliases);
+    // SEARCH and CYCLE add columns computed from the named ones.
+    const extra: Col[] = [];
+    const from = (names: unknown): Acc => {
+      const acc = new Acc();
+      for (const n of nameList(names) ?? []) {
+        const found = columns !== undefined ? findByName(columns, n) : undefined;
+        acc.merge(found?.acc ?? result.all);
       }
+      return acc;
+    };
+    const search = cte['search_clause'];
+    if (isObj(search)) extra.push({ name: text(search['search_seq_column']) ?? '', acc: from(search['search_col_list']), direct: false });
+    const cycle = cte['cycle_clause'];
+    if (isObj(cycle)) {
+      const acc = from(cycle['cycle_col_list']);
+      extra.push({ name: text(cycle['cycle_mark_column']) ?? '', acc, direct: false });
+      extra.push({ name: text(cycle['cycle_path_column']) ?? '', acc, direct: false });
     }
-    return { name: alias ?? table, table: schema === undefined ? { table } : { schema, table } };
+    if (extra.length > 0 && columns !== undefined) columns = [...columns, ...extra];
+    const all = union(result.all, ...extra.map((c) => c.acc));
+    if (columns !== undefined) return { columns, all };
+    const lookup = result.lookup;
+    return {
+      columns: undefined,
+      all,
+      lookup: (name) => (aliases.includes(name) || lookup === undefined ? { acc: all, direct: false, definite: aliases.includes(name) } : lookup(name)),
+    };
   }
 
-  #fromItem(item: unknown, scope: Scope): void {
-    const n = unwrap(item);
-    if (n === undefined) return;
+  // --- FROM ----------------------------------------------------------------------------------
+
+  #addFromItem(node: unknown, scope: Scope): void {
+    const item = this.#fromItem(node, scope);
+    if (item !== undefined) scope.items.push(item);
+  }
+
+  /** A FROM item: its relations join `scope.rels` (so that later items and ON see them). */
+  #fromItem(node: unknown, scope: Scope): Item | undefined {
+    const n = unwrap(node);
+    if (n === undefined) return undefined;
     const [type, f] = n;
+    const rel = (r: Relation): Item => {
+      scope.rels.push(r);
+      return { kind: 'rel', rel: r };
+    };
     switch (type) {
       case 'RangeVar': {
-        const rel = this.#tableRel(item, scope);
-        if (rel) scope.rels.push(rel);
-        return;
+        const table = text(f['relname']) ?? '';
+        const schema = text(f['schemaname']);
+        const alias = aliasName(f['alias']);
+        const aliases = aliasColumns(f['alias']);
+        const cte = schema === undefined ? scope.cte(table) : undefined;
+        if (cte !== undefined) {
+          cte.touched = true;
+          return rel(new DerivedRel(alias ?? table, cte.result, aliases));
+        }
+        return rel(new TableRel(table, schema, alias ?? table, alias === undefined ? schema : undefined, this.#known(schema, table), aliases, undefined));
       }
       case 'RangeSubselect': {
-        const sub = as(f['subquery'], 'SelectStmt');
-        const alias = isObj(f['alias']) ? f['alias'] : undefined;
-        const name = alias ? (text(alias['aliasname']) ?? '') : '';
-        // A LATERAL subquery sees the relations before it.
-        const r = this.query(sub ?? {}, f['lateral'] === true ? scope : withoutRelations(scope));
-        const aliases = alias ? list(alias['colnames']).map((a) => stringNode(a) ?? '') : [];
-        if (r.columns) scope.rels.push({ name, columns: rename(r.columns, aliases) });
-        else {
-          const acc = new Acc();
-          acc.merge(r.all);
-          scope.rels.push({ name, any: { name: '', sources: acc.sources, direct: false, functions: acc.functions } });
-        }
-        return;
+        const sub = selectBody(f['subquery']) ?? {};
+        // A LATERAL subquery sees the items before it; any other only the enclosing levels.
+        const result = f['lateral'] === true ? this.query(sub, scope) : this.query(sub, scope.parent, scope);
+        return rel(new DerivedRel(aliasName(f['alias']), result, aliasColumns(f['alias'])));
       }
       case 'JoinExpr':
-        this.#fromItem(f['larg'], scope);
-        this.#fromItem(f['rarg'], scope);
-        this.expr(f['quals'], scope, this.predicates);
-        for (const u of list(f['usingClause'])) {
-          const name = stringNode(u);
-          if (name !== undefined) this.#resolveColumn([name], scope, this.predicates);
-        }
-        return;
+        return this.#join(f, scope);
       case 'RangeFunction':
+        return rel(this.#rangeFunction(f, scope));
+      case 'RangeTableSample': {
+        const item = this.#fromItem(f['relation'], scope);
+        this.expr(f['args'], scope, this.predicates);
+        this.expr(f['repeatable'], scope, this.predicates);
+        return item;
+      }
+      case 'RangeTableFunc': {
+        // XMLTABLE: the columns are listed; each comes from the document and the paths.
+        const acc = new Acc();
+        this.expr(f['docexpr'], scope, acc);
+        this.expr(f['rowexpr'], scope, acc);
+        this.expr(f['namespaces'], scope, acc);
+        const names: string[] = [];
+        for (const c of list(f['columns'])) {
+          const col = as(c, 'RangeTableFuncCol');
+          if (col === undefined) continue;
+          names.push(text(col['colname']) ?? '');
+          this.expr(col['colexpr'], scope, acc);
+          this.expr(col['coldefexpr'], scope, acc);
+        }
+        return rel(this.#functionRel(aliasName(f['alias']) ?? 'xmltable', names, aliasColumns(f['alias']), acc));
+      }
+      case 'JsonTable': {
+        const acc = new Acc();
+        this.expr(f['context_item'], scope, acc);
+        this.expr(f['passing'], scope, acc);
+        const names: string[] = [];
+        const collect = (cols: unknown): void => {
+          for (const c of list(cols)) {
+            const col = as(c, 'JsonTableColumn');
+            if (col === undefined) continue;
+            if (col['coltype'] === 'JTC_NESTED') collect(col['columns']);
+            else names.push(text(col['name']) ?? '');
+            this.expr(col['on_empty'], scope, acc);
+            this.expr(col['on_error'], scope, acc);
+          }
+        };
+        collect(f['columns']);
+        this.expr(f['on_error'], scope, acc);
+        return rel(this.#functionRel(aliasName(f['alias']) ?? 'json_table', names, aliasColumns(f['alias']), acc));
+      }
       default: {
-        // A function (or XMLTABLE, JSON_TABLE ...) in FROM: its columns come from its arguments.
+        // Not understood: its values may come from anything in scope.
         const acc = new Acc();
         this.expr(f, scope, acc);
-        const alias = isObj(f['alias']) ? f['alias'] : undefined;
-        const name = alias ? (text(alias['aliasname']) ?? '') : firstFunctionName(f);
-        scope.rels.push({ name, any: { name: '', sources: acc.sources, direct: false, functions: acc.functions } });
+        wholeScope(scope, acc);
+        return rel(new FunctionRel(aliasName(f['alias']), undefined, aliasColumns(f['alias']), acc));
       }
     }
   }
 
+  #functionRel(name: string, names: readonly string[], aliases: readonly string[], acc: Acc): FunctionRel {
+    return new FunctionRel(name, renamed(names.map((n) => ({ name: n, acc, direct: false })), aliases).map((c) => c.name), aliases, acc);
+  }
+
+  #join(f: Obj, scope: Scope): Item | undefined {
+    const before = scope.rels.length;
+    const left = this.#fromItem(f['larg'], scope);
+    const right = this.#fromItem(f['rarg'], scope);
+    if (left === undefined || right === undefined) return left ?? right;
+    const leaves = scope.rels.slice(before).filter((r) => !(r instanceof JoinRel) && !(r instanceof UsingRel));
+    const natural = f['isNatural'] === true;
+    const using = natural ? undefined : (nameList(f['usingClause']) ?? []);
+    const item: Item = { kind: 'join', left, right, using, leaves };
+    this.expr(f['quals'], scope, this.predicates);
+    // USING and NATURAL compare the common columns of both sides.
+    let compared = using;
+    if (natural) {
+      const l = expandItem(left);
+      const r = expandItem(right);
+      if (l !== undefined && r !== undefined) compared = l.map((c) => c.name).filter((n) => r.some((c) => c.name === n));
+      else {
+        itemWhole(left, this.predicates);
+        itemWhole(right, this.predicates);
+      }
+    }
+    for (const name of compared ?? []) {
+      for (const side of [left, right]) {
+        const found = itemColumn(side, name);
+        if (found !== undefined) this.predicates.merge(found.acc);
+      }
+    }
+    const usingAlias = aliasName(f['join_using_alias']);
+    if (usingAlias !== undefined && using !== undefined) scope.rels.push(new UsingRel(usingAlias, item, using));
+    const alias = aliasName(f['alias']);
+    if (alias !== undefined) scope.rels.push(new JoinRel(alias, item, aliasColumns(f['alias'])));
+    return item;
+  }
+
+  /** `FROM f(x) AS t(a, b)`, `ROWS FROM (...)`, `unnest(...) WITH ORDINALITY`. */
+  #rangeFunction(f: Obj, scope: Scope): FunctionRel {
+    const acc = new Acc();
+    let names: string[] | undefined = [];
+    let firstName: string | undefined;
+    const functions = list(f['functions']);
+    for (const entry of functions) {
+      const items = list(as(entry, 'List')?.['items'] ?? entry);
+      const call = items[0];
+      // Functions in FROM see the items before them (they are implicitly LATERAL).
+      this.expr(call, scope, acc);
+      const fc = as(call, 'FuncCall');
+      const defs = list(items[1]).length > 0 ? list(items[1]) : functions.length === 1 ? list(f['coldeflist']) : [];
+      let cols: readonly string[] | undefined;
+      if (defs.length > 0) cols = defs.map((d) => text(as(d, 'ColumnDef')?.['colname']) ?? '');
+      else if (fc !== undefined) {
+        const parts = (nameList(fc['funcname']) ?? []).map((s) => s.toLowerCase());
+        const base = parts[parts.length - 1] ?? '';
+        const known = parts.length === 1 || parts[0] === 'pg_catalog' ? FUNCTION_COLUMNS.get(base) : undefined;
+        cols = known?.(list(fc['args']).length, base);
+        firstName ??= base;
+      }
+      names = cols === undefined || names === undefined ? undefined : [...names, ...cols];
+    }
+    const alias = aliasName(f['alias']);
+    const aliases = aliasColumns(f['alias']);
+    if (names !== undefined && f['ordinality'] === true) names.push('ordinality');
+    // A function returning a single scalar column takes the alias as the column's name.
+    if (names !== undefined && names.length === 1 && alias !== undefined && aliases.length === 0 && list(f['coldeflist']).length === 0) {
+      const base = firstName;
+      if (base !== undefined && base !== 'unnest' && FUNCTION_COLUMNS.get(base)?.(1, base)[0] === base) names = [alias];
+    }
+    const finalNames = names === undefined ? undefined : names.map((n, i) => aliases[i] ?? n);
+    return new FunctionRel(alias ?? firstName, finalNames, aliases, acc);
+  }
+
+  // --- target lists --------------------------------------------------------------------------
+
   #targetList(items: readonly unknown[], scope: Scope): QueryResult {
-    let columns: ResultColumn[] | undefined = [];
+    const columns: Col[] = [];
+    let known = true;
     const all = new Acc();
+    /** For unknown positions: how each entry answers a name. */
+    const entries: ((name: string) => Found | undefined)[] = [];
     for (const item of items) {
       const rt = as(item, 'ResTarget');
       if (rt === undefined) continue;
       const val = rt['val'];
       const ref = as(val, 'ColumnRef');
-      const fields = ref ? list(ref['fields']) : [];
-      if (ref && fields.length > 0 && as(fields[fields.length - 1], 'A_Star') !== undefined) {
-        const expanded = this.#star(fields.slice(0, -1).map((x) => stringNode(x) ?? ''), scope, all);
-        if (expanded === undefined) columns = undefined;
-        else columns?.push(...expanded);
-        continue;
-      }
-      const acc = new Acc();
-      this.expr(val, scope, acc);
-      all.merge(acc);
-      const direct = ref !== undefined && acc.sources.length === 1 && acc.sources[0]!.column !== '*' && this.#lastDirect;
-      columns?.push({ name: text(rt['name']) ?? outputName(val), sources: acc.sources, direct, functions: acc.functions });
-    }
-    return { columns, all };
-  }
-
-  /** `*` or `t.*` in a target list: the columns, or undefined when they cannot be told. */
-  #star(qualifier: readonly string[], scope: Scope, all: Acc): ResultColumn[] | undefined {
-    const rels = qualifier.length === 0 ? scope.rels : this.#relsNamed(qualifier[qualifier.length - 1]!, scope);
-    const out: ResultColumn[] = [];
-    let known = true;
-    for (const rel of rels) {
-      if (rel.columns) {
-        out.push(...rel.columns);
-        for (const c of rel.columns) all.merge(c);
-        continue;
-      }
-      if (rel.table) {
-        const names = this.options.columnsOf?.(rel.table.schema, rel.table.table);
-        if (names) {
-          for (const c of names) {
-            const s = { ...rel.table, column: c };
-            all.add(s);
-            out.push({ name: c, sources: [s], direct: true, functions: [] });
+      const fields = ref === undefined ? [] : list(ref['fields']);
+      if (ref !== undefined && as(fields[fields.length - 1], 'A_Star') !== undefined) {
+        const quals = fields.slice(0, -1).map((x) => stringNode(x) ?? '');
+        const parts: { cols: readonly Col[] | undefined; whole: (acc: Acc) => void; find: (name: string) => Found | undefined }[] = [];
+        if (quals.length === 0) {
+          for (const it of scope.items) parts.push({ cols: expandItem(it), whole: (acc) => itemWhole(it, acc), find: (name) => itemColumn(it, name) });
+        } else {
+          const rels = this.#relsNamed(quals, scope);
+          if (rels.length === 0) {
+            const acc = new Acc();
+            wholeScope(scope, acc);
+            parts.push({ cols: undefined, whole: (a) => a.merge(acc), find: () => ({ acc, direct: false, definite: false }) });
           }
-          continue;
+          for (const r of rels) parts.push({ cols: r.columns(), whole: (acc) => r.whole(acc), find: (name) => r.column(name) });
         }
-        all.add({ ...rel.table, column: '*' });
-      } else if (rel.any) all.merge(rel.any);
-      known = false;
+        for (const p of parts) {
+          if (p.cols === undefined) {
+            known = false;
+            p.whole(all);
+          } else {
+            columns.push(...p.cols);
+            for (const c of p.cols) all.merge(c.acc);
+          }
+          entries.push(p.find);
+        }
+        continue;
+      }
+      const ind = as(val, 'A_Indirection');
+      const indirection = ind === undefined ? [] : list(ind['indirection']);
+      if (ind !== undefined && as(indirection[indirection.length - 1], 'A_Star') !== undefined) {
+        // `(expr).*`: the fields of a composite value; how many is not known.
+        const acc = new Acc();
+        this.expr(ind, scope, acc);
+        all.merge(acc);
+        known = false;
+        entries.push(() => ({ acc, direct: false, definite: false }));
+        continue;
+      }
+      const v = this.#value(val, scope);
+      const name = text(rt['name']) ?? figureName(val, (sub) => this.#firstName(sub))[0];
+      const col: Col = { name, acc: v.acc, direct: v.direct };
+      columns.push(col);
+      all.merge(v.acc);
+      entries.push((n) => (n === name ? { acc: col.acc, direct: col.direct, definite: true } : undefined));
     }
-    if (rels.length === 0) known = false;
-    return known ? out : undefined;
+    if (known) return { columns, all };
+    return {
+      columns: undefined,
+      all,
+      lookup: (name) => {
+        const found: Found[] = [];
+        for (const e of entries) {
+          const f = e(name);
+          if (f !== undefined) found.push(f);
+        }
+        return mergeFound(found);
+      },
+    };
   }
 
-  #relsNamed(name: string, scope: Scope): Rel[] {
-    for (let s: Scope | undefined = scope; s; s = s.parent) {
-      const found = s.rels.filter((r) => r.name === name);
+  /** The name of a scalar subquery's column (without walking it again). */
+  #firstName(sub: unknown): string | undefined {
+    let body = selectBody(sub);
+    while (body !== undefined && body['op'] !== undefined && body['op'] !== 'SETOP_NONE') body = selectBody(body['larg']);
+    if (body === undefined) return undefined;
+    const rt = as(list(body['targetList'])[0], 'ResTarget');
+    if (rt === undefined) return list(body['valuesLists']).length > 0 ? 'column1' : undefined;
+    const name = text(rt['name']) ?? figureName(rt['val'], (s) => this.#firstName(s));
+    return typeof name === 'string' ? name : name[1] > 0 ? name[0] : undefined;
+  }
+
+  /** A value: its sources, and whether it is a plain column reference. */
+  #value(node: unknown, scope: Scope): { acc: Acc; direct: boolean } {
+    const acc = new Acc();
+    const ref = as(node, 'ColumnRef');
+    if (ref !== undefined) {
+      const direct = this.#columnRef(ref, scope, acc);
+      return { acc, direct };
+    }
+    this.expr(node, scope, acc);
+    return { acc, direct: false };
+  }
+
+  // --- column references ---------------------------------------------------------------------
+
+  /** Relations a qualified name (`t`, `s.t`, `db.s.t`) refers to, at the nearest level that has one. */
+  #relsNamed(quals: readonly string[], scope: Scope): Relation[] {
+    const name = quals[quals.length - 1]!;
+    const schema = quals.length >= 2 ? quals[quals.length - 2] : undefined;
+    for (let s: Scope | undefined = scope; s !== undefined; s = s.parent) {
+      const found = s.rels.filter((r) => r.name === name && (schema === undefined || r.schema === undefined || r.schema === schema));
       if (found.length > 0) return found;
     }
     return [];
   }
 
-  /** Set by the last column resolution: it named exactly one plain column. */
-  #lastDirect = false;
-
-  /** Sources of a whole-row reference to a relation. */
-  #wholeRow(rel: Rel, acc: Acc): void {
-    if (rel.table) acc.add({ ...rel.table, column: '*' });
-    for (const c of rel.columns ?? []) acc.merge(c);
-    if (rel.any) acc.merge(rel.any);
-  }
-
-  #resolveColumn(fields: readonly string[], scope: Scope, acc: Acc): void {
-    this.#lastDirect = false;
-    if (fields.length === 1) {
-      const name = fields[0]!;
-      let found = 0;
-      let direct = true;
-      for (let s: Scope | undefined = scope; s; s = s.parent) {
-        for (const rel of s.rels) {
-          if (rel.columns) {
-            const c = rel.columns.find((x) => x.name === name);
-            if (c) {
-              acc.merge(c);
-              found++;
-              direct &&= c.direct;
-            }
-          } else if (rel.table) {
-            acc.add({ ...rel.table, column: name });
-            found++;
-          } else if (rel.any) {
-            acc.merge(rel.any);
-            found++;
-            direct = false;
-          }
-          // `SELECT c FROM customers c`: a relation's name used as a value is its whole row.
-          if (rel.name === name) this.#wholeRow(rel, acc);
+  /** Resolves a ColumnRef into `acc`; true when it is a plain reference to column values. */
+  #columnRef(ref: Obj, scope: Scope, acc: Acc): boolean {
+    const fields = list(ref['fields']);
+    const last = fields[fields.length - 1];
+    const names: string[] = [];
+    for (const x of fields) {
+      const s = stringNode(x);
+      if (s !== undefined) names.push(s);
+    }
+    if (as(last, 'A_Star') !== undefined) {
+      // `t.*` (or `*`) inside an expression: the whole row.
+      if (names.length === 0) {
+        for (let s: Scope | undefined = scope; s !== undefined; s = s.parent) {
+          if (s.items.length === 0) continue;
+          for (const it of s.items) itemWhole(it, acc);
+          break;
+        }
+        return false;
+      }
+      const rels = this.#relsNamed(names, scope);
+      if (rels.length === 0) wholeScope(scope, acc);
+      for (const r of rels) r.whole(acc);
+      return false;
+    }
+    if (names.length === 0) {
+      wholeScope(scope, acc);
+      return false;
+    }
+    if (names.length === 1) return this.#unqualified(names[0]!, scope, acc);
+    // `t.c`, `s.t.c`, `db.s.t.c`; else `t.c.field`, `s.t.c.field`.
+    const tries: [quals: string[], column: string, direct: boolean][] = [];
+    if (names.length <= 4) tries.push([names.slice(0, -1), names[names.length - 1]!, true]);
+    if (names.length >= 3) tries.push([names.slice(0, -2), names[names.length - 2]!, false]);
+    for (const [quals, column, isPlain] of tries) {
+      const rels = this.#relsNamed(quals, scope);
+      if (rels.length === 0) continue;
+      let direct = isPlain;
+      for (const r of rels) {
+        const found = r.column(column);
+        if (found !== undefined) {
+          acc.merge(found.acc);
+          direct &&= found.direct;
+        } else if (r instanceof TableRel) {
+          // The catalog does not list it (it may be newer than the catalog).
+          acc.add(source(r.tableSchema, r.table, column));
+        } else {
+          r.whole(acc);
+          direct = false;
         }
       }
-      this.#lastDirect = found === 1 && direct;
-      return;
+      return direct;
     }
-    const column = fields[fields.length - 1]!;
-    const relName = fields[fields.length - 2]!;
-    const rels = this.#relsNamed(relName, scope);
-    if (rels.length === 0) {
-      // `col.field` (a composite column's field): the column.
-      this.#resolveColumn([fields[0]!], scope, acc);
-      this.#lastDirect = false;
-      return;
-    }
-    for (const rel of rels) {
-      if (rel.columns) {
-        const c = rel.columns.find((x) => x.name === column);
-        if (c) {
-          acc.merge(c);
-          this.#lastDirect = rels.length === 1 && c.direct;
-        }
-      } else if (rel.table) {
-        acc.add({ ...rel.table, column });
-        this.#lastDirect = rels.length === 1;
-      } else if (rel.any) acc.merge(rel.any);
-    }
+    // `c.field`: a field of a composite column.
+    this.#unqualified(names[0]!, scope, acc);
+    return false;
   }
 
-  // --- expressions -------------------------------------------------------------------------
+  /**
+   * An unqualified column: at each level from the innermost, every relation that has (or may
+   * have) it; a level where one certainly has it is the last. A relation's own name is its
+   * whole row.
+   */
+  #unqualified(name: string, scope: Scope, acc: Acc, orAnyTable = true): boolean {
+    let direct = true;
+    let any = false;
+    for (let s: Scope | undefined = scope; s !== undefined; s = s.parent) {
+      const definite: Found[] = [];
+      const maybe: Found[] = [];
+      const wholes: Relation[] = [];
+      for (const r of s.rels) {
+        if (r.qualifiedOnly) continue;
+        // A join's columns are its leaves' (unless it renames them).
+        if (r instanceof JoinRel && r.aliases.length === 0) continue;
+        const found = r.column(name);
+        if (found !== undefined) (found.definite ? definite : maybe).push(found);
+        if (r.name === name) wholes.push(r);
+      }
+      if (definite.length > 0) {
+        for (const f of definite) {
+          acc.merge(f.acc);
+          direct &&= f.direct;
+        }
+        return direct;
+      }
+      for (const f of maybe) {
+        acc.merge(f.acc);
+        direct &&= f.direct;
+        any = true;
+      }
+      if (wholes.length > 0) {
+        for (const r of wholes) r.whole(acc);
+        return false;
+      }
+    }
+    if (!any && orAnyTable) {
+      // Nothing in scope has it (the catalog may be older than the table): any table might.
+      direct = false;
+      for (let s: Scope | undefined = scope; s !== undefined; s = s.parent) {
+        for (const r of s.rels) {
+          if (r instanceof TableRel && !r.qualifiedOnly) acc.add(source(r.tableSchema, r.table, name));
+        }
+      }
+    }
+    return direct;
+  }
 
+  // --- expressions ---------------------------------------------------------------------------
+
+  /** Adds to `acc` the sources of every value inside `node`, and records the functions it calls. */
   expr(node: unknown, scope: Scope, acc: Acc): void {
     if (Array.isArray(node)) {
       for (const x of node) this.expr(x, scope, acc);
@@ -462,25 +1409,16 @@ class LineageWalker {
     if (!isObj(node)) return;
     const n = unwrap(node);
     if (n === undefined) {
-      // An inlined struct: walk its fields.
+      // An inlined struct: its fields.
       for (const key in node) this.expr(node[key], scope, acc);
       return;
     }
     const [type, f] = n;
+    if (LEAVES.has(type)) return;
     switch (type) {
-      case 'ColumnRef': {
-        const fields = list(f['fields']);
-        const last = fields[fields.length - 1];
-        const names = fields.filter((x) => as(x, 'A_Star') === undefined).map((x) => stringNode(x) ?? '');
-        if (as(last, 'A_Star') !== undefined) {
-          // `t.*` inside an expression (row_to_json(t.*)): the whole row.
-          const rels = names.length === 0 ? scope.rels : this.#relsNamed(names[names.length - 1]!, scope);
-          for (const rel of rels) this.#wholeRow(rel, acc);
-          return;
-        }
-        this.#resolveColumn(names, scope, acc);
+      case 'ColumnRef':
+        this.#columnRef(f, scope, acc);
         return;
-      }
       case 'FuncCall': {
         const name = funcName(f);
         acc.fn(name);
@@ -488,114 +1426,172 @@ class LineageWalker {
         this.expr(f['args'], scope, acc);
         this.expr(f['agg_order'], scope, acc);
         this.expr(f['agg_filter'], scope, acc);
-        // A window's partition and order decide which rows a value is computed over.
-        this.expr(f['over'], scope, acc);
+        // The window decides which rows a value is computed over: it is read, and it shapes the value.
+        if (isObj(f['over'])) {
+          this.#window(f['over'], scope, acc, new Set());
+          this.#window(f['over'], scope, this.predicates, new Set());
+        }
         return;
       }
       case 'SubLink': {
-        const sub = as(f['subselect'], 'SelectStmt') ?? {};
-        const kind = f['subLinkType'];
-        const saved = this.#lastDirect;
-        const r = this.query(sub, scope);
-        this.#lastDirect = saved;
-        if (kind === 'EXISTS_SUBLINK') {
-          this.predicates.merge(r.all);
-          for (const c of r.columns ?? []) this.predicates.merge(c);
+        const result = this.query(selectBody(f['subselect']) ?? {}, scope);
+        if (f['subLinkType'] === 'EXISTS_SUBLINK') {
+          // EXISTS reveals whether rows match; its value carries none of them.
+          this.predicates.merge(result.all);
           return;
         }
-        // A scalar or ARRAY subquery returns its column; IN / ANY / ALL reveal membership.
-        if (r.columns !== undefined && r.columns.length > 0) for (const c of r.columns) acc.merge(c);
-        else acc.merge(r.all);
+        // Scalar and ARRAY subqueries return their column; IN/ANY/ALL reveal membership.
         this.expr(f['testexpr'], scope, acc);
+        acc.merge(result.all);
         return;
       }
-      case 'A_Const':
-      case 'ParamRef':
-      case 'TypeName':
+      case 'SelectStmt':
+        // A query inside an expression (JSON_ARRAY(SELECT ...)): its rows.
+        acc.merge(this.query(f, scope).all);
+        return;
+      case 'WindowDef':
+        this.#window(f, scope, acc, new Set());
         return;
       default:
+        if (!PLAIN_EXPRESSIONS.has(type)) {
+          // Not understood: it may draw on anything in scope.
+          wholeScope(scope, acc);
+        }
         for (const key in f) this.expr(f[key], scope, acc);
     }
   }
-}
 
-/** The scope a non-LATERAL subquery in FROM sees: the CTEs, not the relations beside it. */
-function withoutRelations(scope: Scope): Scope {
-  const s = new Scope(scope.parent);
-  for (const [k, v] of scope.ctes) s.ctes.set(k, v);
-  return s;
-}
-
-function firstFunctionName(f: Obj): string {
-  for (const item of list(f['functions'])) {
-    const fc = as(list(as(item, 'List')?.['items'] ?? item)[0], 'FuncCall');
-    if (fc) return funcName(fc).split('.').pop() ?? '';
+  /** A window: its PARTITION BY and ORDER BY (and those of the window it names). */
+  #window(def: Obj | undefined, scope: Scope, acc: Acc, seen: Set<string>): void {
+    if (def === undefined) return;
+    this.expr(def['partitionClause'], scope, acc);
+    this.expr(def['orderClause'], scope, acc);
+    this.expr(def['startOffset'], scope, acc);
+    this.expr(def['endOffset'], scope, acc);
+    for (const key of ['refname', 'name']) {
+      const ref = text(def[key]);
+      if (ref === undefined || seen.has(ref)) continue;
+      seen.add(ref);
+      for (let s: Scope | undefined = scope; s !== undefined; s = s.parent) {
+        const named = s.windows.get(ref);
+        if (named !== undefined && named !== def) {
+          this.#window(named, scope, acc, seen);
+          break;
+        }
+      }
+    }
   }
-  return '';
 }
 
-function rename(columns: readonly ResultColumn[], aliases: readonly string[]): ResultColumn[] {
-  return columns.map((c, i) => (aliases[i] !== undefined ? { ...c, name: aliases[i] } : c));
+/** Whole rows of every relation in scope, at every level. */
+function wholeScope(scope: Scope, acc: Acc): void {
+  for (let s: Scope | undefined = scope; s !== undefined; s = s.parent) for (const r of s.rels) r.whole(acc);
 }
 
-/** The name PostgreSQL gives a result column without an alias. */
-function outputName(val: unknown): string {
-  const n = unwrap(val);
-  if (n === undefined) return '?column?';
+/** A result whose columns come from no table (EXPLAIN, SHOW). */
+function fixed(names: readonly string[]): ResultLineage {
+  return { columns: names.map((name) => ({ name, sources: [], direct: false, functions: [] })), all: [], predicates: [], functions: [] };
+}
+
+/** Grows a recursive CTE's result with another round's. */
+function grow(before: QueryResult, next: QueryResult): QueryResult {
+  const all = union(before.all, next.all);
+  const b = before.columns;
+  const n = next.columns;
+  let columns: Col[] | undefined;
+  if (b !== undefined && n !== undefined && b.length === n.length) {
+    columns = n.map((c, i) => ({ name: c.name, acc: union(b[i]!.acc, c.acc), direct: b[i]!.direct && c.direct }));
+  } else if (n !== undefined) {
+    columns = n.map((c) => ({ ...c, acc: union(c.acc, before.all), direct: false }));
+  } else if (b !== undefined) {
+    columns = b.map((c) => ({ ...c, acc: union(c.acc, next.all), direct: false }));
+  }
+  if (columns !== undefined) return { columns, all };
+  return { columns: undefined, all, ...(next.lookup === undefined ? {} : { lookup: next.lookup }) };
+}
+
+function sizeOf(r: QueryResult): number {
+  let size = r.all.size;
+  for (const c of r.columns ?? []) size += c.acc.size;
+  return size;
+}
+
+// --- fallback ------------------------------------------------------------------------------------
+
+/** Whether a statement sends rows to the client, from its top level only. */
+function returnsRows(stmt: unknown): boolean {
+  const n = unwrap(stmt);
+  if (n === undefined) return false;
   const [type, f] = n;
   switch (type) {
-    case 'ColumnRef': {
-      const fields = list(f['fields']);
-      return stringNode(fields[fields.length - 1]) ?? '?column?';
-    }
-    case 'FuncCall':
-      return funcName(f).split('.').pop() ?? '?column?';
-    case 'TypeCast': {
-      const inner = outputName(f['arg']);
-      if (inner !== '?column?') return inner;
-      const names = list(as(f['typeName'], 'TypeName')?.['names'] ?? (isObj(f['typeName']) ? f['typeName']['names'] : []));
-      return stringNode(names[names.length - 1]) ?? '?column?';
-    }
-    case 'CaseExpr':
-      return 'case';
-    case 'CoalesceExpr':
-      return 'coalesce';
-    case 'SubLink':
-      return f['subLinkType'] === 'EXISTS_SUBLINK' ? 'exists' : f['subLinkType'] === 'ARRAY_SUBLINK' ? 'array' : '?column?';
+    case 'SelectStmt':
+      return !isObj(f['intoClause']);
+    case 'InsertStmt':
+    case 'UpdateStmt':
+    case 'DeleteStmt':
+    case 'MergeStmt':
+      return returningItems(f).length > 0;
+    case 'DeclareCursorStmt':
+    case 'ExplainStmt':
+    case 'VariableShowStmt':
+    case 'CallStmt':
+      return true;
+    case 'CopyStmt':
+      return f['is_from'] !== true && f['is_program'] !== true && typeof f['filename'] !== 'string';
     default:
-      return '?column?';
+      return false;
   }
 }
 
-/** Every table named anywhere in a tree, as whole-row sources (the fallback when a walk fails). */
-function everyTable(node: unknown, acc: Acc, depth = 0): void {
-  if (depth > 200) return;
-  if (Array.isArray(node)) {
-    for (const x of node) everyTable(x, acc, depth + 1);
-    return;
+/**
+ * When the walk cannot finish (a tree too deep for it): positions unknown, and the result may
+ * carry any column of any table the statement names. Iterative, so depth does not matter.
+ */
+function fallback(stmt: unknown): ResultLineage | undefined {
+  if (!returnsRows(stmt)) return undefined;
+  const tables = new Acc();
+  const functions = new Acc();
+  const stack: unknown[] = [stmt];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (Array.isArray(v)) {
+      for (const x of v) stack.push(x);
+      continue;
+    }
+    if (!isObj(v)) continue;
+    if (typeof v['relname'] === 'string') tables.add(source(text(v['schemaname']), v['relname'], '*'));
+    const fc = as(v, 'FuncCall');
+    if (fc !== undefined) functions.fn(funcName(fc));
+    for (const key in v) stack.push(v[key]);
   }
-  if (!isObj(node)) return;
-  const rv = as(node, 'RangeVar');
-  if (rv && typeof rv['relname'] === 'string') {
-    const schema = text(rv['schemaname']);
-    acc.add({ ...(schema ? { schema } : {}), table: rv['relname'], column: '*' });
-  }
-  for (const key in node) everyTable(node[key], acc, depth + 1);
+  return { all: tables.sources, predicates: [...tables.sources], functions: functions.functions };
 }
 
-/** Lineage of the result of one parsed statement, or undefined when it returns no rows to the client. */
+// --- API -----------------------------------------------------------------------------------------
+
+/**
+ * Lineage of the result of one parsed statement (a node from `parseSql(...).stmts[i].stmt`), or
+ * undefined when the statement returns no rows to the client (FETCH included: the session
+ * knows its cursor). Never throws.
+ */
 export function resultLineage(stmt: unknown, options: LineageOptions = {}): ResultLineage | undefined {
   try {
     return new LineageWalker(options).statement(stmt);
-  } catch (e) {
-    if (!(e instanceof RangeError)) throw e;
-    const acc = new Acc();
-    everyTable(stmt, acc);
-    return { all: acc.sources, predicates: acc.sources, functions: [] };
+  } catch {
+    // A tree too deep for the walk (RangeError), or a `columnsOf` that failed.
+    try {
+      return fallback(stmt);
+    } catch {
+      return { all: [], predicates: [], functions: [] };
+    }
   }
 }
 
-/** Lineage of SQL text (a view definition, a SQL function body: its last statement). */
+/**
+ * Parses SQL text (a single statement, e.g. a view definition from pg_get_viewdef, or a SQL
+ * function body) and returns its lineage; for several statements, the last one's. Undefined if
+ * it does not parse or returns no rows.
+ */
 export function resultLineageOfSql(sql: string, options: LineageOptions = {}): ResultLineage | undefined {
   const parsed = parseSql(sql);
   if (!parsed.ok || parsed.stmts.length === 0) return undefined;
