@@ -5,6 +5,8 @@
 //   pnpm bench:pg                       # defaults: 10 s per pgbench run
 //   BENCH_SECONDS=20 BENCH_CLIENTS=1,8,32 pnpm bench:pg
 //   BENCH_READS_ONLY=1 pnpm bench:pg    # only the 1,000,000-row reads (plain and masked)
+//   BENCH_MASKING=off pnpm bench:pg     # without the masking section (A/B of its cost)
+//   BENCH_WORKLOADS=select-only pnpm bench:pg   # only the workloads whose name contains this
 //
 // Masking is configured (four columns of bench_people), as in a deployment that masks: the
 // plain read measures a result with nothing to mask, the masked read four masked columns.
@@ -85,14 +87,14 @@ policy:
       identities: { subjects: [${SUBJECT}] }
       operations: [read, write, transaction, session-setting, copy-out]
       effect: allow
-masking:
+${process.env.BENCH_MASKING === 'off' ? '' : `masking:
   hashKey: bench-masking-key-not-secret
   columns:
     - { column: bench_people.email, strategy: partial }
     - { column: bench_people.phone, strategy: partial }
     - { column: bench_people.card, strategy: partial }
     - { column: bench_people.full_name, strategy: hash }
-log:
+`}log:
   level: warn
 `);
   const child = spawn(process.execPath, [CLI, 'start', '--config', config], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -192,7 +194,8 @@ async function main() {
     { name: 'TPC-B-like, simple', args: ['-M', 'simple'], statements: 7 },
   ];
   try {
-    for (const s of process.env.BENCH_READS_ONLY ? [] : scenarios) {
+    const only = process.env.BENCH_WORKLOADS;
+    for (const s of process.env.BENCH_READS_ONLY ? [] : scenarios.filter((x) => !only || x.name.includes(only))) {
       for (const c of CLIENTS) {
         const jobs = String(Math.min(c, 2));
         const args = [...s.args, '-c', String(c), '-j', jobs];

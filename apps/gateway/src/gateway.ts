@@ -154,7 +154,7 @@ export async function startGateway(loaded: LoadedConfig, logger: Logger): Promis
     failureLimiter,
     logger,
     policy: new Policy(config.policy, { approvers: approverSpecOf(config) }),
-    ...(config.masking ? { masking: compileMasking(config.masking, { logger }) } : {}),
+    ...(config.masking && config.masking.enabled !== false ? { masking: compileMasking(config.masking, { logger }) } : {}),
     approvals,
     reviewTimeoutMs: config.approvals.timeoutSeconds * 1000,
   });
@@ -263,7 +263,7 @@ export async function startGateway(loaded: LoadedConfig, logger: Logger): Promis
         nextAuthenticator = authenticatorOf(nextConfig, logger);
         // The hash key stays the same across reloads unless the config changes it: hashed
         // values must keep lining up with those clients already have.
-        masking = nextConfig.masking
+        masking = nextConfig.masking && nextConfig.masking.enabled !== false
           ? compileMasking(nextConfig.masking, { logger, ...(governor.masking && sameKeySource(active, nextConfig) ? { previousKey: governor.masking.hashKey } : {}) })
           : undefined;
       } catch (err) {

@@ -165,7 +165,7 @@ describe('graceful shutdown (real PostgreSQL)', () => {
     const port = await freePort();
     const configFile = join(dir, 'sluice.yaml');
     writeFileSync(configFile, exampleConfig(port));
-    const gw = startCli(['start', '--config', configFile], { ALICE_TOKEN });
+    const gw = startCli(['start', '--config', configFile], { ALICE_TOKEN, SLUICE_MASK_KEY: 'cli-test-masking-key-123' });
     await gw.waitFor(/listening on postgres/);
     const { default: pg } = await import('pg');
     const client = new pg.Client({ host: '127.0.0.1', port, database: 'app', user: 'alice@example.com', password: ALICE_TOKEN });

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,10 +42,34 @@ describe('sluice demo: the gateway in front of the embedded PGlite (no server ne
     const customers = await c.query('SELECT count(*)::int AS n FROM customers');
     expect(customers.rows[0].n).toBe(50);
     const one = await c.query('SELECT email FROM customers WHERE id = $1', [1]);
-    expect(one.rows[0].email).toMatch(/@example\.(com|org|net)$/);
+    expect(one.rows[0].email).toMatch(/^.\*\*\*@e\*\*\*\.(com|org|net)$/);
     const keys = await c.query('SELECT count(*)::int AS n FROM api_keys');
     expect(keys.rows[0].n).toBeGreaterThan(0);
     await c.end();
+  });
+
+  it('masks customer PII for an analyst (SELECT *, an aliased function, COPY) and not for compliance', async () => {
+    const clear = await connect('carol@example.com', 'carol-demo-token');
+    const truth = (await clear.query('SELECT * FROM customers ORDER BY id LIMIT 5')).rows;
+    expect(truth[0].email).toMatch(/@example\.(com|org|net)$/);
+    expect((await clear.query('SELECT lower(email) AS x FROM customers ORDER BY id LIMIT 1')).rows[0].x).toBe(truth[0].email.toLowerCase());
+    await clear.end();
+    const alice = await connect('alice@example.com', 'alice-demo-token');
+    const masked = (await alice.query('SELECT * FROM customers ORDER BY id LIMIT 5')).rows;
+    expect(masked).toHaveLength(5);
+    const lowered = (await alice.query('SELECT lower(email) AS x FROM customers ORDER BY id LIMIT 5')).rows;
+    await alice.end();
+    const copy = spawnSync('psql', [`postgres://alice%40example.com:alice-demo-token@127.0.0.1:${port}/demo`, '-X', '-c', 'COPY customers TO STDOUT'], { encoding: 'utf8' });
+    expect(copy.status).toBe(0);
+    for (const row of truth) {
+      for (const value of [row.email, row.full_name, row.phone, row.card_number].filter((v): v is string => typeof v === 'string' && v.length > 0)) {
+        expect(JSON.stringify([masked, lowered])).not.toContain(value.toLowerCase());
+        expect(JSON.stringify([masked, lowered])).not.toContain(value);
+        expect(copy.stdout).not.toContain(value);
+      }
+    }
+    expect(masked[0].id).toBe(truth[0].id);
+    expect(masked[0].created_at).toEqual(truth[0].created_at);
   });
 
   it("stops an analyst's DROP TABLE, and holds a DBA's ALTER TABLE until an approver approves it", async () => {

@@ -298,4 +298,24 @@ describe('masking through the gateway', () => {
     const out = await run('psql', [url, '-X', '-c', 'COPY sluice_mask_customers TO STDOUT (FORMAT binary)']).catch((e: { stderr: string }) => e);
     expect((out as { stderr: string }).stderr).toMatch(/binary format cannot be masked/);
   });
+
+  live('a table made directly on the database, after the catalog was read, is masked (then precisely, once the catalog is read again)', async () => {
+    const c = await as(ANALYST);
+    await c.query('SELECT 1');
+    await direct.query('DROP SCHEMA IF EXISTS sluice_mask_other CASCADE');
+    await direct.query('CREATE SCHEMA sluice_mask_other');
+    await direct.query('CREATE TABLE sluice_mask_other.sluice_mask_customers (id int, card char(19))');
+    await direct.query('INSERT INTO sluice_mask_other.sluice_mask_customers VALUES (7, $1)', [CARD]);
+    try {
+      // Unknown to the catalog: it may hold anything the statement reads, so everything is masked.
+      const first = await c.query('SELECT * FROM sluice_mask_other.sluice_mask_customers');
+      expect(leaks(first.rows)).toEqual([]);
+      expect(first.rows[0].id).toBeNull();
+      const second = await c.query('SELECT * FROM sluice_mask_other.sluice_mask_customers');
+      expect(second.rows).toEqual([{ id: 7, card: '**** **** **** 4242' }]);
+    } finally {
+      await direct.query('DROP SCHEMA sluice_mask_other CASCADE');
+      await c.end();
+    }
+  });
 });

@@ -21,6 +21,8 @@ import {
   policySchema,
   compileMasking,
   maskingSchema,
+  type MaskingRuntime,
+  type Logger,
   openApprovals,
   type Approvals,
   type NotifierConfig,
@@ -88,6 +90,13 @@ export interface TestGateway {
  * hash-chained audit store) on a loopback port, without the app. Plugin authors use it to test
  * a dialect; the conformance suite is built on it.
  */
+/** The harness's masking runtime from a `masking:` section (none when absent or `enabled: false`). */
+function maskingOf(raw: unknown, logger: Logger): { masking?: MaskingRuntime } {
+  if (raw === undefined) return {};
+  const config = maskingSchema.parse(raw);
+  return config.enabled === false ? {} : { masking: compileMasking(config, { logger }) };
+}
+
 export async function startTestGateway<TOptions>(options: HarnessOptions<TOptions>): Promise<TestGateway> {
   const ownsDir = options.auditDir === undefined;
   const auditDir = options.auditDir ?? (await mkdtemp(join(tmpdir(), 'sluice-audit-')));
@@ -119,7 +128,7 @@ export async function startTestGateway<TOptions>(options: HarnessOptions<TOption
     policy: new Policy(policySchema.parse(options.policy ?? PERMISSIVE_POLICY), { approvers: approverSpec }),
     ...(approvals ? { approvals } : {}),
     ...(options.approvals?.timeoutMs !== undefined ? { reviewTimeoutMs: options.approvals.timeoutMs } : {}),
-    ...(options.masking !== undefined ? { masking: compileMasking(maskingSchema.parse(options.masking), { logger }) } : {}),
+    ...(maskingOf(options.masking, logger)),
     authenticator: new CompositeAuthenticator({
       tokens: new TokenAuthenticator(tokens as never),
       ...(oidc.length ? { oidc: new OidcAuthenticator(oidc as never) } : {}),

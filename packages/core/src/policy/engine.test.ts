@@ -877,7 +877,7 @@ describe('Policy: properties', () => {
   }, 60_000);
 });
 
-describe('Policy: mask rules', () => {
+describe('Policy: mask rules as the gateway uses them', () => {
   const masking = policy({
     rules: [
       { name: 'read', operations: ['read'], effect: 'allow' },
@@ -910,7 +910,7 @@ describe('Policy: mask rules', () => {
   });
 });
 
-describe('Policy: the sensitive-predicate guardrail', () => {
+describe('Policy: sensitive-predicate switched on globally or per identity', () => {
   const probing = statement('read', { objects: [reads('public.customers')], hazards: ['sensitive-predicate'] });
 
   it('is off unless switched on', () => {

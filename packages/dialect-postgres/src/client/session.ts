@@ -1032,11 +1032,14 @@ export class PostgresClientSession {
       return this.#refuseExtended(e);
     }
     const tracked: LedgerEntry = { kind: 'execute', handle };
-    if (this.#masking && prepared) tracked.portal = prepared;
+    // With masking, a portal the gateway does not know (its statement was uncertain when it was
+    // bound) still gets a description, so that its rows are masked by what the server says.
+    const portalInfo: PreparedStatement | undefined = this.#masking ? (prepared ?? { text: '', analysis }) : undefined;
+    if (portalInfo) tracked.portal = portalInfo;
     this.#track(tracked);
     const forward = (): typeof FORWARD => {
       this.#noteSqlPrepares(analysis, [handle]);
-      if (this.#masking && prepared && prepared.fields === undefined && !(prepared.describing! > 0) && prepared.statement?.fields === undefined) {
+      if (portalInfo && portalInfo.fields === undefined && !(portalInfo.describing! > 0) && portalInfo.statement?.fields === undefined) {
         // The gateway has not seen what this portal returns: it asks, just before the Execute,
         // and keeps the answer to itself.
         this.#closeRun();

@@ -29,7 +29,7 @@ export interface CatalogRelation {
   readonly oid: number;
   readonly schema: string;
   readonly name: string;
-  /** r table, p partitioned table, f foreign table, v view, m materialized view. */
+  /** r table, p partitioned table, f foreign table, v view, m materialized view, S sequence, c composite type. */
   readonly kind: string;
   /** In attnum order, dropped columns left out. */
   readonly columns: readonly CatalogColumn[];
@@ -47,7 +47,7 @@ const QUERY_RELATIONS = `SELECT c.oid::int8, n.nspname, c.relname, c.relkind, a.
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-WHERE c.relkind IN ('r','p','f','v','m') AND n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'
+WHERE c.relkind NOT IN ('i','I') AND n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'
 ORDER BY c.oid, a.attnum`;
 
 const QUERY_VIEWS = `SELECT c.oid::int8, pg_catalog.pg_get_viewdef(c.oid)

@@ -94,7 +94,12 @@ export interface MaskRules {
 export interface ResultSources {
   readonly lineage: ResultLineage | undefined;
   readonly catalog: CatalogSnapshot;
+  /** Called when a user relation's OID is not in the catalog (it is out of date). */
+  readonly onUnknownRelation?: () => void;
 }
+
+/** OIDs below this are the system's own objects (FirstNormalObjectId). */
+const FIRST_USER_OID = 16384;
 
 export interface ColumnAction {
   readonly index: number;
@@ -120,8 +125,15 @@ function columnSources(field: ResultField, index: number, fieldCount: number, so
   let resolved = true;
   if (field.tableOid !== 0) {
     const rel = catalog.relation(field.tableOid);
-    if (rel === undefined) resolved = false;
-    else {
+    if (rel === undefined) {
+      // A system catalog (scanned: pg_stats holds sample values of user columns), or a
+      // relation made after the catalog was read: then it may hold anything the statement reads.
+      resolved = false;
+      if (field.tableOid >= FIRST_USER_OID) {
+        if (lineage !== undefined) list.push(...catalog.expand(lineage.all));
+        sources.onUnknownRelation?.();
+      }
+    } else {
       const col = rel.columns.find((c) => c.attnum === field.attnum);
       list.push({ schema: rel.schema, table: rel.name, column: col?.name ?? '*' });
       if (rel.kind === 'v' || rel.kind === 'm') list.push(...catalog.viewColumnSources(rel.oid, field.attnum));

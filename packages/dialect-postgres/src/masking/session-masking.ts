@@ -92,13 +92,18 @@ export class SessionMasking {
     } else {
       const f = fields();
       const source = this.#resultAnalysis(analysis);
-      const actions = planColumns(f, { lineage: source.lineage, catalog }, rules);
+      const actions = planColumns(f, { lineage: source.lineage, catalog, onUnknownRelation: this.#stale }, rules);
       entry = { description: Buffer.from(description), masking: rules, catalog, actions, fieldCount: f.length };
       this.#plans.set(analysis, entry);
     }
     if (entry.actions.length === 0) return undefined;
     return new RowMasker(entry.actions, entry.fieldCount, rules);
   }
+
+  /** A relation the catalog does not know: it is out of date; the next statement waits for a new one. */
+  readonly #stale = (): void => {
+    this.#catalog.invalidate();
+  };
 
   /** The latest snapshot seen: results of statements forwarded before a schema change use it. */
   #last: CatalogSnapshot | undefined;
