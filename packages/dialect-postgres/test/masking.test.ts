@@ -318,4 +318,14 @@ describe('masking through the gateway', () => {
       await c.end();
     }
   });
+
+  live('rows larger than a network chunk, and many rows across chunk boundaries, are masked whole', async () => {
+    const c = await as(ANALYST);
+    const big = await c.query(`SELECT repeat('x', 300000) || email AS e, id FROM sluice_mask_customers ORDER BY id`);
+    expect(big.rows.map((r) => r.e)).toEqual(['x***@w***.example', 'x***@c***.example']);
+    const many = await c.query('SELECT g, email, ssn FROM sluice_mask_customers, generate_series(1, 20000) g WHERE id = 1');
+    expect(many.rows).toHaveLength(20000);
+    expect(many.rows.every((r) => r.email === 'a***@w***.example' && r.ssn === '[redacted]')).toBe(true);
+    await c.end();
+  });
 });
