@@ -132,6 +132,11 @@ class Assigned {
     else known.merge(acc);
   }
 
+  include(other: Assigned): void {
+    for (const [column, acc] of other.byName) this.add(column, acc);
+    this.any.merge(other.any);
+  }
+
   of(column: string): Acc | undefined {
     if (!this.active) return undefined;
     const named = this.byName.get(column);
@@ -719,20 +724,24 @@ class LineageWalker {
     const alias = aliasName(rv['alias']);
     const known = this.#known(schema, table);
     const assigned = new Assigned();
-    const targetRel = (name: string, qualifiedOnly: boolean): TableRel =>
-      new TableRel(table, schema, name, alias === undefined && name === table ? schema : undefined, known, [], assigned, qualifiedOnly);
+    const targetRel = (name: string, qualifiedOnly: boolean, values = assigned): TableRel =>
+      new TableRel(table, schema, name, alias === undefined && name === table ? schema : undefined, known, [], values, qualifiedOnly);
     const target = targetRel(alias ?? table, false);
 
     if (type === 'InsertStmt') {
       // The query's rows are written; RETURNING gives them back.
       const sel = selectBody(f['selectStmt']);
       const rows = sel === undefined ? NO_ROWS : this.query(sel, scope);
-      this.#assignPositional(assigned, list(f['cols']).map((c) => text(as(c, 'ResTarget')?.['name']) ?? ''), rows, known);
+      // The proposed row (`excluded` in ON CONFLICT) is what the query gives.
+      const proposed = new Assigned();
+      proposed.active = true;
+      this.#assignPositional(proposed, list(f['cols']).map((c) => text(as(c, 'ResTarget')?.['name']) ?? ''), rows, known);
+      assigned.include(proposed);
       scope.rels.push(target);
       scope.items.push({ kind: 'rel', rel: target });
       const conflict = f['onConflictClause'];
       if (isObj(conflict)) {
-        scope.rels.push(targetRel('excluded', true));
+        scope.rels.push(targetRel('excluded', true, proposed));
         this.#assignments(list(conflict['targetList']), scope, assigned);
         this.expr(conflict['whereClause'], scope, this.predicates);
       }
@@ -842,9 +851,10 @@ class LineageWalker {
       for (const g of list(f['groupClause'])) this.#groupItem(g, scope, result);
       this.expr(f['havingClause'], scope, this.predicates);
       for (const w of list(f['windowClause'])) this.#window(as(w, 'WindowDef'), scope, this.predicates, new Set());
-      for (const d of list(f['distinctClause'])) this.#byOutput(d, scope, result);
+      for (const d of list(f['distinctClause'])) this.#byOutput(d, scope, result, false);
     }
-    for (const s of list(f['sortClause'])) this.#byOutput(as(s, 'SortBy')?.['node'], scope, result);
+    const outputOnly = op !== undefined && op !== 'SETOP_NONE' ? true : list(f['valuesLists']).length > 0;
+    for (const s of list(f['sortClause'])) this.#byOutput(as(s, 'SortBy')?.['node'], scope, result, outputOnly);
     this.expr(f['limitOffset'], scope, this.predicates);
     this.expr(f['limitCount'], scope, this.predicates);
     return result;
@@ -886,8 +896,11 @@ class LineageWalker {
     return { columns, all: union(...accs) };
   }
 
-  /** ORDER BY and DISTINCT ON: an output column by position or name, else an expression over the input. */
-  #byOutput(node: unknown, scope: Scope, result: QueryResult): void {
+  /**
+   * ORDER BY and DISTINCT ON: an output column by position or name, else an expression over the
+   * input. `outputOnly` for a set operation or VALUES, whose ORDER BY sees only the output.
+   */
+  #byOutput(node: unknown, scope: Scope, result: QueryResult, outputOnly: boolean): void {
     const position = intConstant(node);
     if (position !== undefined) {
       const col = result.columns?.[position - 1];
@@ -895,22 +908,13 @@ class LineageWalker {
       return;
     }
     const name = singleName(node);
-    if (name !== undefined) {
-      const found = result.columns !== undefined ? findByName(result.columns, name) : result.lookup?.(name);
-      if (found?.definite === true) {
-        this.predicates.merge(found.acc);
-        return;
-      }
-      if (scope.rels.length === 0 && scope.items.length === 0) {
-        // A set operation or VALUES: only its output columns can be named.
-        this.predicates.merge(found?.acc ?? result.all);
-        return;
-      }
-    } else if (scope.rels.length === 0 && scope.items.length === 0 && result.columns !== undefined && unwrap(node) !== undefined) {
-      // An expression over the output of a set operation.
-      const n = unwrap(node);
-      if (n !== undefined && n[0] !== 'A_Const') this.predicates.merge(result.all);
+    const found = name === undefined ? undefined : result.columns !== undefined ? findByName(result.columns, name) : result.lookup?.(name);
+    if (found?.definite === true) {
+      this.predicates.merge(found.acc);
+      return;
     }
+    // A set operation's or VALUES' ORDER BY can only compute from the output columns.
+    if (outputOnly) this.predicates.merge(result.all);
     this.expr(node, scope, this.predicates);
   }
 
@@ -1160,14 +1164,14 @@ class LineageWalker {
       this.expr(call, scope, acc);
       const fc = as(call, 'FuncCall');
       const defs = list(items[1]).length > 0 ? list(items[1]) : functions.length === 1 ? list(f['coldeflist']) : [];
+      const parts = fc === undefined ? [] : (nameList(fc['funcname']) ?? []).map((s) => s.toLowerCase());
+      const base = parts[parts.length - 1];
+      if (base !== undefined) firstName ??= base;
       let cols: readonly string[] | undefined;
       if (defs.length > 0) cols = defs.map((d) => text(as(d, 'ColumnDef')?.['colname']) ?? '');
-      else if (fc !== undefined) {
-        const parts = (nameList(fc['funcname']) ?? []).map((s) => s.toLowerCase());
-        const base = parts[parts.length - 1] ?? '';
+      else if (base !== undefined && fc !== undefined) {
         const known = parts.length === 1 || parts[0] === 'pg_catalog' ? FUNCTION_COLUMNS.get(base) : undefined;
         cols = known?.(list(fc['args']).length, base);
-        firstName ??= base;
       }
       names = cols === undefined || names === undefined ? undefined : [...names, ...cols];
     }
@@ -1354,7 +1358,7 @@ class LineageWalker {
    * have) it; a level where one certainly has it is the last. A relation's own name is its
    * whole row.
    */
-  #unqualified(name: string, scope: Scope, acc: Acc, orAnyTable = true): boolean {
+  #unqualified(name: string, scope: Scope, acc: Acc, orAnyTable = true, field?: string): boolean {
     let direct = true;
     let any = false;
     for (let s: Scope | undefined = scope; s !== undefined; s = s.parent) {
@@ -1382,7 +1386,12 @@ class LineageWalker {
         any = true;
       }
       if (wholes.length > 0) {
-        for (const r of wholes) r.whole(acc);
+        for (const r of wholes) {
+          // `(t).field` is the column `field` of t.
+          const f = field === undefined ? undefined : r.column(field);
+          if (f === undefined) r.whole(acc);
+          else acc.merge(f.acc);
+        }
         return false;
       }
     }
@@ -1452,6 +1461,22 @@ class LineageWalker {
       case 'WindowDef':
         this.#window(f, scope, acc, new Set());
         return;
+      case 'A_Indirection': {
+        const ref = as(f['arg'], 'ColumnRef');
+        const fields = ref === undefined ? [] : list(ref['fields']);
+        const indirection = list(f['indirection']);
+        const name = fields.length === 1 ? stringNode(fields[0]) : undefined;
+        const field = stringNode(indirection[0]);
+        if (name !== undefined && field !== undefined) {
+          // `(c).email`: a field of a column, or a column of the relation c.
+          this.#unqualified(name, scope, acc, true, field);
+          this.expr(indirection, scope, acc);
+          return;
+        }
+        this.expr(f['arg'], scope, acc);
+        this.expr(indirection, scope, acc);
+        return;
+      }
       default:
         if (!PLAIN_EXPRESSIONS.has(type)) {
           // Not understood: it may draw on anything in scope.

@@ -27,6 +27,9 @@ export interface PreparedStatement {
   statement?: PreparedStatement;
   /** With masking, for a portal: client Describes of it in flight. */
   describing?: number;
+  /** With masking, for a statement: the description its last described portal got. */
+  portalDescription?: Buffer;
+  portalFields?: readonly ResultField[];
 }
 
 /** What masks the rows of the result in progress. */

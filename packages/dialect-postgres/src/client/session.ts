@@ -1348,13 +1348,16 @@ export class PostgresClientSession {
     }
     if (!portal.fields || portal.description === undefined) return undefined;
     const fields = portal.fields;
-    return this.#masking.rowMasker(entry.handle.analysis, this.#descriptionKey(portal), () => fields);
+    return this.#masking.rowMasker(entry.handle.analysis, this.#descriptionKey(portal), () => fields, true);
   }
 
-  /** Plans are cached by description: a portal's formats are part of it. */
+  /**
+   * Plans are cached by description: a portal's formats are part of it (a portal's own
+   * RowDescription already has them; one borrowed from its statement does not).
+   */
   #descriptionKey(portal: PreparedStatement): Buffer {
     const formats = portal.formats;
-    if (formats === undefined || formats.length === 0) return portal.description!;
+    if (formats === undefined || formats.length === 0 || portal.description === portal.statement?.portalDescription) return portal.description!;
     return Buffer.concat([portal.description!, Buffer.from(Uint16Array.from(formats).buffer)]);
   }
 
@@ -1603,11 +1606,9 @@ export class PostgresClientSession {
       }
       case Backend.RowDescription:
       case Backend.NoData: {
-        const fields = type === Backend.RowDescription && head?.kind !== 'query' ? decodeRowDescription(frame) : null;
         if (head?.kind === 'describe') {
           if (head.target) {
-            head.target.fields = fields;
-            if (fields !== null) head.target.description = Buffer.from(frame);
+            this.#noteDescription(head.target, type === Backend.RowDescription ? frame : undefined);
             if (head.portal) head.target.describing = Math.max(0, (head.target.describing ?? 1) - 1);
           }
           this.#ledger.shift();
@@ -1617,10 +1618,7 @@ export class PostgresClientSession {
         if (head?.kind === 'execute' && head.describe) {
           // The answer to the gateway's own Describe: kept from the client.
           head.describe = false;
-          if (head.portal) {
-            head.portal.fields = fields;
-            if (fields !== null) head.portal.description = Buffer.from(frame);
-          }
+          if (head.portal) this.#noteDescription(head.portal, type === Backend.RowDescription ? frame : undefined);
           this.#emitInstead(EMPTY, frame, endInChunk, length);
           return true;
         }
@@ -1661,6 +1659,30 @@ export class PostgresClientSession {
       }
       default:
         return false;
+    }
+  }
+
+  /**
+   * Keeps what a Describe said a statement or portal returns. A portal described like the last
+   * portal of its statement (every execution of a prepared statement) reuses that description.
+   */
+  #noteDescription(target: PreparedStatement, frame: Buffer | undefined): void {
+    if (frame === undefined) {
+      target.fields = null;
+      return;
+    }
+    const statement = target.statement;
+    const last = statement?.portalDescription;
+    if (last !== undefined && last.equals(frame)) {
+      target.fields = statement!.portalFields!;
+      target.description = last;
+      return;
+    }
+    target.fields = decodeRowDescription(frame);
+    target.description = Buffer.from(frame);
+    if (statement) {
+      statement.portalDescription = target.description;
+      statement.portalFields = target.fields;
     }
   }
 

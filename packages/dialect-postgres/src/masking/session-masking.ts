@@ -80,20 +80,24 @@ export class SessionMasking {
   }
 
   /** A RowMasker for a result, or undefined when nothing in it is masked or scanned. */
-  rowMasker(analysis: Analysis, description: Buffer, fields: () => readonly ResultField[]): RowMasker | undefined {
+  /**
+   * `description` identifies the result's shape (plans are cached by it); `owned`: it is the
+   * caller's own copy, kept as it is (otherwise it is copied: it may be a view of a chunk).
+   */
+  rowMasker(analysis: Analysis, description: Buffer, fields: () => readonly ResultField[], owned = false): RowMasker | undefined {
     const rules = this.rulesFor(analysis);
     if (rules === undefined) return undefined;
     const catalog = this.#catalog.current() ?? this.#last;
     if (catalog === undefined) throw new Error('the masking catalog is not loaded');
     const known = this.#plans.get(analysis);
     let entry: PlanEntry;
-    if (known !== undefined && known.masking === rules && known.catalog === catalog && known.description.equals(description)) {
+    if (known !== undefined && known.masking === rules && known.catalog === catalog && (known.description === description || known.description.equals(description))) {
       entry = known;
     } else {
       const f = fields();
       const source = this.#resultAnalysis(analysis);
       const actions = planColumns(f, { lineage: source.lineage, catalog, onUnknownRelation: this.#stale }, rules);
-      entry = { description: Buffer.from(description), masking: rules, catalog, actions, fieldCount: f.length };
+      entry = { description: owned ? description : Buffer.from(description), masking: rules, catalog, actions, fieldCount: f.length };
       this.#plans.set(analysis, entry);
     }
     if (entry.actions.length === 0) return undefined;
