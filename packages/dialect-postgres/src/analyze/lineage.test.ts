@@ -184,6 +184,12 @@ describe('expressions', () => {
     expect(columns(must('select c from customers c', withCatalog))).toEqual(['c: customers.*']);
   });
 
+  it('reads a field of a whole row as the column it names', () => {
+    const l = must("select (c).email, (c).* from customers c where (c).ssn <> ''", withCatalog);
+    expect(columns(l)).toEqual(['email: customers.email', 'id!: customers.id', 'email!: customers.email', 'name!: customers.name', 'ssn!: customers.ssn']);
+    expect(keys(l.predicates)).toEqual(['customers.ssn']);
+  });
+
   it('counts window partitions and orders as sources and predicates', () => {
     const l = must('select row_number() over (partition by name order by id), sum(total) over w from orders window w as (partition by note)');
     expect(columns(l)).toEqual(['row_number: orders.id orders.name', 'sum: orders.note orders.total']);
@@ -269,6 +275,11 @@ describe('subqueries, CTEs, set operations, LATERAL, VALUES, functions in FROM',
     const l = must('select email, id from customers union select note, 1 from orders intersect select name, id from staff order by 2');
     expect(columns(l)).toEqual(['email: customers.email orders.note staff.name', 'id: customers.id staff.id']);
     expect(keys(l.predicates)).toEqual(['customers.id', 'staff.id']);
+    // ORDER BY of a set operation computes from its output.
+    expect(keys(must('select email from customers union select name from orders order by lower(email)').predicates)).toEqual([
+      'customers.email',
+      'orders.name',
+    ]);
     expect(columns(must('select x from (select email from customers union all select name from orders) as u(x)'))).toEqual([
       'x: customers.email orders.name',
     ]);
@@ -391,6 +402,9 @@ describe('statements', () => {
     expect(keys(l.predicates)).toEqual(['customers.ssn']);
     const upsert = must("insert into customers as c (id, email) values (1, 'x') on conflict (id) do update set name = excluded.email returning name");
     expect(columns(upsert)).toEqual(['name: customers.email customers.name']);
+    // `excluded` is the row the query proposed.
+    const fromQuery = must('insert into customers (id, email) select id, ssn from staging on conflict (id) do update set name = excluded.email returning name');
+    expect(columns(fromQuery)).toEqual(['name: customers.email customers.name staging.ssn']);
   });
 
   it('traces MERGE ... RETURNING and its ON and WHEN conditions', () => {

@@ -1199,10 +1199,8 @@ class LineageWalker {
       const rt = as(item, 'ResTarget');
       if (rt === undefined) continue;
       const val = rt['val'];
-      const ref = as(val, 'ColumnRef');
-      const fields = ref === undefined ? [] : list(ref['fields']);
-      if (ref !== undefined && as(fields[fields.length - 1], 'A_Star') !== undefined) {
-        const quals = fields.slice(0, -1).map((x) => stringNode(x) ?? '');
+      const quals = starQualifier(val, (name) => this.#relsNamed([name], scope).length > 0);
+      if (quals !== undefined) {
         const parts: { cols: readonly Col[] | undefined; whole: (acc: Acc) => void; find: (name: string) => Found | undefined }[] = [];
         if (quals.length === 0) {
           for (const it of scope.items) parts.push({ cols: expandItem(it), whole: (acc) => itemWhole(it, acc), find: (name) => itemColumn(it, name) });
@@ -1506,6 +1504,27 @@ class LineageWalker {
       }
     }
   }
+}
+
+/**
+ * The qualifier of `*` / `t.*` in a target list (`[]` for a bare `*`), or undefined when the
+ * entry is not one. `(t).*` of a relation t is `t.*`.
+ */
+function starQualifier(val: unknown, isRelation: (name: string) => boolean): string[] | undefined {
+  const ref = as(val, 'ColumnRef');
+  if (ref !== undefined) {
+    const fields = list(ref['fields']);
+    if (as(fields[fields.length - 1], 'A_Star') === undefined) return undefined;
+    return fields.slice(0, -1).map((x) => stringNode(x) ?? '');
+  }
+  const ind = as(val, 'A_Indirection');
+  if (ind === undefined) return undefined;
+  const indirection = list(ind['indirection']);
+  const arg = as(ind['arg'], 'ColumnRef');
+  const fields = arg === undefined ? [] : list(arg['fields']);
+  const name = fields.length === 1 ? stringNode(fields[0]) : undefined;
+  if (indirection.length === 1 && as(indirection[0], 'A_Star') !== undefined && name !== undefined && isRelation(name)) return [name];
+  return undefined;
 }
 
 /** Whole rows of every relation in scope, at every level. */
