@@ -292,14 +292,22 @@ function expandItem(item: Item): readonly Col[] | undefined {
   const left = expandItem(item.left);
   const right = expandItem(item.right);
   if (left === undefined || right === undefined) return undefined;
-  const using = item.using ?? left.map((c) => c.name).filter((n) => right.some((c) => c.name === n));
-  const merged: Col[] = using.map((name) => ({
-    name,
-    acc: union(...left.filter((c) => c.name === name).map((c) => c.acc), ...right.filter((c) => c.name === name).map((c) => c.acc)),
-    direct: false,
-  }));
-  const rest = (cols: readonly Col[]): readonly Col[] => cols.filter((c) => !using.includes(c.name));
-  return [...merged, ...rest(left), ...rest(right)];
+  const byName = (cols: readonly Col[]): Map<string, Col[]> => {
+    const m = new Map<string, Col[]>();
+    for (const c of cols) {
+      const known = m.get(c.name);
+      if (known === undefined) m.set(c.name, [c]);
+      else known.push(c);
+    }
+    return m;
+  };
+  const l = byName(left);
+  const r = byName(right);
+  // NATURAL: the columns both sides have, in the left side's order.
+  const using = [...new Set(item.using ?? left.map((c) => c.name).filter((n) => r.has(n)))];
+  const merged = using.map((name): Col => ({ name, acc: union(...[...(l.get(name) ?? []), ...(r.get(name) ?? [])].map((c) => c.acc)), direct: false }));
+  const skip = new Set(using);
+  return [...merged, ...left.filter((c) => !skip.has(c.name)), ...right.filter((c) => !skip.has(c.name))];
 }
 
 /** A join with an alias: `(a JOIN b ...) AS j`. */
@@ -860,21 +868,35 @@ class LineageWalker {
     return result;
   }
 
+  /**
+   * UNION, INTERSECT, EXCEPT: column i is column i of any branch. A chain of set operations is
+   * taken as one list of branches, so that long chains do not merge again at every level.
+   */
   #setOperation(f: Obj, scope: Scope): QueryResult {
-    const left = this.query(selectBody(f['larg']) ?? {}, scope);
-    const right = this.query(selectBody(f['rarg']) ?? {}, scope);
-    const all = union(left.all, right.all);
-    const l = left.columns;
-    const r = right.columns;
-    let columns: Col[] | undefined;
-    if (l !== undefined && r !== undefined && l.length === r.length) {
-      columns = l.map((c, i) => ({ name: c.name, acc: union(c.acc, r[i]!.acc), direct: false }));
-    } else if (l !== undefined && (r === undefined || r.length !== l.length)) {
-      // The other branch's positions are not known: any of its columns may be at any position.
-      columns = l.map((c) => ({ name: c.name, acc: union(c.acc, right.all), direct: false }));
-    } else if (r !== undefined) {
-      columns = r.map((c) => ({ name: c.name, acc: union(c.acc, left.all), direct: false }));
-    }
+    const branches: QueryResult[] = [];
+    const collect = (node: Obj): void => {
+      const op = node['op'];
+      const plain = node['withClause'] === undefined && list(node['sortClause']).length === 0 && node['limitCount'] === undefined && node['limitOffset'] === undefined;
+      if (node !== f && (op === undefined || op === 'SETOP_NONE' || !plain)) {
+        branches.push(this.query(node, scope));
+        return;
+      }
+      collect(selectBody(node['larg']) ?? {});
+      collect(selectBody(node['rarg']) ?? {});
+    };
+    collect(f);
+    const all = union(...branches.map((b) => b.all));
+    const shape = branches.find((b) => b.columns !== undefined)?.columns;
+    if (shape === undefined) return { columns: undefined, all };
+    const columns = shape.map((c, i): Col => {
+      const acc = new Acc();
+      for (const b of branches) {
+        const col = b.columns?.length === shape.length ? b.columns[i] : undefined;
+        // A branch whose positions are not known may have any of its columns here.
+        acc.merge(col === undefined ? b.all : col.acc);
+      }
+      return { name: branches[0]?.columns?.[i]?.name ?? c.name, acc, direct: false };
+    });
     return { columns, all };
   }
 
