@@ -1,4 +1,6 @@
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { requireService, startTestGateway, type TestGateway } from '@sluice/testkit';
 import pg from 'pg';
@@ -328,4 +330,25 @@ describe('masking through the gateway', () => {
     expect(many.rows.every((r) => r.email === 'a***@w***.example' && r.ssn === '[redacted]')).toBe(true);
     await c.end();
   });
+
+  live('a JDBC client (pgjdbc, server-prepared statements, binary transfer) reads type-valid masked values', async () => {
+    const jar = '/usr/share/java/postgresql.jar';
+    if (!existsSync(jar)) {
+      const message = `pgjdbc is not installed (${jar}; Debian package libpostgresql-jdbc-java): the JDBC masking check cannot run`;
+      if (process.env.SLUICE_REQUIRE_SERVICES === '1') throw new Error(message);
+      console.warn(`WARNING: ${message}`);
+      return;
+    }
+    const url = `jdbc:postgresql://${gw.host}:${gw.port}/app?prepareThreshold=1&sslmode=disable`;
+    const source = fileURLToPath(new URL('./jdbc/JdbcMasking.java', import.meta.url));
+    const out = await run('java', ['-cp', jar, source, url, ANALYST.subject, ANALYST.token], { timeout: 60_000 });
+    const lines = out.stdout.trim().split('\n');
+    expect(lines).toHaveLength(6);
+    expect(new Set(lines).size).toBe(1);
+    const [id, email, age, token, born, card, x] = lines[0]!.split('|');
+    expect([id, email, born, card, x]).toEqual(['1', 'a***@w***.example', 'null', '**** **** **** 4242', 'a***@w***.example']);
+    expect(Number(age)).not.toBe(42);
+    expect(token).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(leaks(out.stdout)).toEqual([]);
+  }, 90_000);
 });
