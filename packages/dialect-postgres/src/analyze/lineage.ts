@@ -583,12 +583,15 @@ function selectBody(v: unknown): Obj | undefined {
   return isObj(v) && unwrap(v) === undefined ? v : undefined;
 }
 
-function intConstant(v: unknown): number | undefined {
+/**
+ * `ORDER BY 2`, `GROUP BY 1`: an output column by position. Which one is not used: the
+ * analysis is shared between statements that differ only in literals (`ORDER BY 1`,
+ * `ORDER BY 2` and `ORDER BY 'x'` have the same shape), so any literal there stands for every
+ * output column. TRUE, FALSE and NULL are keywords, not literals.
+ */
+function isPosition(v: unknown): boolean {
   const c = as(v, 'A_Const');
-  if (c === undefined) return undefined;
-  const ival = c['ival'];
-  if (!isObj(ival)) return undefined;
-  return typeof ival['ival'] === 'number' ? ival['ival'] : 0;
+  return c !== undefined && c['isnull'] !== true && !isObj(c['boolval']);
 }
 
 function singleName(v: unknown): string | undefined {
@@ -923,10 +926,8 @@ class LineageWalker {
    * input. `outputOnly` for a set operation or VALUES, whose ORDER BY sees only the output.
    */
   #byOutput(node: unknown, scope: Scope, result: QueryResult, outputOnly: boolean): void {
-    const position = intConstant(node);
-    if (position !== undefined) {
-      const col = result.columns?.[position - 1];
-      this.predicates.merge(col === undefined ? result.all : col.acc);
+    if (isPosition(node)) {
+      this.predicates.merge(result.all);
       return;
     }
     const name = singleName(node);
@@ -952,10 +953,8 @@ class LineageWalker {
       for (const c of list(row['args'])) this.#groupItem(c, scope, result);
       return;
     }
-    const position = intConstant(node);
-    if (position !== undefined) {
-      const col = result.columns?.[position - 1];
-      this.predicates.merge(col === undefined ? result.all : col.acc);
+    if (isPosition(node)) {
+      this.predicates.merge(result.all);
       return;
     }
     const name = singleName(node);
