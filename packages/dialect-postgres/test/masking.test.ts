@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { compileMasking, maskingSchema } from '@sluice/core';
 import { requireService, startTestGateway, type TestGateway } from '@sluice/testkit';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
@@ -351,4 +352,31 @@ describe('masking through the gateway', () => {
     expect(token).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     expect(leaks(out.stdout)).toEqual([]);
   }, 90_000);
+
+  live('a cursor declared again under the same name is masked by its new query', async () => {
+    const c = await as(ANALYST);
+    await c.query('BEGIN');
+    await c.query("DECLARE cur2 CURSOR FOR SELECT 'plain text' AS v");
+    expect((await c.query('FETCH 1 FROM cur2')).rows).toEqual([{ v: 'plain text' }]);
+    await c.query('CLOSE cur2');
+    await c.query('DECLARE cur2 CURSOR FOR SELECT reverse(email) AS v FROM sluice_mask_customers ORDER BY id');
+    const r = await c.query('FETCH 1 FROM cur2');
+    expect(leaks(r.rows)).toEqual([]);
+    await c.query('COMMIT');
+    await c.end();
+  });
+
+  live('masking switched on by a reload applies to sessions already open', async () => {
+    const plain = await startTestGateway({ dialect: postgresDialect, targets: { app: { upstream: UPSTREAM } }, tokens: [ANALYST], policy: POLICY });
+    try {
+      const c = await connectPg(plain, 'app', ANALYST.subject, ANALYST.token);
+      expect((await c.query('SELECT email FROM sluice_mask_customers WHERE id = 1')).rows[0].email).toBe(EMAIL);
+      plain.governor.setMasking(compileMasking(maskingSchema.parse(MASKING)));
+      expect((await c.query('SELECT email FROM sluice_mask_customers WHERE id = 1')).rows[0].email).toBe('a***@w***.example');
+      expect((await c.query({ text: 'SELECT email FROM sluice_mask_customers WHERE id = $1', values: [1] })).rows[0].email).toBe('a***@w***.example');
+      await c.end();
+    } finally {
+      await plain.close();
+    }
+  });
 });

@@ -301,6 +301,17 @@ export class PostgresClientSession {
   #chunkWritten = 0;
   /** Set when results of this session may be masked. */
   #masking: SessionMasking | undefined;
+  #target: PostgresTargetOptions | undefined;
+
+  /** Starts masking this session's results when the configuration says some may need it. */
+  #enableMasking(): void {
+    if (this.#masking !== undefined || this.#target === undefined || !this.#governed?.masking) return;
+    this.#masking = new SessionMasking(this.#governed, catalogFor(this.#target, this.#deps.context.logger), this.#log);
+    for (const t of MASKING_COLLECTED) this.#scanner.collect(t);
+    this.#scanner.collect(Backend.RowDescription, true);
+    this.#scanner.collect(Backend.DataRow, true);
+    this.#scanner.collect(Backend.CopyData, true);
+  }
   /**
    * The bytes of the upstream message in progress are being dropped (not written): it is
    * rewritten when complete (a masked row, an error without sensitive values).
@@ -616,13 +627,8 @@ export class PostgresClientSession {
     this.#frames.setMaxFrameBytes(this.#deps.context.limits.maxMessageBytes);
     this.#socket.setKeepAlive(true, KEEPALIVE_MS);
     upstream.socket.setKeepAlive(true, KEEPALIVE_MS);
-    if (this.#governed.masking) {
-      this.#masking = new SessionMasking(this.#governed, catalogFor(options, this.#deps.context.logger), this.#log);
-      for (const t of MASKING_COLLECTED) this.#scanner.collect(t);
-      this.#scanner.collect(Backend.RowDescription, true);
-      this.#scanner.collect(Backend.DataRow, true);
-      this.#scanner.collect(Backend.CopyData, true);
-    }
+    this.#target = options;
+    this.#enableMasking();
     this.state = SessionState.Ready;
     this.#log.debug('session ready');
     if (upstream.leftover.length > 0) this.#onUpstreamData(upstream.leftover);
@@ -745,6 +751,7 @@ export class PostgresClientSession {
         // never runs, so it is neither decided nor held for review.
         if (this.#skipping && !this.#ledger.hasSync()) return DROP;
         const prepared = this.#pendingPortals.has(portal) ? this.#pendingPortals.get(portal) : this.#portals.get(portal);
+        if (this.#masking === undefined) this.#enableMasking();
         if (this.#masking === undefined) return this.#beginExecute(prepared, portal);
         return this.#withCatalog((refusal) => this.#beginExecute(prepared, portal, refusal));
       }
@@ -798,6 +805,8 @@ export class PostgresClientSession {
    * cannot be masked do not leave.
    */
   #withCatalog(next: (refusal: string | undefined) => FrameVerdict): FrameVerdict {
+    // A reload may have switched masking on (or a policy mask rule may now cover this identity).
+    if (this.#masking === undefined) this.#enableMasking();
     const wait = this.#masking?.catalogReady();
     if (wait === undefined) return next(undefined);
     return wait.then(
@@ -1631,7 +1640,7 @@ export class PostgresClientSession {
       case Backend.CopyOutResponse: {
         const analysis = this.#currentAnalysis(head);
         if (analysis !== undefined && (head?.kind === 'query' || head?.kind === 'execute')) {
-          const copy = masking.copyMasker(analysis, frame.readInt16BE(6));
+          const copy = masking.copyMasker(analysis, frame.readInt16BE(6), frame[5] === 1);
           head.masking = { ...(head.masking ?? {}), copy };
         }
         return true;

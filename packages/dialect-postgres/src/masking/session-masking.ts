@@ -89,16 +89,17 @@ export class SessionMasking {
     if (rules === undefined) return undefined;
     const catalog = this.#catalog.current() ?? this.#last;
     if (catalog === undefined) throw new Error('the masking catalog is not loaded');
-    const known = this.#plans.get(analysis);
+    // Plans are kept by the statement whose rows these are (for a FETCH, its cursor's query).
+    const source = this.#resultAnalysis(analysis);
+    const known = this.#plans.get(source);
     let entry: PlanEntry;
     if (known !== undefined && known.masking === rules && known.catalog === catalog && (known.description === description || known.description.equals(description))) {
       entry = known;
     } else {
       const f = fields();
-      const source = this.#resultAnalysis(analysis);
       const actions = planColumns(f, { lineage: source.lineage, catalog, onUnknownRelation: this.#stale }, rules);
       entry = { description: owned ? description : Buffer.from(description), masking: rules, catalog, actions, fieldCount: f.length };
-      this.#plans.set(analysis, entry);
+      this.#plans.set(source, entry);
     }
     if (entry.actions.length === 0) return undefined;
     return new RowMasker(entry.actions, entry.fieldCount, rules);
@@ -113,17 +114,20 @@ export class SessionMasking {
   #last: CatalogSnapshot | undefined;
 
   /** A CopyMasker for a COPY ... TO STDOUT, or undefined when nothing in it is masked. */
-  copyMasker(analysis: Analysis, columnCount: number): CopyMasker | undefined {
+  copyMasker(analysis: Analysis, columnCount: number, binary = false): CopyMasker | undefined {
     const a = analysis as PostgresAnalysis;
-    if (a.copy === undefined) return undefined;
     const rules = this.rulesFor(a);
     if (rules === undefined) return undefined;
+    // A COPY the analysis did not recognise: its columns cannot be resolved and are scanned.
+    const format = a.copy ?? { format: binary ? ('binary' as const) : ('text' as const) };
     const catalog = this.#catalog.current() ?? this.#last;
     if (catalog === undefined) throw new Error('the masking catalog is not loaded');
     const fields = this.#copyFields(a.lineage, catalog, columnCount);
     const actions = planColumns(fields, { lineage: a.lineage, catalog }, rules);
     if (actions.length === 0) return undefined;
-    return new CopyMasker(new RowMasker(actions, fields.length, rules), a.copy);
+    // Refused before it runs; this is the backstop: the session ends rather than pass it.
+    if (binary || format.format === 'binary') throw new Error('a COPY in the binary format would need masking');
+    return new CopyMasker(new RowMasker(actions, fields.length, rules), format);
   }
 
   /**
