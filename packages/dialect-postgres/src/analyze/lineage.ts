@@ -1468,9 +1468,12 @@ class LineageWalker {
           this.predicates.merge(result.all);
           return;
         }
-        // Scalar and ARRAY subqueries return their column; IN/ANY/ALL reveal membership.
+        // Scalar and ARRAY subqueries return their column. IN/ANY/ALL compare the operand
+        // with it: the value carries both, and the subquery's column is read as by a WHERE.
         this.expr(f['testexpr'], scope, acc);
         acc.merge(result.all);
+        const kind = f['subLinkType'];
+        if (kind === 'ANY_SUBLINK' || kind === 'ALL_SUBLINK' || kind === 'ROWCOMPARE_SUBLINK') this.predicates.merge(result.all);
         return;
       }
       case 'SelectStmt':
