@@ -84,3 +84,18 @@ export async function rawClient(address: { host: string; port: number }, who: { 
   await client.take((t) => t.includes('Z'));
   return client;
 }
+
+/**
+ * Which of `secrets` (or their upper-case, lower-case, reversed, base64 or hex forms) appear in
+ * `value` (any JSON-able result): what masking must never let through.
+ */
+export function leaksOf(secrets: readonly string[], value: unknown): string[] {
+  const text = typeof value === 'string' ? value : JSON.stringify(value);
+  if (text === undefined) return [];
+  const found: string[] = [];
+  for (const s of secrets) {
+    const forms = [s, s.toLowerCase(), s.toUpperCase(), [...s].reverse().join(''), Buffer.from(s).toString('base64'), Buffer.from(s).toString('hex')];
+    for (const f of forms) if (text.includes(f)) found.push(f);
+  }
+  return found;
+}

@@ -5,6 +5,7 @@
  * the columns they match and turns a strategy into a value valid for each column's type.
  */
 import { z } from 'zod';
+import { namedRecord, narrowing } from '../util/schema.js';
 import { DETECTOR_NAMES, type DetectorKind } from './detectors.js';
 import { MASK_STRATEGIES } from './strategies.js';
 
@@ -17,19 +18,8 @@ export const columnPatternSchema = z
   .string()
   .regex(/^[^.\s]+\.[^.\s]+(\.[^.\s]+)?$/, 'expected schema.table.column or table.column, with * wildcards (for example public.customers.email or *.*.ssn)');
 
-const detectorSwitches = z.partialRecord(z.enum(DETECTOR_NAMES), z.boolean({ error: 'switch a detector with true or false' }), {
-  error: (issue) => {
-    const keys: unknown = (issue as { readonly keys?: unknown }).keys;
-    return Array.isArray(keys)
-      ? `unknown detector ${keys.map((k) => JSON.stringify(k)).join(', ')}; the detectors are ${DETECTOR_NAMES.join(', ')}`
-      : undefined;
-  },
-});
+const detectorSwitches = namedRecord(DETECTOR_NAMES, z.boolean({ error: 'switch a detector with true or false' }), 'detector', 'detectors');
 
-/** A list that narrows: empty would match nothing, so it must be left out instead. */
-function narrowing<T extends z.ZodType>(item: T, what: string) {
-  return z.array(item).min(1, `an empty ${what} list matches nothing; leave it out to match every ${what.replace(/s$/, '')}`);
-}
 
 export const maskingSchema = z
   .object({

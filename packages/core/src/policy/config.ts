@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { Hazard, OperationClass } from '../analysis/types.js';
+import { namedRecord, narrowing } from '../util/schema.js';
 import { columnPatternSchema, maskStrategySchema } from '../masking/config.js';
 
 /** Every built-in guardrail, by its stable name (the hazard it stops). */
@@ -21,21 +22,7 @@ const guardrailMode = z.enum(['block', 'review', 'off'], {
 });
 
 /** Guardrail name to mode. An unknown name is reported with the list of the known ones. */
-const guardrailModes = z.partialRecord(z.enum(GUARDRAIL_NAMES as [Hazard, ...Hazard[]]), guardrailMode, {
-  // zod reports the keys an enum-keyed partial record does not know as `unrecognized_keys`,
-  // an issue its types for this schema leave out.
-  error: (issue) => {
-    const keys: unknown = (issue as { readonly keys?: unknown }).keys;
-    return Array.isArray(keys)
-      ? `unknown guardrail ${keys.map((k) => JSON.stringify(k)).join(', ')}; the guardrails are ${GUARDRAIL_NAMES.join(', ')}`
-      : undefined;
-  },
-});
-
-/** A list that narrows a rule: empty would match nothing, so it must be left out instead. */
-function narrowing<T extends z.ZodType>(item: T, what: string) {
-  return z.array(item).min(1, `an empty ${what} list matches nothing; leave it out to match every ${what.replace(/s$/, '')}`);
-}
+const guardrailModes = namedRecord(GUARDRAIL_NAMES, guardrailMode, 'guardrail', 'guardrails');
 
 /** Object patterns: `schema.table` or `table` (any schema), `*` matches any run of characters. */
 const objectPattern = z
