@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import { dirname } from 'node:path';
 import tls from 'node:tls';
 import {
   type Approvals,
@@ -154,7 +155,7 @@ export async function startGateway(loaded: LoadedConfig, logger: Logger): Promis
     failureLimiter,
     logger,
     policy: new Policy(config.policy, { approvers: approverSpecOf(config) }),
-    ...(config.masking && config.masking.enabled !== false ? { masking: compileMasking(config.masking, { logger }) } : {}),
+    ...(config.masking && config.masking.enabled !== false ? { masking: compileMasking(config.masking, { logger, baseDir: dirname(loaded.file) }) } : {}),
     approvals,
     reviewTimeoutMs: config.approvals.timeoutSeconds * 1000,
   });
@@ -264,7 +265,7 @@ export async function startGateway(loaded: LoadedConfig, logger: Logger): Promis
         // The hash key stays the same across reloads unless the config changes it: hashed
         // values must keep lining up with those clients already have.
         masking = nextConfig.masking && nextConfig.masking.enabled !== false
-          ? compileMasking(nextConfig.masking, { logger, ...(governor.masking && sameKeySource(active, nextConfig) ? { previousKey: governor.masking.hashKey } : {}) })
+          ? compileMasking(nextConfig.masking, { logger, baseDir: dirname(next.file), ...(governor.masking && sameKeySource(active, nextConfig) ? { previousKey: governor.masking.hashKey } : {}) })
           : undefined;
       } catch (err) {
         const message = `the new configuration was refused, the old one stays: ${(err as Error).message}`;

@@ -219,11 +219,23 @@ identities:
     expect(r.stderr).toContain('identities.tokens[0].token: the environment variable ALICE_TOKEN is not set');
   });
 
+  it('check reads the masking hash key as start would: a missing one is named with its key', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-badcfg-'));
+    const file = join(dir, 'mask.yaml');
+    writeFileSync(file, exampleConfig(6432));
+    const r = runCli(['check', '--config', file], { ALICE_TOKEN: 'x', SLUICE_MASK_KEY: '' });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('masking.hashKeyEnv: the environment variable SLUICE_MASK_KEY is not set or shorter than 16 characters');
+    const ok = runCli(['check', '--config', file], { ALICE_TOKEN: 'x', SLUICE_MASK_KEY: 'cli-test-masking-key-123' });
+    expect(ok.stdout).toContain('3 masked column pattern(s)');
+    expect(ok.code).toBe(0);
+  });
+
   it('accepts the "--" that pnpm passes through, and refuses stray arguments', () => {
     const dir = mkdtempSync(join(tmpdir(), 'sluice-args-'));
     const file = join(dir, 'ok.yaml');
     writeFileSync(file, exampleConfig(6432));
-    const ok = runCli(['check', '--', '--config', file], { ALICE_TOKEN: 'x' });
+    const ok = runCli(['check', '--', '--config', file], { ALICE_TOKEN: 'x', SLUICE_MASK_KEY: 'cli-test-masking-key-123' });
     expect(ok.stdout).toContain('valid');
     expect(ok.code).toBe(0);
     const stray = runCli(['check', '--config', file, 'extra'], { ALICE_TOKEN: 'x' });

@@ -1,6 +1,7 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
+import { compileMasking } from '@sluice/core';
 import { type Logger, pino } from 'pino';
 import { writeReloadStatus } from '../admin/reload-status.js';
 import { ConfigError, loadConfig, type LoadedConfig, type LoadOptions } from '../config/load.js';
@@ -26,7 +27,18 @@ export function checkCommand(args: string[]): number {
   noPositionals(positionals);
   const loaded = loadOrReport(requireConfig(values));
   if (!loaded) return 1;
-  process.stdout.write(`${loaded.file}: valid (${loaded.targets.length} target(s), ${loaded.config.policy.rules.length} policy rule(s))\n`);
+  const masking = loaded.config.masking;
+  if (masking && masking.enabled !== false) {
+    // The hash key's environment variable or file is read as `start` would read it.
+    try {
+      compileMasking(masking, { baseDir: dirname(loaded.file), logger: { warn: () => undefined } });
+    } catch (err) {
+      process.stderr.write(`sluice: ${(err as Error).message}\n`);
+      return 1;
+    }
+  }
+  const maskNote = masking && masking.enabled !== false ? `, ${masking.columns.length} masked column pattern(s)` : '';
+  process.stdout.write(`${loaded.file}: valid (${loaded.targets.length} target(s), ${loaded.config.policy.rules.length} policy rule(s)${maskNote})\n`);
   const warning = policyWarning(loaded);
   if (warning) process.stderr.write(`sluice: warning: ${warning}\n`);
   return 0;
