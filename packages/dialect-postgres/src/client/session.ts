@@ -46,7 +46,7 @@ import { BackendScanner, type BackendScanHandler } from '../server/backend-scann
 import { connectUpstream, sendUpstreamCancel, UpstreamError, type UpstreamConnection } from '../server/upstream.js';
 import { Ledger, type LedgerEntry, type PreparedStatement, type ResultMasking } from './ledger.js';
 import { catalogFor } from '../masking/catalog.js';
-import { bindResultFormats, decodeRowDescription, withFormats, type RowMasker } from '../masking/plan.js';
+import { bindResultFormats, decodeRowDescription, OutBuffer, withFormats, type RowMasker } from '../masking/plan.js';
 import { SessionMasking } from '../masking/session-masking.js';
 
 /** What the analyzer says about SQL-level PREPARE, EXECUTE and DEALLOCATE. */
@@ -1215,13 +1215,54 @@ export class PostgresClientSession {
    * rewritten messages), written at once at the end of the chunk.
    */
   #batch: Buffer[] | undefined;
+  /** Rewritten rows of the current chunk, written one after the other (see `#writeRow`). */
+  #arena: OutBuffer | undefined;
 
   #flushBatch(): void {
     const batch = this.#batch;
     if (batch === undefined) return;
     this.#batch = undefined;
+    this.#arena = undefined;
     if (batch.length === 1) this.#writeClient(batch[0]!);
-    else if (batch.length > 1) this.#writeClient(Buffer.concat(batch));
+    else if (batch.length > 1) {
+      // A few pieces (rows rewritten in a run are one piece): written together, not copied.
+      this.#socket.cork();
+      for (const b of batch) this.#writeClient(b);
+      this.#socket.uncork();
+    }
+  }
+
+  /** Writes a DataRow rewritten by `rows` into the chunk's arena, extending the last piece when adjacent. */
+  #writeRow(rows: RowMasker, frame: Buffer): void {
+    const batch = this.#batch;
+    if (batch === undefined) {
+      // Not inside a chunk (cannot happen: rows come from upstream chunks); written on its own.
+      const out = new OutBuffer(frame.length + 64);
+      rows.maskRowInto(frame, out);
+      this.#writeClient(out.bytes());
+      return;
+    }
+    const arena = (this.#arena ??= new OutBuffer(this.#chunk.length + 1024));
+    const start = arena.at;
+    rows.maskRowInto(frame, arena);
+    const last = batch[batch.length - 1];
+    const buf = arena.buf;
+    if (last !== undefined && last.buffer === buf.buffer && last.byteOffset + last.length === buf.byteOffset + start) {
+      batch[batch.length - 1] = buf.subarray(last.byteOffset - buf.byteOffset, arena.at);
+    } else {
+      batch.push(buf.subarray(start, arena.at));
+    }
+  }
+
+  /** Replaces the DataRow that ends at `endInChunk` with its rewrite. */
+  #emitRow(rows: RowMasker, frame: Buffer, endInChunk: number, length: number): void {
+    const start = endInChunk - length;
+    if (start >= this.#chunkWritten && start >= 0) this.#writeChunkTo(start);
+    else if (this.#dropping || this.#tail !== undefined) this.#tail = undefined;
+    else throw new Error('a row to mask was partly relayed already');
+    this.#dropping = false;
+    this.#writeRow(rows, frame);
+    this.#chunkWritten = endInChunk;
   }
 
   readonly #onUpstreamData = (chunk: Buffer): void => {
@@ -1599,10 +1640,8 @@ export class PostgresClientSession {
     switch (type) {
       case Backend.DataRow: {
         const rows = this.#resultMasking()?.rows;
-        if (rows !== undefined) {
-          const out = rows.maskRow(frame);
-          this.#emitInstead(out === frame ? undefined : out, frame, endInChunk, length);
-        } else if (this.#dropping) this.#emitInstead(undefined, frame, endInChunk, length);
+        if (rows !== undefined) this.#emitRow(rows, frame, endInChunk, length);
+        else if (this.#dropping) this.#emitInstead(undefined, frame, endInChunk, length);
         return true;
       }
       case Backend.CopyData: {

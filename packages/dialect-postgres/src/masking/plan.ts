@@ -193,6 +193,36 @@ function copyBytes(src: Buffer, from: number, to: number, dst: Buffer, at: numbe
   return at + n;
 }
 
+/**
+ * What one upstream chunk becomes for the client, built in one buffer: the bytes relayed as
+ * they are and the rows rewritten in place, so that each byte is copied once.
+ */
+export class OutBuffer {
+  buf: Buffer;
+  at = 0;
+
+  constructor(size: number) {
+    this.buf = Buffer.allocUnsafe(Math.max(256, size));
+  }
+
+  ensure(n: number): void {
+    if (this.at + n <= this.buf.length) return;
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.at + n + 256));
+    this.buf.copy(next, 0, 0, this.at);
+    this.buf = next;
+  }
+
+  write(src: Buffer, from = 0, to = src.length): void {
+    this.ensure(to - from);
+    this.at = copyBytes(src, from, to, this.buf, this.at);
+  }
+
+  /** The bytes written (a view: the buffer is not reused). */
+  bytes(): Buffer {
+    return this.buf.subarray(0, this.at);
+  }
+}
+
 /** Applies a plan to the DataRows of one result. */
 export class RowMasker {
   readonly #byIndex: (ColumnAction | undefined)[];
@@ -276,6 +306,40 @@ export class RowMasker {
     out.writeInt32BE(out.length - 1, 1);
     this.#values.fill(null, 0, changes);
     return out;
+  }
+
+  /** Writes a DataRow frame (type byte included) to `out`, rewritten where the plan says. */
+  maskRowInto(frame: Buffer, out: OutBuffer): void {
+    const n = frame.readInt16BE(5);
+    const rowStart = out.at;
+    out.ensure(frame.length);
+    let from = 0;
+    let at = 7;
+    for (let i = 0; i < n; i++) {
+      const len = frame.readInt32BE(at);
+      const valueStart = at + 4;
+      const end = len < 0 ? valueStart : valueStart + len;
+      const action = this.#byIndex[i];
+      if (action !== undefined && len >= 0) {
+        const masked = this.maskValue(action, frame.subarray(valueStart, end));
+        if (masked !== undefined) {
+          out.write(frame, from, at);
+          if (masked === null) {
+            out.ensure(4);
+            out.buf.writeInt32BE(-1, out.at);
+            out.at += 4;
+          } else {
+            out.ensure(4 + masked.length);
+            out.buf.writeInt32BE(masked.length, out.at);
+            out.at = copyBytes(masked, 0, masked.length, out.buf, out.at + 4);
+          }
+          from = end;
+        }
+      }
+      at = end;
+    }
+    out.write(frame, from, frame.length);
+    out.buf.writeInt32BE(out.at - rowStart - 1, rowStart + 1);
   }
 
   /** Where each changed value of the row being rewritten starts and ends (scratch, per row). */
