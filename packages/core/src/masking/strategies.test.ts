@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { hashToInt, hashToUuid, maskText, maskTextBytes, strongerStrategy, type MaskStrategy } from './strategies.js';
+import { guessKind, guessKindBytes, hashToInt, hashToUuid, maskText, maskTextBytes, strongerStrategy, type MaskStrategy } from './strategies.js';
 
 const key = Buffer.from('strategy-test-key-0123');
 const other = Buffer.from('another-test-key-98765');
@@ -260,6 +260,22 @@ describe('maskText properties', () => {
         expect(maskTextBytes(Buffer.from(v, 'utf8'), strategy, options)?.toString('utf8')).toBe(maskText(v, strategy, options));
       }),
       { numRuns: 1000 },
+    );
+  });
+});
+
+describe('shape guessing', () => {
+  it('the byte path guesses as the text path does, on any ASCII value', () => {
+    const alphabet = fc.constantFrom(...'0123456789 -+().@abcXYZ\t_'.split(''));
+    const shaped = fc.oneof(
+      fc.array(alphabet, { maxLength: 24 }).map((a) => a.join('')),
+      fc.constantFrom('4242 4242 4242 4242', '123-45-6789', '+1 415 555 2671', 'a@b.co', 'GB82 WEST 1234 5698 7654 32', 'x@y.', '@a.bc', 'a@.bc'),
+    );
+    fc.assert(
+      fc.property(shaped, (value) => {
+        expect(guessKindBytes(Buffer.from(value, 'latin1'))).toBe(guessKind(value));
+      }),
+      { numRuns: 2000 },
     );
   });
 });

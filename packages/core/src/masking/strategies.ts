@@ -51,7 +51,8 @@ export function luhnValid(digits: string): boolean {
   return digits.length > 0 && sum % 10 === 0;
 }
 
-function guessKind(value: string): DetectorKind | undefined {
+/** @internal What a value looks like, for `partial` (exported for tests). */
+export function guessKind(value: string): DetectorKind | undefined {
   if (EMAIL_SHAPE.test(value)) return 'email';
   if (/^[\d\s-]+$/.test(value)) {
     const digits = value.replace(/\D/g, '');
@@ -279,60 +280,46 @@ function luhnBytes(b: Uint8Array): boolean {
   return n > 0 && sum % 10 === 0;
 }
 
-/** As guessKind, on ASCII bytes. */
-function guessKindBytes(b: Uint8Array): DetectorKind | undefined {
+/** As guessKind, on ASCII bytes: one pass over the value gathers what every shape needs. */
+export function guessKindBytes(b: Uint8Array): DetectorKind | undefined {
   const n = b.length;
-  // email: ^[^\s@]+@[^\s@]+\.[^\s@]+$
-  let at = -1;
+  if (n === 0) return undefined;
+  const from = b[0] === 0x2b ? 1 : 0; // a phone number may start with +
   let ats = 0;
+  let at = -1;
+  let lastDot = -1; // the last '.' before the final character
   let spaces = false;
+  let digits = 0;
+  let cardChars = true; // only digits, white space and dashes
+  let phoneChars = true; // after the +: digits, white space, ( ) . -
+  let ibanChars = true; // from the fifth: digits, upper-case letters, spaces
   for (let i = 0; i < n; i++) {
     const c = b[i]!;
+    if (c >= 0x30 && c <= 0x39) {
+      digits++;
+      continue;
+    }
+    const space = c === 0x20 || (c >= 0x09 && c <= 0x0d);
+    if (space) spaces = true;
+    else if (c !== 0x2d) cardChars = false;
     if (c === 0x40) {
       ats++;
       at = i;
-    } else if (isSpace(c)) spaces = true;
+    } else if (c === 0x2e && i < n - 1) lastDot = i;
+    if (i >= from && !(space || c === 0x28 || c === 0x29 || c === 0x2e || c === 0x2d)) phoneChars = false;
+    if (i >= 4 && !((c >= 0x41 && c <= 0x5a) || c === 0x20)) ibanChars = false;
   }
-  if (ats === 1 && !spaces && at > 0) {
-    for (let i = at + 2; i < n - 1; i++) if (b[i] === 0x2e) return 'email';
-  }
+  // email: ^[^\s@]+@[^\s@]+\.[^\s@]+$
+  if (ats === 1 && !spaces && at > 0 && lastDot >= at + 2) return 'email';
   // digits, spaces and dashes: a card (12-19 digits, Luhn) or an SSN (ddd-dd-dddd)
-  let digits = 0;
-  let cardChars = n > 0;
-  for (let i = 0; i < n; i++) {
-    const c = b[i]!;
-    if (isDigit(c)) digits++;
-    else if (c !== 0x2d && !isSpace(c)) cardChars = false;
-  }
   if (cardChars) {
     if (digits >= 12 && digits <= 19 && luhnBytes(b)) return 'payment-card';
     if (n === 11 && b[3] === 0x2d && b[6] === 0x2d && digits === 9) return 'us-ssn';
   }
   // phone: ^\+?[\d\s().-]{7,}$ with at least 6 digits
-  const from = b[0] === 0x2b ? 1 : 0;
-  if (n - from >= 7 && digits >= 6) {
-    let phone = true;
-    for (let i = from; i < n; i++) {
-      const c = b[i]!;
-      if (!(isDigit(c) || isSpace(c) || c === 0x28 || c === 0x29 || c === 0x2e || c === 0x2d)) {
-        phone = false;
-        break;
-      }
-    }
-    if (phone) return 'phone';
-  }
+  if (phoneChars && n - from >= 7 && digits >= 6) return 'phone';
   // iban: ^[A-Z]{2}\d{2}[A-Z0-9 ]{10,}$
-  if (n >= 14 && b[0]! >= 0x41 && b[0]! <= 0x5a && b[1]! >= 0x41 && b[1]! <= 0x5a && isDigit(b[2]!) && isDigit(b[3]!)) {
-    let iban = true;
-    for (let i = 4; i < n; i++) {
-      const c = b[i]!;
-      if (!(isDigit(c) || (c >= 0x41 && c <= 0x5a) || c === 0x20)) {
-        iban = false;
-        break;
-      }
-    }
-    if (iban) return 'iban';
-  }
+  if (ibanChars && n >= 14 && b[0]! >= 0x41 && b[0]! <= 0x5a && b[1]! >= 0x41 && b[1]! <= 0x5a && isDigit(b[2]!) && isDigit(b[3]!)) return 'iban';
   return undefined;
 }
 
