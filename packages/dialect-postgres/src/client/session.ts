@@ -1221,6 +1221,7 @@ export class PostgresClientSession {
   #flushBatch(): void {
     const batch = this.#batch;
     if (batch === undefined) return;
+    this.#closeArenaRun();
     this.#batch = undefined;
     this.#arena = undefined;
     if (batch.length === 1) this.#writeClient(batch[0]!);
@@ -1232,10 +1233,20 @@ export class PostgresClientSession {
     }
   }
 
-  /** Writes a DataRow rewritten by `rows` into the chunk's arena, extending the last piece when adjacent. */
+  /** Start of the rewritten rows in the arena not yet made a piece of the batch (-1: none). */
+  #arenaRun = -1;
+
+  /** Makes the pending run of rewritten rows one piece of the batch. */
+  #closeArenaRun(): void {
+    if (this.#arenaRun < 0) return;
+    const arena = this.#arena!;
+    this.#batch!.push(arena.buf.subarray(this.#arenaRun, arena.at));
+    this.#arenaRun = -1;
+  }
+
+  /** Writes a DataRow rewritten by `rows` into the chunk's arena: consecutive rows make one piece. */
   #writeRow(rows: RowMasker, frame: Buffer): void {
-    const batch = this.#batch;
-    if (batch === undefined) {
+    if (this.#batch === undefined) {
       // Not inside a chunk (cannot happen: rows come from upstream chunks); written on its own.
       const out = new OutBuffer(frame.length + 64);
       rows.maskRowInto(frame, out);
@@ -1243,15 +1254,10 @@ export class PostgresClientSession {
       return;
     }
     const arena = (this.#arena ??= new OutBuffer(this.#chunk.length + 1024));
-    const start = arena.at;
+    // When the arena grows, what it held is copied to the same offsets: the run stays valid;
+    // pieces already in the batch keep the old buffer.
+    if (this.#arenaRun < 0) this.#arenaRun = arena.at;
     rows.maskRowInto(frame, arena);
-    const last = batch[batch.length - 1];
-    const buf = arena.buf;
-    if (last !== undefined && last.buffer === buf.buffer && last.byteOffset + last.length === buf.byteOffset + start) {
-      batch[batch.length - 1] = buf.subarray(last.byteOffset - buf.byteOffset, arena.at);
-    } else {
-      batch.push(buf.subarray(start, arena.at));
-    }
   }
 
   /** Replaces the DataRow that ends at `endInChunk` with its rewrite. */
@@ -1483,6 +1489,7 @@ export class PostgresClientSession {
 
   #writeClient(bytes: Buffer): void {
     if (this.#batch !== undefined) {
+      if (this.#arenaRun >= 0) this.#closeArenaRun();
       this.#batch.push(bytes);
       return;
     }
