@@ -223,6 +223,21 @@ export class OutBuffer {
   }
 }
 
+const SCRATCH_BYTES = 256;
+const scratch = new Uint8Array(SCRATCH_BYTES);
+const scratchViews: Uint8Array[] = [];
+
+/**
+ * A value of a row as a Uint8Array for the byte masker. A short value is copied into a scratch
+ * buffer seen through a view kept per length (no object per value); the masker reads it and
+ * returns a buffer of its own, never the view.
+ */
+function valueView(frame: Buffer, start: number, len: number): Uint8Array {
+  if (len > SCRATCH_BYTES) return new Uint8Array(frame.buffer, frame.byteOffset + start, len);
+  for (let i = 0; i < len; i++) scratch[i] = frame[start + i]!;
+  return (scratchViews[len] ??= scratch.subarray(0, len));
+}
+
 /** Applies a plan to the DataRows of one result. */
 export class RowMasker {
   readonly #byIndex: (ColumnAction | undefined)[];
@@ -331,7 +346,7 @@ export class RowMasker {
         // plain view of the value (cheaper than a Buffer view).
         const masked =
           this.#textual[i] === true
-            ? maskTextBytes(new Uint8Array(frame.buffer, frame.byteOffset + valueStart, len), action.strategy, this.#optionsOf(action))
+            ? maskTextBytes(valueView(frame, valueStart, len), action.strategy, this.#optionsOf(action))
             : this.maskValue(action, frame.subarray(valueStart, end));
         if (masked !== undefined) {
           out.write(frame, from, at);
