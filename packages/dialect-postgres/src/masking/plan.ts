@@ -280,54 +280,6 @@ export class RowMasker {
     set.add(by);
   }
 
-  /** Rewrites a whole DataRow frame (type byte included); the same frame when nothing changed. */
-  maskRow(frame: Buffer): Buffer {
-    const n = frame.readInt16BE(5);
-    const replaced = this.#replaced;
-    let changes = 0;
-    let delta = 0;
-    let at = 7;
-    for (let i = 0; i < n; i++) {
-      const len = frame.readInt32BE(at);
-      const valueStart = at + 4;
-      const end = len < 0 ? valueStart : valueStart + len;
-      const action = this.#byIndex[i];
-      if (action !== undefined && len >= 0) {
-        const masked = this.maskValue(action, frame.subarray(valueStart, end));
-        if (masked !== undefined) {
-          replaced[changes * 3] = at;
-          replaced[changes * 3 + 1] = end;
-          this.#values[changes] = masked;
-          changes++;
-          delta += (masked === null ? 0 : masked.length) - len;
-        }
-      }
-      at = end;
-    }
-    if (changes === 0) return frame;
-    // One allocation per row: the kept bytes and the new values copied in place.
-    const out = Buffer.allocUnsafe(frame.length + delta);
-    let o = 0;
-    let from = 0;
-    for (let c = 0; c < changes; c++) {
-      const start = replaced[c * 3]!;
-      o = copyBytes(frame, from, start, out, o);
-      const v = this.#values[c]!;
-      if (v === null) {
-        out.writeInt32BE(-1, o);
-        o += 4;
-      } else {
-        out.writeInt32BE(v.length, o);
-        o = copyBytes(v, 0, v.length, out, o + 4);
-      }
-      from = replaced[c * 3 + 1]!;
-    }
-    copyBytes(frame, from, frame.length, out, o);
-    out.writeInt32BE(out.length - 1, 1);
-    this.#values.fill(null, 0, changes);
-    return out;
-  }
-
   /** Writes a DataRow frame (type byte included) to `out`, rewritten where the plan says. */
   maskRowInto(frame: Buffer, out: OutBuffer): void {
     const n = frame.readInt16BE(5);
@@ -367,10 +319,6 @@ export class RowMasker {
     out.write(frame, from, frame.length);
     out.buf.writeInt32BE(out.at - rowStart - 1, rowStart + 1);
   }
-
-  /** Where each changed value of the row being rewritten starts and ends (scratch, per row). */
-  readonly #replaced: number[] = [];
-  readonly #values: (Buffer | null)[] = [];
 
   /** Masked columns so far and what masked them, for the audit record. */
   masked(): MaskedColumn[] {
