@@ -39,6 +39,8 @@ export * from './constants.js';
  * https://mariadb.com/kb/en/clientserver-protocol/
  */
 const reader = new ByteReader();
+/** Position while walking a row or a parameter list (decoders are synchronous: one is enough). */
+const cursor = { at: 0 };
 
 function u32(w: ByteWriter, v: number): ByteWriter {
   return w.uintLE(v >>> 0, 4);
@@ -610,7 +612,7 @@ export function decodeComStmtExecute(
   }
   if (!paramTypes) return { statementId, flags, iterationCount, newParamsBound, paramTypes: undefined, values: undefined };
   const values = createRowRanges(paramCount);
-  const cursor = { at: r.offset };
+  cursor.at = r.offset;
   for (let i = 0; i < paramCount; i++) {
     if (payload[bitmapAt + (i >> 3)]! & (1 << (i & 7))) {
       values.starts[i] = -1;
@@ -707,7 +709,10 @@ export function encodeComChangeUser(c: ComChangeUser, capabilities: number): Buf
 // ---------------------------------------------------------------------------------------------
 // Resultsets
 
-/** LOCAL INFILE request, in place of a resultset: 0xFB | string<EOF> filename. */
+/**
+ * LOCAL INFILE request, in place of a resultset: 0xFB | string<EOF> filename. Only the first
+ * packet of a COM_QUERY response can be one (a column count never starts with 0xFB).
+ */
 export function isLocalInfileRequest(payload: Buffer): boolean {
   return payload.length >= 1 && payload[0] === ResponseHeader.LOCAL_INFILE;
 }
@@ -846,7 +851,7 @@ function rangesFor(columns: number, into: RowRanges | undefined): RowRanges {
 export function decodeTextRow(payload: Buffer, columnCount: number, into?: RowRanges): RowRanges {
   const ranges = rangesFor(columnCount, into);
   const end = payload.length;
-  const cursor = { at: 0 };
+  cursor.at = 0;
   for (let i = 0; i < columnCount; i++) {
     const n = lenencAt(payload, cursor, end);
     if (n < 0) {
@@ -956,7 +961,7 @@ export function decodeBinaryRow(payload: Buffer, types: ArrayLike<number>, into?
   if (end === 0 || payload[0] !== 0x00) throw new RangeError('binary row must start with 0x00');
   const bitmapBytes = (columns + 9) >> 3;
   if (1 + bitmapBytes > end) throw new RangeError('binary row ends inside its NULL bitmap');
-  const cursor = { at: 1 + bitmapBytes };
+  cursor.at = 1 + bitmapBytes;
   for (let i = 0; i < columns; i++) {
     const bit = i + 2;
     if (payload[1 + (bit >> 3)]! & (1 << (bit & 7))) {
