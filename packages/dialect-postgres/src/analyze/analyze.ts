@@ -45,6 +45,8 @@ export interface PostgresAnalysis extends Analysis {
   readonly deallocate?: string;
   /** `DECLARE name CURSOR`: the cursor whose rows `lineage` describes. */
   readonly declare?: string;
+  /** `DECLARE ... WITH HOLD`: the cursor outlives its transaction. */
+  readonly declareHold?: boolean;
   /** `FETCH ... name`: the cursor whose rows it returns (the session knows its lineage). */
   readonly fetch?: string;
   /** `COPY ... TO STDOUT`: the format the rows are written in. */
@@ -310,12 +312,16 @@ function copyFormat(copy: Record<string, unknown>): CopyFormat {
 }
 
 /** Facts about a statement's result that the session needs (cursors, COPY format, lineage). */
-function resultFacts(stmt: unknown): { lineage?: ResultLineage; declare?: string; fetch?: string; copy?: CopyFormat } {
-  const out: { lineage?: ResultLineage; declare?: string; fetch?: string; copy?: CopyFormat } = {};
+function resultFacts(stmt: unknown): { lineage?: ResultLineage; declare?: string; declareHold?: boolean; fetch?: string; copy?: CopyFormat } {
+  const out: { lineage?: ResultLineage; declare?: string; declareHold?: boolean; fetch?: string; copy?: CopyFormat } = {};
   const lineage = lineageOf(stmt);
   if (lineage !== undefined) out.lineage = lineage;
   const declare = as(stmt, 'DeclareCursorStmt');
-  if (declare !== undefined && typeof declare['portalname'] === 'string') out.declare = declare['portalname'];
+  if (declare !== undefined && typeof declare['portalname'] === 'string') {
+    out.declare = declare['portalname'];
+    // CURSOR_OPT_HOLD
+    if (typeof declare['options'] === 'number' && (declare['options'] & 0x0020) !== 0) out.declareHold = true;
+  }
   const fetch = as(stmt, 'FetchStmt');
   if (fetch !== undefined && fetch['ismove'] !== true) out.fetch = typeof fetch['portalname'] === 'string' ? fetch['portalname'] : '';
   const copy = as(stmt, 'CopyStmt');

@@ -138,7 +138,32 @@ const COLLECTED = [
   Backend.EmptyQueryResponse,
   Backend.PortalSuspended,
   Backend.FunctionCallResponse,
+  Backend.ParameterStatus,
 ];
+
+/**
+ * Client encodings in which a byte that looks like a quote or a backslash can be the second
+ * byte of a character: the server would split and read the text differently from the
+ * gateway's analysis, so statements could run undecided and unmasked. Sessions are refused
+ * (or ended) when one is in force.
+ */
+const UNSAFE_CLIENT_ENCODINGS = new Set(['SJIS', 'SHIFT_JIS_2004', 'BIG5', 'GBK', 'GB18030', 'UHC', 'JOHAB']);
+
+/** A setting the gateway's analysis cannot follow, from a ParameterStatus frame; undefined when fine. */
+function unfollowableSetting(frame: Buffer): string | undefined {
+  const nameEnd = frame.indexOf(0, 5);
+  if (nameEnd < 0) return undefined;
+  const name = frame.toString('utf8', 5, nameEnd);
+  const valueEnd = frame.indexOf(0, nameEnd + 1);
+  const value = frame.toString('utf8', nameEnd + 1, valueEnd < 0 ? frame.length : valueEnd);
+  if (name === 'client_encoding' && UNSAFE_CLIENT_ENCODINGS.has(value.toUpperCase())) {
+    return `client_encoding ${value} (a byte of one of its characters can look like a quote; use UTF8)`;
+  }
+  if (name === 'standard_conforming_strings' && value.toLowerCase() === 'off') {
+    return 'standard_conforming_strings = off (leave it on, the default)';
+  }
+  return undefined;
+}
 
 /** Read as well when results may be masked (DataRow and CopyData whole, see `collect`). */
 const MASKING_COLLECTED = [Backend.RowDescription, Backend.NoData, Backend.CopyOutResponse, Backend.NoticeResponse];
@@ -616,6 +641,15 @@ export class PostgresClientSession {
           : sendUpstreamCancel(options, upstream.processId, upstream.secretKey),
     });
     this.#txStatus = upstream.transactionStatus;
+    for (const f of upstream.parameterStatus) {
+      const problem = unfollowableSetting(f);
+      if (problem !== undefined) {
+        upstream.socket.destroy();
+        const err = clientErrors.featureNotSupported(problem);
+        void this.#governed.end('refused');
+        throw err;
+      }
+    }
     const greeting = [
       AUTHENTICATION_OK,
       ...upstream.parameterStatus,
@@ -1048,7 +1082,9 @@ export class PostgresClientSession {
     this.#track(tracked);
     const forward = (): typeof FORWARD => {
       this.#noteSqlPrepares(analysis, [handle]);
-      if (portalInfo && portalInfo.fields === undefined && !(portalInfo.describing! > 0) && portalInfo.statement?.fields === undefined) {
+      // A statement's own description is not enough: FETCH, EXECUTE and CALL are described when
+      // parsed but return what the cursor or prepared statement returns when they run.
+      if (portalInfo && portalInfo.fields === undefined && !(portalInfo.describing! > 0)) {
         // The gateway has not seen what this portal returns: it asks, just before the Execute,
         // and keeps the answer to itself.
         this.#closeRun();
@@ -1296,16 +1332,18 @@ export class PostgresClientSession {
     this.#chunkWritten = 0;
     try {
       this.#scanner.scan(chunk, this.#scanHandler);
+      if (!this.#scanner.atBoundary) {
+        if (this.#masking !== undefined) this.#holdForRewrite(chunk);
+        else if (this.#refusalsPending > 0) this.#holdBackError(chunk);
+      }
     } catch (err) {
-      this.#log.error({ err }, 'upstream sent an unreadable message');
-      this.#flushBatch();
-      // The stream can no longer be followed (or a result could not be masked): the session ends.
-      this.#fail(asFatal(clientErrors.internal({ cause: err })), 'error');
+      this.#log.error({ err }, 'upstream sent an unreadable message, or a result could not be masked');
+      // Nothing more of this chunk goes out (a row may be half rewritten): the session ends.
+      this.#batch = undefined;
+      this.#arena = undefined;
+      this.#arenaRun = -1;
+      this.#fail(asFatal(ClientFacingError.is(err) ? err : clientErrors.internal({ cause: err })), 'error');
       return false;
-    }
-    if (!this.#scanner.atBoundary) {
-      if (this.#masking !== undefined) this.#holdForRewrite(chunk);
-      else if (this.#refusalsPending > 0) this.#holdBackError(chunk);
     }
     if (this.#chunkWritten < chunk.length) {
       if (this.#tail === undefined && this.#chunkWritten === 0) {
@@ -1374,6 +1412,12 @@ export class PostgresClientSession {
       case Backend.ErrorResponse:
       case Backend.NoticeResponse:
         return true;
+      case Backend.RowDescription:
+      case Backend.NoData: {
+        // The answer to the gateway's own Describe is kept from the client.
+        const head = this.#ledger.peek();
+        return head?.kind === 'execute' && head.describe === true;
+      }
       case Backend.DataRow:
         return this.#resultMasking()?.rows !== undefined;
       case Backend.CopyData:
@@ -1398,10 +1442,6 @@ export class PostgresClientSession {
   #planExecute(entry: { handle: StatementHandle; portal?: PreparedStatement }): RowMasker | undefined {
     const portal = entry.portal;
     if (portal === undefined || this.#masking === undefined) return undefined;
-    if (portal.fields === undefined && portal.statement?.fields != null) {
-      portal.fields = withFormats(portal.statement.fields, portal.formats ?? []);
-      portal.description = portal.statement.description;
-    }
     if (!portal.fields || portal.description === undefined) return undefined;
     const fields = portal.fields;
     return this.#masking.rowMasker(entry.handle.analysis, this.#descriptionKey(portal), () => fields, true);
@@ -1502,6 +1542,13 @@ export class PostgresClientSession {
   }
 
   #onBackendMessage(type: number, frame: Buffer, endInChunk: number): void {
+    if (type === Backend.ParameterStatus) {
+      const problem = unfollowableSetting(frame);
+      // Statements after this one would be analysed wrongly: the session ends (the setting was
+      // changed by a statement that was allowed, e.g. SET client_encoding).
+      if (problem !== undefined) throw clientErrors.featureNotSupported(problem);
+      return;
+    }
     let head = this.#ledger.peek();
     while (head?.kind === 'copy-end') {
       this.#ledger.shift();
@@ -1617,6 +1664,7 @@ export class PostgresClientSession {
       }
       case Backend.ReadyForQuery: {
         this.#txStatus = String.fromCharCode(frame[5] ?? 0x49) as 'I' | 'T' | 'E';
+        if (this.#txStatus === 'I') this.#masking?.transactionEnded();
         this.#onReadyForQuery(endInChunk);
         if (this.#txStatus === 'I' && (this.#portals.size > 0 || this.#retainedBindBytes > 0)) {
           // Portals end with their transaction; what is kept for review is what later batches bound.
@@ -1647,6 +1695,7 @@ export class PostgresClientSession {
     switch (type) {
       case Backend.DataRow: {
         const rows = this.#resultMasking()?.rows;
+        if (rows === undefined) this.#checkUnplannedRows(head);
         if (rows !== undefined) this.#emitRow(rows, frame, endInChunk, length);
         else if (this.#dropping) this.#emitInstead(undefined, frame, endInChunk, length);
         return true;
@@ -1679,7 +1728,10 @@ export class PostgresClientSession {
         }
         if (head?.kind === 'query' && type === Backend.RowDescription) {
           const h = head.handles[head.next];
-          if (h) head.masking = { rows: masking.rowMasker(h.analysis, frame, () => decodeRowDescription(frame)) };
+          // The server runs a statement the gateway did not see in the text (it split the
+          // string differently): its rows cannot be judged, the session ends.
+          if (!h) throw new Error('the server returned rows for a statement the gateway did not see in the query');
+          head.masking = { rows: masking.rowMasker(h.analysis, frame, () => decodeRowDescription(frame)) };
         }
         return true;
       }
@@ -1738,6 +1790,22 @@ export class PostgresClientSession {
     if (statement) {
       statement.portalDescription = target.description;
       statement.portalFields = target.fields;
+    }
+  }
+
+  /**
+   * Rows with no plan: fine when nothing of the result is masked, but rows the gateway never
+   * saw described (or of a statement it did not see) cannot be judged: the session ends.
+   */
+  #checkUnplannedRows(head: LedgerEntry | undefined): void {
+    if (head?.kind === 'execute') {
+      const portal = head.portal;
+      if (portal !== undefined && portal.fields) return;
+      if (this.#masking!.rulesFor(head.handle.analysis) === undefined) return;
+      throw new Error('rows arrived for a portal the gateway did not see described');
+    }
+    if (head?.kind === 'query' && head.masking === undefined && head.handles[head.next] === undefined) {
+      throw new Error('rows arrived for a statement the gateway did not see');
     }
   }
 

@@ -24,11 +24,15 @@ export class CopyMasker {
   readonly #escape: string;
   #skipHeader: boolean;
 
+  readonly #columns: number;
+
   constructor(
     readonly rows: RowMasker,
     format: CopyFormat,
+    columnCount: number,
   ) {
     for (const a of rows.actions) this.#byIndex[a.index] = a;
+    this.#columns = columnCount;
     this.#csv = format.format === 'csv';
     this.#delimiter = format.delimiter ?? (this.#csv ? ',' : '\t');
     this.#null = format.null ?? (this.#csv ? '' : '\\N');
@@ -73,7 +77,9 @@ export class CopyMasker {
   }
 
   #maskTextRow(row: string): string {
-    const fields = row.split(this.#delimiter);
+    const fields = splitTextFields(row, this.#delimiter);
+    // A row that does not split into the planned columns cannot be masked column by column.
+    if (fields.length !== this.#columns) throw new RangeError(`a COPY row of ${fields.length} fields for ${this.#columns} columns`);
     let changed = false;
     for (let i = 0; i < fields.length; i++) {
       if (this.#byIndex[i] === undefined) continue;
@@ -88,6 +94,7 @@ export class CopyMasker {
 
   #maskCsvRow(row: string): string {
     const fields = splitCsvFields(row, this.#delimiter, this.#quote, this.#escape);
+    if (fields.length !== this.#columns) throw new RangeError(`a COPY row of ${fields.length} fields for ${this.#columns} columns`);
     let changed = false;
     const out = fields.map((f, i) => {
       if (this.#byIndex[i] === undefined) return f.raw;
@@ -103,6 +110,22 @@ export class CopyMasker {
     });
     return changed ? out.join(this.#delimiter) : row;
   }
+}
+
+/** Splits a text-format COPY row on delimiters that are not escaped with a backslash. */
+function splitTextFields(row: string, delimiter: string): string[] {
+  const fields: string[] = [];
+  let start = 0;
+  for (let i = 0; i < row.length; i++) {
+    const c = row[i];
+    if (c === '\\') i++;
+    else if (c === delimiter) {
+      fields.push(row.slice(start, i));
+      start = i + 1;
+    }
+  }
+  fields.push(row.slice(start));
+  return fields;
 }
 
 function unescapeText(s: string): string {

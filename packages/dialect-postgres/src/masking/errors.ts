@@ -1,10 +1,13 @@
 /**
  * Errors and notices that may carry a sensitive value. PostgreSQL echoes values in data
- * exceptions (SQLSTATE class 22: `invalid input syntax for type integer: "alice@example.com"`)
- * and integrity violations (class 23: `Key (email)=(alice@example.com) already exists.`,
- * `Failing row contains (...)`). For a statement that touches a sensitive column (or an error
- * that names a table with one), those values are replaced by `[redacted]`; every error and
- * notice is also scanned by the content detectors.
+ * exceptions (`invalid input syntax for type integer: "alice@example.com"`), integrity
+ * violations (`Key (email)=(alice@example.com) already exists.`, `Failing row contains (...)`),
+ * and anything a query builds from a column (`current_setting(email)`, `email::regclass`).
+ * For a statement that touches a sensitive column, the quoted values of every error and notice
+ * (message, detail, hint, context, internal query) are replaced by `[redacted]`, as are the
+ * values of an integrity violation on a table with a sensitive column; every error and notice
+ * is also scanned by the content detectors. Unquoted values (a PL/pgSQL `RAISE` of a value)
+ * are left to the detectors.
  */
 import { maskDetected, type DetectorKind, type MaskStrategy } from '@sluice/core';
 
@@ -13,6 +16,7 @@ const FIELD_MESSAGE = 0x4d;
 const FIELD_DETAIL = 0x44;
 const FIELD_HINT = 0x48;
 const FIELD_CONTEXT = 0x57;
+const FIELD_INTERNAL_QUERY = 0x71;
 const FIELD_CODE = 0x43;
 const FIELD_SCHEMA = 0x73;
 const FIELD_TABLE = 0x74;
@@ -60,9 +64,9 @@ function redactDetail(detail: string): string {
     .replace(/"(?:[^"]|"")*"/g, `"${REDACTED}"`);
 }
 
-/** Replaces quoted values in a message: `...: "value"`, `value "123" is out of range ...`. */
+/** Replaces quoted values in a message (`...: "value"`) and literals in SQL text (`'value'`). */
 function redactMessage(message: string): string {
-  return message.replace(/"(?:[^"]|"")*"/g, `"${REDACTED}"`);
+  return message.replace(/"(?:[^"]|"")*"/g, `"${REDACTED}"`).replace(/'(?:[^']|'')*'/g, `'${REDACTED}'`);
 }
 
 /**
@@ -74,15 +78,18 @@ export function maskErrorFrame(frame: Buffer, context: ErrorMaskContext, truncat
   const code = fields.find(([f]) => f === FIELD_CODE)?.[1] ?? '';
   const schema = fields.find(([f]) => f === FIELD_SCHEMA)?.[1];
   const table = fields.find(([f]) => f === FIELD_TABLE)?.[1];
-  const echoes = code.startsWith('22') || code.startsWith('23');
-  const redact = echoes && (context.sensitiveStatement || (table !== undefined && context.sensitiveTable(schema, table)));
+  // A statement that touches a sensitive column may have any error echo a value (a failed
+  // cast, a setting or relation name made from a column): its quoted values are redacted.
+  // Integrity violations name their table: redacted when that table has a sensitive column.
+  const integrity = code.startsWith('23');
+  const redact = context.sensitiveStatement || (integrity && table !== undefined && context.sensitiveTable(schema, table));
   let changed = truncated;
   for (const field of fields) {
     const [f, v] = field;
-    if (f !== FIELD_MESSAGE && f !== FIELD_DETAIL && f !== FIELD_HINT && f !== FIELD_CONTEXT) continue;
+    if (f !== FIELD_MESSAGE && f !== FIELD_DETAIL && f !== FIELD_HINT && f !== FIELD_CONTEXT && f !== FIELD_INTERNAL_QUERY) continue;
     let next = v;
     if (redact && f === FIELD_DETAIL) next = redactDetail(next);
-    else if (redact && f === FIELD_MESSAGE) next = redactMessage(next);
+    else if (redact) next = redactMessage(next);
     if (context.detectors.size > 0) {
       const found = maskDetected(next, context.detectors, context.strategy, context.hashKey);
       if (found !== undefined) next = found.text;

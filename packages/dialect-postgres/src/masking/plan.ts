@@ -119,10 +119,12 @@ export interface MaskedColumn {
 }
 
 /** Sources of one result column. `resolved` is false when something it draws from cannot be seen. */
-function columnSources(field: ResultField, index: number, fieldCount: number, sources: ResultSources): { list: ColumnSource[]; resolved: boolean } {
+function columnSources(field: ResultField, index: number, fieldCount: number, sources: ResultSources): { list: ColumnSource[]; resolved: boolean; direct: boolean } {
   const { catalog, lineage } = sources;
   const list: ColumnSource[] = [];
   let resolved = true;
+  // A plain column (the wire names its table and column): its value is the stored value.
+  let direct = field.tableOid !== 0 && catalog.relation(field.tableOid) !== undefined;
   if (field.tableOid !== 0) {
     const rel = catalog.relation(field.tableOid);
     if (rel === undefined) {
@@ -142,6 +144,7 @@ function columnSources(field: ResultField, index: number, fieldCount: number, so
   const columns = lineage?.columns;
   if (columns !== undefined && columns.length === fieldCount) {
     const c = columns[index]!;
+    if (field.tableOid === 0) direct = c.direct;
     list.push(...catalog.expand(c.sources));
     for (const fn of c.functions) {
       for (const f of catalog.functionsNamed(fn)) {
@@ -163,7 +166,7 @@ function columnSources(field: ResultField, index: number, fieldCount: number, so
       }
     }
   }
-  return { list, resolved };
+  return { list, resolved, direct };
 }
 
 /** The actions for a result; empty when nothing in it needs masking or scanning. */
@@ -171,10 +174,14 @@ export function planColumns(fields: readonly ResultField[], sources: ResultSourc
   const actions: ColumnAction[] = [];
   for (let i = 0; i < fields.length; i++) {
     const field = fields[i]!;
-    const { list, resolved } = columnSources(field, i, fields.length, sources);
+    const { list, resolved, direct } = columnSources(field, i, fields.length, sources);
     const match = rules.strongest(list);
     if (match !== undefined) {
-      actions.push({ index: i, name: field.name, shape: field, mode: 'mask', strategy: match.strategy, rule: match.rule });
+      // `partial` and `hash` keep something of the value: on a value the query computed, the
+      // query chooses what is kept (`substr(email, n)` row by row, a guess concatenated to
+      // compare hashes). Only stored values get them; computed ones are redacted.
+      const strategy = direct || match.strategy === 'redact' || match.strategy === 'null' ? match.strategy : 'redact';
+      actions.push({ index: i, name: field.name, shape: field, mode: 'mask', strategy, rule: match.rule });
     } else if (rules.detectors.size > 0 && (!resolved || list.some(rules.scanned))) {
       actions.push({ index: i, name: field.name, shape: field, mode: 'scan', strategy: rules.detectorStrategy, rule: 'detector' });
     }
@@ -253,7 +260,10 @@ export class RowMasker {
     return options;
   }
 
+  readonly #fieldCount: number;
+
   constructor(readonly actions: readonly ColumnAction[], fieldCount: number, rules: MaskRules) {
+    this.#fieldCount = fieldCount;
     this.#byIndex = new Array<ColumnAction | undefined>(fieldCount);
     for (const a of actions) {
       this.#byIndex[a.index] = a;
@@ -283,6 +293,8 @@ export class RowMasker {
   /** Writes a DataRow frame (type byte included) to `out`, rewritten where the plan says. */
   maskRowInto(frame: Buffer, out: OutBuffer): void {
     const n = frame.readInt16BE(5);
+    // A row that does not have the planned columns was not described to the gateway as it is.
+    if (n !== this.#fieldCount) throw new Error(`a row of ${n} columns in a result planned with ${this.#fieldCount}`);
     const rowStart = out.at;
     out.ensure(frame.length);
     let from = 0;

@@ -38,6 +38,13 @@ export class SessionMasking {
 
   /** The masking for a statement, or undefined when none of its results is masked. */
   rulesFor(analysis: Analysis): StatementMasking | undefined {
+    const a = analysis as PostgresAnalysis;
+    // A FETCH returns its cursor's rows: masked as the cursor's query is (a mask rule naming
+    // the cursor's tables applies), and never less than the FETCH itself would be.
+    if (a.fetch !== undefined) {
+      const cursor = this.#cursors.get(a.fetch);
+      if (cursor !== undefined) return this.#governed.maskingFor(cursor) ?? this.#governed.maskingFor(analysis);
+    }
     return this.#governed.maskingFor(analysis);
   }
 
@@ -110,6 +117,11 @@ export class SessionMasking {
     this.#catalog.invalidate();
   };
 
+  /** The transaction ended: cursors not declared WITH HOLD end with it. */
+  transactionEnded(): void {
+    for (const [name, a] of this.#cursors) if (a.declareHold !== true) this.#cursors.delete(name);
+  }
+
   /** The latest snapshot seen: results of statements forwarded before a schema change use it. */
   #last: CatalogSnapshot | undefined;
 
@@ -127,7 +139,7 @@ export class SessionMasking {
     if (actions.length === 0) return undefined;
     // Refused before it runs; this is the backstop: the session ends rather than pass it.
     if (binary || format.format === 'binary') throw new Error('a COPY in the binary format would need masking');
-    return new CopyMasker(new RowMasker(actions, fields.length, rules), format);
+    return new CopyMasker(new RowMasker(actions, fields.length, rules), format, fields.length);
   }
 
   /**
@@ -167,11 +179,26 @@ export class SessionMasking {
   maskError(frame: Buffer, analysis: Analysis | undefined, truncated: boolean): Buffer | undefined {
     const rules = analysis === undefined ? this.#governed.maskingFor(NO_STATEMENT) : this.rulesFor(analysis);
     if (rules === undefined) return truncated ? maskErrorFrame(frame, PASS, true) : undefined;
-    const lineage = analysis === undefined ? undefined : (analysis as PostgresAnalysis).lineage;
+    const source = analysis === undefined ? undefined : this.#resultAnalysis(analysis);
+    const lineage = source?.lineage;
     let sensitiveStatement = false;
-    if (analysis !== undefined) {
-      for (const o of analysis.objects ?? []) if (o.kind === 'table' && rules.sensitiveTable(o.schema, o.name)) sensitiveStatement = true;
-      if (lineage !== undefined && rules.strongest([...lineage.all, ...lineage.predicates]) !== undefined) sensitiveStatement = true;
+    if (source !== undefined) {
+      for (const o of [...(analysis!.objects ?? []), ...(source.objects ?? [])]) {
+        if (o.kind === 'table' && rules.sensitiveTable(o.schema, o.name)) sensitiveStatement = true;
+      }
+      if (lineage !== undefined) {
+        const catalog = this.#catalog.current() ?? this.#last;
+        const all = [...lineage.all, ...lineage.predicates];
+        // Through views and SQL functions too.
+        if (rules.strongest(catalog === undefined ? all : catalog.expand(all)) !== undefined) sensitiveStatement = true;
+        if (catalog !== undefined) {
+          for (const fn of lineage.functions) {
+            for (const f of catalog.functionsNamed(fn)) {
+              if (f.sources === undefined || rules.strongest(catalog.expand(f.sources)) !== undefined) sensitiveStatement = true;
+            }
+          }
+        }
+      }
     }
     return maskErrorFrame(
       frame,
@@ -190,6 +217,10 @@ export class SessionMasking {
   completed(analysis: Analysis, ok: boolean): void {
     if (!ok) return;
     const a = analysis as PostgresAnalysis;
+    // CLOSE and DISCARD end cursors: what is known of them is forgotten (a FETCH of an unknown
+    // cursor is judged by its description alone, never by a stale query).
+    const command = analysis.commands[0];
+    if (command === 'CLOSE' || command === 'DISCARD') this.#cursors.clear();
     if (a.declare !== undefined) this.#cursors.set(a.declare, a);
     if (analysis.operations.includes('ddl')) this.#catalog.invalidate();
   }

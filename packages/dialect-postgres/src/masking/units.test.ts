@@ -36,21 +36,21 @@ const body = (frame: Buffer) => frame.toString('utf8', 5);
 
 describe('COPY rows', () => {
   it('masks the planned fields of a text-format row, keeping escapes, NULLs and the other fields', () => {
-    const m = new CopyMasker(new RowMasker([action(1, 'partial'), action(2, 'redact')], 4, rules), { format: 'text' });
+    const m = new CopyMasker(new RowMasker([action(1, 'partial'), action(2, 'redact')], 4, rules), { format: 'text' }, 4);
     expect(body(m.maskData(copyData('1\tjane@mail.example.org\t\\N\tx\\ty\n')))).toBe('1\tj***@m***.org\t\\N\tx\\ty\n');
     const plain = copyData('1\ta\\tb\tc\td\n');
     expect(body(m.maskData(plain))).toBe('1\t***\t[redacted]\td\n');
   });
 
   it('masks CSV with quotes, embedded delimiters and line breaks, and leaves the header alone', () => {
-    const m = new CopyMasker(new RowMasker([action(1, 'partial')], 3, rules), { format: 'csv', header: true });
+    const m = new CopyMasker(new RowMasker([action(1, 'partial')], 3, rules), { format: 'csv', header: true }, 3);
     expect(body(m.maskData(copyData('id,email,note\n')))).toBe('id,email,note\n');
     expect(body(m.maskData(copyData('1,"jane@mail.example.org","a, ""quoted""\nline"\n')))).toBe('1,"j***@m***.org","a, ""quoted""\nline"\n');
     expect(body(m.maskData(copyData('2,,x\n')))).toBe('2,,x\n');
   });
 
   it('refuses a row split across messages rather than pass it', () => {
-    const m = new CopyMasker(new RowMasker([action(0, 'redact')], 1, rules), { format: 'text' });
+    const m = new CopyMasker(new RowMasker([action(0, 'redact')], 1, rules), { format: 'text' }, 1);
     expect(() => m.maskData(copyData('half a row'))).toThrow(/split across messages/);
   });
 });
@@ -123,7 +123,9 @@ describe('errors', () => {
 
   it('leaves other errors as they are unless a detector finds something', () => {
     const other = encodeErrorResponse({ severity: 'ERROR', code: '42703', message: 'column "emial" does not exist' });
-    expect(maskErrorFrame(other, ctx)).toBeUndefined();
+    expect(maskErrorFrame(other, { ...ctx, sensitiveStatement: false })).toBeUndefined();
+    // For a statement that touches a sensitive column, quoted values of any class are redacted.
+    expect(readErrorField(maskErrorFrame(encodeErrorResponse({ severity: 'ERROR', code: '42704', message: 'unrecognized configuration parameter "123-45-6789"' }), ctx)!, 0x4d)).toBe('unrecognized configuration parameter "[redacted]"');
     const leak = encodeErrorResponse({ severity: 'ERROR', code: 'P0001', message: 'customer jane@mail.example.org is blocked' });
     expect(readErrorField(maskErrorFrame(leak, { ...ctx, sensitiveStatement: false })!, 0x4d)).toBe('customer j***@m***.org is blocked');
   });
