@@ -512,7 +512,7 @@ class StatementAnalyzer {
   readsInside(i: number): boolean {
     for (; i < this.#end; i++) {
       const t = this.#ctx.tokens[i]!;
-      if (t.kind === TokenKind.Word && (t.value === 'select' || t.value === 'table' || t.value === 'values')) return true;
+      if (t.kind === TokenKind.Word && (t.value === 'select' || ((t.value === 'table' || t.value === 'values') && this.punct(i - 1, '(')))) return true;
       if ((t.kind === TokenKind.Word || t.kind === TokenKind.QuotedIdent) && this.punct(i + 1, '(') && !['in', 'values', 'row', 'interval'].includes(t.value)) return true;
     }
     return false;
@@ -1006,6 +1006,8 @@ class StatementAnalyzer {
     this.facts.op(OperationClass.Privilege);
     this.facts.hazard(Hazard.GrantRevoke);
     const s = this.#start;
+    // GRANT PROXY ON account TO account: names users only.
+    if (this.word(s + 1) === 'proxy') return;
     const on = this.find(s + 1, 'on');
     if (on < 0) {
       // GRANT role [, role] TO account: role membership.
@@ -1035,7 +1037,7 @@ class StatementAnalyzer {
     else if (w === 'function' || w === 'procedure') {
       kind = 'function';
       i++;
-    } else if (w === 'proxy') return;
+    }
     // `*`, `*.*`, `db.*`, `db.t`, `t`
     const star = (k: number): boolean => this.tok(k)?.kind === TokenKind.Operator && this.tok(k)?.value === '*';
     if (star(i)) {
