@@ -20,6 +20,9 @@
  * here after its function (`count`), its column, or `?column?`.
  */
 import type { ColumnSource, ResultColumn, ResultLineage } from '@sluice/core';
+import { lex, type LexOptions } from './lexer.js';
+import { splitTokens } from './normalize.js';
+import { parseTokens, type Dialect } from './parse.js';
 import { branches, fromItems, functionName, isObj, list, nameOf, queryOf, text, type Obj } from './tree.js';
 
 export interface LineageOptions {
@@ -956,4 +959,22 @@ export function resultLineage(ast: Obj, options: LineageOptions = {}): ResultLin
       return { all: [], predicates: [], functions: [] };
     }
   }
+}
+
+/**
+ * Parses SQL text (one statement: a view's definition, from information_schema.VIEWS or SHOW
+ * CREATE VIEW) and returns the lineage of its result; for several statements, the last one's.
+ * Undefined if it does not parse or returns no rows.
+ */
+export function resultLineageOfSql(
+  sql: string,
+  options: LineageOptions & { readonly dialect?: Dialect; readonly lex?: LexOptions } = {},
+): ResultLineage | undefined {
+  const dialect = options.dialect ?? 'mysql';
+  const scan = splitTokens(lex(sql, { ...options.lex, dialect }));
+  const s = scan.statements[scan.statements.length - 1];
+  if (s === undefined || !s.wellFormed) return undefined;
+  const parsed = parseTokens(scan.tokens, s.start, s.end, dialect);
+  if (!parsed.ok || parsed.input.into !== undefined) return undefined;
+  return resultLineage(parsed.ast, { ...options, natural: parsed.input.natural });
 }

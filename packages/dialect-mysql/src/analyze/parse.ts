@@ -29,8 +29,10 @@
  * of a whole analysis with and without the caches.
  */
 import { createRequire } from 'node:module';
+import { RESERVED } from './keywords.js';
 import { TokenKind, type Token } from './lexer.js';
 import { isSign, quoteIdent } from './normalize.js';
+import { isObj, nameOf } from './tree.js';
 
 interface NodeSqlParser {
   astify(sql: string, opt?: { database?: string }): unknown;
@@ -57,6 +59,39 @@ export const parserCalls = { count: 0 };
  * rejects some statements the other accepts: MariaDB's grammar rejects `DELETE ... LIMIT`,
  * MySQL's rejects `RETURNING`). Never throws. The error is the first grammar's.
  */
+/**
+ * Parses tokens [from, to) of a statement: builds the parser text (with `prefix` before it),
+ * parses it, and when the grammar rejects a name it reserves but MySQL does not (`SELECT x AS
+ * full`), parses again with that word quoted (up to four words).
+ */
+export function parseTokens(
+  tokens: readonly Token[],
+  from: number,
+  to: number,
+  dialect: Dialect,
+  prefix?: string,
+): { readonly ok: true; readonly ast: AstNode; readonly input: ParserInput } | { readonly ok: false; readonly error: string } {
+  const quote = new Set<string>();
+  for (;;) {
+    const input = parserText(tokens, from, to, quote.size === 0 ? undefined : quote);
+    const text = prefix === undefined ? input.text : `${prefix} ${input.text}`;
+    const result = parseStatement(text, dialect);
+    if (result.ok) {
+      const misread = misreadKeyword(result.ast, tokens, from, to);
+      if (misread !== undefined) return { ok: false, error: `the parser read the keyword ${misread.toUpperCase()} as a name` };
+      return { ok: true, ast: result.ast, input: { ...input, text } };
+    }
+    const word = reservedWordOf(result.error);
+    if (word === undefined || quote.has(word) || quote.size >= 4) return result;
+    quote.add(word);
+  }
+}
+
+/** The word a parse error says the grammar reserves (`"full" is a reserved word ...`). */
+export function reservedWordOf(error: string): string | undefined {
+  return /"([A-Za-z_][A-Za-z0-9_$]*)" is a reserved word/.exec(error)?.[1]?.toLowerCase();
+}
+
 export function parseStatement(text: string, dialect: Dialect): ParseOutcome {
   const first = parseWith(text, dialect);
   if (first.ok) return first;
@@ -84,6 +119,7 @@ const MAX_MESSAGE = 200;
  */
 function errorText(e: unknown): string {
   let message = e instanceof Error ? e.message : String(e);
+  if (reservedWordOf(message) !== undefined) return message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE - 1)}…` : message;
   const found = /but (.+?) found\.?$/.exec(message);
   const location = (e as { location?: { start?: { offset?: number } } } | undefined)?.location?.start?.offset;
   if (found !== null) message = `syntax error at ${found[1]}` + (typeof location === 'number' ? ` (character ${location + 1} of the parsed statement)` : '');
@@ -197,7 +233,7 @@ function operandPosition(tokens: readonly Token[], i: number, start: number): bo
  * The text given to the parser for tokens [start, end) of one statement (see the module
  * comment), and what was taken out of it.
  */
-export function parserText(tokens: readonly Token[], start: number, end: number): ParserInput {
+export function parserText(tokens: readonly Token[], start: number, end: number, quote?: ReadonlySet<string>): ParserInput {
   const pieces: string[] = [];
   let locking = false;
   let into: ParserInput['into'];
@@ -222,7 +258,7 @@ export function parserText(tokens: readonly Token[], start: number, end: number)
           while (word(tokens[j]) === 'row' && punct(tokens[j + 1], '(')) {
             const close = closing(tokens, j + 1, end);
             if (close < 0) break;
-            rows.push('select ' + parserText(tokens, j + 2, close).text);
+            rows.push('select ' + parserText(tokens, j + 2, close, quote).text);
             j = close + 1;
             if (!punct(tokens[j], ',')) break;
             j++;
@@ -252,7 +288,7 @@ export function parserText(tokens: readonly Token[], start: number, end: number)
               }
             }
             if (close2 > 0) {
-              pieces.push(`match(${parserText(tokens, i + 2, close).text}, ${parserText(tokens, close + 3, stop).text})`);
+              pieces.push(`match(${parserText(tokens, i + 2, close, quote).text}, ${parserText(tokens, close + 3, stop, quote).text})`);
               i = close2;
               continue;
             }
@@ -391,6 +427,11 @@ export function parserText(tokens: readonly Token[], start: number, end: number)
             continue;
           }
         }
+        if (quote?.has(v) === true) {
+          // A word the grammar reserves and MySQL does not (`full`, `first` ...), used as a name.
+          pieces.push(quoteIdent(v));
+          continue;
+        }
         if (v === 'in') {
           const close = literalList(tokens, i + 1, end);
           if (close > 0) {
@@ -440,7 +481,7 @@ export function parserText(tokens: readonly Token[], start: number, end: number)
             }
             if (depth === 0) {
               // Drop the braces and `oj`, keep the join.
-              const inner = parserText(tokens, i + 2, j - 1);
+              const inner = parserText(tokens, i + 2, j - 1, quote);
               pieces.push(inner.text);
               natural ||= inner.natural;
               i = j - 1;
@@ -472,4 +513,35 @@ function join(pieces: readonly string[]): string {
     glue = p === '.' || p === '(';
   }
   return out;
+}
+
+/**
+ * A reserved word that node-sql-parser's tree uses as a table, column or alias name when the
+ * statement did not quote it: the grammar misread the statement.
+ */
+function misreadKeyword(ast: unknown, tokens: readonly Token[], from: number, to: number): string | undefined {
+  const quoted = new Set<string>();
+  for (let i = from; i < to; i++) if (tokens[i]!.kind === TokenKind.QuotedIdent) quoted.add(tokens[i]!.value.toLowerCase());
+  const bad = (name: string | undefined): boolean => name !== undefined && RESERVED.has(name.toLowerCase()) && !quoted.has(name.toLowerCase());
+  const stack: unknown[] = [ast];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (Array.isArray(v)) {
+      for (const x of v) stack.push(x);
+      continue;
+    }
+    if (!isObj(v)) continue;
+    if (v['type'] === 'column_ref') {
+      const c = nameOf(v['column']);
+      if (c !== '*' && bad(c)) return c;
+      if (bad(nameOf(v['table']))) return nameOf(v['table']);
+    } else if (typeof v['table'] === 'string' && bad(v['table'])) {
+      return v['table'];
+    }
+    // Aliases of select-list entries and FROM items (`as` is the keyword elsewhere: CREATE TABLE ... AS).
+    const alias = typeof v['as'] === 'string' && (isObj(v['expr']) || typeof v['table'] === 'string') ? v['as'] : undefined;
+    if (bad(alias)) return alias;
+    for (const key in v) if (key !== 'loc') stack.push(v[key]);
+  }
+  return undefined;
 }

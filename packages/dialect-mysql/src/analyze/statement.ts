@@ -29,13 +29,12 @@ import { compoundParts } from './compound.js';
 import type { ExprOptions } from './expr.js';
 import { Facts, type ObjectKind } from './facts.js';
 import { functionEffect } from './functions.js';
-import { RESERVED } from './keywords.js';
 import { lex, stringValue, TokenKind, type LexOptions, type Token } from './lexer.js';
 import { resultLineage } from './lineage.js';
 import { splitTokens, type ScannedStatement } from './normalize.js';
-import { parseStatement, parserText, type AstNode, type Dialect, type ParserInput } from './parse.js';
+import { parseTokens, type AstNode, type Dialect, type ParserInput } from './parse.js';
 import { dmlBounds, type TruthContext } from './truth.js';
-import { isObj, nameOf } from './tree.js';
+import { isObj } from './tree.js';
 import { Walker } from './walk.js';
 
 export const EXECUTE_UNSEEN = 'EXECUTE of a prepared statement the analyzer has not seen';
@@ -202,13 +201,9 @@ class StatementAnalyzer {
   /** The tree of the statement's tokens (or of [from, end) with `prefix` before them). */
   parse(from = this.#start, to = this.#end, prefix?: string): { ast: AstNode; input: ParserInput } | string {
     if (this.#keywordsOnly) return 'not parsed';
-    const input = parserText(this.#ctx.tokens, from, to);
-    const text = prefix === undefined ? input.text : `${prefix} ${input.text}`;
-    const result = parseStatement(text, this.#ctx.dialect);
+    const result = parseTokens(this.#ctx.tokens, from, to, this.#ctx.dialect, prefix);
     if (!result.ok) return result.error;
-    const misread = misreadKeyword(result.ast, this.#ctx.tokens, from, to);
-    if (misread !== undefined) return `the parser read the keyword ${misread.toUpperCase()} as a name`;
-    return { ast: result.ast, input: { ...input, text } };
+    return { ast: result.ast, input: result.input };
   }
 
   /** Walks a parsed tree into the facts. */
@@ -1269,37 +1264,6 @@ class StatementAnalyzer {
       a = i + 1;
     }
   }
-}
-
-/**
- * A reserved word that node-sql-parser's tree uses as a table, column or alias name when the
- * statement did not quote it: the grammar misread the statement.
- */
-function misreadKeyword(ast: unknown, tokens: readonly Token[], from: number, to: number): string | undefined {
-  const quoted = new Set<string>();
-  for (let i = from; i < to; i++) if (tokens[i]!.kind === TokenKind.QuotedIdent) quoted.add(tokens[i]!.value.toLowerCase());
-  const bad = (name: string | undefined): boolean => name !== undefined && RESERVED.has(name.toLowerCase()) && !quoted.has(name.toLowerCase());
-  const stack: unknown[] = [ast];
-  while (stack.length > 0) {
-    const v = stack.pop();
-    if (Array.isArray(v)) {
-      for (const x of v) stack.push(x);
-      continue;
-    }
-    if (!isObj(v)) continue;
-    if (v['type'] === 'column_ref') {
-      const c = nameOf(v['column']);
-      if (c !== '*' && bad(c)) return c;
-      if (bad(nameOf(v['table']))) return nameOf(v['table']);
-    } else if (typeof v['table'] === 'string' && bad(v['table'])) {
-      return v['table'];
-    }
-    // Aliases of select-list entries and FROM items (`as` is the keyword elsewhere: CREATE TABLE ... AS).
-    const alias = typeof v['as'] === 'string' && (isObj(v['expr']) || typeof v['table'] === 'string') ? v['as'] : undefined;
-    if (bad(alias)) return alias;
-    for (const key in v) if (key !== 'loc') stack.push(v[key]);
-  }
-  return undefined;
 }
 
 /** Analyses one scanned statement of a token list. */
