@@ -260,7 +260,14 @@ export function compoundEnd(tokens: readonly Token[], start: number, limit: numb
   const s = new Scanner(tokens, limit);
   const body = bodyStart(s, start);
   if (body === undefined) return undefined;
-  const end = s.statement(body);
+  let end: number;
+  try {
+    end = s.statement(body);
+  } catch (e) {
+    // Nested too deeply for the scan: split at semicolons.
+    if (e instanceof RangeError) return undefined;
+    throw e;
+  }
   if (end < 0 || !(end === limit || s.punct(end, ';'))) return undefined;
   return end;
 }
@@ -352,7 +359,13 @@ function scanBody(s: Scanner, i: number): number | undefined {
 export function compoundParts(tokens: readonly Token[], start: number, limit: number): CompoundParts | undefined {
   const s = new Scanner(tokens, limit);
   s.parts = { statements: [], expressions: [] };
-  const end = s.statement(start);
+  let end: number;
+  try {
+    end = s.statement(start);
+  } catch (e) {
+    if (e instanceof RangeError) return undefined;
+    throw e;
+  }
   if (end < 0 || !(end === limit || (s.punct(end, ';') && end + 1 === limit))) return undefined;
   return s.parts;
 }

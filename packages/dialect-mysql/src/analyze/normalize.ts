@@ -206,10 +206,11 @@ function literalListEnd(tokens: readonly Token[], open: number, end: number): nu
 }
 
 /**
- * What the normalized text does not show but the parser sees: the kind of each literal
- * (`s` string, hex or bit; `n` number; `p` placeholder) outside `IN (literal, ...)` lists,
+ * What the normalized text does not show but the analysis sees: the kind of each literal
+ * (`s` string, `b` hex or bit, `n` number, `p` placeholder) outside `IN (literal, ...)` lists,
  * which the parser sees as `IN (1)` whatever they hold. Two statements with the same
- * normalized text and the same signature give the parser the same text.
+ * normalized text and the same signature give the parser the same text, and the keyword
+ * analysis the same tokens but for literal values.
  */
 export function literalSignature(tokens: readonly Token[], start: number, end: number): string {
   let out = '';
@@ -222,7 +223,8 @@ export function literalSignature(tokens: readonly Token[], start: number, end: n
         continue;
       }
     }
-    if (t.kind === TokenKind.String || t.kind === TokenKind.Binary) out += 's';
+    if (t.kind === TokenKind.String) out += 's';
+    else if (t.kind === TokenKind.Binary) out += 'b';
     else if (t.kind === TokenKind.Number) out += 'n';
     else if (t.kind === TokenKind.Param) out += 'p';
   }

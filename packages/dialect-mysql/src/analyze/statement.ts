@@ -1257,7 +1257,11 @@ class StatementAnalyzer {
       if (i < this.#end && !(tokens[i]!.kind === TokenKind.Punct && tokens[i]!.value === ';')) continue;
       if (i > a) {
         const piece = new StatementAnalyzer({ ...this.#ctx, depth: this.#ctx.depth + 1 }, a, i, true);
-        if (this.#ctx.depth < MAX_DEPTH) piece.analyze();
+        try {
+          if (this.#ctx.depth < MAX_DEPTH) piece.analyze();
+        } catch {
+          // Too deep for the scan: the statement is unknown already.
+        }
         for (const op of piece.facts.operations) this.facts.op(op);
         for (const h of piece.facts.hazards) this.facts.hazard(h);
       }

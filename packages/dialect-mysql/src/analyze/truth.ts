@@ -767,6 +767,16 @@ export function dmlBounds(
   options: ExprOptions,
   ctx: TruthContext,
 ): DmlBounds {
+  try {
+    return dmlBoundsOf(src, start, end, options, ctx);
+  } catch (e) {
+    // An expression nested too deeply for the evaluator: assume the worst.
+    if (e instanceof RangeError) return { unbounded: true };
+    throw e;
+  }
+}
+
+function dmlBoundsOf(src: Source, start: number, end: number, options: ExprOptions, ctx: TruthContext): DmlBounds {
   const p = new DmlParser(src.tokens, start, end, options);
   const result = readDml(p, src, options, ctx);
   if (result !== undefined) return result;
