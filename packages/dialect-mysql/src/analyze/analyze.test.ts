@@ -99,6 +99,21 @@ describe('prepared statements and handlers', () => {
   });
 });
 
+describe('settings', () => {
+  it('names the system variables a statement sets', () => {
+    expect(analyzeUncached("set sql_mode = 'ANSI_QUOTES', @x = 1, global max_connections = 5, @@session.autocommit = 0").settings).toEqual([
+      'sql_mode',
+      'max_connections',
+      'autocommit',
+    ]);
+    expect(analyzeUncached('set names utf8mb4').settings).toEqual(['names']);
+    expect(analyzeUncached('set character set latin1').settings).toEqual(['character set']);
+    expect(analyzeUncached('/*!40101 SET @OLD_SQL_MODE=@@SQL_MODE, SQL_MODE=\'NO_AUTO_VALUE_ON_ZERO\' */').settings).toEqual(['sql_mode']);
+    expect(analyzeUncached("set statement sql_mode = '' for select 1", { dialect: 'mariadb' }).settings).toEqual(['sql_mode']);
+    expect(analyzeUncached('set @x = 1').settings).toBeUndefined();
+  });
+});
+
 describe('sql_mode', () => {
   it('reads the flags of a sql_mode value', () => {
     expect(sqlModeFlags('STRICT_TRANS_TABLES,ANSI_QUOTES,NO_BACKSLASH_ESCAPES')).toEqual({

@@ -49,6 +49,13 @@ export interface MySqlAnalysis extends Analysis {
    * may be an alias: the session knows the table it was opened on.
    */
   readonly handler?: { readonly open?: string; readonly read?: string; readonly close?: string };
+  /**
+   * System variables the statement sets, lower case (`sql_mode`, `character_set_client`,
+   * `names` for SET NAMES, `character set` for SET CHARACTER SET). sql_mode changes how text
+   * is read (ANSI_QUOTES, NO_BACKSLASH_ESCAPES, PIPES_AS_CONCAT, HIGH_NOT_PRECEDENCE): a
+   * session that sees it set must analyse what follows with an analyzer for the new mode.
+   */
+  readonly settings?: readonly string[];
   readonly parts?: readonly MySqlAnalysis[];
 }
 
@@ -247,6 +254,7 @@ function freezeFacts(facts: Facts, normalized: string, command: string, lineage:
     ...(facts.execute === undefined ? {} : { execute: facts.execute }),
     ...(facts.deallocate === undefined ? {} : { deallocate: facts.deallocate }),
     ...(handler === undefined ? {} : { handler: Object.freeze({ ...handler }) }),
+    ...(facts.settings.length === 0 ? {} : { settings: Object.freeze([...facts.settings]) }),
   });
 }
 

@@ -39,6 +39,8 @@ export class Facts {
   prepare: PreparedFacts | undefined;
   execute: string | undefined;
   deallocate: string | undefined;
+  /** System variables the statement sets (see MySqlAnalysis.settings). */
+  readonly settings: string[] = [];
   /** HANDLER statements: what the session must remember (see MySqlAnalysis.handler). */
   handler: { readonly open?: string; readonly read?: string; readonly close?: string } | undefined;
 
@@ -83,6 +85,7 @@ export class Facts {
   merge(other: Facts, how: { readonly asRead?: boolean; readonly dropRead?: boolean } = {}): void {
     if (other.literalDependent) this.literalDependent = true;
     for (const f of other.functions) this.fn(f);
+    for (const v of other.settings) if (!this.settings.includes(v)) this.settings.push(v);
     for (const o of other.objectEntries) {
       const entry = this.object(o.schema, o.name, o.kind, how.asRead === true ? 'read' : o.access);
       for (const c of o.columns) entry.columns.add(c);

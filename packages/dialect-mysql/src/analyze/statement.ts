@@ -493,6 +493,19 @@ class StatementAnalyzer {
     // A procedure may do anything its definer may; its result sets are not known here.
     this.facts.op(OperationClass.Write);
     this.tokenEffects();
+    const p = this.qualified(this.#start + 1);
+    if (p !== undefined && p.name === 'execute_prepared_stmt' && (p.schema === undefined || p.schema === 'sys')) {
+      // sys.execute_prepared_stmt('text') prepares and runs its argument.
+      const arg = this.tok(p.next + 1);
+      if (this.punct(p.next, '(') && arg !== undefined && arg.kind === TokenKind.String && this.punct(p.next + 2, ')')) {
+        this.facts.fn(`${p.schema === undefined ? '' : 'sys.'}execute_prepared_stmt`);
+        this.preparedText(undefined, arg);
+        return;
+      }
+      this.facts.unknown('sys.execute_prepared_stmt() of a statement text the analyzer cannot see');
+      this.facts.hazard(Hazard.DynamicSql);
+      return;
+    }
     const parsed = this.parse();
     if (typeof parsed === 'string') {
       const p = this.qualified(this.#start + 1);
@@ -536,13 +549,16 @@ class StatementAnalyzer {
         this.facts.unknown('SET STATEMENT without FOR');
         return;
       }
+      this.assignedVariables(s + 2, f);
       this.facts.merge(this.nested(f + 1, this.#end).facts);
       return;
     }
     if (w1 === 'names' || w1 === 'charset' || (w1 === 'character' && w2 === 'set')) {
       this.facts.op(OperationClass.SessionSetting);
+      this.setting(w1 === 'names' ? 'names' : 'character set');
       return;
     }
+    this.assignedVariables(s + 1, this.#end);
     const global = this.globalScope();
     if (global) {
       this.facts.op(OperationClass.Admin);
@@ -557,6 +573,34 @@ class StatementAnalyzer {
     const parsed = this.parse();
     if (typeof parsed === 'string') this.facts.unknown(parsed);
     else this.walk(parsed.ast, parsed.input);
+  }
+
+  setting(name: string): void {
+    if (!this.facts.settings.includes(name)) this.facts.settings.push(name);
+  }
+
+  /** The system variables assigned by `SET a = 1, GLOBAL b = 2, @@session.c = 3` (not user variables). */
+  assignedVariables(from: number, to: number): void {
+    let atStart = true;
+    let depth = 0;
+    for (let i = from; i < to; i++) {
+      const t = this.#ctx.tokens[i]!;
+      if (t.kind === TokenKind.Punct) {
+        if (t.value === '(') depth++;
+        else if (t.value === ')') depth--;
+        else if (t.value === ',' && depth === 0) atStart = true;
+        continue;
+      }
+      if (!atStart || depth > 0) continue;
+      if (t.kind === TokenKind.Word && ['global', 'session', 'local', 'persist', 'persist_only'].includes(t.value)) continue;
+      if (t.kind === TokenKind.Word && t.value !== 'transaction') this.setting(t.value);
+      else if (t.kind === TokenKind.Variable && t.value.startsWith('@@')) {
+        const name = t.value.slice(2);
+        const dot = name.indexOf('.');
+        this.setting(dot >= 0 && /^(global|session|local|persist|persist_only)$/.test(name.slice(0, dot)) ? name.slice(dot + 1) : name);
+      }
+      atStart = false;
+    }
   }
 
   /** SET GLOBAL / PERSIST / PERSIST_ONLY, or `@@global.x`, `@@persist.x` for any assignment. */
@@ -718,6 +762,7 @@ class StatementAnalyzer {
         this.facts.op(OperationClass.Ddl);
         const t = this.qualified(this.ifExists(i + 1));
         if (t !== undefined) this.facts.object(t.schema, t.name, 'table', 'ddl');
+        this.tableFiles(i + 1);
         const like = this.find(i + 1, 'like');
         if (like >= 0) {
           const src = this.qualified(like + 1);
@@ -778,6 +823,21 @@ class StatementAnalyzer {
           return;
         }
         this.facts.unknown(`CREATE ${kind?.toUpperCase() ?? ''} is not recognised`.trim());
+    }
+  }
+
+  /**
+   * Table options that put a table's data in a file of the server chosen by the statement:
+   * DATA / INDEX DIRECTORY, and MariaDB's CONNECT engine (FILE_NAME = '/etc/passwd' reads it).
+   */
+  tableFiles(from: number): void {
+    for (let i = from; i < this.#end; i++) {
+      const w = this.word(i);
+      const next = this.word(i + 1);
+      const value = this.tok(i + 1)?.kind === TokenKind.Operator ? this.word(i + 2) : next;
+      if (((w === 'data' || w === 'index') && next === 'directory') || w === 'file_name' || (w === 'engine' && value === 'connect')) {
+        this.facts.hazard(Hazard.ServerFile);
+      }
     }
   }
 
@@ -894,6 +954,10 @@ class StatementAnalyzer {
     for (let j = t?.next ?? i; j < this.#end; j++) {
       const w = this.word(j);
       if (w === 'drop') this.facts.hazard(Hazard.AlterDrop);
+      else if (w === 'engine' && (this.word(j + 1) === 'blackhole' || this.word(j + 2) === 'blackhole')) {
+        // A BLACKHOLE table keeps no rows: converting one discards them all.
+        this.facts.hazard(Hazard.Truncate);
+      }
       else if (w === 'truncate' && this.word(j + 1) === 'partition') this.facts.hazard(Hazard.Truncate);
       else if (w === 'discard' && (this.word(j + 1) === 'tablespace' || this.word(j + 2) === 'tablespace')) this.facts.hazard(Hazard.AlterDrop);
       else if (w === 'rename' && t !== undefined) {
@@ -906,6 +970,7 @@ class StatementAnalyzer {
         }
       }
     }
+    this.tableFiles(i);
     if (entry === undefined) return;
     const parsed = this.parse();
     if (typeof parsed !== 'string') this.walk(parsed.ast, parsed.input);
