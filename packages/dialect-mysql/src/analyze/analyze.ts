@@ -14,18 +14,22 @@
  *   'text', a user name written as a string. Those analyses, and malformed statements, are
  *   never shared by shape (the raw-text cache still serves the same text).
  *
- * Cost (Node 20, one core of the development machine, measured with analyze.bench.ts):
- * a raw-text cache hit takes about 0.1 µs; a shape-cache hit (same statement, other literals:
- * lexing, normalizing and hashing) 3-6 µs for a point SELECT or UPDATE; a miss (the parser
- * runs) 40-100 µs for a point SELECT/INSERT/UPDATE, 200-600 µs for joins with subqueries, and
- * 5-20 µs for statements read from their keywords alone (SET, SHOW, GRANT, DROP TABLE ...).
+ * Cost per statement (Node 20, the development machine, analyze.bench.ts; warm JIT):
+ * - raw-text cache hit: about 0.2 µs;
+ * - shape-cache hit (same statement, other literals: lexing, normalizing, hashing): about 4 µs
+ *   for sysbench's statements;
+ * - miss, statement read from its keywords (SET, SHOW, GRANT, DROP TABLE, KILL ...): about 5 µs;
+ * - miss, the parser runs: 60-120 µs for sysbench's point SELECT, UPDATE, DELETE and INSERT
+ *   (the parse itself is 40-80 µs of it), about 0.5 ms for a join with an IN list and a
+ *   subquery. The first few hundred parses after start are 2-3 times slower (JIT warm-up).
+ * Loading the two grammars takes about 20 ms, once per process.
  */
 import * as crypto from 'node:crypto';
 import { OperationClass, type Analysis, type Hazard, type ObjectRef } from '@sluice/core';
 import type { ExprOptions } from './expr.js';
 import type { Facts } from './facts.js';
 import { lex, TokenFlag, type LexOptions } from './lexer.js';
-import { literalSignature, splitTokens, type ScannedStatement } from './normalize.js';
+import { literalSignature, splitTokens } from './normalize.js';
 import type { Dialect } from './parse.js';
 import { analyzeStatement, type Context, type StatementResult } from './statement.js';
 
@@ -363,4 +367,3 @@ export function createMySqlAnalyzer(options: MySqlAnalyzerOptions = {}): MySqlAn
   };
 }
 
-export type { ScannedStatement };
