@@ -182,6 +182,14 @@ describe('lineage in analyses', () => {
     expect(keys(analyzeUncached('delete from customers where id = 1 returning *', { dialect: 'mariadb' }).lineage!.all)).toEqual(['customers.*']);
   });
 
+  it('follows statements run by another: SET STATEMENT ... FOR, EXECUTE IMMEDIATE, sys.execute_prepared_stmt', () => {
+    expect(columns(analyzeUncached('set statement max_statement_time = 1 for select ssn from customers', { dialect: 'mariadb' }).lineage!)).toEqual([
+      'ssn!: customers.ssn',
+    ]);
+    expect(columns(analyzeUncached("execute immediate 'select ssn from customers'", { dialect: 'mariadb' }).lineage!)).toEqual(['ssn!: customers.ssn']);
+    expect(columns(analyzeUncached("call sys.execute_prepared_stmt('select ssn from customers')").lineage!)).toEqual(['ssn!: customers.ssn']);
+  });
+
   it('keeps the prepared statement\'s lineage on a PREPARE', () => {
     const a = analyzeUncached("prepare s from 'select ssn from customers where id = ?'");
     expect(a.lineage).toBeUndefined();

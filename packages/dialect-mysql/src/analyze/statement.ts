@@ -550,7 +550,9 @@ class StatementAnalyzer {
         return;
       }
       this.assignedVariables(s + 2, f);
-      this.facts.merge(this.nested(f + 1, this.#end).facts);
+      const inner = this.nested(f + 1, this.#end);
+      this.facts.merge(inner.facts);
+      this.lineage = inner.lineage;
       return;
     }
     if (w1 === 'names' || w1 === 'charset' || (w1 === 'character' && w2 === 'set')) {
@@ -1211,6 +1213,8 @@ class StatementAnalyzer {
     const result = analyzeStatement(inner, st, this.#keywordsOnly);
     this.facts.merge(result.facts);
     if (name !== undefined) this.prepared = { name, result, normalized: st.normalized, command: st.command };
+    // Run now (EXECUTE IMMEDIATE, sys.execute_prepared_stmt): its rows are this statement's.
+    else this.lineage = result.lineage;
   }
 
   execute(): void {
@@ -1262,14 +1266,13 @@ class StatementAnalyzer {
 
   compound(): void {
     if (this.#ctx.dialect !== 'mariadb') {
+      // A syntax error for MySQL's server, which then runs nothing more of the request.
       this.facts.unknown('compound statements run only inside stored programs in MySQL');
-      this.keywordScan();
       return;
     }
     const parts = compoundParts(this.#ctx.tokens, this.#start, this.#end);
     if (parts === undefined) {
       this.facts.unknown('compound statement not understood');
-      this.keywordScan();
       return;
     }
     this.analyzeParts(parts);
