@@ -148,6 +148,8 @@ const DANGEROUS: ReadonlyArray<readonly [string, Hazard, Dialect?]> = [
   ["insert into t (a) values (load_file('/etc/shadow'))", Hazard.ServerFile],
   ["update t set a = (select load_file('/etc/passwd')) where id = 1", Hazard.ServerFile],
   ["import table from '/tmp/t.sdi'", Hazard.ServerFile],
+  ["alter table t add column c text default (load_file('/etc/passwd'))", Hazard.ServerFile],
+  ["show tables where load_file('/etc/passwd') is not null", Hazard.ServerFile],
   ["clone local data directory = '/tmp/clone'", Hazard.ServerFile],
   ["create table t (a int) engine=connect table_type=csv file_name='/etc/passwd'", Hazard.ServerFile, 'mariadb'],
   ["create table t (a int) data directory = '/var/lib/other'", Hazard.ServerFile],

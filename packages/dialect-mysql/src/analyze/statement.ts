@@ -628,6 +628,8 @@ class StatementAnalyzer {
   show(): void {
     this.facts.op(OperationClass.Read);
     this.lineage = NO_TABLE_ROWS;
+    // SHOW ... WHERE expr evaluates it.
+    this.tokenEffects();
     const s = this.#start;
     let i = s + 1;
     while (['full', 'extended', 'global', 'session', 'storage'].includes(this.word(i) ?? '')) i++;
@@ -765,6 +767,8 @@ class StatementAnalyzer {
         const t = this.qualified(this.ifExists(i + 1));
         if (t !== undefined) this.facts.object(t.schema, t.name, 'table', 'ddl');
         this.tableFiles(i + 1);
+        // DEFAULT (expr) and generated columns are evaluated for the rows of CREATE ... SELECT.
+        this.tokenEffects();
         const like = this.find(i + 1, 'like');
         if (like >= 0) {
           const src = this.qualified(like + 1);
@@ -776,7 +780,6 @@ class StatementAnalyzer {
         // CREATE TABLE ... [AS] SELECT: writes the rows the query reads.
         if (this.find(i + 1, new Set(['select', 'with', 'values', 'table'])) < 0 && !this.hasSubquery(i + 1)) return;
         this.facts.op(OperationClass.Write);
-        this.tokenEffects();
         const parsed = this.parse();
         if (typeof parsed === 'string') this.facts.unknown(parsed);
         else this.walk(parsed.ast, parsed.input);
@@ -973,6 +976,8 @@ class StatementAnalyzer {
       }
     }
     this.tableFiles(i);
+    // DEFAULT (expr) of an added column and generated columns are evaluated for existing rows.
+    this.tokenEffects();
     if (entry === undefined) return;
     const parsed = this.parse();
     if (typeof parsed !== 'string') this.walk(parsed.ast, parsed.input);
@@ -1251,6 +1256,7 @@ class StatementAnalyzer {
       entry.columns.add('*');
       this.facts.handler = { open: alias ?? t.name };
     } else if (w === 'read') {
+      this.tokenEffects();
       // The rows of the table the handler was opened on (the session knows which, by name).
       const entry = this.facts.object(t.schema, t.name, 'table', 'read');
       entry.columns.add('*');
