@@ -91,6 +91,8 @@ describe('subqueries, derived tables, CTEs and set operations', () => {
       'n: customers.name',
     ]);
     expect(columns(must('select * from (select ssn from customers) d'))).toEqual(['ssn!: customers.ssn']);
+    // A column list on a derived table (which the grammar lacks): an alias takes the whole derived table.
+    expect(columns(must('select x.a from (select ssn, name from customers) as x (a, b)'))).toEqual(['a: customers.name customers.ssn']);
   });
 
   it('follows CTEs, recursive ones included', () => {

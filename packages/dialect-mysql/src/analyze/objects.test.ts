@@ -45,6 +45,10 @@ describe('objects', () => {
     expect(objects('update t join u on t.id = u.id set t.a = u.b')).toEqual(['read table t(id)', 'read table u(b,id)', 'write table t(a)']);
     expect(objects('delete t from t join u on t.id = u.id where u.x = 1')).toEqual(['read table t(id)', 'read table u(id,x)', 'write table t']);
     expect(objects('delete x, y from db.t x join u y on x.id = y.id')).toEqual(['read table db.t(id)', 'read table u(id)', 'write table db.t', 'write table u']);
+    // Forms the grammar lacks, given to it as their equivalents.
+    expect(objects('delete from t1, t2 using t1 join t2 on t1.id = t2.id')).toEqual(['read table t1(id)', 'read table t2(id)', 'write table t1', 'write table t2']);
+    expect(objects('delete t1.* from t1 join t2 on t1.id = t2.id')).toEqual(['read table t1(id)', 'read table t2(id)', 'write table t1']);
+    expect(objects('insert into t values (), ()')).toEqual(['write table t(*)']);
   });
 
   it('reads the tables of subqueries and CTEs', () => {

@@ -245,12 +245,57 @@ export function parserText(tokens: readonly Token[], start: number, end: number,
   let depth = 0;
   const substring: number[] = [];
   const duplicate = (first === 'insert' || first === 'replace') && tokens.slice(start, end).some((t, k, a) => t.kind === TokenKind.Word && t.value === 'on' && word(a[k + 1]) === 'duplicate');
+  const skip = derivedColumnLists(tokens, start, end);
+  if (first === 'delete') {
+    // DELETE FROM t1, t2 USING refs ...: the grammar knows the equivalent DELETE t1, t2 FROM refs ...
+    let k = start + 1;
+    while (['low_priority', 'quick', 'ignore'].includes(word(tokens[k]) ?? '')) k++;
+    if (word(tokens[k]) === 'from') {
+      const using = depthZero(tokens, k + 1, end, 'using', 'where');
+      if (using > 0) {
+        const targets = parserText(tokens, k + 1, using, quote);
+        const refs = parserText(tokens, using + 1, end, quote);
+        return {
+          text: `delete ${targets.text} from ${refs.text}`,
+          locking: false,
+          into: undefined,
+          natural: targets.natural || refs.natural,
+        };
+      }
+    }
+  }
 
   for (let i = start; i < end; i++) {
     const t = tokens[i]!;
+    const skipTo = skip.get(i);
+    if (skipTo !== undefined) {
+      i = skipTo;
+      continue;
+    }
     switch (t.kind) {
       case TokenKind.Word: {
         const v = t.value;
+        if (first === 'delete' && depth === 0 && punct(tokens[i + 1], '.') && tokens[i + 2]?.kind === TokenKind.Operator && tokens[i + 2]!.value === '*') {
+          // DELETE t.* FROM ...: the target t.
+          pieces.push(v);
+          i += 2;
+          continue;
+        }
+        if (v === 'sounds' && word(tokens[i + 1]) === 'like') {
+          // a SOUNDS LIKE b compares the same operands as LIKE.
+          continue;
+        }
+        if (v === 'member' && word(tokens[i + 1]) === 'of' && punct(tokens[i + 2], '(')) {
+          // a MEMBER OF (json): as a IN (json), the same operands.
+          pieces.push('in');
+          i++;
+          continue;
+        }
+        if (v === 'using' && depth > 0 && tokens[i + 1]?.kind === TokenKind.Word && punct(tokens[i + 2], ')')) {
+          // CHAR(n USING charset), CONVERT(x USING charset): the character set is not an operand.
+          i++;
+          continue;
+        }
         if (i === start && v === 'values' && word(tokens[i + 1]) === 'row') {
           // VALUES ROW(a, b), ROW(c, d): a union of SELECTs.
           let j = i + 1;
@@ -489,6 +534,15 @@ export function parserText(tokens: readonly Token[], start: number, end: number,
             }
           }
         }
+        if (t.value === '(' && punct(tokens[i + 1], ')') && (first === 'insert' || first === 'replace') && i > start) {
+          // VALUES (), (): a row of defaults.
+          const p = tokens[i - 1]!;
+          if (punct(p, ',') || word(p) === 'values' || word(p) === 'value') {
+            pieces.push('(', 'null', ')');
+            i++;
+            continue;
+          }
+        }
         if (t.value === '(') depth++;
         else if (t.value === ')') {
           if (substring[substring.length - 1] === depth) substring.pop();
@@ -501,6 +555,52 @@ export function parserText(tokens: readonly Token[], start: number, end: number,
     }
   }
   return { text: join(pieces), locking, into, natural };
+}
+
+/** The index of `word` at depth 0 in [from, end) before any `stop` word, or -1. */
+function depthZero(tokens: readonly Token[], from: number, end: number, target: string, stop: string): number {
+  let depth = 0;
+  for (let i = from; i < end; i++) {
+    const t = tokens[i]!;
+    if (punct(t, '(')) depth++;
+    else if (punct(t, ')')) depth--;
+    else if (depth === 0 && t.kind === TokenKind.Word) {
+      if (t.value === target) return i;
+      if (t.value === stop) return -1;
+    }
+  }
+  return -1;
+}
+
+/**
+ * Column lists of derived tables, `(SELECT ...) AS x (a, b)`, which the grammar rejects: the
+ * index of each list's `(` mapped to its `)`. Without the list the derived table's columns keep
+ * their own names; a reference to an alias then finds no column and takes the whole derived
+ * table (more, never less).
+ */
+function derivedColumnLists(tokens: readonly Token[], start: number, end: number): Map<number, number> {
+  const out = new Map<number, number>();
+  for (let i = start; i < end; i++) {
+    if (!punct(tokens[i], '(')) continue;
+    const w = word(tokens[i + 1]);
+    if (w !== 'select' && w !== 'with' && w !== 'values' && w !== 'table') continue;
+    const close = closing(tokens, i, end);
+    if (close < 0) continue;
+    let j = close + 1;
+    if (word(tokens[j]) === 'as') j++;
+    const alias = tokens[j];
+    if (alias === undefined || !punct(tokens[j + 1], '(')) continue;
+    if (alias.kind !== TokenKind.QuotedIdent && (alias.kind !== TokenKind.Word || RESERVED.has(alias.value))) continue;
+    const listEnd = closing(tokens, j + 1, end);
+    if (listEnd < 0) continue;
+    let names = true;
+    for (let k = j + 2; k < listEnd; k++) {
+      const t = tokens[k]!;
+      if (!((t.kind === TokenKind.Word && !RESERVED.has(t.value)) || t.kind === TokenKind.QuotedIdent || punct(t, ','))) names = false;
+    }
+    if (names) out.set(j + 1, listEnd);
+  }
+  return out;
 }
 
 /** Joins pieces with spaces, except around `.`, after `(` and `@` forms, and before `)` and `,`. */
