@@ -15,6 +15,7 @@
  * What it does not understand becomes an opaque node that keeps the token range it covers, so
  * that the truth evaluator can still look for column references inside it.
  */
+import { RESERVED } from './keywords.js';
 import { TokenKind, type Token } from './lexer.js';
 
 export type Expr =
@@ -477,6 +478,8 @@ class ExprParser {
       this.i++;
       return { k: 'func', name: w, args: [], start, end: this.i };
     }
+    // A reserved word cannot name a column (after a `.` it can: `t.key`).
+    if (RESERVED.has(w)) throw new Fail();
     return this.reference();
   }
 

@@ -1338,6 +1338,7 @@ class StatementAnalyzer {
         }
         for (const op of piece.facts.operations) this.facts.op(op);
         for (const h of piece.facts.hazards) this.facts.hazard(h);
+        if (piece.facts.literalDependent) this.facts.literalDependent = true;
       }
       a = i + 1;
     }
