@@ -199,6 +199,8 @@ describe('operation classes', () => {
     expect(ops('begin not atomic insert into t values (1); end', 'mariadb')).toEqual([W]);
     expect(ops('create sequence s', 'mariadb')).toEqual([D]);
     expect(ops('select nextval(s)', 'mariadb')).toEqual([R, W]);
+    expect(ops('select next value for db.s', 'mariadb')).toEqual([R, W]);
+    expect(ops('select previous value for s', 'mariadb')).toEqual([R]);
   });
 
   it('does not run compound statements outside stored programs in MySQL', () => {

@@ -281,6 +281,22 @@ export function parserText(tokens: readonly Token[], start: number, end: number,
           i += 2;
           continue;
         }
+        if ((v === 'next' || v === 'previous') && word(tokens[i + 1]) === 'value' && word(tokens[i + 2]) === 'for') {
+          // MariaDB: NEXT VALUE FOR s, PREVIOUS VALUE FOR s.
+          const seq: string[] = [];
+          let j = i + 3;
+          while (j < end && (tokens[j]!.kind === TokenKind.Word || tokens[j]!.kind === TokenKind.QuotedIdent || punct(tokens[j], '.'))) {
+            const u = tokens[j]!;
+            seq.push(u.kind === TokenKind.QuotedIdent ? quoteIdent(u.value) : u.value);
+            j++;
+            if (u.kind !== TokenKind.Punct && !punct(tokens[j], '.')) break;
+          }
+          if (seq.length > 0) {
+            pieces.push(`${v === 'next' ? 'nextval' : 'lastval'}(${seq.join('')})`);
+            i = j - 1;
+            continue;
+          }
+        }
         if (v === 'sounds' && word(tokens[i + 1]) === 'like') {
           // a SOUNDS LIKE b compares the same operands as LIKE.
           continue;

@@ -188,6 +188,10 @@ class StatementAnalyzer {
           if (effect.hazard !== undefined) this.facts.hazard(effect.hazard);
         }
       }
+      if (t.kind === TokenKind.Word && (t.value === 'next' || t.value === 'previous') && this.word(i + 1) === 'value' && this.word(i + 2) === 'for') {
+        // MariaDB: NEXT VALUE FOR s advances the sequence.
+        if (t.value === 'next') this.facts.op(OperationClass.Write);
+      }
       if (t.kind === TokenKind.Word && t.value === 'into') {
         const w = this.word(i + 1);
         if (w === 'outfile' || w === 'dumpfile') {
@@ -761,6 +765,11 @@ class StatementAnalyzer {
     const s = this.#start;
     const i = this.skipCreateOptions(s + 1);
     const kind = this.word(i);
+    // MariaDB: CREATE OR REPLACE TABLE / SEQUENCE / DATABASE drops what it replaces first.
+    if (this.word(s + 1) === 'or' && this.word(s + 2) === 'replace') {
+      if (kind === 'table' || kind === 'sequence') this.facts.hazard(Hazard.DropTable);
+      else if (kind === 'database' || kind === 'schema') this.facts.hazard(Hazard.DropDatabase);
+    }
     switch (kind) {
       case 'table': {
         this.facts.op(OperationClass.Ddl);
