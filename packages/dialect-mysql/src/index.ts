@@ -3,3 +3,4 @@
  * (src/protocol) and statement analysis (src/analyze); the listener and the relay come next.
  */
 export * from './protocol/index.js';
+export * from './analyze/index.js';
