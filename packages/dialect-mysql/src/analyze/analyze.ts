@@ -24,8 +24,7 @@
  *   subquery. The first few hundred parses after start are 2-3 times slower (JIT warm-up).
  * Loading the two grammars takes about 20 ms, once per process.
  */
-import * as crypto from 'node:crypto';
-import { OperationClass, type Analysis, type Hazard, type ObjectRef } from '@sluice/core';
+import { OperationClass, type Analysis, type Hazard, type ObjectRef, combineAnalyses, fingerprintOf, rememberBounded } from '@sluice/core';
 import type { ExprOptions } from './expr.js';
 import type { Facts } from './facts.js';
 import { lex, TokenFlag, type LexOptions } from './lexer.js';
@@ -113,19 +112,7 @@ export function sqlModeFlags(mode: string | SqlModeFlags | undefined): SqlModeFl
   };
 }
 
-// One-shot hashing (Node >= 20.12) is measurably cheaper than createHash() for short inputs.
-const oneShot: ((algorithm: string, data: string, encoding: 'hex') => string) | undefined =
-  typeof crypto.hash === 'function' ? crypto.hash : undefined;
-
-/**
- * Hex digest of a normalized text: the first 16 hex characters (64 bits) of its SHA-1 over
- * the UTF-8 bytes, as in the PostgreSQL dialect. Not a security boundary; it groups requests
- * by shape.
- */
-export function fingerprintOf(normalized: string): string {
-  const hex = oneShot ? oneShot('sha1', normalized, 'hex') : crypto.createHash('sha1').update(normalized).digest('hex');
-  return hex.slice(0, 16);
-}
+export { fingerprintOf };
 
 const SHAPE_CACHE_SIZE = 5000;
 
@@ -151,11 +138,7 @@ function settingsOf(options: MySqlAnalyzerOptions | undefined): Settings {
 }
 
 function remember<V>(map: Map<string, V>, key: string, value: V): void {
-  if (map.size >= SHAPE_CACHE_SIZE) {
-    const oldest = map.keys().next();
-    if (oldest.done !== true) map.delete(oldest.value);
-  }
-  map.set(key, value);
+  rememberBounded(map, key, value, SHAPE_CACHE_SIZE);
 }
 
 const EMPTY_LIST: readonly never[] = Object.freeze([]);
@@ -270,55 +253,9 @@ function freeze(result: StatementResult, normalized: string, command: string): M
   return Object.freeze({ ...base, prepare: Object.freeze({ name: p.name, statement }) });
 }
 
-/** The request's analysis from its statements': unions in order, without duplicates. */
+/** The request's analysis from its statements' (core's union, shared by every dialect). */
 function combine(normalized: string, parts: readonly MySqlAnalysis[]): MySqlAnalysis {
-  const operations: OperationClass[] = [];
-  const hazards: Hazard[] = [];
-  const functions: string[] = [];
-  const commands: string[] = [];
-  const unanalysable: string[] = [];
-  const objects: ObjectRef[] = [];
-  const objectIndex = new Map<string, number>();
-  for (const p of parts) {
-    commands.push(p.commands[0] ?? '');
-    for (const op of p.operations) if (!operations.includes(op)) operations.push(op);
-    for (const h of p.hazards ?? []) if (!hazards.includes(h)) hazards.push(h);
-    for (const f of p.functions ?? []) if (!functions.includes(f)) functions.push(f);
-    if (p.unanalysable !== undefined && !unanalysable.includes(p.unanalysable)) unanalysable.push(p.unanalysable);
-    for (const o of p.objects ?? []) {
-      const key = `${o.kind}\u0000${o.access}\u0000${o.schema ?? ''}\u0000${o.schema === undefined ? 0 : 1}\u0000${o.name}`;
-      const at = objectIndex.get(key);
-      if (at === undefined) {
-        objectIndex.set(key, objects.length);
-        objects.push(o);
-        continue;
-      }
-      objects[at] = mergeObjects(objects[at]!, o);
-    }
-  }
-  return Object.freeze({
-    normalized,
-    fingerprint: fingerprintOf(normalized),
-    operations: Object.freeze(operations),
-    statementCount: parts.length,
-    commands: Object.freeze(commands),
-    parts: Object.freeze([...parts]),
-    objects: Object.freeze(objects),
-    hazards: Object.freeze(hazards),
-    functions: Object.freeze(functions),
-    ...(unanalysable.length > 0 ? { unanalysable: unanalysable.join('; ') } : {}),
-  });
-}
-
-/** One object seen by two statements: columns are known only if both knew them. */
-function mergeObjects(a: ObjectRef, b: ObjectRef): ObjectRef {
-  const merged: { -readonly [K in keyof ObjectRef]: ObjectRef[K] } = { ...a };
-  if (a.columns !== undefined && b.columns !== undefined) {
-    merged.columns = Object.freeze([...new Set([...a.columns, ...b.columns])]);
-  } else {
-    delete merged.columns;
-  }
-  return Object.freeze(merged);
+  return combineAnalyses(normalized, parts);
 }
 
 /**
