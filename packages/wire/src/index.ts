@@ -7,3 +7,4 @@ export {
   type Frame,
   type Framing,
 } from './frame-buffer.js';
+export { connectTcp } from './connect.js';

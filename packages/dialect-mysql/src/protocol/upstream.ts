@@ -1,3 +1,4 @@
+import { connectTcp } from '@sluice/wire';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -287,28 +288,7 @@ class Channel {
 }
 
 function openSocket(host: string, port: number, signal: AbortSignal): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) {
-      reject(new UpstreamError(`connecting to ${host}:${port} timed out`));
-      return;
-    }
-    const socket = net.connect({ host, port });
-    socket.setNoDelay(true);
-    const onAbort = () => {
-      socket.destroy();
-      reject(new UpstreamError(`connecting to ${host}:${port} timed out`));
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-    socket.once('connect', () => {
-      signal.removeEventListener('abort', onAbort);
-      socket.removeAllListeners('error');
-      resolve(socket);
-    });
-    socket.once('error', (err) => {
-      signal.removeEventListener('abort', onAbort);
-      reject(new UpstreamError(`cannot connect to ${host}:${port}: ${(err as NodeJS.ErrnoException).code ?? err.message}`, undefined, { cause: err }));
-    });
-  });
+  return connectTcp(host, port, signal, (message, cause) => new UpstreamError(message, undefined, cause === undefined ? undefined : { cause }));
 }
 
 function tlsConnector(options: MysqlUpstreamOptions): (socket: net.Socket) => tls.TLSSocket {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
-import { ByteReader, FrameBuffer } from '@sluice/wire';
+import { ByteReader, connectTcp, FrameBuffer } from '@sluice/wire';
 import { serialize } from 'pg-protocol';
 import type { PostgresTargetOptions } from '../config.js';
 import { readErrorCode, readErrorField } from '../messages/error-response.js';
@@ -68,24 +68,7 @@ export function upstreamStartupParams(
 
 function openSocket(options: PostgresTargetOptions, signal: AbortSignal): Promise<net.Socket> {
   const { host, port } = options.upstream;
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port });
-    socket.setNoDelay(true);
-    const onAbort = () => {
-      socket.destroy();
-      reject(new UpstreamError(`connecting to ${host}:${port} timed out`));
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-    socket.once('connect', () => {
-      signal.removeEventListener('abort', onAbort);
-      socket.removeAllListeners('error');
-      resolve(socket);
-    });
-    socket.once('error', (err) => {
-      signal.removeEventListener('abort', onAbort);
-      reject(new UpstreamError(`cannot connect to ${host}:${port}: ${(err as NodeJS.ErrnoException).code ?? err.message}`, undefined, { cause: err }));
-    });
-  });
+  return connectTcp(host, port, signal, (message, cause) => new UpstreamError(message, undefined, cause === undefined ? undefined : { cause }));
 }
 
 function readOneByte(socket: net.Socket, signal: AbortSignal): Promise<number> {
