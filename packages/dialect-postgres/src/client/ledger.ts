@@ -22,8 +22,7 @@ export interface PreparedStatement {
   fields?: readonly ResultField[] | null;
   /** The RowDescription bytes behind `fields` (mask plans are cached by them). */
   description?: Buffer;
-  /** With masking, for a portal: the result formats its Bind asked for, and its statement. */
-  formats?: readonly number[];
+  /** With masking, for a portal: its statement. */
   statement?: PreparedStatement;
   /** With masking, for a portal: client Describes of it in flight. */
   describing?: number;

@@ -46,7 +46,7 @@ import { BackendScanner, type BackendScanHandler } from '../server/backend-scann
 import { connectUpstream, sendUpstreamCancel, UpstreamError, type UpstreamConnection } from '../server/upstream.js';
 import { Ledger, type LedgerEntry, type PreparedStatement, type ResultMasking } from './ledger.js';
 import { catalogFor } from '../masking/catalog.js';
-import { bindResultFormats, decodeRowDescription, OutBuffer, withFormats, type RowMasker } from '../masking/plan.js';
+import { decodeRowDescription, OutBuffer, type RowMasker } from '../masking/plan.js';
 import { SessionMasking } from '../masking/session-masking.js';
 
 /** What the analyzer says about SQL-level PREPARE, EXECUTE and DEALLOCATE. */
@@ -763,14 +763,13 @@ export class PostgresClientSession {
           }
         }
         if (this.#masking && prepared) {
-          // A portal of its own: its result formats, and the description the server gives it.
+          // A portal of its own: the description the server gives it (with its result formats).
           const statementOf = this.#pendingStatements.get(statement) ?? this.#statements.get(statement);
           prepared = {
             text: prepared.text,
             analysis: prepared.analysis,
             ...(prepared.bind ? { bind: prepared.bind } : {}),
             ...(prepared.reviewable !== undefined ? { reviewable: prepared.reviewable } : {}),
-            formats: bindResultFormats(frame),
             ...(statementOf ? { statement: statementOf } : {}),
           };
         }
@@ -1444,18 +1443,11 @@ export class PostgresClientSession {
     if (portal === undefined || this.#masking === undefined) return undefined;
     if (!portal.fields || portal.description === undefined) return undefined;
     const fields = portal.fields;
-    return this.#masking.rowMasker(entry.handle.analysis, this.#descriptionKey(portal), () => fields, true);
+    // Plans are cached by the portal's own RowDescription, which carries its result formats.
+    return this.#masking.rowMasker(entry.handle.analysis, portal.description, () => fields, true);
   }
 
-  /**
-   * Plans are cached by description: a portal's formats are part of it (a portal's own
-   * RowDescription already has them; one borrowed from its statement does not).
-   */
-  #descriptionKey(portal: PreparedStatement): Buffer {
-    const formats = portal.formats;
-    if (formats === undefined || formats.length === 0 || portal.description === portal.statement?.portalDescription) return portal.description!;
-    return Buffer.concat([portal.description!, Buffer.from(Uint16Array.from(formats).buffer)]);
-  }
+
 
   /**
    * Writes `bytes` in place of the upstream message that ends at `endInChunk` (of `length`

@@ -46,37 +46,7 @@ export function decodeRowDescription(frame: Buffer): ResultField[] {
   return fields;
 }
 
-/**
- * The result formats a Bind asks for: one code for every column, one per column, or none
- * (text). Read from the end of the message after the parameters.
- */
-export function bindResultFormats(frame: Buffer): readonly number[] {
-  let at = 5;
-  at = frame.indexOf(0, at) + 1; // portal
-  at = frame.indexOf(0, at) + 1; // statement
-  const nFormats = frame.readInt16BE(at);
-  at += 2 + 2 * nFormats;
-  const nParams = frame.readInt16BE(at);
-  at += 2;
-  for (let i = 0; i < nParams; i++) {
-    const len = frame.readInt32BE(at);
-    at += 4 + (len > 0 ? len : 0);
-  }
-  const nResults = frame.readInt16BE(at);
-  at += 2;
-  const out: number[] = [];
-  for (let i = 0; i < nResults; i++) out.push(frame.readInt16BE(at + 2 * i));
-  return out;
-}
 
-/** The fields with the formats a Bind asked for (a statement's description says text for all). */
-export function withFormats(fields: readonly ResultField[], formats: readonly number[]): readonly ResultField[] {
-  if (formats.length === 0) return fields.every((f) => f.format === 0) ? fields : fields.map((f) => ({ ...f, format: 0 }));
-  return fields.map((f, i) => {
-    const format = formats.length === 1 ? formats[0]! : (formats[i] ?? 0);
-    return f.format === format ? f : { ...f, format };
-  });
-}
 
 /** What masks one statement's results: the rules, detectors and key in force for it. */
 export interface MaskRules {
