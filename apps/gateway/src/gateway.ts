@@ -89,7 +89,7 @@ function policyDigest(config: GatewayConfig): string {
 }
 
 /** Settings a reload cannot change, compared as JSON. */
-const RESTART_KEYS = ['listen', 'targets', 'audit', 'tls', 'limits', 'admin', 'pidFile'] as const;
+const RESTART_KEYS = ['listen', 'targets', 'audit', 'tls', 'allowPlaintextLoopback', 'limits', 'admin', 'pidFile'] as const;
 
 /** Composes core, dialects and listeners from a validated config. */
 export async function startGateway(loaded: LoadedConfig, logger: Logger): Promise<RunningGateway> {
@@ -182,6 +182,7 @@ export async function startGateway(loaded: LoadedConfig, logger: Logger): Promis
         targetNames: () => [...targets.keys()],
         tls: secureContext,
         requireTls: config.tls?.require ?? false,
+        allowPlaintextLoopback: config.allowPlaintextLoopback,
         limits: config.limits,
       });
       const { host, port } = splitHostPort(address);

@@ -40,6 +40,11 @@ export interface ListenerContext<TOptions> {
   readonly tls: SecureContext | undefined;
   /** Refuse clients that do not upgrade to TLS. */
   readonly requireTls: boolean;
+  /**
+   * Whether a client on a loopback address may send its token in clear without TLS, for
+   * dialects whose clients do so only when asked (MySQL's mysql_clear_password). Default false.
+   */
+  readonly allowPlaintextLoopback?: boolean;
   readonly limits: ListenerLimits;
 }
 

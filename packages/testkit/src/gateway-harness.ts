@@ -45,6 +45,8 @@ export interface HarnessOptions<TOptions> {
   readonly oidc?: readonly { issuer: string; audience: string; groupsClaim?: string; usernameClaim?: string }[];
   readonly tls?: SecureContext;
   readonly requireTls?: boolean;
+  /** Loopback clients may send tokens in clear without TLS (MySQL). Default true in tests. */
+  readonly allowPlaintextLoopback?: boolean;
   readonly maxMessageBytes?: number;
   readonly authTimeoutMs?: number;
   readonly failedLogins?: { maxAttempts: number; windowSeconds: number; lockoutSeconds: number };
@@ -148,6 +150,7 @@ export async function startTestGateway<TOptions>(options: HarnessOptions<TOption
     targetNames: () => [...targets.keys()],
     tls: options.tls,
     requireTls: options.requireTls ?? false,
+    allowPlaintextLoopback: options.allowPlaintextLoopback ?? true,
     limits: { maxMessageBytes: options.maxMessageBytes ?? 1 << 20, authTimeoutMs: options.authTimeoutMs ?? 5000 },
   });
   const server = net.createServer({ noDelay: true }, (s) => listener.accept(s));

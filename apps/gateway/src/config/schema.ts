@@ -15,6 +15,7 @@ export const configSchema = z
     listen: z
       .object({
         postgres: hostPort.optional(),
+        mysql: hostPort.optional(),
       })
       .strict()
       .refine((l) => Object.values(l).some(Boolean), 'at least one listener is needed, for example listen.postgres: 127.0.0.1:6432'),
@@ -27,7 +28,7 @@ export const configSchema = z
               .string()
               .min(1)
               .regex(/^[A-Za-z0-9_.-]+$/, 'use letters, digits, _ . and - (clients name the target as their database)'),
-            dialect: z.enum(['postgres']),
+            dialect: z.enum(['postgres', 'mysql']),
           })
           .passthrough(),
       )
@@ -52,6 +53,11 @@ export const configSchema = z
       })
       .strict()
       .optional(),
+    /**
+     * Let clients on a loopback address send their token in clear without TLS where the
+     * dialect asks for it in clear (MySQL's mysql_clear_password). Off: such clients need TLS.
+     */
+    allowPlaintextLoopback: z.boolean().default(false),
     limits: z
       .object({
         maxMessageBytes: z.number().int().min(1024).default(64 * 1024 * 1024),
