@@ -126,7 +126,8 @@ export function runConformanceSuite<TOptions>(options: ConformanceOptions<TOptio
       let all: AuditRecord[] = [];
       for (let i = 0; i < 50; i++) {
         all = await g.auditRecords();
-        if (all.some((r) => r.type === 'disconnect')) break;
+        const last = all.filter((r) => r.type === 'statement' && r.phase === 'complete').at(-1);
+        if (all.some((r) => r.type === 'disconnect' && r.sessionId === last?.sessionId)) break;
         await new Promise((r) => setTimeout(r, 20));
       }
       const statements = all.filter((r) => r.type === 'statement' && r.phase === 'complete');
