@@ -854,27 +854,40 @@ export class MysqlClientSession {
     if (old) await old.end('change-user');
     this.#forgetStatements();
     let upstream = this.#upstream!;
-    if (target.name !== this.#target!.name) {
-      if (change.charset !== undefined) this.#charset = change.charset & 0xff;
-      if (change.attributes) this.#attributes = change.attributes;
-      const fresh = await this.#openUpstream(target, attempt, identity);
-      this.#detachUpstream()?.socket.destroy();
-      upstream = fresh;
-      await this.#readSettings(upstream, upstream.leftover);
-    } else {
+    try {
+      if (target.name !== this.#target!.name) {
+        if (change.charset !== undefined) this.#charset = change.charset & 0xff;
+        if (change.attributes) this.#attributes = change.attributes;
+        const fresh = await this.#openUpstream(target, attempt, identity);
+        this.#detachUpstream()?.socket.destroy();
+        upstream = fresh;
+        await this.#readSettings(upstream, upstream.leftover);
+      } else {
+        this.#detachUpstream();
+        await this.#resetUpstream(upstream);
+        await this.#readSettings(upstream);
+      }
+    } catch (err) {
+      // The connection ends with the failed change: no upstream is left behind.
       this.#detachUpstream();
-      await this.#resetUpstream(upstream);
-      await this.#readSettings(upstream);
+      upstream.socket.destroy();
+      throw err;
     }
-    const governed = await governor.openSession({
-      dialect: 'mysql',
-      identity,
-      username: attempt.credentials.username,
-      target: target.name,
-      sourceAddress: this.#source,
-      tls: this.#tls,
-      ...(attempt.application ? { application: attempt.application } : {}),
-    });
+    let governed: GovernedSession;
+    try {
+      governed = await governor.openSession({
+        dialect: 'mysql',
+        identity,
+        username: attempt.credentials.username,
+        target: target.name,
+        sourceAddress: this.#source,
+        tls: this.#tls,
+        ...(attempt.application ? { application: attempt.application } : {}),
+      });
+    } catch (err) {
+      upstream.socket.destroy();
+      throw err;
+    }
     this.#changeUser = undefined;
     if (this.#isClosed()) {
       upstream.socket.destroy();
