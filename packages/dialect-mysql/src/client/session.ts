@@ -1275,26 +1275,31 @@ export class MysqlClientSession {
     this.#closeCursor(p);
     const longData = p.longData;
     p.longData = undefined;
-    let decoded: ReturnType<typeof decodeComStmtExecute> | undefined;
-    try {
-      decoded = decodeComStmtExecute(payload, p.paramCount, p.paramTypes, longData);
-      if (decoded.paramTypes) p.paramTypes = decoded.paramTypes;
-    } catch {
-      decoded = undefined;
+    // Only the types are read now (a client sends them once, then executes without them);
+    // the values are decoded when someone needs to see them (an approver).
+    const previousTypes = p.paramTypes;
+    const typesAt = 10 + ((p.paramCount + 7) >> 3);
+    if (p.paramCount > 0 && payload[typesAt] === 1 && payload.length >= typesAt + 1 + 2 * p.paramCount) {
+      const types: ParamType[] = [];
+      for (let i = 0; i < p.paramCount; i++) types.push({ type: payload[typesAt + 1 + 2 * i]!, unsigned: (payload[typesAt + 2 + 2 * i]! & 0x80) !== 0 });
+      p.paramTypes = types;
     }
     const analysis = this.#resolveRequest(p.analysis);
-    const values = decoded?.values;
-    const types = decoded?.paramTypes;
-    const parameters =
-      values && types
-        ? () =>
-            types.map((t, i) => {
-              if (longData?.has(i)) return '[long data]';
-              const v = rowValue(payload, values, i);
-              return v === null ? null : formatBinaryValue(t.type, v, t.unsigned);
-            })
-        : undefined;
-    const cursor = decoded !== undefined && (decoded.flags & CursorType.READ_ONLY) !== 0;
+    const parameters = (): readonly (string | null)[] => {
+      try {
+        const d = decodeComStmtExecute(payload, p.paramCount, previousTypes, longData);
+        const { values, paramTypes } = d;
+        if (!values || !paramTypes) return [];
+        return paramTypes.map((t, i) => {
+          if (longData?.has(i)) return '[long data]';
+          const v = rowValue(payload, values, i);
+          return v === null ? null : formatBinaryValue(t.type, v, t.unsigned);
+        });
+      } catch {
+        return ['[parameters could not be decoded]'];
+      }
+    };
+    const cursor = payload.length > 5 && (payload[5]! & CursorType.READ_ONLY) !== 0;
     const start = (refusal: string | undefined): void =>
       this.#begin(
         m,
