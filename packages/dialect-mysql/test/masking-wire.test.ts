@@ -243,6 +243,30 @@ describe('what MariaDB sends as org_table / org_name', () => {
     expect(await described('SELECT email FROM mask_mod_wire_t UNION SELECT ssn FROM mask_mod_wire_t')).toEqual(['email: ///email']);
   });
 
+  live('a temporary table: its schema and name (it is in no other session\'s information_schema)', async () => {
+    await wire.exec('CREATE TEMPORARY TABLE mask_mod_wire_tmp AS SELECT id, ssn FROM mask_mod_wire_t');
+    try {
+      expect(await described('SELECT * FROM mask_mod_wire_tmp')).toEqual(['id: test/mask_mod_wire_tmp/mask_mod_wire_tmp/id', 'ssn: test/mask_mod_wire_tmp/mask_mod_wire_tmp/ssn']);
+      // Planned column by column even though the catalog does not list it.
+      let unknown = 0;
+      const sql = 'SELECT * FROM mask_mod_wire_tmp ORDER BY id';
+      const { columns, rows } = await wire.query(sql);
+      const m = planResult(
+        columns,
+        { lineage: analyzer.analyze(sql).lineage, catalog, defaultSchema: 'test', onUnknownRelation: () => unknown++ },
+        masking([{ column: '*.*.ssn', strategy: 'partial' }]),
+        false,
+      )!;
+      expect(m.actions.map((a) => a.name)).toEqual(['ssn']);
+      expect(unknown).toBe(1);
+      const out = m.maskRow(rows[0]!)!;
+      const r = decodeTextRow(out, 2);
+      expect([rowValue(out, r, 0)?.toString(), rowValue(out, r, 1)?.toString()]).toEqual(['1', '***-**-6789']);
+    } finally {
+      await wire.exec('DROP TEMPORARY TABLE IF EXISTS mask_mod_wire_tmp');
+    }
+  });
+
   live('system tables: their schema and name', async () => {
     expect(await described('SELECT TABLE_NAME FROM information_schema.TABLES LIMIT 1')).toEqual(['TABLE_NAME: information_schema/TABLES/TABLES/TABLE_NAME']);
   });

@@ -192,6 +192,21 @@ describe('planning', () => {
     expect(planColumns(fresh, sources('select a, b from fresh'), masking([]), false)).toEqual([]);
   });
 
+  it('takes a star over a relation the catalog does not list (a temporary table) column by column, and scans it', () => {
+    const rules = masking([{ column: '*.*.ssn', strategy: 'partial' }], { detectors: ['email'] });
+    const tmp = (name: string) => col(name, { orgTable: 'tmp_people', table: 'tmp_people' });
+    let unknown = 0;
+    const actions = planColumns([tmp('id'), tmp('ssn'), tmp('note')], sources('select * from tmp_people', { onUnknownRelation: () => unknown++ }), rules, false);
+    expect(actions.map((a) => [a.name, a.mode, a.strategy])).toEqual([
+      ['id', 'scan', 'partial'],
+      ['ssn', 'mask', 'partial'],
+      ['note', 'scan', 'partial'],
+    ]);
+    expect(unknown).toBe(1);
+    // Without detectors only the sensitive column.
+    expect(planColumns([tmp('id'), tmp('ssn')], sources('select * from tmp_people'), masking([{ column: '*.*.ssn', strategy: 'hash' }]), false).map((a) => a.name)).toEqual(['ssn']);
+  });
+
   it('always scans configured free-text columns', () => {
     const rules = masking([], { scan: ['orders.note'], detectors: ['email'] });
     expect(planColumns([col('note', { orgTable: 'orders' })], sources('select note from orders'), rules, false)[0]?.mode).toBe('scan');

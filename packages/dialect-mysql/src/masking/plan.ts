@@ -63,8 +63,12 @@ export interface MysqlRowMasker {
   maskRow(payload: Buffer): Buffer | undefined;
 }
 
-/** How the column definition places a column. */
-type WireKind = 'base' | 'view' | 'system' | 'unknown' | 'computed';
+/**
+ * How the column definition places a column: a table's column, a view's, a system table's, a
+ * relation the catalog does not list (a derived table, a CTE, an aliased view, or a table
+ * made since the catalog was read: a temporary one never shows), or a computed value.
+ */
+type WireKind = 'base' | 'view' | 'system' | 'unlisted' | 'computed';
 
 interface WireResolution {
   readonly kind: WireKind;
@@ -77,7 +81,7 @@ interface WireResolution {
 }
 
 const COMPUTED: WireResolution = { kind: 'computed', sources: [], direct: false, opaque: false };
-const UNKNOWN: WireResolution = { kind: 'unknown', sources: [], direct: false, opaque: false };
+const UNLISTED: WireResolution = { kind: 'unlisted', sources: [], direct: false, opaque: false };
 
 const lower = (s: string): string => s.toLowerCase();
 
@@ -128,9 +132,13 @@ class Resolver {
       return { kind: 'system', sources: [{ schema: schema!, table: c.orgTable, column: lower(c.orgName) }], direct: true, opaque: true, schema: schema!, table: c.orgTable };
     }
     const rels = this.#catalog.relations(schema, c.orgTable);
-    if (rels.length === 0) return UNKNOWN;
+    if (rels.length === 0) {
+      // What it names, should the statement turn out to read a relation of that name.
+      if (schema === undefined) return UNLISTED;
+      return { kind: 'unlisted', sources: [], direct: false, opaque: false, schema, table: c.orgTable };
+    }
     const sources: ColumnSource[] = [];
-    let kind: WireKind = 'unknown';
+    let kind: WireKind = 'unlisted';
     let direct = true;
     let opaque = false;
     for (const rel of rels) {
@@ -148,7 +156,7 @@ class Resolver {
         sources.push(self);
       }
     }
-    if (sources.length === 0) return UNKNOWN;
+    if (sources.length === 0) return UNLISTED;
     return { kind, sources, direct, opaque, schema: schema ?? rels[0]!.schema, table: c.orgTable };
   }
 
@@ -185,7 +193,7 @@ class Resolver {
     const ds = this.#sources.defaultSchema;
     const named: { schema: string | undefined; table: string; column: string }[] = [];
     this.#wire.forEach((w, i) => {
-      if (w.kind === 'base' || w.kind === 'view') named.push({ schema: w.schema, table: lower(w.table!), column: lower(this.#columns[i]!.orgName) });
+      if (w.table !== undefined && w.kind !== 'system') named.push({ schema: w.schema, table: lower(w.table!), column: lower(this.#columns[i]!.orgName) });
     });
     const explained = (s: ColumnSource): boolean => {
       const t = lower(s.table);
@@ -203,14 +211,15 @@ class Resolver {
   resolve(i: number): { sources: ColumnSource[]; resolved: boolean; direct: boolean } {
     const c = this.#columns[i]!;
     const lineage = this.#sources.lineage;
-    let wire = this.#wire[i]!;
+    const wire = this.#wire[i]!;
     const list: ColumnSource[] = [...wire.sources];
     let resolved = !wire.opaque;
-    let direct = wire.kind === 'base' || (wire.kind === 'view' && wire.direct) || wire.kind === 'unknown';
+    let direct = wire.kind === 'base' || (wire.kind === 'view' && wire.direct) || wire.kind === 'unlisted';
     if (lineage === undefined) {
       // The statement could not be analysed: nothing confirms the column definition (a derived
       // table may carry a table's name), so every column is also scanned.
       resolved = false;
+      if (wire.kind === 'unlisted' && wire.table !== undefined) list.push({ schema: wire.schema!, table: wire.table, column: lower(c.orgName) });
       if (wire.kind !== 'base' || c.table === c.orgTable) direct = false;
       return { sources: list, resolved, direct };
     }
@@ -224,10 +233,17 @@ class Resolver {
     }
     // Positions unknown (a `*` over a relation whose columns the analysis does not list):
     // a column the definition names is what it names, unless the statement reads no relation
-    // of that name (it is a derived table's or a CTE's) or something is left unexplained.
-    if ((wire.kind === 'base' || wire.kind === 'view') && !this.#reads(wire.schema, wire.table!)) wire = UNKNOWN;
-    const suspect = (wire.kind === 'base' || wire.kind === 'view') && c.table === c.orgTable && this.#hasUnexplained();
-    if (wire.kind === 'computed' || wire.kind === 'unknown' || suspect) {
+    // of that name (it is a derived table's or a CTE's: those never appear among the sources)
+    // or something is left unexplained.
+    let named = wire.kind !== 'computed' && wire.kind !== 'system' && wire.table !== undefined && this.#reads(wire.schema, wire.table);
+    if (named && c.table === c.orgTable && this.#hasUnexplained()) named = false;
+    if (named && wire.kind === 'unlisted') {
+      // A relation the statement reads and the catalog does not list: its column is what the
+      // definition says, scanned as well since the catalog cannot tell what it is.
+      list.push({ schema: wire.schema!, table: wire.table!, column: lower(c.orgName) });
+      resolved = false;
+      this.#unknown();
+    } else if (!named && wire.kind !== 'system') {
       const all = this.#everything()!;
       list.push(...all.sources);
       if (this.#allOpaque) resolved = false;
