@@ -1,5 +1,6 @@
 import { defineDialect } from '@sluice/core';
 import { createMySqlAnalyzer } from './analyze/index.js';
+import { createResultMasking } from './client/masking.js';
 import { ConnectionRegistry } from './client/registry.js';
 import { mysqlTargetOptions } from './config.js';
 import { MysqlListener } from './listener.js';
@@ -18,6 +19,6 @@ export const mysqlDialect = defineDialect({
   name: 'mysql',
   defaultPort: 3306,
   targetOptions: mysqlTargetOptions,
-  createListener: (context) => new MysqlListener(context, connections, undefined),
+  createListener: (context) => new MysqlListener(context, connections, createResultMasking(context.logger)),
   analyze: (text) => analyzer.analyze(text),
 });

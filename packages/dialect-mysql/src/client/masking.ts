@@ -1,4 +1,5 @@
-import type { Analysis, MaskedColumn, ResultLineage, StatementMasking } from '@sluice/core';
+import type { Analysis, Logger, MaskedColumn, ResultLineage, StatementMasking } from '@sluice/core';
+import { catalogFor, planResult } from '../masking/index.js';
 import type { ColumnDefinition41 } from '../protocol/messages.js';
 import type { MysqlUpstreamOptions } from '../protocol/upstream.js';
 
@@ -21,8 +22,30 @@ export interface ResultMasking {
     schema: string | undefined,
     masking: StatementMasking,
     binary: boolean,
-    onUnknownRelation: () => void,
   ): RowMask | undefined;
   /** The schema changed (DDL through the gateway): read the catalog again before the next statement. */
   invalidate(upstream: MysqlUpstreamOptions): void;
+}
+
+/**
+ * The masking of the package: one catalog per upstream endpoint and account (shared by every
+ * session going there), a plan per result.
+ */
+export function createResultMasking(logger: Pick<Logger, 'warn'>): ResultMasking {
+  return {
+    catalogReady: (upstream) => catalogFor(upstream, logger).ready(),
+    planResult(upstream, columns, lineage, schema, masking, binary) {
+      const catalog = catalogFor(upstream, logger);
+      const snapshot = catalog.snapshot;
+      // The session waits for the catalog before any statement whose rows may be masked.
+      if (snapshot === undefined) throw new Error('the masking catalog is not loaded');
+      return planResult(
+        columns,
+        { lineage, catalog: snapshot, defaultSchema: schema, onUnknownRelation: () => catalog.noteUnknownRelation() },
+        masking,
+        binary,
+      );
+    },
+    invalidate: (upstream) => catalogFor(upstream, logger).invalidate(),
+  };
 }

@@ -1754,9 +1754,7 @@ export class MysqlClientSession {
     r.mask =
       masking === undefined || this.#target === undefined
         ? undefined
-        : this.#deps.masking!.planResult(this.#target.options.upstream, r.columns, part?.lineage, this.#schema, masking, r.binary, () =>
-            this.#deps.masking!.invalidate(this.#target!.options.upstream),
-          );
+        : this.#deps.masking!.planResult(this.#target.options.upstream, r.columns, part?.lineage, this.#schema, masking, r.binary);
     r.columns = undefined;
   }
 
