@@ -119,6 +119,10 @@ describe('the catalog of a live server', () => {
     }
   });
 
+  live('a catalog read that takes too long is abandoned', async () => {
+    await expect(loadCatalog(ROOT, 0)).rejects.toThrow(/took longer than 0 ms/);
+  });
+
   live('the query helper reports server errors and keeps the connection usable', async () => {
     const conn = await CatalogConnection.open(ROOT);
     try {

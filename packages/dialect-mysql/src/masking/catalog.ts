@@ -18,7 +18,7 @@
 import type { ColumnSource, Logger } from '@sluice/core';
 import { resultLineageOfSql } from '../analyze/lineage.js';
 import type { Dialect } from '../analyze/parse.js';
-import type { MysqlUpstreamOptions } from '../protocol/upstream.js';
+import { UpstreamError, type MysqlUpstreamOptions } from '../protocol/upstream.js';
 import { CatalogConnection } from './query.js';
 import type { CharsetInfo } from './values.js';
 
@@ -258,7 +258,7 @@ function kindOf(tableType: string | null): RelationKind {
 /** Reads a target's catalog on a connection of its own. Rejects when it cannot be read. */
 export async function loadCatalog(options: MysqlUpstreamOptions, timeoutMs = 30_000): Promise<MysqlCatalogSnapshot> {
   const conn = await CatalogConnection.open(options);
-  const timer = setTimeout(() => conn.destroy(), timeoutMs);
+  const timer = setTimeout(() => conn.destroy(new UpstreamError(`reading the masking catalog took longer than ${timeoutMs} ms`)), timeoutMs);
   timer.unref();
   try {
     const relations: MysqlRelation[] = [];

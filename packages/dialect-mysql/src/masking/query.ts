@@ -158,8 +158,9 @@ export class CatalogConnection {
     }
   }
 
-  destroy(): void {
-    this.#failure ??= new Error('the catalog connection is closed');
+  /** Closes at once; a query waiting fails with `reason`. */
+  destroy(reason: Error = new Error('the catalog connection is closed')): void {
+    this.#fail(reason);
     this.#conn.socket.destroy();
   }
 }
