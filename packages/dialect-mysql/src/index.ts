@@ -7,3 +7,4 @@ export { mysqlTargetOptions, type MysqlTargetOptions } from './config.js';
 export { nativeErrorOf, encodeClientError } from './errors.js';
 export * from './protocol/index.js';
 export * from './analyze/index.js';
+export * from './masking/index.js';
