@@ -326,3 +326,22 @@ describe('robustness', () => {
     expect(analyzeUncached(nested).operations.length).toBeGreaterThan(0);
   });
 });
+
+describe('user variable assignments', () => {
+  const analyzer = createMySqlAnalyzer({ dialect: 'mariadb' });
+  it.each([
+    ['SELECT @x := email FROM c', true],
+    ['SELECT email INTO @y FROM c LIMIT 1', true],
+    ['SELECT id, email INTO @a, @b FROM c LIMIT 1', true],
+    ['SELECT id FROM c INTO @a', true],
+    ['SET @z = (SELECT email FROM c LIMIT 1)', true],
+    ['SET @z := 1, @@session.sql_mode = DEFAULT', true],
+    ['SELECT @x', false],
+    ['SELECT email FROM c WHERE id = @x', false],
+    ['SET @@session.sql_mode = DEFAULT', false],
+    ["SELECT email FROM c WHERE note = '@x := 1'", false],
+    ['UPDATE c SET email = @x WHERE id = 1', false],
+  ])('%s', (text, assigns) => {
+    expect(analyzer.analyze(text).assignsVariables === true).toBe(assigns);
+  });
+});

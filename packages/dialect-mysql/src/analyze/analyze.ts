@@ -59,6 +59,12 @@ export interface MySqlAnalysis extends Analysis {
    * session that sees it set must analyse what follows with an analyzer for the new mode.
    */
   readonly settings?: readonly string[];
+  /**
+   * The statement stores values in user variables (`@v := email`, `SELECT ... INTO @v`,
+   * `SET @v = (SELECT ...)`). A later `SELECT @v` names no table: the session must judge the
+   * assignment itself when the values may be masked.
+   */
+  readonly assignsVariables?: true;
   readonly parts?: readonly MySqlAnalysis[];
 }
 
@@ -242,6 +248,7 @@ function freezeFacts(facts: Facts, normalized: string, command: string, lineage:
     ...(facts.deallocate === undefined ? {} : { deallocate: facts.deallocate }),
     ...(handler === undefined ? {} : { handler: Object.freeze({ ...handler }) }),
     ...(facts.settings.length === 0 ? {} : { settings: Object.freeze([...facts.settings]) }),
+    ...(facts.assignsVariables ? { assignsVariables: true } : {}),
   });
 }
 

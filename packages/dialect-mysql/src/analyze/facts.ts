@@ -41,6 +41,8 @@ export class Facts {
   deallocate: string | undefined;
   /** System variables the statement sets (see MySqlAnalysis.settings). */
   readonly settings: string[] = [];
+  /** The statement stores values in user variables (see MySqlAnalysis.assignsVariables). */
+  assignsVariables = false;
   /** HANDLER statements: what the session must remember (see MySqlAnalysis.handler). */
   handler: { readonly open?: string; readonly read?: string; readonly close?: string } | undefined;
 
@@ -86,6 +88,7 @@ export class Facts {
     if (other.literalDependent) this.literalDependent = true;
     for (const f of other.functions) this.fn(f);
     for (const v of other.settings) if (!this.settings.includes(v)) this.settings.push(v);
+    if (other.assignsVariables) this.assignsVariables = true;
     for (const o of other.objectEntries) {
       const entry = this.object(o.schema, o.name, o.kind, how.asRead === true ? 'read' : o.access);
       for (const c of o.columns) entry.columns.add(c);

@@ -1355,8 +1355,39 @@ class StatementAnalyzer {
 }
 
 /** Analyses one scanned statement of a token list. */
+/**
+ * Whether tokens [from, to) store a value in a user variable: `@v := ...`, `INTO @v`, or
+ * `SET @v = ...` (a SET statement, or SET inside an UPDATE, which cannot assign variables, is
+ * read conservatively). A variable outlives the statement: what it holds can be read later
+ * without naming the table it came from.
+ */
+function assignsUserVariable(tokens: readonly Token[], from: number, to: number): boolean {
+  const user = (t: Token | undefined) => t !== undefined && t.kind === TokenKind.Variable && !t.value.startsWith('@@');
+  let set = false;
+  for (let i = from; i < to; i++) {
+    const t = tokens[i]!;
+    if (t.kind === TokenKind.Word && t.value === 'set') set = true;
+    if (!user(t)) continue;
+    const next = tokens[i + 1];
+    if (next !== undefined && next.kind === TokenKind.Operator && (next.value === ':=' || (set && next.value === '='))) return true;
+    // INTO @a, @b: the first target follows INTO, the others a comma.
+    for (let j = i - 1; j >= from; j--) {
+      const p = tokens[j]!;
+      if (p.kind === TokenKind.Punct && p.value === ',') {
+        if (!user(tokens[j - 1])) break;
+        j--;
+        continue;
+      }
+      if (p.kind === TokenKind.Word && p.value === 'into') return true;
+      break;
+    }
+  }
+  return false;
+}
+
 export function analyzeStatement(ctx: Context, s: ScannedStatement, keywordsOnly = false): StatementResult {
   const a = new StatementAnalyzer(ctx, s.start, s.end, keywordsOnly);
+  if (assignsUserVariable(ctx.tokens, s.start, s.end)) a.facts.assignsVariables = true;
   if (!s.wellFormed) {
     a.facts.unknown('malformed statement (unbalanced parentheses, an unterminated literal or comment, or an executable comment whose end depends on the server version)');
     a.keywordScan();

@@ -274,6 +274,7 @@ function executionOf(execute: MySqlAnalysis, statement: MySqlAnalysis): MySqlAna
       ...(statement.functions ? { functions: statement.functions } : {}),
       ...(statement.unanalysable ? { unanalysable: statement.unanalysable } : {}),
       ...(statement.lineage ? { lineage: statement.lineage } : {}),
+      ...(statement.assignsVariables ? { assignsVariables: true as const } : {}),
     });
     byStatement.set(statement, a);
   }
@@ -1191,6 +1192,7 @@ export class MysqlClientSession {
       if (useSchema !== undefined) this.#schema = undefined;
       if (readingChange >= 0 || useSchema !== undefined) this.#refreshSettings();
     };
+    const variables = this.#variableRefusal(parts);
     const masking = this.#maskingRefusal(analysis);
     const start = (refusal: string | undefined): void =>
       this.#begin(
@@ -1200,7 +1202,7 @@ export class MysqlClientSession {
         text,
         undefined,
         (handles) => this.#newResponse({ phase: 'first', handles, parts, redactErrors: this.#touchesSensitive(analysis), onSuccess }),
-        refusal === undefined ? undefined : { rule: 'masking', reason: refusal },
+        refusal === undefined ? variables : { rule: 'masking', reason: refusal },
       );
     if (masking === undefined) return start(undefined);
     this.#waitFor(masking, start);
@@ -1239,6 +1241,28 @@ export class MysqlClientSession {
       }
       this.#pumpClient();
     });
+  }
+
+  /**
+   * A statement storing values of a table with masked columns in user variables is refused: a
+   * later `SELECT @v` names no table, so nothing would mask what the variable holds.
+   */
+  #variableRefusal(parts: readonly MySqlAnalysis[]): { rule: string; reason: string } | undefined {
+    if (!this.#governed?.masking) return undefined;
+    for (const p of parts) {
+      if (p.assignsVariables !== true) continue;
+      const masking = this.#governed.maskingFor(p);
+      if (masking === undefined) continue;
+      const objects = p.objects ?? [];
+      const unresolved = p.operations.includes(OperationClass.Unknown);
+      if (unresolved || objects.some((o) => o.access === 'read' && masking.sensitiveTable(o.schema, o.name))) {
+        return {
+          rule: 'masking',
+          reason: 'the statement stores values of a table with masked columns in user variables, where they could not be masked; select the columns instead',
+        };
+      }
+    }
+    return undefined;
   }
 
   #touchesSensitive(analysis: Analysis): boolean {
@@ -1317,7 +1341,7 @@ export class MysqlClientSession {
             redactErrors: this.#touchesSensitive(analysis),
             onSuccess: () => this.#afterStatements([p.analysis]),
           }),
-        refusal === undefined ? undefined : { rule: 'masking', reason: refusal },
+        refusal === undefined ? this.#variableRefusal([analysis]) : { rule: 'masking', reason: refusal },
       );
     const masking = this.#maskingRefusal(analysis);
     if (masking === undefined) return start(undefined);
