@@ -1099,6 +1099,8 @@ export class MysqlClientSession {
         text,
         ...(parameters ? { parameters } : {}),
         ...(refusal !== undefined ? { refuse: refusal } : {}),
+        // MySQL has no message to tell a waiting client why: the log says it.
+        onHeld: (held) => this.#log.info({ requestId: held.requestId, reason: held.reason }, 'statement held for approval; the client waits'),
       });
     } catch (err) {
       this.#replyError(toClientFacing(err));
