@@ -1459,6 +1459,10 @@ export class MysqlClientSession {
     try {
       this.#scan(chunk);
     } catch (err) {
+      if (ClientFacingError.is(err)) {
+        this.#fail(err);
+        return;
+      }
       this.#log.error({ err }, 'unexpected data from the upstream');
       this.#fail(clientErrors.upstreamUnavailable(this.#target?.name ?? '', { cause: err }));
       return;
@@ -1595,6 +1599,14 @@ export class MysqlClientSession {
       // A message longer than one packet (a long row to mask): joined, then sent again.
       this.#parts ??= [];
       this.#parts.push(Buffer.from(packet));
+      // A row is joined only to be masked: one longer than the message limit cannot be, and
+      // does not leave unexamined.
+      if (this.#parts.length * MAX_PACKET_PAYLOAD > this.#deps.context.limits.maxMessageBytes) {
+        throw new ClientFacingError('message_too_large', `a result row longer than ${this.#deps.context.limits.maxMessageBytes} bytes cannot be masked`, {
+          hint: 'raise limits.maxMessageBytes in the gateway config if this is expected',
+          fatal: true,
+        });
+      }
       if (payload.length === MAX_PACKET_PAYLOAD) {
         this.#continuation = true;
         return DROP;
