@@ -1,7 +1,7 @@
 export * from './errors.js';
 export * from './spi.js';
 export * from './analysis/types.js';
-export { combineAnalyses, fingerprintOf, rememberBounded } from './analysis/shared.js';
+export { combineAnalyses, executionOf, fingerprintOf, rememberBounded } from './analysis/shared.js';
 export * from './identity/types.js';
 export type { FailureLimiter } from './identity/failure-limiter.js';
 export * from './audit/types.js';

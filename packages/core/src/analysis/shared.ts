@@ -77,3 +77,36 @@ export function combineAnalyses<A extends Analysis>(normalized: string, parts: r
     ...(unanalysable.length > 0 ? { unanalysable: unanalysable.join('; ') } : {}),
   });
 }
+
+const executions = new WeakMap<Analysis, WeakMap<Analysis, Analysis>>();
+
+/**
+ * A SQL-level `EXECUTE name` analysed as the statement it runs: the EXECUTE's own text,
+ * fingerprint and command, the prepared statement's operations, objects, hazards, functions
+ * and lineage, and the dialect's own facts named in `carry` (a cursor's name, a COPY, ...).
+ * Cached per pair, so a session that executes the same statement again decides it from cache.
+ */
+export function executionOf<A extends Analysis>(execute: Analysis, statement: A, carry: readonly (keyof A & string)[] = []): A {
+  let byStatement = executions.get(execute);
+  if (!byStatement) executions.set(execute, (byStatement = new WeakMap()));
+  let a = byStatement.get(statement);
+  if (!a) {
+    const extra: Record<string, unknown> = {};
+    for (const k of carry) if (statement[k] !== undefined) extra[k] = statement[k];
+    a = Object.freeze({
+      normalized: execute.normalized,
+      fingerprint: execute.fingerprint,
+      statementCount: 1,
+      commands: execute.commands,
+      operations: statement.operations,
+      ...(statement.objects ? { objects: statement.objects } : {}),
+      ...(statement.hazards ? { hazards: statement.hazards } : {}),
+      ...(statement.functions ? { functions: statement.functions } : {}),
+      ...(statement.unanalysable ? { unanalysable: statement.unanalysable } : {}),
+      ...(statement.lineage ? { lineage: statement.lineage } : {}),
+      ...extra,
+    });
+    byStatement.set(statement, a);
+  }
+  return a as A;
+}

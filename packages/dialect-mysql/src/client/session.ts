@@ -5,6 +5,8 @@ import {
   type Analysis,
   ClientFacingError,
   clientErrors,
+  combineAnalyses,
+  executionOf,
   type GovernedSession,
   type Identity,
   type ListenerContext,
@@ -255,53 +257,6 @@ const UNKNOWN_STATEMENT = unreadable('execute of a prepared statement the gatewa
 
 /** `quoted values` in a server error message (a duplicate key's value, a bad cast's input). */
 const QUOTED = /'(?:[^'\\]|\\.|'')*'/g;
-
-/** An EXECUTE of a SQL prepared statement, analysed as the statement it runs (cached per pair). */
-const executions = new WeakMap<Analysis, WeakMap<Analysis, MySqlAnalysis>>();
-function executionOf(execute: MySqlAnalysis, statement: MySqlAnalysis): MySqlAnalysis {
-  let byStatement = executions.get(execute);
-  if (!byStatement) executions.set(execute, (byStatement = new WeakMap()));
-  let a = byStatement.get(statement);
-  if (!a) {
-    a = Object.freeze({
-      normalized: execute.normalized,
-      fingerprint: execute.fingerprint,
-      statementCount: 1,
-      commands: execute.commands,
-      operations: statement.operations,
-      ...(statement.objects ? { objects: statement.objects } : {}),
-      ...(statement.hazards ? { hazards: statement.hazards } : {}),
-      ...(statement.functions ? { functions: statement.functions } : {}),
-      ...(statement.unanalysable ? { unanalysable: statement.unanalysable } : {}),
-      ...(statement.lineage ? { lineage: statement.lineage } : {}),
-      ...(statement.assignsVariables ? { assignsVariables: true as const } : {}),
-    });
-    byStatement.set(statement, a);
-  }
-  return a;
-}
-
-/** The request rebuilt from its (substituted) statements. */
-function requestOf(original: MySqlAnalysis, parts: readonly MySqlAnalysis[]): MySqlAnalysis {
-  const union = <T>(pick: (a: Analysis) => readonly T[] | undefined): T[] => {
-    const out: T[] = [];
-    for (const p of parts) for (const x of pick(p) ?? []) if (!out.includes(x)) out.push(x);
-    return out;
-  };
-  const unanalysable = parts.map((p) => p.unanalysable).filter((u): u is string => u !== undefined);
-  return {
-    normalized: original.normalized,
-    fingerprint: original.fingerprint,
-    statementCount: parts.length,
-    commands: original.commands,
-    operations: union((p) => p.operations),
-    objects: union((p) => p.objects),
-    hazards: union((p) => p.hazards),
-    functions: union((p) => p.functions),
-    ...(unanalysable.length > 0 ? { unanalysable: unanalysable.join('; ') } : {}),
-    parts,
-  };
-}
 
 /** Settings that change how the gateway must read the session's text. */
 function changesReading(a: MySqlAnalysis): boolean {
@@ -1139,11 +1094,11 @@ export class MysqlClientSession {
   #resolve(a: MySqlAnalysis): MySqlAnalysis {
     if (a.execute !== undefined) {
       const statement = this.#sqlPrepared.get(a.execute.toLowerCase());
-      return statement === undefined ? a : executionOf(a, statement);
+      return statement === undefined ? a : executionOf(a, statement, ['assignsVariables']);
     }
     if (a.handler?.read !== undefined) {
       const opened = this.#handlers.get(a.handler.read.toLowerCase());
-      return opened === undefined ? a : executionOf(a, opened);
+      return opened === undefined ? a : executionOf(a, opened, ['assignsVariables']);
     }
     return a;
   }
@@ -1157,7 +1112,7 @@ export class MysqlClientSession {
       if (r !== p) changed = true;
       return r;
     });
-    return changed ? requestOf(a, resolved) : a;
+    return changed ? (combineAnalyses(a.normalized, resolved) as MySqlAnalysis) : a;
   }
 
   /** After a request succeeded: what its PREPAREs, DEALLOCATEs, HANDLERs and USE changed. */

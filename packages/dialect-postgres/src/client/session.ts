@@ -4,6 +4,8 @@ import {
   type Analysis,
   ClientFacingError,
   clientErrors,
+  combineAnalyses,
+  executionOf,
   type GovernedSession,
   type HeldInfo,
   type Identity,
@@ -55,57 +57,6 @@ type SqlAnalysis = Analysis & {
   readonly execute?: string;
   readonly deallocate?: string;
 };
-
-/** An EXECUTE of a prepared statement, analysed as the statement it runs (cached per pair). */
-const executions = new WeakMap<Analysis, WeakMap<Analysis, Analysis>>();
-function executionOf(execute: Analysis, statement: Analysis): Analysis {
-  let byStatement = executions.get(execute);
-  if (!byStatement) executions.set(execute, (byStatement = new WeakMap()));
-  let a = byStatement.get(statement);
-  if (!a) {
-    a = Object.freeze({
-      normalized: execute.normalized,
-      fingerprint: execute.fingerprint,
-      statementCount: 1,
-      commands: execute.commands,
-      operations: statement.operations,
-      ...(statement.objects ? { objects: statement.objects } : {}),
-      ...(statement.hazards ? { hazards: statement.hazards } : {}),
-      ...(statement.functions ? { functions: statement.functions } : {}),
-      ...(statement.unanalysable ? { unanalysable: statement.unanalysable } : {}),
-      ...(statement.lineage ? { lineage: statement.lineage } : {}),
-      ...resultFactsOf(statement),
-    });
-    byStatement.set(statement, a);
-  }
-  return a;
-}
-
-/** A request rebuilt from its (substituted) statements. */
-/** What a prepared statement's result is (a cursor, a COPY), for an EXECUTE of it. */
-function resultFactsOf(statement: Analysis): { declare?: string; copy?: PostgresAnalysis['copy'] } {
-  const p = statement as PostgresAnalysis;
-  return { ...(p.declare !== undefined ? { declare: p.declare } : {}), ...(p.copy !== undefined ? { copy: p.copy } : {}) };
-}
-
-function requestOf(original: Analysis, parts: readonly Analysis[]): Analysis {
-  const union = <T>(pick: (a: Analysis) => readonly T[] | undefined): T[] => {
-    const out: T[] = [];
-    for (const p of parts) for (const x of pick(p) ?? []) if (!out.includes(x)) out.push(x);
-    return out;
-  };
-  return {
-    normalized: original.normalized,
-    fingerprint: original.fingerprint,
-    statementCount: parts.length,
-    commands: original.commands,
-    operations: union((p) => p.operations),
-    objects: union((p) => p.objects),
-    hazards: union((p) => p.hazards),
-    functions: union((p) => p.functions),
-    parts,
-  };
-}
 
 export const SessionState = {
   /** Waiting for the startup packet (or SSLRequest). */
@@ -940,9 +891,9 @@ export class PostgresClientSession {
       }
       if (!known) return p;
       notes += `\n-- ${name} is: ${known.text.replace(/\s+/g, ' ').slice(0, 2000)}`;
-      return executionOf(p, known.analysis);
+      return executionOf(p, known.analysis as PostgresAnalysis, ['declare', 'copy']);
     });
-    const result = parts.length === 1 ? resolved[0]! : requestOf(analysis, resolved);
+    const result = parts.length === 1 ? resolved[0]! : combineAnalyses(analysis.normalized, resolved);
     if (notes) this.#sqlNotes.set(result, notes);
     else this.#sqlNotes.delete(result);
     return result;
