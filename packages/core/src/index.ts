@@ -20,6 +20,7 @@ export {
   clientReason,
 } from './session/governor.js';
 export { compileMasking, type CompileMaskingOptions, type MaskingRuntime, type StatementMasking } from './session/masking.js';
+export { ListenerSessions } from './session/listener-sessions.js';
 export * from './identity/config.js';
 export * from './identity/token-authenticator.js';
 export * from './identity/oidc-authenticator.js';

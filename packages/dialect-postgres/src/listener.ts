@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import type { Analysis, DialectListener, ListenerContext } from '@sluice/core';
+import { type Analysis, type DialectListener, type ListenerContext, ListenerSessions } from '@sluice/core';
 import { CancelRegistry } from './cancel-registry.js';
 import { PostgresClientSession } from './client/session.js';
 import type { PostgresTargetOptions } from './config.js';
@@ -8,15 +8,14 @@ import type { PostgresTargetOptions } from './config.js';
 export class PostgresListener implements DialectListener {
   readonly #context: ListenerContext<PostgresTargetOptions>;
   readonly #analyze: (text: string) => Analysis;
-  readonly #sessions = new Set<PostgresClientSession>();
+  readonly #sessions: ListenerSessions<PostgresClientSession>;
   readonly #cancels: CancelRegistry;
-  #closing = false;
-  #drained: (() => void) | undefined;
 
   constructor(context: ListenerContext<PostgresTargetOptions>, analyze: (text: string) => Analysis, cancels: CancelRegistry) {
     this.#context = context;
     this.#analyze = analyze;
     this.#cancels = cancels;
+    this.#sessions = new ListenerSessions(context.logger);
   }
 
   get activeSessions(): number {
@@ -24,34 +23,13 @@ export class PostgresListener implements DialectListener {
   }
 
   accept(socket: Socket): void {
-    if (this.#closing) {
-      socket.destroy();
-      return;
-    }
-    try {
-      const session = new PostgresClientSession(socket, {
-        context: this.#context,
-        cancels: this.#cancels,
-        analyze: this.#analyze,
-        onClosed: (s) => {
-          this.#sessions.delete(s);
-          if (this.#closing && this.#sessions.size === 0) this.#drained?.();
-        },
-      });
-      this.#sessions.add(session);
-    } catch (err) {
-      this.#context.logger.error({ err }, 'could not start a client session');
-      socket.destroy();
-    }
+    this.#sessions.accept(
+      socket,
+      (onClosed) => new PostgresClientSession(socket, { context: this.#context, cancels: this.#cancels, analyze: this.#analyze, onClosed }),
+    );
   }
 
   close(): Promise<void> {
-    this.#closing = true;
-    if (this.#sessions.size === 0) return Promise.resolve();
-    const done = new Promise<void>((resolve) => {
-      this.#drained = resolve;
-    });
-    for (const s of [...this.#sessions]) s.shutdown();
-    return done;
+    return this.#sessions.close();
   }
 }

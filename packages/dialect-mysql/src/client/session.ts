@@ -676,7 +676,36 @@ export class MysqlClientSession {
       throw clientErrors.featureNotSupported(`the character set ${charset} (a byte of one of its characters can look like a quote or a backslash; use utf8mb4)`);
     }
     this.#schema = schema ?? undefined;
+    this.#mariadb = /mariadb/i.test(upstream.serverVersion);
     this.#analyzer = createMySqlAnalyzer({ dialect: this.#mariadb ? 'mariadb' : 'mysql', sqlMode: sqlMode ?? '' });
+  }
+
+  /**
+   * Opens the governed session of a verified login on a ready upstream: undefined when the
+   * client left meanwhile. The upstream is closed when either fails.
+   */
+  async #openGoverned(identity: Identity, attempt: LoginAttempt, target: string, upstream: MysqlUpstreamConnection): Promise<GovernedSession | undefined> {
+    let governed: GovernedSession;
+    try {
+      governed = await this.#deps.context.governor.openSession({
+        dialect: 'mysql',
+        identity,
+        username: attempt.credentials.username,
+        target,
+        sourceAddress: this.#source,
+        tls: this.#tls,
+        ...(attempt.application ? { application: attempt.application } : {}),
+      });
+    } catch (err) {
+      upstream.socket.destroy();
+      throw err;
+    }
+    if (this.#isClosed()) {
+      upstream.socket.destroy();
+      void governed.end('client-lost');
+      return undefined;
+    }
+    return governed;
   }
 
   async #authenticate(secret: string): Promise<void> {
@@ -701,7 +730,6 @@ export class MysqlClientSession {
       await governor.refuseConnection(withoutSecret, 'the client was disconnected before the login completed', identity);
       return;
     }
-    this.#mariadb = /mariadb/i.test(upstream.serverVersion);
     try {
       await this.#readSettings(upstream, upstream.leftover);
     } catch (err) {
@@ -710,26 +738,8 @@ export class MysqlClientSession {
       await governor.refuseConnection(withoutSecret, e.message, identity);
       throw e;
     }
-    let governed: GovernedSession;
-    try {
-      governed = await governor.openSession({
-        dialect: 'mysql',
-        identity,
-        username: attempt.credentials.username,
-        target: target.name,
-        sourceAddress: this.#source,
-        tls: this.#tls,
-        ...(attempt.application ? { application: attempt.application } : {}),
-      });
-    } catch (err) {
-      upstream.socket.destroy();
-      throw err;
-    }
-    if (this.#isClosed()) {
-      upstream.socket.destroy();
-      void governed.end('client-lost');
-      return;
-    }
+    const governed = await this.#openGoverned(identity, attempt, target.name, upstream);
+    if (governed === undefined) return;
     clearTimeout(this.#authTimer);
     this.#governed = governed;
     this.#identity = identity;
@@ -829,27 +839,9 @@ export class MysqlClientSession {
       upstream.socket.destroy();
       throw err;
     }
-    let governed: GovernedSession;
-    try {
-      governed = await governor.openSession({
-        dialect: 'mysql',
-        identity,
-        username: attempt.credentials.username,
-        target: target.name,
-        sourceAddress: this.#source,
-        tls: this.#tls,
-        ...(attempt.application ? { application: attempt.application } : {}),
-      });
-    } catch (err) {
-      upstream.socket.destroy();
-      throw err;
-    }
     this.#changeUser = undefined;
-    if (this.#isClosed()) {
-      upstream.socket.destroy();
-      void governed.end('client-lost');
-      return;
-    }
+    const governed = await this.#openGoverned(identity, attempt, target.name, upstream);
+    if (governed === undefined) return;
     this.#governed = governed;
     this.#identity = identity;
     this.#target = target;
