@@ -44,14 +44,15 @@ export class ConnectionRegistry {
 }
 
 /**
- * `KILL [HARD | SOFT] [CONNECTION | QUERY [ID]] n` with a plain number (MySQL and MariaDB
- * forms); undefined for anything else (`KILL USER u`, an expression), which the policy decides
- * like any admin statement.
+ * `KILL [HARD | SOFT] [CONNECTION | QUERY] n` with a plain number; undefined for any other
+ * form. The session refuses the others (`KILL USER u` would end every session of the
+ * gateway's shared upstream account; MariaDB's `KILL QUERY ID n` names a query, not a
+ * connection).
  */
 export function parseKill(text: string): { readonly query: boolean; readonly id: number } | undefined {
-  const m = /^\s*kill\s+(?:(?:hard|soft)\s+)?(?:(connection)\s+|(query)\s+(?:id\s+)?)?(\d{1,10})\s*;?\s*$/i.exec(text);
+  const m = /^\s*kill\s+(?:(?:hard|soft)\s+)?(?:(connection)\s+|(query)\s+)?(\d{1,10})\s*;?\s*$/i.exec(text);
   if (!m) return undefined;
-  const id = Number(m[4]);
+  const id = Number(m[3]);
   if (!Number.isSafeInteger(id)) return undefined;
-  return { query: m[3] !== undefined, id };
+  return { query: m[2] !== undefined, id };
 }

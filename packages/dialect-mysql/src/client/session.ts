@@ -258,6 +258,19 @@ const UNKNOWN_STATEMENT = unreadable('execute of a prepared statement the gatewa
 /** `quoted values` in a server error message (a duplicate key's value, a bad cast's input). */
 const QUOTED = /'(?:[^'\\]|\\.|'')*'/g;
 
+/**
+ * A KILL the gateway does not handle itself would reach the upstream, where ids are threads of
+ * the gateway's shared account (and `KILL USER` would end every session): refused, also when
+ * prepared.
+ */
+function isUpstreamKill(a: MySqlAnalysis): boolean {
+  return a.commands[0] === 'KILL' || a.prepare?.statement.commands[0] === 'KILL';
+}
+const KILL_REFUSAL = {
+  rule: 'kill',
+  reason: 'the gateway accepts KILL only on its own, as KILL [CONNECTION | QUERY] <id> with the connection id the gateway gave the client',
+} as const;
+
 /** Settings that change how the gateway must read the session's text. */
 function changesReading(a: MySqlAnalysis): boolean {
   return (a.settings ?? []).some((s) => s === 'sql_mode' || s === 'names' || s === 'character set' || s.startsWith('character_set') || s === 'charset');
@@ -1124,6 +1137,9 @@ export class MysqlClientSession {
     const analysis = this.#resolveRequest(raw);
     const parts = (analysis.parts ?? [analysis]) as readonly MySqlAnalysis[];
     const rawParts = (raw.parts ?? [raw]) as readonly MySqlAnalysis[];
+    if (rawParts.some(isUpstreamKill)) {
+      return this.#begin(m, analysis, 'query', text, undefined, () => this.#newResponse({ phase: 'first' }), KILL_REFUSAL);
+    }
     // A setting that changes how text is read, followed by more statements in the same
     // request: those would be read by the server differently from the gateway's analysis.
     const readingChange = rawParts.findIndex(changesReading);
@@ -1224,6 +1240,14 @@ export class MysqlClientSession {
     if (this.#prepared.size >= MAX_PREPARED) throw clientErrors.protocolViolation(`more than ${MAX_PREPARED} prepared statements in one session`);
     const raw = this.#analyzer!.analyze(text);
     const analysis = this.#resolveRequest(raw);
+    if (((raw.parts ?? [raw]) as readonly MySqlAnalysis[]).some(isUpstreamKill)) {
+      try {
+        this.#governed!.beginRequest({ analysis, protocol: 'prepare', text, refuse: KILL_REFUSAL });
+      } catch (err) {
+        this.#replyError(toClientFacing(err));
+      }
+      return;
+    }
     if (this.#governed!.decide(analysis).effect === 'deny') {
       // Refused before it exists: recorded (and its error made) by the governor.
       try {
