@@ -317,3 +317,56 @@ export async function startInfileTrapServer(): Promise<InfileTrapServer> {
     },
   };
 }
+
+/**
+ * A TCP relay to the gateway that forwards a client's SSLRequest on its own and its first TLS
+ * bytes a moment later. The gateway refuses TLS bytes that arrive in the same read as the
+ * SSLRequest ("data received after the SSL request"), which mysql2 always sends that way and the
+ * mysql client sometimes does: through this relay TLS logins are tested apart from that defect.
+ */
+export async function startSslRequestPacer(target: { host: string; port: number }, pauseMs = 100): Promise<{ host: string; port: number; close: () => Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(target.port, target.host);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.setNoDelay(true);
+      s.on('error', () => undefined);
+      s.on('close', () => sockets.delete(s));
+    }
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+    upstream.pipe(client);
+    let pending: Buffer | undefined = Buffer.alloc(0);
+    const onData = (chunk: Buffer): void => {
+      pending = Buffer.concat([pending!, chunk]);
+      if (pending.length < 4) return;
+      const first = 4 + pending.readUIntLE(0, 3);
+      if (pending.length < first) return;
+      client.off('data', onData);
+      client.pause();
+      const head = pending.subarray(0, first);
+      const rest = pending.subarray(first);
+      pending = undefined;
+      upstream.write(head);
+      const isSslRequest = first === 36 && (head.readUInt32LE(4) & Caps.CLIENT_SSL) !== 0;
+      const go = (): void => {
+        if (rest.length > 0) upstream.write(rest);
+        client.pipe(upstream);
+        client.resume();
+      };
+      if (isSslRequest) setTimeout(go, pauseMs);
+      else go();
+    };
+    client.on('data', onData);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    host: '127.0.0.1',
+    port: (server.address() as net.AddressInfo).port,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
