@@ -289,6 +289,27 @@ describe('inline approvals (MySQL)', () => {
     expect(await columnExists('gone_col')).toBe(false);
   });
 
+  live('KILL QUERY from a second connection withdraws a held statement: 1317, the request is abandoned, the session goes on', async () => {
+    const c = await as(DAVE);
+    const killer = await as(DAVE);
+    try {
+      const held = watch(c.query('ALTER TABLE approvals_my_t ADD COLUMN withdrawn_col INT'));
+      const req = await pendingRequest(/withdrawn_col/);
+      await killer.query(`KILL QUERY ${c.threadId}`);
+      await expect(held.result).rejects.toMatchObject({ errno: 1317, sqlState: '70100', message: expect.stringContaining(`review request ${req.id} withdrawn`) });
+      await eventually('the request to be abandoned', () => (gw.approvals!.get(req.id)?.status === 'abandoned' ? true : undefined));
+      await expect(gw.approvals!.approve(req.id, identity(CAROL))).rejects.toMatchObject({ code: 'not-pending' });
+      expect(await columnExists('withdrawn_col')).toBe(false);
+      expect((await c.query('SELECT 4 AS four'))[0]).toEqual([{ four: 4 }]);
+      const records = await gw.auditRecords();
+      expect(approvalEvents(records, req.id)).toEqual(['requested', 'abandoned']);
+      expect(statementRecords(records, (r) => r.approval === req.id).map((r) => [r.phase, r.outcome])).toEqual([['complete', 'not-executed']]);
+    } finally {
+      await c.end();
+      await killer.end();
+    }
+  });
+
   live('killing the waiting connection (COM_PROCESS_KILL from another connection of the identity) abandons its request', async () => {
     const c = await as(DAVE);
     const closed = closedSocket(c);

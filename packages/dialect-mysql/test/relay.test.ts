@@ -22,6 +22,7 @@ import {
   type InfileTrapServer,
   liveTest,
   rawClient,
+  runningUpstream,
   startInfileTrapServer,
   statementRecords,
   UPSTREAM,
@@ -562,6 +563,101 @@ describe('MySQL relay through the gateway (real MariaDB)', () => {
     }
     const rec = statementRecords(await gw.auditRecords(), (r) => r.phase === 'complete' && r.target === 'trap' && r.text === 'select ? as x').at(-1);
     expect(rec).toMatchObject({ outcome: 'not-executed', actor: { subject: ALICE.subject } });
+  });
+
+  live('KILL QUERY <id> from a second connection of the same identity stops a running statement with 1317', async () => {
+    const victim = await as(ALICE);
+    const killer = await as(ALICE);
+    try {
+      const started = Date.now();
+      const slow = victim.query('SELECT SLEEP(20) AS relay_kill_same').then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      await runningUpstream(direct, '%relay_kill_same%');
+      // threadId is the gateway's connection id, the one KILL names.
+      await killer.query(`KILL QUERY ${victim.threadId}`);
+      expect(await slow).toMatchObject({ errno: 1317, sqlState: '70100' });
+      expect(Date.now() - started).toBeLessThan(10_000);
+      // Only the statement was stopped: both sessions go on.
+      expect((await victim.query('SELECT 1 AS survived'))[0]).toEqual([{ survived: 1 }]);
+      expect((await killer.query('SELECT 2 AS killer'))[0]).toEqual([{ killer: 2 }]);
+    } finally {
+      victim.destroy();
+      killer.destroy();
+    }
+    const records = await gw.auditRecords();
+    const rec = statementRecords(records, (r) => r.phase === 'complete' && r.text.includes('relay_kill_same')).at(-1);
+    expect(rec).toMatchObject({ outcome: 'error', errorCode: '1317' });
+    expect(records.some((r) => r.type === 'cancel' && r.outcome === 'forwarded' && r.sessionId === rec!.sessionId)).toBe(true);
+  });
+
+  live("KILL QUERY of another identity's statement is decided by the policy (admin); an unknown id gives 1094", async () => {
+    const victim = await as(ALICE);
+    const stranger = await as(BOB);
+    const operator = await as(OPS);
+    try {
+      const slow = victim.query('SELECT SLEEP(20) AS relay_kill_other').then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      await runningUpstream(direct, '%relay_kill_other%');
+      // Without the admin class: refused, and the statement goes on.
+      await expect(stranger.query(`KILL QUERY ${victim.threadId}`)).rejects.toMatchObject({ errno: 1142, sqlState: '42000', message: expect.stringContaining('admin') });
+      await expect(stranger.query('KILL QUERY 4000000000')).rejects.toMatchObject({ errno: 1142 });
+      await runningUpstream(direct, '%relay_kill_other%');
+      await expect(operator.query('KILL QUERY 4000000000')).rejects.toMatchObject({ errno: 1094, message: 'Unknown thread id: 4000000000' });
+      // With it: stopped.
+      await operator.query(`KILL QUERY ${victim.threadId}`);
+      expect(await slow).toMatchObject({ errno: 1317 });
+    } finally {
+      victim.destroy();
+      stranger.destroy();
+      operator.destroy();
+    }
+    const kills = statementRecords(await gw.auditRecords(), (r) => r.phase === 'complete' && r.text === 'kill query ?');
+    expect(kills.slice(-4).map((r) => [r.actor.subject, r.decision, r.outcome, r.errorCode ?? null])).toEqual([
+      [BOB.subject, 'deny', 'not-executed', null],
+      [BOB.subject, 'deny', 'not-executed', null],
+      [OPS.subject, 'allow', 'error', '1094'],
+      [OPS.subject, 'allow', 'ok', null],
+    ]);
+  });
+
+  live('KILL <id> ends another connection of the same identity', async () => {
+    const victim = await as(ALICE);
+    const closed = closedSocket(victim);
+    const killer = await as(ALICE);
+    try {
+      await victim.query('SELECT 1 AS relay_kill_conn_before');
+      await killer.query(`KILL CONNECTION ${victim.threadId}`);
+      await closed;
+      await expect(victim.query('SELECT 1')).rejects.toThrow();
+      expect((await killer.query('SELECT 1 AS alive'))[0]).toEqual([{ alive: 1 }]);
+    } finally {
+      victim.destroy();
+      await killer.end();
+    }
+    const session = statementRecords(await gw.auditRecords(), (r) => r.text.includes('relay_kill_conn_before')).at(-1)!.sessionId;
+    expect(await eventually('the killed session to be audited', async () => (await gw.auditRecords()).find((r) => r.type === 'disconnect' && r.sessionId === session))).toMatchObject({
+      reason: 'killed',
+    });
+  });
+
+  live('other forms of KILL would name the upstream account\'s threads: refused, even for an operator, and never sent', async () => {
+    const c = await as(OPS, { multipleStatements: true });
+    try {
+      for (const sql of ["KILL USER 'root'", 'KILL QUERY ID 5', 'SELECT 1; KILL 5', "PREPARE relay_k FROM 'KILL 5'"]) {
+        await expect(c.query(sql), sql).rejects.toMatchObject({ errno: 1142, sqlState: '42000', message: expect.stringContaining('the gateway accepts KILL only on its own') });
+      }
+      await expect(c.execute('KILL ?', [5])).rejects.toMatchObject({ errno: 1142 });
+      expect((await c.query('SELECT 1 AS one'))[0]).toEqual([{ one: 1 }]);
+    } finally {
+      await c.end();
+    }
+    const refused = statementRecords(await gw.auditRecords(), (r) => r.actor.subject === OPS.subject && r.rule === 'kill');
+    expect(refused.length).toBeGreaterThanOrEqual(5);
+    for (const r of refused) expect(r).toMatchObject({ decision: 'deny', outcome: 'not-executed' });
   });
 
   live('COM_PROCESS_KILL (the protocol form of KILL, as mysqladmin sends it) ends another connection of the same identity', async () => {
