@@ -121,6 +121,7 @@ beforeAll(async () => {
       app: { upstream: UPSTREAM },
       down: { upstream: `mysql://root@127.0.0.1:${closedPort}/test`, connectTimeoutMs: 2000 },
       trap: { upstream: `mysql://root@127.0.0.1:${trap.port}/test` },
+      elsewhere: { upstream: 'mysql://root@127.0.0.1:3306/relay_my_db' },
     },
     tokens: [ALICE, BOB, OPS],
     policy: POLICY,
@@ -365,6 +366,18 @@ describe('MySQL relay through the gateway (real MariaDB)', () => {
     expect(after!.sessionId).not.toBe(aliceSession);
     const opened = records.find((r) => r.type === 'connect' && r.outcome === 'accepted' && r.sessionId === after!.sessionId);
     expect(opened).toMatchObject({ actor: { subject: BOB.subject } });
+  });
+
+  live('COM_CHANGE_USER naming another target replaces the upstream', async () => {
+    const c = await as(ALICE, { authPlugins: clearPasswordPlugin });
+    try {
+      await c.changeUser({ user: BOB.subject, password: BOB.token, database: 'elsewhere' });
+      expect((await c.query('SELECT DATABASE() AS db, COUNT(*) AS n FROM relay_my_elsewhere AS relay_switched'))[0]).toEqual([{ db: 'relay_my_db', n: 1 }]);
+    } finally {
+      await c.end();
+    }
+    const rec = statementRecords(await gw.auditRecords(), (r) => r.text.includes('relay_switched')).at(-1);
+    expect(rec).toMatchObject({ target: 'elsewhere', actor: { subject: BOB.subject }, outcome: 'ok' });
   });
 
   live('COM_CHANGE_USER with a wrong token is refused with 1045 and ends the connection', async () => {
