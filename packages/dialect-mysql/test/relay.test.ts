@@ -560,6 +560,31 @@ describe('MySQL relay through the gateway (real MariaDB)', () => {
     ]);
   });
 
+  live('LOAD DATA LOCAL INFILE of 100,000 rows in many packets loads them all', async () => {
+    function* file(): Generator<Buffer> {
+      let chunk = '';
+      for (let i = 1; i <= 100_000; i++) {
+        chunk += `${1000 + i},row-${i},${(i % 10000) / 100}\n`;
+        if (chunk.length > 60_000) {
+          yield Buffer.from(chunk);
+          chunk = '';
+        }
+      }
+      if (chunk) yield Buffer.from(chunk);
+    }
+    const c = await as(ALICE, { infileStreamFactory: () => Readable.from(file()) });
+    try {
+      const [result] = await c.query<mysql.ResultSetHeader>("LOAD DATA LOCAL INFILE 'relay-many.csv' INTO TABLE relay_my_load FIELDS TERMINATED BY ','");
+      expect(result.affectedRows).toBe(100_000);
+    } finally {
+      await c.end();
+    }
+    const [[row]] = await direct.query<mysql.RowDataPacket[]>('SELECT COUNT(*) AS n, SUM(id) AS s, MAX(name) AS m FROM relay_my_load WHERE id > 1000');
+    expect([row!.n, Number(row!.s), row!.m]).toEqual([100_000, 100_000 * 1000 + (100_000 * 100_001) / 2, 'row-99999']);
+    const rec = statementRecords(await gw.auditRecords(), (r) => r.phase === 'complete' && r.text.startsWith('load data local infile')).at(-1);
+    expect(rec).toMatchObject({ outcome: 'ok', rows: 100_000 });
+  }, 60_000);
+
   live('a server asking for a client file for a statement that is not LOAD DATA LOCAL gets an empty file, and the client an error', async () => {
     // ALICE may run LOAD DATA LOCAL: what counts is what the statement was decided as.
     const raw = await rawClient(gw, 'trap', ALICE.subject, ALICE.token);
