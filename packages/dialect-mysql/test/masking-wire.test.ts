@@ -346,10 +346,10 @@ describe('real results, planned and masked', () => {
     expect((await maskedText(sqls[0]!, rules)).rows[0]).toEqual([REDACTED_MARKER, '***']);
   });
 
-  live('a stored function is opaque: scanned by the detectors', async () => {
-    const r = await maskedText('SELECT mask_mod_wire_f(1) AS f, note FROM mask_mod_wire_t WHERE id = 1', masking([], true));
-    expect(r.rows[0]).toEqual(['***-**-6789', 'reach me at jane.doe@example.org']);
-    expect(r.masked).toEqual([{ column: 'f', by: 'detector:us-ssn' }]);
+  live("a stored function's value draws on the columns its body reads", async () => {
+    const r = await maskedText('SELECT mask_mod_wire_f(1) AS f, note FROM mask_mod_wire_t WHERE id = 1', masking([{ column: 'mask_mod_wire_t.ssn', strategy: 'partial' }], true));
+    expect(r.rows[0]).toEqual(['[redacted]', 'reach me at jane.doe@example.org']);
+    expect(r.masked.map((m) => m.column)).toEqual(['f']);
   });
 
   live('a result with nothing sensitive is not planned', async () => {

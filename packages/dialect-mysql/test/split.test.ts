@@ -68,6 +68,9 @@ describe('relay with the server answer split at every offset', () => {
   let available = false;
   let proxy: Awaited<ReturnType<typeof startChoppingProxy>> | undefined;
   let gw: TestGateway | undefined;
+  /** Masking, through the proxy and without it. */
+  let maskedChopped: TestGateway | undefined;
+  let maskedWhole: TestGateway | undefined;
   let direct: mysql.Connection | undefined;
 
   beforeAll(async () => {
@@ -84,10 +87,32 @@ describe('relay with the server answer split at every offset', () => {
       targets: { split: { upstream: `mysql://root@127.0.0.1:${proxy.port}/test` } },
       tokens: [{ subject: SUBJECT, kind: 'service', token: TOKEN }],
     });
+    const masking = {
+      hashKey: 'split-test-hash-key-0123456789',
+      columns: [
+        { column: 'split_my_t.name', strategy: 'partial' },
+        { column: 'split_my_t.note', strategy: 'redact' },
+        { column: 'split_my_t.big', strategy: 'hash' },
+      ],
+    };
+    maskedChopped = await startTestGateway({
+      dialect: mysqlDialect,
+      targets: { split: { upstream: `mysql://root@127.0.0.1:${proxy.port}/test` } },
+      tokens: [{ subject: SUBJECT, kind: 'service', token: TOKEN }],
+      masking,
+    });
+    maskedWhole = await startTestGateway({
+      dialect: mysqlDialect,
+      targets: { split: { upstream: 'mysql://root@127.0.0.1:3306/test' } },
+      tokens: [{ subject: SUBJECT, kind: 'service', token: TOKEN }],
+      masking,
+    });
   });
 
   afterAll(async () => {
     await gw?.close();
+    await maskedChopped?.close();
+    await maskedWhole?.close();
     await proxy?.close();
     await direct?.query('DROP TABLE IF EXISTS split_my_t');
     await direct?.end();
@@ -129,6 +154,27 @@ describe('relay with the server answer split at every offset', () => {
     } finally {
       await client.end();
       await plainDirect.end();
+    }
+  });
+
+  live('masked rows rewritten from split answers are the same as from whole ones', async () => {
+    const options = { multipleStatements: true, supportBigNumbers: true, bigNumberStrings: true, dateStrings: true } as const;
+    const chopped = await connectMysql(maskedChopped!, 'split', SUBJECT, TOKEN, options);
+    const whole = await connectMysql(maskedWhole!, 'split', SUBJECT, TOKEN, options);
+    try {
+      for (const q of ['SELECT * FROM split_my_t ORDER BY id', 'SELECT name AS n, concat(note, name) AS c FROM split_my_t ORDER BY id; SELECT big FROM split_my_t WHERE id < 4']) {
+        const [a] = await chopped.query(q);
+        const [b] = await whole.query(q);
+        expect(a, q).toEqual(b);
+        expect(JSON.stringify(a)).not.toContain('name-1');
+      }
+      const [a] = await chopped.execute('SELECT * FROM split_my_t WHERE id > ? ORDER BY id', [2]);
+      const [b] = await whole.execute('SELECT * FROM split_my_t WHERE id > ? ORDER BY id', [2]);
+      expect(a).toEqual(b);
+      expect(JSON.stringify(a)).not.toContain('name-1');
+    } finally {
+      await chopped.end();
+      await whole.end();
     }
   });
 });

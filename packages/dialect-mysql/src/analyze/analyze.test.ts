@@ -341,6 +341,8 @@ describe('user variable assignments', () => {
     ['SET @@session.sql_mode = DEFAULT', false],
     ["SELECT email FROM c WHERE note = '@x := 1'", false],
     ['UPDATE c SET email = @x WHERE id = 1', false],
+    ['CALL p(@x)', true],
+    ['CALL p(1, 2)', false],
   ])('%s', (text, assigns) => {
     expect(analyzer.analyze(text).assignsVariables === true).toBe(assigns);
   });

@@ -59,8 +59,12 @@ export interface StatementResult {
   readonly prepared?: { readonly name: string; readonly result: StatementResult; readonly normalized: string; readonly command: string };
 }
 
-/** A result with no rows from a table (SHOW, EXPLAIN, DESCRIBE, HELP). */
-const NO_TABLE_ROWS: ResultLineage = Object.freeze({ all: Object.freeze([]), predicates: Object.freeze([]), functions: Object.freeze([]) });
+/**
+ * SHOW, EXPLAIN, DESCRIBE and HELP return rows from the server's own state (warnings quoting
+ * values, column defaults, other sessions' statements): no lineage, so that masking scans them
+ * with the content detectors rather than taking them for rows that draw on nothing.
+ */
+const SERVER_ROWS: ResultLineage | undefined = undefined;
 
 const DROP_TABLE_KINDS = new Set(['table', 'tables', 'view', 'sequence']);
 const ROUTINE_KINDS = new Set(['procedure', 'function', 'trigger', 'event']);
@@ -275,7 +279,7 @@ class StatementAnalyzer {
         return this.show();
       case 'help':
         this.facts.op(OperationClass.Read);
-        this.lineage = NO_TABLE_ROWS;
+        this.lineage = SERVER_ROWS;
         return;
       case 'explain':
       case 'describe':
@@ -631,7 +635,7 @@ class StatementAnalyzer {
 
   show(): void {
     this.facts.op(OperationClass.Read);
-    this.lineage = NO_TABLE_ROWS;
+    this.lineage = SERVER_ROWS;
     // SHOW ... WHERE expr evaluates it.
     this.tokenEffects();
     const s = this.#start;
@@ -673,7 +677,7 @@ class StatementAnalyzer {
         break;
       }
     }
-    this.lineage = NO_TABLE_ROWS;
+    this.lineage = SERVER_ROWS;
     if (this.word(i) === 'for' && this.word(i + 1) === 'connection') {
       this.facts.op(OperationClass.Read);
       return;
@@ -704,7 +708,7 @@ class StatementAnalyzer {
     const w = this.word(i);
     // ANALYZE TABLE t is the maintenance statement, not a TABLE statement.
     if ((w !== undefined && w !== 'table' && EXPLAINABLE.has(w)) || this.punct(i, '(')) {
-      this.lineage = NO_TABLE_ROWS;
+      this.lineage = SERVER_ROWS;
       this.facts.merge(this.nested(i, this.#end).facts);
       return;
     }
@@ -1364,10 +1368,13 @@ class StatementAnalyzer {
 function assignsUserVariable(tokens: readonly Token[], from: number, to: number): boolean {
   const user = (t: Token | undefined) => t !== undefined && t.kind === TokenKind.Variable && !t.value.startsWith('@@');
   let set = false;
+  // CALL p(@v): an OUT or INOUT parameter stores into the variable whatever the body reads.
+  const call = tokens[from]?.kind === TokenKind.Word && tokens[from]!.value === 'call';
   for (let i = from; i < to; i++) {
     const t = tokens[i]!;
     if (t.kind === TokenKind.Word && t.value === 'set') set = true;
     if (!user(t)) continue;
+    if (call) return true;
     const next = tokens[i + 1];
     if (next !== undefined && next.kind === TokenKind.Operator && (next.value === ':=' || (set && next.value === '='))) return true;
     // INTO @a, @b: the first target follows INTO, the others a comma.

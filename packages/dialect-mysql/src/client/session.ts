@@ -233,7 +233,14 @@ interface Response {
   /** Whether statements touching sensitive tables may have quoted values in their errors. */
   readonly redactErrors: boolean;
   /** Called once the whole response has arrived and succeeded. */
-  readonly onSuccess: (() => void) | undefined;
+  /**
+   * Called once the whole response has arrived, with how many of the request's statements ran
+   * (all of them, or those before the one that failed): what they prepared, deallocated or set
+   * is in force on the server.
+   */
+  readonly onDone: ((ran: number) => void) | undefined;
+  /** Statements of the request that ran before one failed (the failing one's index). */
+  ran: number;
 }
 
 /** A command's own packet, as received (one packet), or re-encoded (a long one). */
@@ -344,6 +351,10 @@ export class MysqlClientSession {
   #continuation = false;
   /** Added to the sequence id of every following packet of the response (a rewritten long row). */
   #seqShift = 0;
+  /** The message being read is one packet and keeps its sequence id: a rewrite may be sent whole. */
+  #plainPacket = true;
+  /** A rewrite that is already a whole packet (header included), returned by #onMessage. */
+  #readyPacket: Buffer | undefined;
 
   constructor(socket: Socket, deps: SessionDeps) {
     this.#socket = socket;
@@ -354,7 +365,11 @@ export class MysqlClientSession {
       subject: () => this.#identity?.subject,
       sessionRef: () => this.#governed,
       killQuery: () => this.#killQuery(),
-      killConnection: () => this.#fail(new ClientFacingError('cancelled', 'the connection was killed', { fatal: true })),
+      killConnection: () => {
+        // The server would go on with a running statement after the gateway hangs up.
+        this.#killQuery().catch((err: unknown) => this.#log.warn({ err }, 'stopping the statement of a killed connection failed'));
+        this.#fail(new ClientFacingError('cancelled', 'the connection was killed', { fatal: true }));
+      },
     });
     socket.setNoDelay(true);
     this.#attachClient(socket);
@@ -571,9 +586,14 @@ export class MysqlClientSession {
   #startTls(): void {
     const context = this.#deps.context.tls;
     if (!context || this.#tls) throw clientErrors.protocolViolation('SSL requested but not offered');
-    if (this.#reader.buffered > 0) throw clientErrors.protocolViolation('data received after the SSL request before the TLS handshake');
+    // The client starts its TLS handshake right after the SSL request, without an answer: what
+    // arrived with it already is the handshake's first bytes, for the TLS socket to read.
     const raw = this.#socket;
+    raw.pause();
     this.#detachClient(raw);
+    const early = this.#reader.drain();
+    this.#reader = new MessageReader({ maxMessageBytes: MAX_LOGIN_MESSAGE });
+    if (early.length > 0) raw.unshift(early);
     const secure = new tls.TLSSocket(raw, { isServer: true, secureContext: context });
     secure.on('error', (err) => {
       this.#log.debug({ err }, 'client TLS error');
@@ -940,7 +960,8 @@ export class MysqlClientSession {
       infileRefused: false,
       discard: false,
       redactErrors: false,
-      onSuccess: undefined,
+      onDone: undefined,
+      ran: -1,
       ...init,
     };
   }
@@ -1011,7 +1032,7 @@ export class MysqlClientSession {
         return;
       case Command.RESET_CONNECTION:
         this.#forgetStatements();
-        this.#forward(m, this.#newResponse({ phase: 'single', onSuccess: () => this.#refreshSettings() }));
+        this.#forward(m, this.#newResponse({ phase: 'single', onDone: (ran) => ran > 0 && this.#refreshSettings() }));
         return;
       case Command.CHANGE_USER:
         this.#onChangeUser(payload);
@@ -1025,9 +1046,10 @@ export class MysqlClientSession {
 
   /** A protocol command governed as the SQL statement it stands for. */
   #asStatement(m: PacketMessage, sql: string, protocol: string, onSuccess?: () => void): void {
+    const onDone = onSuccess === undefined ? undefined : (ran: number) => ran > 0 && onSuccess();
     const analysis = this.#analyzer!.analyze(sql);
     this.#begin(m, analysis, protocol, sql, undefined, (handles) =>
-      this.#newResponse({ phase: protocol === 'field-list' ? 'field-list' : 'single', handles, parts: [analysis], onSuccess }),
+      this.#newResponse({ phase: protocol === 'field-list' ? 'field-list' : 'single', handles, parts: [analysis], onDone }),
     );
   }
 
@@ -1099,11 +1121,11 @@ export class MysqlClientSession {
   #resolve(a: MySqlAnalysis): MySqlAnalysis {
     if (a.execute !== undefined) {
       const statement = this.#sqlPrepared.get(a.execute.toLowerCase());
-      return statement === undefined ? a : executionOf(a, statement, ['assignsVariables']);
+      return statement === undefined ? a : executionOf(a, statement, ['assignsVariables', 'settings']);
     }
     if (a.handler?.read !== undefined) {
       const opened = this.#handlers.get(a.handler.read.toLowerCase());
-      return opened === undefined ? a : executionOf(a, opened, ['assignsVariables']);
+      return opened === undefined ? a : executionOf(a, opened, ['assignsVariables', 'settings']);
     }
     return a;
   }
@@ -1142,8 +1164,8 @@ export class MysqlClientSession {
     }
     // A setting that changes how text is read, followed by more statements in the same
     // request: those would be read by the server differently from the gateway's analysis.
-    const readingChange = rawParts.findIndex(changesReading);
-    if (readingChange >= 0 && readingChange < rawParts.length - 1) {
+    const readingChange = parts.findIndex(changesReading);
+    if (readingChange >= 0 && readingChange < parts.length - 1) {
       return this.#begin(m, analysis, 'query', text, undefined, () => this.#newResponse({ phase: 'first' }), {
         rule: 'analysis',
         reason: 'a statement changing sql_mode or the character set must be sent on its own, not followed by others in the same request',
@@ -1151,11 +1173,13 @@ export class MysqlClientSession {
     }
     const useSchema = rawParts.find((p) => p.commands[0] === 'USE');
     const ddl = parts.some((p) => p.operations.includes(OperationClass.Ddl) || p.operations.includes(OperationClass.Unknown));
-    const onSuccess = (): void => {
-      this.#afterStatements(rawParts);
+    // What the statements that ran changed is in force, also when a later one failed.
+    const onDone = (ran: number): void => {
+      if (ran === 0) return;
+      this.#afterStatements(rawParts.slice(0, ran));
       if (ddl && this.#target !== undefined) this.#deps.masking?.invalidate(this.#target.options.upstream);
       if (useSchema !== undefined) this.#schema = undefined;
-      if (readingChange >= 0 || useSchema !== undefined) this.#refreshSettings();
+      if ((readingChange >= 0 && readingChange < ran) || useSchema !== undefined) this.#refreshSettings();
     };
     const variables = this.#variableRefusal(parts);
     const masking = this.#maskingRefusal(analysis);
@@ -1166,7 +1190,7 @@ export class MysqlClientSession {
         'query',
         text,
         undefined,
-        (handles) => this.#newResponse({ phase: 'first', handles, parts, redactErrors: this.#touchesSensitive(analysis), onSuccess }),
+        (handles) => this.#newResponse({ phase: 'first', handles, parts, redactErrors: this.#touchesSensitive(analysis), onDone }),
         refusal === undefined ? variables : { rule: 'masking', reason: refusal },
       );
     if (masking === undefined) return start(undefined);
@@ -1182,7 +1206,7 @@ export class MysqlClientSession {
     if (!this.#governed?.masking || this.#target === undefined) return undefined;
     // Masking is configured but this build cannot apply it: nothing leaves unexamined.
     if (masking === undefined) return Promise.resolve('result masking is not available in this gateway build; the statement was refused');
-    const wait = masking.catalogReady(this.#target.options.upstream, analysis);
+    const wait = masking.catalogReady(this.#target.options.upstream, analysis, this.#schema);
     if (wait === undefined) return undefined;
     return wait.then(
       () => undefined,
@@ -1219,7 +1243,8 @@ export class MysqlClientSession {
       const masking = this.#governed.maskingFor(p);
       if (masking === undefined) continue;
       const objects = p.objects ?? [];
-      const unresolved = p.operations.includes(OperationClass.Unknown);
+      // A procedure's body cannot be seen: what it stores in an OUT variable is unknown.
+      const unresolved = p.operations.includes(OperationClass.Unknown) || p.commands[0] === 'CALL';
       if (unresolved || objects.some((o) => o.access === 'read' && masking.sensitiveTable(o.schema, o.name))) {
         return {
           rule: 'masking',
@@ -1233,7 +1258,8 @@ export class MysqlClientSession {
   #touchesSensitive(analysis: Analysis): boolean {
     const masking = this.#governed?.masking ? this.#governed.maskingFor(analysis) : undefined;
     if (masking === undefined) return false;
-    return (analysis.objects ?? []).some((o) => masking.sensitiveTable(o.schema, o.name));
+    if (this.#deps.masking === undefined || this.#target === undefined) return true;
+    return this.#deps.masking.touchesSensitive(this.#target.options.upstream, analysis, masking, this.#schema);
   }
 
   #onPrepare(m: PacketMessage, text: string): void {
@@ -1312,7 +1338,11 @@ export class MysqlClientSession {
             binary: true,
             prepared: cursor ? p : undefined,
             redactErrors: this.#touchesSensitive(analysis),
-            onSuccess: () => this.#afterStatements([p.analysis]),
+            onDone: (ran) => {
+              if (ran === 0) return;
+              this.#afterStatements([p.analysis]);
+              if (changesReading(analysis)) this.#refreshSettings();
+            },
           }),
         refusal === undefined ? this.#variableRefusal([analysis]) : { rule: 'masking', reason: refusal },
       );
@@ -1456,6 +1486,24 @@ export class MysqlClientSession {
    * pass after a look at their first byte. Untouched bytes are written in as few pieces as
    * possible: usually the chunk itself.
    */
+  /** What one upstream chunk sends the client: written at once at the end of the chunk. */
+  #emitted: Buffer[] = [];
+
+  #emit(piece: Buffer): void {
+    if (piece.length > 0) this.#emitted.push(piece);
+  }
+
+  /**
+   * Writes the chunk's pieces: the chunk itself when nothing was rewritten, else one buffer
+   * (a write per masked row would cost more than masking it).
+   */
+  #flushEmitted(): void {
+    const pieces = this.#emitted;
+    if (pieces.length === 0) return;
+    this.#emitted = [];
+    this.#writeClient(pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces));
+  }
+
   #scan(chunk: Buffer): void {
     const n = chunk.length;
     let at = 0;
@@ -1493,16 +1541,17 @@ export class MysqlClientSession {
         this.#collect = undefined;
         this.#collectTotal = -1;
         this.#collected = 0;
-        const out = this.#onWholePacket(packet.subarray(4), packet[3]!, packet);
-        this.#writeClient(out === undefined ? packet : out);
+        const out = this.#onWholePacket(packet.subarray(4), packet[3]!, packet, 0);
+        this.#emit(out === undefined ? packet : out);
         continue;
       }
       if (n - at < 5) {
         if (n - at >= 4 && chunk.readUIntLE(at, 3) === 0) {
           // An empty packet (the end of a long message) fits in its header.
         } else {
-          this.#writeClient(chunk.subarray(passFrom, at));
+          this.#emit(chunk.subarray(passFrom, at));
           this.#startCollect(chunk, at, n);
+          this.#flushEmitted();
           return;
         }
       }
@@ -1515,20 +1564,22 @@ export class MysqlClientSession {
       }
       const end = at + 4 + len;
       if (end > n) {
-        this.#writeClient(chunk.subarray(passFrom, at));
+        this.#emit(chunk.subarray(passFrom, at));
         this.#startCollect(chunk, at, n);
+        this.#flushEmitted();
         return;
       }
-      const out = this.#onWholePacket(chunk.subarray(at + 4, end), seq, chunk.subarray(at, end));
+      const out = this.#onWholePacket(chunk.subarray(at + 4, end), seq, chunk, at);
       if (out !== undefined) {
-        this.#writeClient(chunk.subarray(passFrom, at));
-        this.#writeClient(out);
+        this.#emit(chunk.subarray(passFrom, at));
+        this.#emit(out);
         passFrom = end;
       }
       at = end;
     }
-    if (passFrom === 0 && at === n) this.#writeClient(chunk);
-    else this.#writeClient(chunk.subarray(passFrom, at));
+    if (passFrom === 0 && at === n) this.#emit(chunk);
+    else this.#emit(chunk.subarray(passFrom, at));
+    this.#flushEmitted();
   }
 
   #startCollect(chunk: Buffer, at: number, n: number): void {
@@ -1562,14 +1613,14 @@ export class MysqlClientSession {
    * A packet read whole: returns what to send instead (EMPTY to drop it), or undefined to
    * forward it as it came. Joins long messages first.
    */
-  #onWholePacket(payload: Buffer, seq: number, packet: Buffer): Buffer | undefined {
+  #onWholePacket(payload: Buffer, seq: number, source: Buffer, from: number): Buffer | undefined {
     let firstSeq = seq;
     let packets = 1;
     let message = payload;
     if (this.#parts !== undefined || payload.length === MAX_PACKET_PAYLOAD) {
       // A message longer than one packet (a long row to mask): joined, then sent again.
       this.#parts ??= [];
-      this.#parts.push(Buffer.from(packet));
+      this.#parts.push(Buffer.from(source.subarray(from, from + 4 + payload.length)));
       // A row is joined only to be masked: one longer than the message limit cannot be, and
       // does not leave unexamined.
       if (this.#parts.length * MAX_PACKET_PAYLOAD > this.#deps.context.limits.maxMessageBytes) {
@@ -1590,7 +1641,12 @@ export class MysqlClientSession {
       packets = parts.length;
     }
     const shift = this.#seqShift;
+    this.#plainPacket = shift === 0 && packets === 1;
     const out = this.#onMessage(message, firstSeq);
+    if (out !== undefined && out === this.#readyPacket) {
+      this.#readyPacket = undefined;
+      return out;
+    }
     if (out === DROP) {
       this.#seqShift -= packets;
       return DROP;
@@ -1630,14 +1686,13 @@ export class MysqlClientSession {
             );
           }
           r.rows += Number(ok.affectedRows);
-          this.#resultDone(r, ok.statusFlags);
+          this.#resultDone(r, ok.statusFlags, true);
           return undefined;
         }
         if (first === ResponseHeader.LOCAL_INFILE) return this.#onInfileRequest(r, seq);
         const count = decodeColumnCount(payload);
         r.columnCount = count;
         r.columnsLeft = count;
-        r.rows = 0;
         r.mask = undefined;
         r.columns = this.#maskingFor(r) !== undefined ? [] : undefined;
         r.phase = count === 0 ? 'rows' : 'columns';
@@ -1668,11 +1723,23 @@ export class MysqlClientSession {
             return undefined;
           }
           if (status & ServerStatus.CURSOR_EXISTS && r.columnCount > 0 && r.rows === 0) return this.#cursorOpened(r);
-          this.#resultDone(r, status);
+          this.#resultDone(r, status, false);
           return undefined;
         }
         r.rows++;
-        return r.mask?.maskRow(payload);
+        if (r.mask === undefined) return undefined;
+        if (!this.#plainPacket) return r.mask.maskRow(payload);
+        // The common case: a one-packet row rewritten with room for its header, sent as is.
+        const packet = r.mask.maskRow(payload, 4);
+        if (packet === undefined) return undefined;
+        const len = packet.length - 4;
+        if (len >= MAX_PACKET_PAYLOAD) return packet.subarray(4);
+        packet[0] = len & 0xff;
+        packet[1] = (len >>> 8) & 0xff;
+        packet[2] = len >>> 16;
+        packet[3] = seq;
+        this.#readyPacket = packet;
+        return packet;
       }
       case 'prepare': {
         if (first === ResponseHeader.ERR) {
@@ -1763,7 +1830,15 @@ export class MysqlClientSession {
     r.mask =
       masking === undefined || this.#target === undefined
         ? undefined
-        : this.#deps.masking!.planResult(this.#target.options.upstream, r.columns, part?.lineage, this.#schema, masking, r.binary);
+        : this.#deps.masking!.planResult(
+            this.#target.options.upstream,
+            r.columns,
+            part?.lineage,
+            this.#schema,
+            masking,
+            r.binary,
+            part?.commands[0] === 'CALL' ? part.functions?.[0] : undefined,
+          );
     r.columns = undefined;
   }
 
@@ -1782,9 +1857,16 @@ export class MysqlClientSession {
   }
 
   /** One result of the request is complete: its statement's outcome, and what comes next. */
-  #resultDone(r: Response, status: number): void {
+  #resultDone(r: Response, status: number, ok: boolean): void {
     const more = (status & ServerStatus.MORE_RESULTS_EXISTS) !== 0;
-    if (!more || r.index < r.handles.length - 1) {
+    if (r.mask !== undefined) {
+      for (const m of r.mask.masked) if (!r.masked.some((x) => x.column === m.column && x.by === m.by)) r.masked.push(m);
+      r.mask = undefined;
+    }
+    // A CALL answers with the result sets of its procedure, then its own OK: the statements
+    // after it start only then.
+    const call = r.parts[r.index]?.commands[0] === 'CALL' && !ok;
+    if (!more || (r.index < r.handles.length - 1 && !call)) {
       this.#completeCurrent(r, { outcome: 'ok', rows: r.rows });
       r.index++;
       r.rows = 0;
@@ -1800,12 +1882,14 @@ export class MysqlClientSession {
   #completeCurrent(r: Response, outcome: { outcome: 'ok' | 'error' | 'not-executed'; rows?: number; errorCode?: string }): void {
     const h = r.handles[r.index];
     if (h === undefined) return;
-    const masked = r.mask?.masked ?? [];
+    const masked = [...r.masked];
+    for (const m of r.mask?.masked ?? []) if (!masked.some((x) => x.column === m.column && x.by === m.by)) masked.push(m);
     h.complete({ ...outcome, ...(r.parts[r.index]?.commands[0] ? { command: r.parts[r.index]!.commands[0]! } : {}), ...(masked.length > 0 ? { masked } : {}) });
   }
 
   #onError(r: Response, payload: Buffer): Buffer | undefined {
     const err = decodeErr(payload, this.#capabilities);
+    r.ran = r.index;
     this.#completeCurrent(r, { outcome: 'error', errorCode: String(err.errno) });
     r.index++;
     this.#finishResponse(r, false);
@@ -1841,6 +1925,9 @@ export class MysqlClientSession {
     this.#log.warn('the upstream asked for a local file for a statement not decided as LOAD DATA LOCAL; refused');
     r.infileRefused = true;
     this.#writeUpstream(encodePacket(EMPTY, (seq + 1) & 0xff));
+    // Neither the request nor the gateway's empty file reach the client: what follows moves
+    // back by both.
+    this.#seqShift -= 1;
     return DROP;
   }
 
@@ -1858,7 +1945,7 @@ export class MysqlClientSession {
     }
     this.#response = undefined;
     this.#seqShift = 0;
-    if (succeeded) r.onSuccess?.();
+    r.onDone?.(succeeded ? Math.max(r.parts.length, 1) : Math.max(r.ran, 0));
     if (!this.#holding) this.#pumpClientSoon();
   }
 

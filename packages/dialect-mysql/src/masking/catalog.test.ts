@@ -194,3 +194,51 @@ describe('MysqlCatalog', () => {
     expect(catalogFor({ host: 'h', port: 3306, user: 'u' }, log)).not.toBe(a);
   });
 });
+
+describe('what stored routines read', () => {
+  const snapshot = new MysqlCatalogSnapshot({
+    relations: [
+      { schema: 'app', name: 'people', kind: 'table' },
+      { schema: 'app', name: 'orders', kind: 'table' },
+      { schema: 'app', name: 'people_v', kind: 'view' },
+    ],
+    views: [{ schema: 'app', name: 'people_v', definition: 'select `app`.`people`.`email` AS `mail` from `app`.`people`', columns: ['mail'] }],
+    functions: [
+      { schema: 'app', name: 'mail_of' },
+      { schema: 'app', name: 'wrapped' },
+      { schema: 'app', name: 'loop_a' },
+    ],
+    routines: [
+      { schema: 'app', name: 'mail_of', type: 'FUNCTION', definition: 'RETURN (SELECT email FROM people WHERE id = x)' },
+      { schema: 'app', name: 'wrapped', type: 'FUNCTION', definition: 'BEGIN DECLARE r TEXT; SELECT mail INTO r FROM people_v LIMIT 1; RETURN concat(r, mail_of(1)); END' },
+      { schema: 'app', name: 'loop_a', type: 'FUNCTION', definition: 'RETURN loop_a(1)' },
+      { schema: 'app', name: 'report', type: 'PROCEDURE', definition: 'BEGIN SELECT total FROM orders; SELECT lower(email) FROM people; END' },
+      { schema: 'app', name: 'hidden', type: 'PROCEDURE', definition: undefined },
+    ],
+  });
+  const keys = (t: { sources: readonly { schema?: string; table: string; column: string }[] } | undefined) =>
+    [...new Set((t?.sources ?? []).map((s) => `${s.schema ?? ''}.${s.table}.${s.column}`))].sort();
+
+  it('reads a RETURN body as the SELECT it is, with the columns it names', () => {
+    const t = snapshot.routineReads('mail_of', 'FUNCTION', 'app')!;
+    expect(t.opaque).toBe(false);
+    expect(keys(t)).toEqual(expect.arrayContaining(['app.people.email', 'app.people.id']));
+    expect(keys(t).every((k) => k.startsWith('app.people.'))).toBe(true);
+  });
+
+  it('reads a BEGIN ... END body, through views and the functions it calls', () => {
+    const t = snapshot.routineReads('app.wrapped', 'FUNCTION', undefined)!;
+    expect(keys(t)).toEqual(expect.arrayContaining(['app.people.email', 'app.people_v.mail']));
+  });
+
+  it('a procedure reads every table its statements read', () => {
+    expect(keys(snapshot.routineReads('report', 'PROCEDURE', 'app'))).toEqual(expect.arrayContaining(['app.orders.total', 'app.people.email']));
+  });
+
+  it('is opaque when the body cannot be seen, and for recursion; undefined when unknown', () => {
+    expect(snapshot.routineReads('hidden', 'PROCEDURE', 'app')!.opaque).toBe(true);
+    expect(snapshot.routineReads('loop_a', 'FUNCTION', 'app')!.opaque).toBe(true);
+    expect(snapshot.routineReads('nope', 'FUNCTION', 'app')).toBeUndefined();
+    expect(snapshot.routineReads('report', 'FUNCTION', 'app')).toBeUndefined();
+  });
+});

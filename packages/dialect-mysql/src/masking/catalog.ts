@@ -15,7 +15,8 @@
  * (`invalidate`: the next statement waits for the new one) and refreshed in the background
  * every `ttlMs` for changes made by other clients.
  */
-import type { ColumnSource, Logger } from '@sluice/core';
+import { Hazard, OperationClass, type ColumnSource, type Logger } from '@sluice/core';
+import { analyzeUncached } from '../analyze/analyze.js';
 import { resultLineageOfSql } from '../analyze/lineage.js';
 import type { Dialect } from '../analyze/parse.js';
 import { UpstreamError, type MysqlUpstreamOptions } from '../protocol/upstream.js';
@@ -62,9 +63,21 @@ export interface MysqlCatalogData {
   readonly relations: readonly MysqlRelation[];
   readonly views: readonly MysqlViewDefinition[];
   readonly functions: readonly { readonly schema: string; readonly name: string }[];
+  /**
+   * Stored routines with their bodies (`information_schema.ROUTINES.ROUTINE_DEFINITION`; empty
+   * when the account may not see it), to tell what a function or a procedure reads.
+   */
+  readonly routines?: readonly MysqlRoutine[];
   readonly collations?: ReadonlyMap<number, CharsetInfo> | undefined;
   /** How to read view definitions. Default `mysql`. */
   readonly dialect?: Dialect | undefined;
+}
+
+export interface MysqlRoutine {
+  readonly schema: string;
+  readonly name: string;
+  readonly type: 'FUNCTION' | 'PROCEDURE';
+  readonly definition: string | undefined;
 }
 
 /** Sources traced through views. */
@@ -95,6 +108,9 @@ export class MysqlCatalogSnapshot {
   readonly #functionNames = new Set<string>();
   readonly #collations: ReadonlyMap<number, CharsetInfo>;
   readonly #resolving = new Set<string>();
+  /** Routines by `type\0schema\0name`, and what each reads (traced on first use). */
+  readonly #routines = new Map<string, MysqlRoutine>();
+  readonly #routineReads = new Map<string, TracedSources>();
 
   constructor(data: MysqlCatalogData) {
     this.dialect = data.dialect ?? 'mysql';
@@ -109,6 +125,7 @@ export class MysqlCatalogSnapshot {
       this.#functions.add(key(f.schema, f.name));
       this.#functionNames.add(lower(f.name));
     }
+    for (const r of data.routines ?? []) this.#routines.set(`${r.type}\u0000${key(r.schema, r.name)}`, r);
     // Traced now, once: plans read the results for every statement.
     for (const v of data.views) this.#resolveView(v);
   }
@@ -154,6 +171,74 @@ export class MysqlCatalogSnapshot {
     if (dot > 0) return true;
     if (defaultSchema === undefined) return this.#functionNames.has(n);
     return this.#functions.has(key(defaultSchema, n));
+  }
+
+  /**
+   * What a stored routine reads: every table its body reads (as `table.*`), traced through
+   * views and through the stored functions it calls; `opaque` when the body cannot be seen or
+   * read, or it runs dynamic SQL. Undefined when the catalog knows no such routine (an
+   * unqualified name is looked up in the default schema, then in any schema).
+   */
+  routineReads(name: string, type: 'FUNCTION' | 'PROCEDURE', defaultSchema: string | undefined): TracedSources | undefined {
+    const n = lower(name);
+    const dot = n.lastIndexOf('.');
+    const schema = dot > 0 ? n.slice(0, dot).replace(/`/g, '') : defaultSchema;
+    const bare = (dot > 0 ? n.slice(dot + 1) : n).replace(/`/g, '');
+    const found: MysqlRoutine[] = [];
+    for (const r of this.#routines.values()) {
+      if (r.type !== type || lower(r.name) !== bare) continue;
+      if (schema === undefined || lower(r.schema) === lower(schema)) found.push(r);
+    }
+    if (found.length === 0) return undefined;
+    const sources: ColumnSource[] = [];
+    let opaque = false;
+    for (const r of found) {
+      const t = this.#readsOf(r);
+      sources.push(...t.sources);
+      if (t.opaque) opaque = true;
+    }
+    return { sources, direct: false, opaque, unknown: false };
+  }
+
+  #readsOf(r: MysqlRoutine): TracedSources {
+    const k = `${r.type}\u0000${key(r.schema, r.name)}`;
+    const known = this.#routineReads.get(k);
+    if (known !== undefined) return known;
+    const opaque: TracedSources = { sources: [{ schema: r.schema, table: r.name, column: '*' }], direct: false, opaque: true, unknown: false };
+    // A routine that calls itself (or a cycle of them): opaque rather than a loop.
+    if (this.#resolving.has(k)) return opaque;
+    this.#resolving.add(k);
+    let result = opaque;
+    try {
+      const body = r.definition?.trim();
+      if (body) {
+        // A body is one statement or a BEGIN ... END block; a function's may be RETURN expr.
+        // Read as the anonymous block or the SELECT that does what it does.
+        const text = /^begin\b/i.test(body) ? body.replace(/^begin\b/i, 'BEGIN NOT ATOMIC') : /^return\b/i.test(body) ? body.replace(/^return\b/i, 'SELECT') : body;
+        const analysis = analyzeRoutineBody(text);
+        // The columns the body names when the analysis lists them (anywhere in the body, so a
+        // superset of what the result shows), the whole table otherwise.
+        const named: ColumnSource[] = (analysis.objects ?? [])
+          .filter((o) => o.kind === 'table' && o.access === 'read')
+          .flatMap((o) => (o.columns && o.columns.length > 0 && !o.columns.includes('*') ? o.columns : ['*']).map((column) => ({ schema: o.schema ?? r.schema, table: o.name, column })));
+        const t = this.trace(named, r.schema, true);
+        const sources = [...t.sources];
+        let hidden = t.opaque || analysis.operations.includes(OperationClass.Unknown) || (analysis.hazards ?? []).includes(Hazard.DynamicSql);
+        for (const f of analysis.functions ?? []) {
+          const inner = this.routineReads(f, 'FUNCTION', r.schema);
+          if (inner === undefined) continue;
+          sources.push(...inner.sources);
+          if (inner.opaque) hidden = true;
+        }
+        result = { sources, direct: false, opaque: hidden, unknown: false };
+      }
+    } catch {
+      result = opaque;
+    } finally {
+      this.#resolving.delete(k);
+    }
+    this.#routineReads.set(k, result);
+    return result;
   }
 
   /**
@@ -244,7 +329,8 @@ JOIN information_schema.VIEWS v ON v.TABLE_SCHEMA = c.TABLE_SCHEMA AND v.TABLE_N
 WHERE c.TABLE_SCHEMA NOT IN ('information_schema', 'mysql', 'performance_schema', 'sys')
 ORDER BY c.TABLE_SCHEMA, c.TABLE_NAME, c.ORDINAL_POSITION`;
 
-const QUERY_FUNCTIONS = `SELECT ROUTINE_SCHEMA, ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_TYPE = 'FUNCTION'`;
+const QUERY_ROUTINES = `SELECT ROUTINE_SCHEMA, ROUTINE_NAME, ROUTINE_TYPE, ROUTINE_DEFINITION FROM information_schema.ROUTINES
+WHERE ROUTINE_TYPE IN ('FUNCTION', 'PROCEDURE')`;
 
 const QUERY_COLLATIONS = `SELECT co.ID, co.CHARACTER_SET_NAME, cs.MAXLEN FROM information_schema.COLLATIONS co
 JOIN information_schema.CHARACTER_SETS cs ON cs.CHARACTER_SET_NAME = co.CHARACTER_SET_NAME`;
@@ -276,7 +362,12 @@ export async function loadCatalog(options: MysqlUpstreamOptions, timeoutMs = 30_
       definitions.get(key(schema, name))?.columns.push(column);
     }
     const functions: { schema: string; name: string }[] = [];
-    for (const [schema, name] of await conn.query(QUERY_FUNCTIONS)) if (schema != null && name != null) functions.push({ schema, name });
+    const routines: MysqlRoutine[] = [];
+    for (const [schema, name, type, definition] of await conn.query(QUERY_ROUTINES)) {
+      if (schema == null || name == null) continue;
+      if (type === 'FUNCTION') functions.push({ schema, name });
+      routines.push({ schema, name, type: type === 'FUNCTION' ? 'FUNCTION' : 'PROCEDURE', definition: definition || undefined });
+    }
     const collations = new Map<number, CharsetInfo>();
     for (const [id, charset, maxLen] of await conn.query(QUERY_COLLATIONS)) {
       if (id == null || charset == null || maxLen == null) continue;
@@ -284,7 +375,7 @@ export async function loadCatalog(options: MysqlUpstreamOptions, timeoutMs = 30_
     }
     const dialect: Dialect = /mariadb/i.test(conn.serverVersion) ? 'mariadb' : 'mysql';
     conn.close();
-    return new MysqlCatalogSnapshot({ relations, views: [...definitions.values()], functions, collations, dialect });
+    return new MysqlCatalogSnapshot({ relations, views: [...definitions.values()], functions, routines, collations, dialect });
   } catch (err) {
     conn.destroy();
     throw err;
@@ -411,4 +502,13 @@ export function catalogFor(options: MysqlUpstreamOptions, logger: Pick<Logger, '
   let c = catalogs.get(k);
   if (c === undefined) catalogs.set(k, (c = new MysqlCatalog(options, logger, catalogOptions)));
   return c;
+}
+
+/**
+ * The analysis of a routine's body. Read with MariaDB's grammar whatever the server: a
+ * BEGIN ... END body is analysed as MariaDB's anonymous block (`BEGIN NOT ATOMIC`), which MySQL
+ * has no statement for; the statements inside are the same.
+ */
+function analyzeRoutineBody(text: string) {
+  return analyzeUncached(text, { dialect: 'mariadb' });
 }

@@ -375,6 +375,18 @@ describe('binary protocol rows', () => {
   const card = Buffer.alloc(8);
   card.writeBigInt64LE(4111111111111111n);
 
+  it('writes the same row after headroom for a packet header, NULL bits included', () => {
+    const m = planResult(cols, sources(sql), rules, true)!;
+    const row = encodeBinaryRow(types, [id, Buffer.from('john@example.com'), dt, score, Buffer.from('n'), card]);
+    const plain = m.maskRow(row)!;
+    const roomy = m.maskRow(row, 4)!;
+    expect(roomy.length).toBe(plain.length + 4);
+    expect(roomy.subarray(4)).toEqual(plain);
+    const text = planResult(cols, sources(sql), rules, false)!;
+    const textRow = encodeTextRow(['7', 'john@example.com', '2024-01-02 03:04:05', '1.5', 'n', '4111111111111111']);
+    expect(text.maskRow(textRow, 4)!.subarray(4)).toEqual(text.maskRow(textRow)!);
+  });
+
   it('rewrites values in place, sets the NULL bit of a value made NULL and keeps the rest', () => {
     const m = planResult(cols, sources(sql), rules, true)!;
     const row = encodeBinaryRow(types, [id, Buffer.from('john@example.com'), dt, score, Buffer.from('n'), card]);

@@ -58,9 +58,11 @@ export interface MysqlRowMasker {
   readonly actions: readonly MysqlColumnAction[];
   /**
    * A row payload (without packet header) → the masked payload, or undefined when this row is
-   * unchanged. Throws RangeError on a row that does not have the planned columns.
+   * unchanged. With `headroom`, the payload starts that many bytes into the buffer returned
+   * (room for the packet header, so the row is not copied again). Throws RangeError on a row
+   * that does not have the planned columns.
    */
-  maskRow(payload: Buffer): Buffer | undefined;
+  maskRow(payload: Buffer, headroom?: number): Buffer | undefined;
 }
 
 /**
@@ -118,6 +120,18 @@ class Resolver {
     return t;
   }
 
+  /** What the stored functions among `functions` read; undefined when none is one. */
+  #functionReads(functions: readonly string[]): TracedSources | undefined {
+    let out: TracedSources | undefined;
+    for (const f of functions) {
+      if (!this.#catalog.isStoredFunction(f, this.#sources.defaultSchema)) continue;
+      // A stored function the catalog has no body for (made since it was read): opaque.
+      const reads = this.#catalog.routineReads(f, 'FUNCTION', this.#sources.defaultSchema) ?? { sources: [], direct: false, opaque: true, unknown: true };
+      out = out === undefined ? { ...reads, sources: [...reads.sources] } : { sources: [...out.sources, ...reads.sources], direct: false, opaque: out.opaque || reads.opaque, unknown: out.unknown || reads.unknown };
+    }
+    return out;
+  }
+
   #storedFunction(functions: readonly string[]): boolean {
     for (const f of functions) if (this.#catalog.isStoredFunction(f, this.#sources.defaultSchema)) return true;
     return false;
@@ -165,8 +179,10 @@ class Resolver {
     const lineage = this.#sources.lineage;
     if (lineage === undefined) return undefined;
     if (this.#all === undefined) {
-      this.#all = this.#trace(lineage.all);
-      this.#allOpaque = this.#all.opaque || this.#storedFunction(lineage.functions);
+      const all = this.#trace(lineage.all);
+      const fn = this.#functionReads(lineage.functions);
+      this.#all = fn === undefined ? all : { ...all, sources: [...all.sources, ...fn.sources], opaque: all.opaque || fn.opaque };
+      this.#allOpaque = this.#all.opaque;
     }
     return this.#all;
   }
@@ -227,7 +243,13 @@ class Resolver {
       const lc = lineage.columns![i]!;
       const t = this.#trace(lc.sources);
       list.push(...t.sources);
-      if (t.opaque || this.#storedFunction(lc.functions)) resolved = false;
+      if (t.opaque) resolved = false;
+      // A stored function's value draws on whatever its body reads.
+      const fn = this.#functionReads(lc.functions);
+      if (fn !== undefined) {
+        list.push(...fn.sources);
+        if (fn.opaque) resolved = false;
+      }
       direct = direct && wire.kind !== 'computed' && lc.direct && t.direct;
       return { sources: list, resolved, direct };
     }
@@ -398,7 +420,7 @@ class RowMasker implements MysqlRowMasker {
     return found.value;
   }
 
-  maskRow(payload: Buffer): Buffer | undefined {
+  maskRow(payload: Buffer, headroom = 0): Buffer | undefined {
     const ranges = this.#binary ? decodeBinaryRow(payload, this.#types, this.#ranges) : decodeTextRow(payload, this.#columnCount, this.#ranges);
     const { starts, ends } = ranges;
     const actions = this.actions;
@@ -427,8 +449,8 @@ class RowMasker implements MysqlRowMasker {
       else size += fixed >= 0 ? v.length : lenencIntSize(v.length) + v.length;
     }
     if (!changed) return undefined;
-    const row = Buffer.allocUnsafe(size);
-    let at = 0;
+    const row = Buffer.allocUnsafe(headroom + size);
+    let at = headroom;
     let copied = 0;
     for (let k = 0; k < actions.length; k++) {
       const v = out[k];
@@ -439,7 +461,7 @@ class RowMasker implements MysqlRowMasker {
       if (v === null) {
         if (this.#binary) {
           const bit = i + 2;
-          row[1 + (bit >> 3)]! |= 1 << (bit & 7);
+          row[headroom + 1 + (bit >> 3)]! |= 1 << (bit & 7);
         } else row[at++] = LENENC_NULL;
       } else {
         // A fixed-width value keeps its width (hashed integers are made to it).
@@ -449,7 +471,7 @@ class RowMasker implements MysqlRowMasker {
       copied = ends[i]!;
     }
     at += payload.copy(row, at, copied);
-    if (at !== size) throw new Error(`masked row of ${at} bytes, expected ${size}`);
+    if (at !== headroom + size) throw new Error(`masked row of ${at - headroom} bytes, expected ${size}`);
     return row;
   }
 
