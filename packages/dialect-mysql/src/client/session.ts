@@ -245,8 +245,7 @@ interface Response {
 
 /** A command's own packet, as received (one packet), or re-encoded (a long one). */
 function rawPacket(m: PacketMessage): Buffer {
-  if (m.packets === 1) return Buffer.from(m.payload.buffer, m.payload.byteOffset - 4, m.payload.length + 4);
-  return encodePacket(m.payload, m.sequenceId);
+  return m.packet ?? encodePacket(m.payload, m.sequenceId);
 }
 
 /** An analysis for a request the gateway cannot read: `unknown`, never harmless. */

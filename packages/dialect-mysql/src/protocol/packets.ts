@@ -120,6 +120,8 @@ export interface PacketMessage {
   readonly lastSequenceId: number;
   /** How many packets carried it. */
   readonly packets: number;
+  /** The packet as received, header included, when the message is one packet. */
+  readonly packet?: Buffer;
 }
 
 export interface MessageReaderOptions {
@@ -200,7 +202,7 @@ export class MessageReader {
         continue;
       }
       if (this.#parts.length === 0) {
-        return { payload: packet.subarray(PACKET_HEADER_BYTES), sequenceId: seq, lastSequenceId: seq, packets: 1 };
+        return { payload: packet.subarray(PACKET_HEADER_BYTES), sequenceId: seq, lastSequenceId: seq, packets: 1, packet };
       }
       const parts = this.#parts;
       const payload = Buffer.allocUnsafe(this.#partsPayload + length);
