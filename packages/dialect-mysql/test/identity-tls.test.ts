@@ -5,6 +5,7 @@
  * without their secret.
  */
 import { rm } from 'node:fs/promises';
+import net from 'node:net';
 import tls from 'node:tls';
 import {
   makeSelfSignedCert,
@@ -18,8 +19,11 @@ import {
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { mysqlDialect } from '../src/index.js';
+import { CLIENT_PLUGIN_AUTH, CLIENT_PROTOCOL_41, CLIENT_SECURE_CONNECTION, CLIENT_SSL } from '../src/protocol/constants.js';
+import { encodeSslRequest } from '../src/protocol/messages.js';
+import { encodePacket } from '../src/protocol/packets.js';
 import { connectMysql } from './mysql-driver.js';
-import { liveTest, mysqlCli, startSslRequestPacer, statementRecords, UPSTREAM } from './support.js';
+import { liveTest, mysqlCli, statementRecords, UPSTREAM } from './support.js';
 
 const BOB = { subject: 'bob@example.com', kind: 'human', groups: ['staff'], token: 'bob-identity-my-token' } as const;
 
@@ -46,7 +50,6 @@ const cliArgs = (gw: { port: number }, user: string, token: string, database = '
 
 describe('TLS towards clients, required', () => {
   let gw: TestGateway;
-  let paced: Awaited<ReturnType<typeof startSslRequestPacer>>;
   let cert: SelfSignedCert;
   beforeAll(async () => {
     if (!available) return;
@@ -58,19 +61,18 @@ describe('TLS towards clients, required', () => {
       tls: tls.createSecureContext({ cert: cert.cert, key: cert.key }),
       requireTls: true,
     });
-    paced = await startSslRequestPacer(gw);
   });
   afterAll(async () => {
-    await paced?.close();
     await gw?.close();
     if (cert) await rm(cert.dir, { recursive: true, force: true });
   });
 
+  // mysql2 sends its first TLS bytes right behind the SSLRequest, often in the same segment.
   live('mysql2 over TLS logs in, without and with verifying the certificate; the login is audited as TLS', async () => {
-    const c = await connectMysql(paced, 'app', BOB.subject, BOB.token, { ssl: { rejectUnauthorized: false } });
+    const c = await connectMysql(gw, 'app', BOB.subject, BOB.token, { ssl: { rejectUnauthorized: false } });
     expect((await c.query('SELECT 1 AS x'))[0]).toEqual([{ x: 1 }]);
     await c.end();
-    const verified = await connectMysql(paced, 'app', BOB.subject, BOB.token, { ssl: { ca: cert.cert.toString(), rejectUnauthorized: true } });
+    const verified = await connectMysql(gw, 'app', BOB.subject, BOB.token, { ssl: { ca: cert.cert.toString(), rejectUnauthorized: true } });
     expect((await verified.query('SELECT 2 AS x'))[0]).toEqual([{ x: 2 }]);
     await verified.end();
     const accepted = (await gw.auditRecords()).filter((r) => r.type === 'connect' && r.outcome === 'accepted');
@@ -80,8 +82,30 @@ describe('TLS towards clients, required', () => {
     ]);
   });
 
+  live('the first TLS bytes sent in the same segment as the SSLRequest start the TLS handshake', async () => {
+    const socket = net.connect({ host: gw.host, port: gw.port });
+    socket.on('error', () => undefined);
+    try {
+      await new Promise((resolve) => socket.once('data', resolve));
+      const capabilities = (CLIENT_PROTOCOL_41 | CLIENT_SECURE_CONNECTION | CLIENT_PLUGIN_AUTH | CLIENT_SSL) >>> 0;
+      // Held back and sent as one write: the SSLRequest and the TLS ClientHello together.
+      socket.cork();
+      socket.write(encodePacket(encodeSslRequest({ capabilities, maxPacketSize: 1 << 24, charset: 45, mariadbCapabilities: 0 }), 1));
+      const secure = tls.connect({ socket, ca: cert.cert, servername: 'localhost' });
+      setImmediate(() => socket.uncork());
+      await new Promise<void>((resolve, reject) => {
+        secure.once('secureConnect', () => resolve());
+        secure.once('error', reject);
+      });
+      expect(secure.authorized).toBe(true);
+      secure.destroy();
+    } finally {
+      socket.destroy();
+    }
+  });
+
   live('mysql2 refuses a certificate it does not trust', async () => {
-    const err = await loginError(paced, BOB.subject, BOB.token, 'app', { ssl: { rejectUnauthorized: true } });
+    const err = await loginError(gw, BOB.subject, BOB.token, 'app', { ssl: { rejectUnauthorized: true } });
     expect(err?.message).toMatch(/self[- ]signed certificate/i);
   });
 
@@ -94,9 +118,9 @@ describe('TLS towards clients, required', () => {
   });
 
   live('the mysql client connects with --ssl, verifying the certificate or not; the login is audited as TLS', async () => {
-    const ok = await mysqlCli([...cliArgs(paced, BOB.subject, BOB.token), '--ssl', '-N', '-e', 'SELECT 40 + 2']);
+    const ok = await mysqlCli([...cliArgs(gw, BOB.subject, BOB.token), '--ssl', '-N', '-e', 'SELECT 40 + 2']);
     expect(ok).toMatchObject({ code: 0, stdout: '42\n', stderr: '' });
-    const verified = await mysqlCli([...cliArgs(paced, BOB.subject, BOB.token), `--ssl-ca=${cert.certFile}`, '--ssl-verify-server-cert', '-N', '-e', 'SELECT 43']);
+    const verified = await mysqlCli([...cliArgs(gw, BOB.subject, BOB.token), `--ssl-ca=${cert.certFile}`, '--ssl-verify-server-cert', '-N', '-e', 'SELECT 43']);
     expect(verified).toMatchObject({ code: 0, stdout: '43\n', stderr: '' });
     const accepted = (await gw.auditRecords()).filter((r) => r.type === 'connect' && r.outcome === 'accepted');
     expect(accepted.slice(-2)).toMatchObject([
@@ -104,7 +128,7 @@ describe('TLS towards clients, required', () => {
       { tls: true, actor: { subject: BOB.subject } },
     ]);
     // A client that verifies against the system CAs does not trust this self-signed one.
-    const untrusted = await mysqlCli([...cliArgs(paced, BOB.subject, BOB.token), '--ssl-verify-server-cert', '-e', 'SELECT 1']);
+    const untrusted = await mysqlCli([...cliArgs(gw, BOB.subject, BOB.token), '--ssl-verify-server-cert', '-e', 'SELECT 1']);
     expect(untrusted.code).toBe(1);
     expect(untrusted.stderr).toMatch(/ERROR 2026 \(HY000\)/);
   });
@@ -118,7 +142,6 @@ describe('TLS towards clients, required', () => {
 
 describe('plaintext on loopback only when allowed', () => {
   let withTls: TestGateway;
-  let paced: Awaited<ReturnType<typeof startSslRequestPacer>>;
   let withoutTls: TestGateway;
   let cert: SelfSignedCert;
   beforeAll(async () => {
@@ -131,11 +154,9 @@ describe('plaintext on loopback only when allowed', () => {
       tls: tls.createSecureContext({ cert: cert.cert, key: cert.key }),
       allowPlaintextLoopback: false,
     });
-    paced = await startSslRequestPacer(withTls);
     withoutTls = await startTestGateway({ dialect: mysqlDialect, targets: { app: { upstream: UPSTREAM } }, tokens: [BOB], allowPlaintextLoopback: false });
   });
   afterAll(async () => {
-    await paced?.close();
     await withTls?.close();
     await withoutTls?.close();
     if (cert) await rm(cert.dir, { recursive: true, force: true });
@@ -148,10 +169,10 @@ describe('plaintext on loopback only when allowed', () => {
       sqlState: '28000',
       message: expect.stringMatching(/the token is sent in clear \(mysql_clear_password\) and this connection is not encrypted; connect with TLS/),
     });
-    const c = await connectMysql(paced, 'app', BOB.subject, BOB.token, { ssl: { rejectUnauthorized: false } });
+    const c = await connectMysql(withTls, 'app', BOB.subject, BOB.token, { ssl: { rejectUnauthorized: false } });
     expect((await c.query('SELECT 1 AS x'))[0]).toEqual([{ x: 1 }]);
     await c.end();
-    const cli = await mysqlCli([...cliArgs(paced, BOB.subject, BOB.token), '--ssl', '-N', '-e', 'SELECT 1']);
+    const cli = await mysqlCli([...cliArgs(withTls, BOB.subject, BOB.token), '--ssl', '-N', '-e', 'SELECT 1']);
     expect(cli).toMatchObject({ code: 0, stdout: '1\n', stderr: '' });
     const plainCli = await mysqlCli([...cliArgs(withTls, BOB.subject, BOB.token), '--skip-ssl', '-e', 'SELECT 1']);
     expect(plainCli.stderr).toMatch(/ERROR 1045 \(28000\).*connect with TLS/);

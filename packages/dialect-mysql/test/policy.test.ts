@@ -302,6 +302,66 @@ describe('policy through the gateway (MySQL)', () => {
     });
   }
 
+  live('statements are read with the session\'s sql_mode: after NO_BACKSLASH_ESCAPES a backslash no longer hides a statement', async () => {
+    const c = await as(ALICE, { multipleStatements: true });
+    try {
+      const sneaky = "SELECT 'a\\'; DELETE FROM policy_my_t; -- ' AS s";
+      // With backslash escapes (the default) this is one string: a read.
+      expect((await c.query(sneaky))[0]).toEqual([{ s: "a'; DELETE FROM policy_my_t; -- " }]);
+      await c.query("SET sql_mode = 'NO_BACKSLASH_ESCAPES'");
+      // Now the server would run a DELETE: the gateway reads it so too.
+      await expect(c.query(sneaky)).rejects.toMatchObject({ errno: 1142, message: expect.stringContaining('guardrail "delete-without-where"') });
+      // A request that changes how text is read and goes on in the same text is refused whole.
+      await expect(c.query("SET sql_mode = ''; SELECT 1")).rejects.toMatchObject({ errno: 1142, message: expect.stringContaining('must be sent on its own') });
+      expect((await c.query('SELECT @@SESSION.sql_mode AS m'))[0]).toEqual([{ m: 'NO_BACKSLASH_ESCAPES' }]);
+    } finally {
+      await c.end();
+    }
+    await unchanged();
+    const rec = statementRecords(await gw.auditRecords(), (r) => r.actor.subject === ALICE.subject && r.rule === 'analysis').at(-1);
+    expect(rec).toMatchObject({ decision: 'deny', outcome: 'not-executed' });
+  });
+
+  for (const via of ['a prepared statement (COM_STMT_EXECUTE)', 'SQL PREPARE and EXECUTE'] as const) {
+    live(`sql_mode changed through ${via} is followed too`, async () => {
+      const c = await as(ALICE, { multipleStatements: true });
+      try {
+        if (via === 'SQL PREPARE and EXECUTE') {
+          await c.query("PREPARE policy_mode FROM 'SET sql_mode = ''NO_BACKSLASH_ESCAPES'''");
+          await c.query('EXECUTE policy_mode');
+        } else {
+          await c.execute("SET sql_mode = 'NO_BACKSLASH_ESCAPES'");
+        }
+        expect((await c.query('SELECT @@SESSION.sql_mode AS m'))[0]).toEqual([{ m: 'NO_BACKSLASH_ESCAPES' }]);
+        // A read-only identity cannot hide a DELETE behind a backslash the server no longer reads.
+        await expect(c.query("SELECT 'a\\'; DELETE FROM policy_my_t; -- ' AS s")).rejects.toMatchObject({ errno: 1142 });
+      } finally {
+        await c.end();
+      }
+      await unchanged();
+    });
+  }
+
+  live('a refusal inside a transaction is an error like the server\'s own: the transaction goes on', async () => {
+    const c = await as(DAVE);
+    try {
+      await c.query('START TRANSACTION');
+      await c.query("INSERT INTO policy_my_drop_log VALUES (42, 'in a transaction')");
+      await expect(c.query('DROP TABLE policy_my_t')).rejects.toMatchObject({ errno: 1142 });
+      await c.query('COMMIT');
+      await c.query('START TRANSACTION');
+      await c.query("INSERT INTO policy_my_drop_log VALUES (43, 'rolled back')");
+      await expect(c.query('TRUNCATE TABLE policy_my_t')).rejects.toMatchObject({ errno: 1142 });
+      await c.query('ROLLBACK');
+    } finally {
+      await c.end();
+    }
+    const [rows] = await direct.query<mysql.RowDataPacket[]>('SELECT id FROM policy_my_drop_log WHERE id IN (42, 43) ORDER BY id');
+    expect(rows.map((r) => r.id)).toEqual([42]);
+    await direct.query('DELETE FROM policy_my_drop_log WHERE id = 42');
+    await unchanged();
+  });
+
   live('SQL PREPARE ... FROM is decided as the statement it prepares, and EXECUTE as the statement prepared', async () => {
     const alice = await as(ALICE);
     try {
@@ -328,13 +388,26 @@ describe('policy through the gateway (MySQL)', () => {
     }
     expect(await one('SELECT extra FROM policy_my_t WHERE id = 3')).toBe(4);
     await direct.query('UPDATE policy_my_t SET extra = 3 WHERE id = 3');
+    // A PREPARE runs on the server even when a later statement of its request fails: the name
+    // then means the new statement, and EXECUTE is decided (and audited) as that one.
+    const multi = await as(DAVE, { multipleStatements: true });
+    try {
+      await multi.query("PREPARE policy_swap FROM 'SELECT id FROM policy_my_t'");
+      await expect(multi.query("PREPARE policy_swap FROM 'UPDATE policy_my_t SET extra = extra WHERE id = 1'; SELECT * FROM policy_my_missing")).rejects.toMatchObject({
+        errno: 1146,
+      });
+      await multi.query('EXECUTE policy_swap');
+    } finally {
+      await multi.end();
+    }
     const records = await gw.auditRecords();
-    const executes = statementRecords(records, (r) => r.phase === 'complete' && r.text.startsWith('execute policy_'));
+    const executes = statementRecords(records, (r) => r.phase === 'complete' && /^execute policy_(del|sel|upd|swap)/.test(r.text));
     expect(executes.map((r) => [r.actor.subject, r.text, r.operations.join(), r.decision, r.outcome])).toEqual([
       [ALICE.subject, 'execute policy_del', 'unknown', 'deny', 'not-executed'],
       [ALICE.subject, 'execute policy_sel using @policy_id', 'read', 'allow', 'ok'],
       [DAVE.subject, 'execute policy_upd', 'write,read', 'allow', 'ok'],
       [DAVE.subject, 'execute policy_upd', 'unknown', 'deny', 'not-executed'],
+      [DAVE.subject, 'execute policy_swap', 'write,read', 'allow', 'ok'],
     ]);
   });
 });

@@ -248,6 +248,27 @@ describe('MySQL relay through the gateway (real MariaDB)', () => {
     expect(rec).toMatchObject({ outcome: 'ok', actor: { subject: ALICE.subject } });
   });
 
+  live("a procedure's result sets in a multi-statement request stay with the CALL: each statement after it gets its own outcome", async () => {
+    const c = await as(ALICE, { multipleStatements: true });
+    try {
+      const [results] = await c.query<mysql.RowDataPacket[][]>('CALL relay_my_two_results(); SELECT 5 AS relay_after_call FROM seq_1_to_3');
+      expect(results.slice(0, 2)).toEqual([[{ a: 'first' }, { a: 'set' }], [{ b: 3 }]]);
+      expect(results[3]).toEqual([{ relay_after_call: 5 }, { relay_after_call: 5 }, { relay_after_call: 5 }]);
+      await expect(c.query('CALL relay_my_two_results(); SELECT * FROM relay_my_after_call_missing; INSERT INTO relay_my_multi VALUES (30)')).rejects.toMatchObject({ errno: 1146 });
+    } finally {
+      await c.end();
+    }
+    const recs = statementRecords(await gw.auditRecords(), (r) => r.phase === 'complete' && /relay_my_two_results|relay_after_call|relay_my_after_call_missing|relay_my_multi values \(\?\)$/.test(r.text)).slice(-5);
+    expect(recs.map((r) => [r.text, r.outcome, r.errorCode ?? null])).toEqual([
+      ['call relay_my_two_results()', 'ok', null],
+      ['select ? as relay_after_call from seq_1_to_3', 'ok', null],
+      ['call relay_my_two_results()', 'ok', null],
+      ['select * from relay_my_after_call_missing', 'error', '1146'],
+      ['insert into relay_my_multi values (?)', 'not-executed', null],
+    ]);
+    expect(recs[1]!.rows).toBe(3);
+  });
+
   live('prepared statements: parameters of many types, binary rows with NULLs, re-executed, closed', async () => {
     const c = await as(ALICE, TEXTUAL);
     const plain = await directConnection(TEXTUAL);
@@ -590,8 +611,10 @@ describe('MySQL relay through the gateway (real MariaDB)', () => {
     const raw = await rawClient(gw, 'trap', ALICE.subject, ALICE.token);
     try {
       const reply = await raw.command(encodeComQuery("SELECT 'a harmless trap' AS x"));
-      // The first thing the client hears is the refusal, never the server's file request.
+      // The first thing the client hears is the refusal, never the server's file request, and
+      // in sequence: the answer's first packet (strict clients check it).
       expect(reply.payload[0]).toBe(0xff);
+      expect(reply.sequenceId).toBe(1);
       expect(decodeErr(reply.payload)).toMatchObject({ errno: 1148, sqlstate: '42000', message: expect.stringContaining('refused by the gateway') });
       // The server got an empty file in the client's place: nothing of the client's.
       expect(trap!.fileAnswers).toEqual([{ sequenceId: 2, payload: Buffer.alloc(0) }]);
@@ -662,15 +685,26 @@ describe('MySQL relay through the gateway (real MariaDB)', () => {
     ]);
   });
 
-  live('KILL <id> ends another connection of the same identity', async () => {
+  live('KILL <id> ends another connection of the same identity, and the statement it was running', async () => {
     const victim = await as(ALICE);
     const closed = closedSocket(victim);
     const killer = await as(ALICE);
     try {
       await victim.query('SELECT 1 AS relay_kill_conn_before');
+      const slow = victim.query('SELECT SLEEP(20) AS relay_kill_conn_running').then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      const upstreamThread = await runningUpstream(direct, '%relay_kill_conn_running%');
       await killer.query(`KILL CONNECTION ${victim.threadId}`);
+      expect(await slow).toMatchObject({ errno: 1317 });
       await closed;
       await expect(victim.query('SELECT 1')).rejects.toThrow();
+      // As the server's own KILL CONNECTION: the statement does not go on running upstream.
+      await eventually('the upstream statement to stop', async () => {
+        const [rows] = await direct.query<mysql.RowDataPacket[]>("SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE ID = ? AND COMMAND = 'Query'", [upstreamThread]);
+        return rows[0]!.n === 0 ? true : undefined;
+      });
       expect((await killer.query('SELECT 1 AS alive'))[0]).toEqual([{ alive: 1 }]);
     } finally {
       victim.destroy();
