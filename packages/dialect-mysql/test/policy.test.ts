@@ -9,7 +9,7 @@ import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { mysqlDialect } from '../src/index.js';
 import { connectMysql } from './mysql-driver.js';
-import { directConnection, liveTest, statementRecords, UPSTREAM } from './support.js';
+import { coreOf, directConnection, eventually, liveTest, statementRecords, UPSTREAM } from './support.js';
 
 const ALICE = { subject: 'alice@example.com', kind: 'human', groups: ['analysts'], token: 'alice-policy-my-token' } as const;
 const DAVE = { subject: 'dave@example.com', kind: 'human', groups: ['dba'], token: 'dave-policy-my-token' } as const;
@@ -339,6 +339,22 @@ describe('policy through the gateway (MySQL)', () => {
         await c.end();
       }
       await unchanged();
+    });
+  }
+
+  for (const via of ['a query', 'a prepared statement'] as const) {
+    live(`a character set in which a byte can look like a quote ends the session (set through ${via})`, async () => {
+      const c = await as(DAVE);
+      // The server has switched already: the gateway can no longer read the session's text.
+      const ended = new Promise<Error>((resolve) => coreOf(c).once('error', resolve));
+      if (via === 'a query') await c.query('SET NAMES gbk');
+      else await c.execute('SET NAMES gbk');
+      expect((await ended).message).toBe('the character set gbk (a byte of one of its characters can look like a quote or a backslash; use utf8mb4) is not supported by the gateway');
+      await expect(c.query('SELECT 1')).rejects.toThrow();
+      c.destroy();
+      const session = statementRecords(await gw.auditRecords(), (r) => r.actor.subject === DAVE.subject && r.text === 'set names gbk').at(-1)!.sessionId;
+      const disconnect = await eventually('the session end to be audited', async () => (await gw.auditRecords()).find((r) => r.type === 'disconnect' && r.sessionId === session));
+      expect(disconnect).toMatchObject({ reason: 'error' });
     });
   }
 
