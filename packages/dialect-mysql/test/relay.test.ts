@@ -528,6 +528,33 @@ describe('MySQL relay through the gateway (real MariaDB)', () => {
     expect(refused.at(-1)).toMatchObject({ actor: { subject: ALICE.subject }, reason: expect.stringContaining('unavailable') });
   });
 
+  live('an upstream connection lost during a statement: the client gets 2013, the session ends as upstream-lost, others go on', async () => {
+    const c = await as(ALICE);
+    const bystander = await as(ALICE);
+    try {
+      const [[own]] = await c.query<mysql.RowDataPacket[]>('SELECT CONNECTION_ID() AS id, 1 AS relay_upstream_lost_before');
+      const slow = c.query('SELECT SLEEP(20) AS relay_upstream_lost').then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      await runningUpstream(direct, '%relay_upstream_lost%');
+      // CONNECTION_ID() is the upstream thread: ended on the server itself.
+      await direct.query(`KILL ${Number(own!.id)}`);
+      expect(await slow).toMatchObject({ errno: 2013, sqlState: 'HY000', message: 'the database behind target "app" is unavailable' });
+      await expect(c.query('SELECT 1')).rejects.toThrow();
+      expect((await bystander.query('SELECT 1 AS unaffected'))[0]).toEqual([{ unaffected: 1 }]);
+    } finally {
+      c.destroy();
+      await bystander.end();
+    }
+    const session = statementRecords(await gw.auditRecords(), (r) => r.text.includes('relay_upstream_lost_before')).at(-1)!.sessionId;
+    expect(await eventually('the session end to be audited', async () => (await gw.auditRecords()).find((r) => r.type === 'disconnect' && r.sessionId === session))).toMatchObject({
+      reason: 'upstream-lost',
+    });
+    const rec = statementRecords(await gw.auditRecords(), (r) => r.phase === 'complete' && r.text.includes('relay_upstream_lost')).at(-1);
+    expect(rec).toMatchObject({ outcome: 'aborted' });
+  });
+
   live('LOAD DATA LOCAL INFILE is refused with 1142 when the policy does not allow copy-in; the client file is never read', async () => {
     const asked: string[] = [];
     const c = await as(BOB, {
