@@ -317,3 +317,37 @@ export async function startInfileTrapServer(): Promise<InfileTrapServer> {
     },
   };
 }
+
+/**
+ * A TCP relay between the gateway and MariaDB that counts the bytes the server has handed to the
+ * gateway. It forwards with backpressure (pipe), so the count stops growing when the gateway
+ * stops reading.
+ */
+export async function startCountingRelay(port: number): Promise<{ port: number; fromServer: () => number; close: () => Promise<void> }> {
+  let fromServer = 0;
+  const sockets = new Set<Socket>();
+  const server = net.createServer((gateway) => {
+    const upstream = net.connect(port, '127.0.0.1');
+    for (const s of [gateway, upstream]) {
+      sockets.add(s);
+      s.on('error', () => undefined);
+      s.on('close', () => sockets.delete(s));
+    }
+    gateway.on('close', () => upstream.destroy());
+    upstream.on('close', () => gateway.destroy());
+    upstream.on('data', (chunk: Buffer) => {
+      fromServer += chunk.length;
+    });
+    upstream.pipe(gateway);
+    gateway.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    fromServer: () => fromServer,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
