@@ -467,7 +467,8 @@ describe('MySQL relay through the gateway (real MariaDB)', () => {
       let received = 0;
       stream.on('data', () => received++);
       stream.pause();
-      // The bytes the server hands to the gateway stop growing, far short of the result.
+      // The bytes the server hands to the gateway stop growing, far short of the result (no
+      // event marks a stall: the count is compared across polls a moment apart).
       let last = -1;
       const stalledAt = await eventually(
         'the server to stall',
