@@ -416,6 +416,14 @@ describe('MySQL relay through the gateway (real MariaDB)', () => {
     expect(JSON.stringify(refused)).not.toContain('not-bobs-token');
   });
 
+  live('COM_CHANGE_USER naming an unknown target is refused with 1049 and audited as a refused login', async () => {
+    const c = await as(ALICE, { authPlugins: clearPasswordPlugin });
+    await expect(c.changeUser({ user: BOB.subject, password: BOB.token, database: 'relay_no_such_target' })).rejects.toMatchObject({ errno: 1049 });
+    c.destroy();
+    const refused = (await gw.auditRecords()).filter((r) => r.type === 'connect' && r.outcome === 'refused' && r.username === BOB.subject);
+    expect(refused.at(-1)).toMatchObject({ reason: expect.stringContaining('no target named "relay_no_such_target"'), actor: { subject: BOB.subject } });
+  });
+
   live('a result of 200,000 rows arrives complete, in the text and the binary protocol', async () => {
     const c = await as(ALICE);
     try {

@@ -846,7 +846,13 @@ export class MysqlClientSession {
     const change = this.#changeUser!;
     const attempt = this.#loginAttempt(secret);
     const identity = await governor.authenticate(attempt);
-    const target = this.#resolveTarget(change.database || this.#target!.name);
+    let target: { name: string; options: MysqlTargetOptions };
+    try {
+      target = this.#resolveTarget(change.database || this.#target!.name);
+    } catch (err) {
+      await governor.refuseConnection({ ...attempt, credentials: { ...attempt.credentials, secret: '' } }, toClientFacing(err).message, identity);
+      throw err;
+    }
     const old = this.#governed;
     this.#governed = undefined;
     if (old) await old.end('change-user');
