@@ -2,6 +2,7 @@ export * from './errors.js';
 export * from './spi.js';
 export * from './analysis/types.js';
 export { combineAnalyses, executionOf, fingerprintOf, rememberBounded } from './analysis/shared.js';
+export * from './analysis/lineage-parts.js';
 export * from './identity/types.js';
 export type { FailureLimiter } from './identity/failure-limiter.js';
 export * from './audit/types.js';

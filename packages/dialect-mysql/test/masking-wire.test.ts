@@ -349,7 +349,7 @@ describe('real results, planned and masked', () => {
   live("a stored function's value draws on the columns its body reads", async () => {
     const r = await maskedText('SELECT mask_mod_wire_f(1) AS f, note FROM mask_mod_wire_t WHERE id = 1', masking([{ column: 'mask_mod_wire_t.ssn', strategy: 'partial' }], true));
     expect(r.rows[0]).toEqual(['[redacted]', 'reach me at jane.doe@example.org']);
-    expect(r.masked.map((m) => m.column)).toEqual(['f']);
+    expect((r.masked as { column: string }[]).map((m) => m.column)).toEqual(['f']);
   });
 
   live('a result with nothing sensitive is not planned', async () => {

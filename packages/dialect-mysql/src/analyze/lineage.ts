@@ -20,6 +20,21 @@
  * here after its function (`count`), its column, or `?column?`.
  */
 import type { ColumnSource, ResultColumn, ResultLineage } from '@sluice/core';
+import {
+  columnSource as source,
+  type FoundCol as Found,
+  growLineage as grow,
+  type LineageCol as Col,
+  lineageSize as sizeOf,
+  MAX_LINEAGE_ROUNDS as MAX_ROUNDS,
+  mergeFound,
+  NO_ROWS,
+  NO_SOURCES as EMPTY,
+  type QueryLineage as QueryResult,
+  renamedColumns as renamed,
+  SourceSet as Acc,
+  unionSources as union,
+} from '@sluice/core';
 import { lex, type LexOptions } from './lexer.js';
 import { splitTokens } from './normalize.js';
 import { parseTokens, type Dialect } from './parse.js';
@@ -34,77 +49,6 @@ export interface LineageOptions {
 
 // --- sources -----------------------------------------------------------------------------------
 
-class Acc {
-  readonly sources: ColumnSource[] = [];
-  readonly functions: string[] = [];
-  readonly #sources = new Set<string>();
-  readonly #functions = new Set<string>();
-
-  add(s: ColumnSource): void {
-    const key = `${s.schema ?? ''}\u0000${s.table}\u0000${s.column}`;
-    if (this.#sources.has(key)) return;
-    this.#sources.add(key);
-    this.sources.push(s);
-  }
-
-  fn(name: string): void {
-    if (this.#functions.has(name)) return;
-    this.#functions.add(name);
-    this.functions.push(name);
-  }
-
-  merge(other: Acc): void {
-    if (other === this) return;
-    for (const s of other.sources) this.add(s);
-    for (const f of other.functions) this.fn(f);
-  }
-
-  get size(): number {
-    return this.sources.length + this.functions.length;
-  }
-}
-
-const EMPTY = new Acc();
-
-function union(...accs: readonly Acc[]): Acc {
-  const out = new Acc();
-  for (const a of accs) out.merge(a);
-  return out;
-}
-
-function source(schema: string | undefined, table: string, column: string): ColumnSource {
-  return schema === undefined ? { table, column } : { schema, table, column };
-}
-
-interface Col {
-  readonly name: string;
-  readonly acc: Acc;
-  readonly direct: boolean;
-}
-
-interface Found {
-  readonly acc: Acc;
-  readonly direct: boolean;
-  readonly definite: boolean;
-}
-
-function mergeFound(found: readonly Found[]): Found | undefined {
-  if (found.length === 0) return undefined;
-  if (found.length === 1) return found[0];
-  return { acc: union(...found.map((f) => f.acc)), direct: found.every((f) => f.direct), definite: found.some((f) => f.definite) };
-}
-
-interface QueryResult {
-  readonly columns: readonly Col[] | undefined;
-  readonly all: Acc;
-  readonly lookup?: (name: string) => Found | undefined;
-}
-
-const NO_ROWS: QueryResult = { columns: [], all: EMPTY };
-
-function renamed(columns: readonly Col[], aliases: readonly string[]): Col[] {
-  return columns.map((c, i) => (aliases[i] !== undefined ? { ...c, name: aliases[i] } : c));
-}
 
 /** Column names compare without case in MySQL. */
 function sameName(a: string, b: string): boolean {
@@ -292,7 +236,6 @@ const LEAVES: ReadonlySet<string> = new Set([
   'datetime', 'time', 'timestamp', 'var_string', 'var', 'star', 'backticks_quote_string',
 ]);
 
-const MAX_ROUNDS = 12;
 
 class LineageWalker {
   readonly predicates = new Acc();
@@ -902,27 +845,6 @@ function wholeScope(scope: Scope, acc: Acc): void {
   for (let s: Scope | undefined = scope; s !== undefined; s = s.parent) for (const r of s.rels) r.whole(acc);
 }
 
-function grow(before: QueryResult, next: QueryResult): QueryResult {
-  const all = union(before.all, next.all);
-  const b = before.columns;
-  const n = next.columns;
-  let columns: Col[] | undefined;
-  if (b !== undefined && n !== undefined && b.length === n.length) {
-    columns = n.map((c, i) => ({ name: c.name, acc: union(b[i]!.acc, c.acc), direct: b[i]!.direct && c.direct }));
-  } else if (n !== undefined) {
-    columns = n.map((c) => ({ ...c, acc: union(c.acc, before.all), direct: false }));
-  } else if (b !== undefined) {
-    columns = b.map((c) => ({ ...c, acc: union(c.acc, next.all), direct: false }));
-  }
-  if (columns !== undefined) return { columns, all };
-  return { columns: undefined, all, ...(next.lookup === undefined ? {} : { lookup: next.lookup }) };
-}
-
-function sizeOf(r: QueryResult): number {
-  let size = r.all.size;
-  for (const c of r.columns ?? []) size += c.acc.size;
-  return size;
-}
 
 /** When the walk cannot finish: positions unknown, any column of any table the statement names. */
 function fallback(ast: unknown): ResultLineage {

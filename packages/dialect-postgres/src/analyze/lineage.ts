@@ -12,6 +12,21 @@
  * result only says what it may carry. Masking may then mask more than needed, never less.
  */
 import type { ColumnSource, ResultColumn, ResultLineage } from '@sluice/core';
+import {
+  columnSource as source,
+  type FoundCol as Found,
+  growLineage as grow,
+  type LineageCol as Col,
+  lineageSize as sizeOf,
+  MAX_LINEAGE_ROUNDS as MAX_ROUNDS,
+  mergeFound,
+  NO_ROWS,
+  NO_SOURCES as EMPTY,
+  type QueryLineage as QueryResult,
+  renamedColumns as renamed,
+  SourceSet as Acc,
+  unionSources as union,
+} from '@sluice/core';
 import { parseSql } from './parse.js';
 import { as, isObj, list, nameList, rangeVar, stringNode, text, typeNameOf, unwrap, type Obj } from './tree.js';
 
@@ -22,82 +37,6 @@ export interface LineageOptions {
 
 // --- sources -----------------------------------------------------------------------------------
 
-/** Sources and functions gathered for one value (or a whole result), without duplicates. */
-class Acc {
-  readonly sources: ColumnSource[] = [];
-  readonly functions: string[] = [];
-  readonly #sources = new Set<string>();
-  readonly #functions = new Set<string>();
-
-  add(s: ColumnSource): void {
-    const key = `${s.schema ?? ''}\u0000${s.table}\u0000${s.column}`;
-    if (this.#sources.has(key)) return;
-    this.#sources.add(key);
-    this.sources.push(s);
-  }
-
-  fn(name: string): void {
-    if (this.#functions.has(name)) return;
-    this.#functions.add(name);
-    this.functions.push(name);
-  }
-
-  merge(other: Acc): void {
-    if (other === this) return;
-    for (const s of other.sources) this.add(s);
-    for (const f of other.functions) this.fn(f);
-  }
-
-  get size(): number {
-    return this.sources.length + this.functions.length;
-  }
-}
-
-const EMPTY = new Acc();
-
-function union(...accs: readonly Acc[]): Acc {
-  const out = new Acc();
-  for (const a of accs) out.merge(a);
-  return out;
-}
-
-function source(schema: string | undefined, table: string, column: string): ColumnSource {
-  return schema === undefined ? { table, column } : { schema, table, column };
-}
-
-/** One output column of a query or relation. Its `acc` is never changed once built. */
-interface Col {
-  readonly name: string;
-  readonly acc: Acc;
-  readonly direct: boolean;
-}
-
-/** A column found by name: `definite` when the relation certainly has it. */
-interface Found {
-  readonly acc: Acc;
-  readonly direct: boolean;
-  readonly definite: boolean;
-}
-
-function mergeFound(found: readonly Found[]): Found | undefined {
-  if (found.length === 0) return undefined;
-  if (found.length === 1) return found[0];
-  return { acc: union(...found.map((f) => f.acc)), direct: found.every((f) => f.direct), definite: found.some((f) => f.definite) };
-}
-
-/** What a query returns: its columns (undefined when positions are unknown) and everything they may carry. */
-interface QueryResult {
-  readonly columns: readonly Col[] | undefined;
-  readonly all: Acc;
-  /** When positions are unknown: a column by name, as far as it can be told. */
-  readonly lookup?: (name: string) => Found | undefined;
-}
-
-const NO_ROWS: QueryResult = { columns: [], all: EMPTY };
-
-function renamed(columns: readonly Col[], aliases: readonly string[]): Col[] {
-  return columns.map((c, i) => (aliases[i] !== undefined ? { ...c, name: aliases[i] } : c));
-}
 
 function findByName(columns: readonly Col[], name: string): Found | undefined {
   return mergeFound(columns.filter((c) => c.name === name).map((c) => ({ acc: c.acc, direct: c.direct, definite: true })));
@@ -610,7 +549,6 @@ function returningItems(f: Obj): readonly unknown[] {
 // --- the walk ------------------------------------------------------------------------------------
 
 /** Bound on the rounds a WITH RECURSIVE takes to settle before every column takes everything. */
-const MAX_ROUNDS = 12;
 
 class LineageWalker {
   readonly predicates = new Acc();
@@ -1561,28 +1499,6 @@ function fixed(names: readonly string[]): ResultLineage {
   return { columns: names.map((name) => ({ name, sources: [], direct: false, functions: [] })), all: [], predicates: [], functions: [] };
 }
 
-/** Grows a recursive CTE's result with another round's. */
-function grow(before: QueryResult, next: QueryResult): QueryResult {
-  const all = union(before.all, next.all);
-  const b = before.columns;
-  const n = next.columns;
-  let columns: Col[] | undefined;
-  if (b !== undefined && n !== undefined && b.length === n.length) {
-    columns = n.map((c, i) => ({ name: c.name, acc: union(b[i]!.acc, c.acc), direct: b[i]!.direct && c.direct }));
-  } else if (n !== undefined) {
-    columns = n.map((c) => ({ ...c, acc: union(c.acc, before.all), direct: false }));
-  } else if (b !== undefined) {
-    columns = b.map((c) => ({ ...c, acc: union(c.acc, next.all), direct: false }));
-  }
-  if (columns !== undefined) return { columns, all };
-  return { columns: undefined, all, ...(next.lookup === undefined ? {} : { lookup: next.lookup }) };
-}
-
-function sizeOf(r: QueryResult): number {
-  let size = r.all.size;
-  for (const c of r.columns ?? []) size += c.acc.size;
-  return size;
-}
 
 // --- fallback ------------------------------------------------------------------------------------
 
