@@ -3,6 +3,7 @@ export * from './spi.js';
 export * from './analysis/types.js';
 export { combineAnalyses, executionOf, fingerprintOf, rememberBounded } from './analysis/shared.js';
 export * from './analysis/lineage-parts.js';
+export * from './analysis/facts.js';
 export * from './identity/types.js';
 export type { FailureLimiter } from './identity/failure-limiter.js';
 export * from './audit/types.js';
