@@ -110,3 +110,60 @@ export function executionOf<A extends Analysis>(execute: Analysis, statement: A,
   }
   return a as A;
 }
+
+/** A dialect analyzer's shape caches: statement shape, and request shape, to an analysis. */
+export interface ShapeCaches<A extends Analysis> {
+  readonly statements: Map<string, A>;
+  readonly requests: Map<string, A>;
+}
+
+/** An analyzer with its caches, as every dialect exposes it. */
+export interface CachedAnalyzer<A extends Analysis> {
+  analyze(text: string): A;
+  /** Number of cached raw texts. */
+  readonly size: number;
+  clear(): void;
+}
+
+/**
+ * Wraps a dialect's text analysis in the two caches every dialect keeps: a bounded LRU of raw
+ * texts (for applications that send the same text again), and the shape caches the analysis
+ * fills itself (`run` gets them, or undefined when caching is off). `run` reports whether the
+ * parser ran: a text whose shapes were all known differs from earlier texts only in its
+ * literals and is not worth a raw-text entry (it would churn the cache with texts that will not
+ * come again).
+ */
+export function createCachedAnalyzer<A extends Analysis>(
+  run: (text: string, shapes: ShapeCaches<A> | undefined) => { readonly analysis: A; readonly parsed: boolean },
+  options: { readonly cacheSize?: number | undefined; readonly maxCachedTextLength?: number | undefined } = {},
+): CachedAnalyzer<A> {
+  const cacheSize = Math.max(0, Math.floor(options.cacheSize ?? 5000));
+  const maxLength = options.maxCachedTextLength ?? 8192;
+  const cache = new Map<string, A>();
+  const shapes: ShapeCaches<A> = { statements: new Map(), requests: new Map() };
+  return {
+    analyze(text: string): A {
+      const cacheable = cacheSize > 0 && text.length <= maxLength;
+      if (cacheable) {
+        const hit = cache.get(text);
+        if (hit !== undefined) {
+          // Refresh recency: Map iteration order is insertion order.
+          cache.delete(text);
+          cache.set(text, hit);
+          return hit;
+        }
+      }
+      const { analysis, parsed } = run(text, cacheSize > 0 ? shapes : undefined);
+      if (cacheable && parsed) rememberBounded(cache, text, analysis, cacheSize);
+      return analysis;
+    },
+    get size() {
+      return cache.size;
+    },
+    clear() {
+      cache.clear();
+      shapes.statements.clear();
+      shapes.requests.clear();
+    },
+  };
+}

@@ -24,7 +24,7 @@
  *   subquery. The first few hundred parses after start are 2-3 times slower (JIT warm-up).
  * Loading the two grammars takes about 20 ms, once per process.
  */
-import { OperationClass, type Analysis, type Hazard, type ObjectRef, combineAnalyses, fingerprintOf, rememberBounded } from '@sluice/core';
+import { OperationClass, type Analysis, type Hazard, type ObjectRef, combineAnalyses, createCachedAnalyzer, fingerprintOf, rememberBounded, type CachedAnalyzer, type ShapeCaches as CoreShapeCaches } from '@sluice/core';
 import type { ExprOptions } from './expr.js';
 import type { Facts } from './facts.js';
 import { lex, TokenFlag, type LexOptions } from './lexer.js';
@@ -95,12 +95,7 @@ export interface MySqlAnalyzerOptions {
   readonly maxCachedTextLength?: number;
 }
 
-export interface MySqlAnalyzer {
-  analyze(text: string): MySqlAnalysis;
-  /** Number of cached raw texts. */
-  readonly size: number;
-  clear(): void;
-}
+export type MySqlAnalyzer = CachedAnalyzer<MySqlAnalysis>;
 
 const ANSI_QUOTES_MODES = new Set(['ANSI_QUOTES', 'ANSI', 'DB2', 'MAXDB', 'MSSQL', 'ORACLE', 'POSTGRESQL']);
 const PIPES_MODES = new Set(['PIPES_AS_CONCAT', 'ANSI', 'DB2', 'MAXDB', 'ORACLE', 'POSTGRESQL']);
@@ -122,10 +117,7 @@ export { fingerprintOf };
 
 const SHAPE_CACHE_SIZE = 5000;
 
-interface ShapeCaches {
-  readonly statements: Map<string, MySqlAnalysis>;
-  readonly requests: Map<string, MySqlAnalysis>;
-}
+type ShapeCaches = CoreShapeCaches<MySqlAnalysis>;
 
 interface Settings {
   readonly dialect: Dialect;
@@ -270,44 +262,6 @@ function combine(normalized: string, parts: readonly MySqlAnalysis[]): MySqlAnal
  * shared between callers.
  */
 export function createMySqlAnalyzer(options: MySqlAnalyzerOptions = {}): MySqlAnalyzer {
-  const cacheSize = Math.max(0, Math.floor(options.cacheSize ?? 5000));
-  const maxLength = options.maxCachedTextLength ?? 8192;
   const settings = settingsOf(options);
-  const cache = new Map<string, MySqlAnalysis>();
-  const shapes: ShapeCaches = { statements: new Map(), requests: new Map() };
-
-  return {
-    analyze(text: string): MySqlAnalysis {
-      const cacheable = cacheSize > 0 && text.length <= maxLength;
-      if (cacheable) {
-        const hit = cache.get(text);
-        if (hit !== undefined) {
-          // Refresh recency: Map iteration order is insertion order.
-          cache.delete(text);
-          cache.set(text, hit);
-          return hit;
-        }
-      }
-      const { analysis, parsed } = analyzeText(text, settings, cacheSize > 0 ? shapes : undefined);
-      // A text whose shapes were all known differs from earlier texts only in its literals:
-      // caching it would churn the raw-text cache with texts that will not come again.
-      if (cacheable && parsed) {
-        if (cache.size >= cacheSize) {
-          const oldest = cache.keys().next();
-          if (oldest.done !== true) cache.delete(oldest.value);
-        }
-        cache.set(text, analysis);
-      }
-      return analysis;
-    },
-    get size() {
-      return cache.size;
-    },
-    clear() {
-      cache.clear();
-      shapes.statements.clear();
-      shapes.requests.clear();
-    },
-  };
+  return createCachedAnalyzer((text, shapes) => analyzeText(text, settings, shapes), options);
 }
-

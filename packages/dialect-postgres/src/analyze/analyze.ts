@@ -13,7 +13,7 @@
  *   set_config's setting name, EXPLAIN's option values. Those analyses, and statements the
  *   parser rejects, are never shared by shape (the raw-text cache still serves the same text).
  */
-import { combineAnalyses, fingerprintOf, rememberBounded, type Analysis, type Hazard, type ObjectRef, type OperationClass, type ResultLineage } from '@sluice/core';
+import { combineAnalyses, createCachedAnalyzer, fingerprintOf, rememberBounded, type CachedAnalyzer, type ShapeCaches as CoreShapeCaches, type Analysis, type Hazard, type ObjectRef, type OperationClass, type ResultLineage } from '@sluice/core';
 import { Facts } from './facts.js';
 import { TokenKind, type LexOptions, type Token } from './lexer.js';
 import { renderStatement, scanSql, type ScannedStatement } from './normalize.js';
@@ -63,23 +63,13 @@ export interface PostgresAnalyzerOptions extends LexOptions {
   readonly maxCachedTextLength?: number;
 }
 
-export interface PostgresAnalyzer {
-  analyze(text: string): PostgresAnalysis;
-  /** Number of cached raw texts. */
-  readonly size: number;
-  clear(): void;
-}
+export type PostgresAnalyzer = CachedAnalyzer<PostgresAnalysis>;
 
 export { fingerprintOf };
 
 const SHAPE_CACHE_SIZE = 5000;
 
-interface ShapeCaches {
-  /** Statement shape → the statement's analysis. */
-  readonly statements: Map<string, PostgresAnalysis>;
-  /** Request shape (several statements) → the request's analysis. */
-  readonly requests: Map<string, PostgresAnalysis>;
-}
+type ShapeCaches = CoreShapeCaches<PostgresAnalysis>;
 
 interface Outcome {
   readonly analysis: PostgresAnalysis;
@@ -328,46 +318,8 @@ function analyzeStatement(
  * Results are frozen and shared between callers.
  */
 export function createPostgresAnalyzer(options: PostgresAnalyzerOptions = {}): PostgresAnalyzer {
-  const cacheSize = Math.max(0, Math.floor(options.cacheSize ?? 5000));
-  const maxLength = options.maxCachedTextLength ?? 8192;
   const lexOptions: LexOptions = { standardConformingStrings: options.standardConformingStrings ?? true };
-  const cache = new Map<string, PostgresAnalysis>();
-  const shapes: ShapeCaches = { statements: new Map(), requests: new Map() };
-
-  return {
-    analyze(text: string): PostgresAnalysis {
-      const cacheable = cacheSize > 0 && text.length <= maxLength;
-      if (cacheable) {
-        const hit = cache.get(text);
-        if (hit !== undefined) {
-          // Refresh recency: Map iteration order is insertion order.
-          cache.delete(text);
-          cache.set(text, hit);
-          return hit;
-        }
-      }
-      const { analysis, parsed } = analyzeText(text, lexOptions, cacheSize > 0 ? shapes : undefined);
-      // A text whose shapes were all known differs from earlier texts only in its literals
-      // (simple-protocol clients inline them): caching it would churn the raw-text cache with
-      // texts that will not come again. Cache texts that needed the parser.
-      if (cacheable && parsed) {
-        if (cache.size >= cacheSize) {
-          const oldest = cache.keys().next();
-          if (oldest.done !== true) cache.delete(oldest.value);
-        }
-        cache.set(text, analysis);
-      }
-      return analysis;
-    },
-    get size() {
-      return cache.size;
-    },
-    clear() {
-      cache.clear();
-      shapes.statements.clear();
-      shapes.requests.clear();
-    },
-  };
+  return createCachedAnalyzer((text, shapes) => analyzeText(text, lexOptions, shapes), options);
 }
 
 const defaultAnalyzer = createPostgresAnalyzer();
