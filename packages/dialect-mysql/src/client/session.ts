@@ -80,7 +80,7 @@ import {
 } from '../protocol/messages.js';
 import { encodePacket, MAX_PACKET_PAYLOAD, MessageReader, packetCount, PacketSequenceError, type PacketMessage } from '../protocol/packets.js';
 import { connectUpstream, isLoopback, type MysqlUpstreamConnection, sendKill, UpstreamError } from '../protocol/upstream.js';
-import { queryUpstream } from '../server/query.js';
+import { commandUpstream, queryUpstream } from '../server/query.js';
 import { type ConnectionRegistry, parseKill } from './registry.js';
 import type { ResultMasking, RowMask } from './masking.js';
 
@@ -680,6 +680,9 @@ export class MysqlClientSession {
       await governor.refuseConnection(withoutSecret, `${err.message}: ${upstreamMessage}`, identity);
       throw err;
     }
+    // Logged for as long as the socket lives: between the login's awaits, the gateway's own
+    // queries and the relay, no error may go unhandled (it would end the process).
+    upstream.socket.on('error', this.#onUpstreamError);
     // The relay forwards bytes as they are: both sides must have agreed on the same format.
     const want = this.#capabilities & WIRE_CAPABILITIES;
     const got = upstream.capabilities & WIRE_CAPABILITIES;
@@ -792,7 +795,6 @@ export class MysqlClientSession {
     this.#upstream = upstream;
     const s = upstream.socket;
     s.on('data', this.#onUpstreamData);
-    s.on('error', this.#onUpstreamError);
     s.on('close', this.#onUpstreamClose);
     s.on('drain', this.#onUpstreamDrain);
   }
@@ -802,7 +804,6 @@ export class MysqlClientSession {
     if (!upstream) return undefined;
     const s = upstream.socket;
     s.off('data', this.#onUpstreamData);
-    s.off('error', this.#onUpstreamError);
     s.off('close', this.#onUpstreamClose);
     s.off('drain', this.#onUpstreamDrain);
     s.pause();
@@ -868,7 +869,8 @@ export class MysqlClientSession {
         await this.#readSettings(upstream, upstream.leftover);
       } else {
         this.#detachUpstream();
-        await this.#resetUpstream(upstream);
+        // Session state back to a fresh login's.
+        await commandUpstream(upstream.socket, upstream.capabilities, Buffer.from([Command.RESET_CONNECTION]));
         await this.#readSettings(upstream);
       }
     } catch (err) {
@@ -888,33 +890,6 @@ export class MysqlClientSession {
     this.state = SessionState.Ready;
     this.#sendLogin(encodeOk({ statusFlags: ServerStatus.AUTOCOMMIT }, this.#capabilities));
     upstream.socket.resume();
-  }
-
-  /** COM_RESET_CONNECTION on a detached upstream: session state back to a fresh login's. */
-  #resetUpstream(upstream: MysqlUpstreamConnection): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const s = upstream.socket;
-      const reader = new MessageReader({ maxMessageBytes: 1 << 20 });
-      const done = (err?: Error) => {
-        s.off('data', onData);
-        s.off('close', onClose);
-        s.pause();
-        if (err) reject(err);
-        else resolve();
-      };
-      const onData = (chunk: Buffer) => {
-        reader.push(chunk);
-        const m = reader.next();
-        if (!m) return;
-        if (m.payload[0] === ResponseHeader.ERR) done(new UpstreamError(`resetting the upstream session failed: ${decodeErr(m.payload, upstream.capabilities).message}`));
-        else done();
-      };
-      const onClose = () => done(new UpstreamError('the upstream closed the connection'));
-      s.on('data', onData);
-      s.on('close', onClose);
-      s.write(encodePacket(Buffer.from([Command.RESET_CONNECTION]), 0));
-      s.resume();
-    });
   }
 
   // ---------------------------------------------------------------- commands

@@ -21,6 +21,15 @@ export interface QueryResult {
  * `leftover` is whatever was received on the socket and not yet read.
  */
 export function queryUpstream(socket: Socket, capabilities: number, sql: string, leftover?: Buffer, timeoutMs = 10_000): Promise<QueryResult> {
+  return commandUpstream(socket, capabilities, encodeComQuery(sql), leftover, timeoutMs);
+}
+
+/**
+ * Sends one command of the gateway's own (a COM_QUERY, COM_RESET_CONNECTION...) on an upstream
+ * connection between commands and reads its answer: an OK (no rows), an ERR (rejected as an
+ * UpstreamError carrying errno and SQLSTATE), or result sets. As queryUpstream.
+ */
+export function commandUpstream(socket: Socket, capabilities: number, command: Buffer, leftover?: Buffer, timeoutMs = 10_000): Promise<QueryResult> {
   const deprecateEof = (capabilities & CLIENT_DEPRECATE_EOF) !== 0;
   const reader = new MessageReader({ maxMessageBytes: MAX_RESPONSE_MESSAGE });
   return new Promise<QueryResult>((resolve, reject) => {
@@ -45,7 +54,7 @@ export function queryUpstream(socket: Socket, capabilities: number, sql: string,
         case 'first':
           if (payload[0] === ResponseHeader.ERR) {
             const e = decodeErr(payload, capabilities);
-            throw new UpstreamError(`the upstream refused the gateway's query: ${e.message}`, e);
+            throw new UpstreamError(`the upstream refused the gateway's command: ${e.message}`, e);
           }
           if (payload[0] === ResponseHeader.OK) {
             const ok = decodeOk(payload, capabilities);
@@ -98,7 +107,7 @@ export function queryUpstream(socket: Socket, capabilities: number, sql: string,
     socket.on('data', onData);
     socket.on('error', onError);
     socket.on('close', onClose);
-    socket.write(encodePacket(encodeComQuery(sql), 0));
+    socket.write(encodePacket(command, 0));
     if (leftover && leftover.length > 0) onData(leftover);
     if (!settled) socket.resume();
   });
