@@ -3,7 +3,7 @@ import { requireService } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMySqlAnalyzer } from '../src/analyze/analyze.js';
 import { loadCatalog, planResult, type MysqlCatalogSnapshot } from '../src/masking/index.js';
-import { CLIENT_DEPRECATE_EOF, Command } from '../src/protocol/constants.js';
+import { Command } from '../src/protocol/constants.js';
 import {
   createRowRanges,
   decodeBinaryRow,
@@ -24,8 +24,8 @@ import {
   type BinaryParam,
   type ColumnDefinition41,
 } from '../src/protocol/messages.js';
-import { MessageReader, PacketSequence, type PacketMessage } from '../src/protocol/packets.js';
 import { connectUpstream, type MysqlUpstreamConnection, type MysqlUpstreamOptions } from '../src/protocol/upstream.js';
+import { PacketConnection } from './packet-connection.js';
 
 /**
  * Masking against the real MariaDB 10.11 on 127.0.0.1:3306 (root, empty password, database
@@ -50,49 +50,14 @@ interface Result {
 }
 
 /** Commands and their responses over a logged-in connection. */
-class Wire {
-  readonly reader = new MessageReader({ maxMessageBytes: 1 << 26 });
-  readonly seq = new PacketSequence();
-  readonly #pending: PacketMessage[] = [];
-  #wake: (() => void) | undefined;
-  #closed = false;
-
-  constructor(readonly conn: MysqlUpstreamConnection) {
-    this.reader.push(conn.leftover);
-    conn.socket.on('data', (d: Buffer) => {
-      this.reader.push(d);
-      for (let m = this.reader.next(); m; m = this.reader.next()) this.#pending.push({ ...m, payload: Buffer.from(m.payload) });
-      this.#wake?.();
-    });
-    conn.socket.on('close', () => {
-      this.#closed = true;
-      this.#wake?.();
-    });
-    conn.socket.on('error', () => undefined);
-    conn.socket.resume();
-  }
-
-  get deprecateEof(): boolean {
-    return (this.conn.capabilities & CLIENT_DEPRECATE_EOF) !== 0;
-  }
-
-  command(payload: Buffer): void {
-    this.seq.reset();
-    this.conn.socket.write(this.seq.encode(payload));
-  }
-
+class Wire extends PacketConnection {
+  /** The next message's payload; an ERR is thrown. */
   async read(): Promise<Buffer> {
-    for (;;) {
-      const m = this.#pending.shift();
-      if (m) {
-        this.seq.received(m);
-        if (isErrPacket(m.payload)) throw new Error(decodeErr(m.payload).message);
-        return m.payload;
-      }
-      if (this.#closed) throw new Error('connection closed');
-      await new Promise<void>((r) => (this.#wake = r));
-    }
+    const { payload } = await this.message();
+    if (isErrPacket(payload)) throw new Error(decodeErr(payload).message);
+    return payload;
   }
+
 
   async columns(count: number): Promise<ColumnDefinition41[]> {
     const cols: ColumnDefinition41[] = [];

@@ -38,8 +38,9 @@ import {
   type ErrPacket,
   type OkPacket,
 } from '../src/protocol/messages.js';
-import { MAX_PACKET_PAYLOAD, MessageReader, PacketSequence, type PacketMessage } from '../src/protocol/packets.js';
+import { MAX_PACKET_PAYLOAD } from '../src/protocol/packets.js';
 import { UpstreamError, connectUpstream, sendKill, type MysqlUpstreamConnection, type MysqlUpstreamOptions } from '../src/protocol/upstream.js';
+import { PacketConnection } from './packet-connection.js';
 
 /**
  * The upstream connection phase and the codec against the real MariaDB 10.11 on
@@ -69,49 +70,7 @@ const ROOT: MysqlUpstreamOptions = { host: '127.0.0.1', port: 3306, user: 'root'
 const NATIVE = { ...ROOT, user: 'sluice_native', password: 'pw' };
 
 /** Commands and their responses over a logged-in connection, with the codec under test. */
-class Wire {
-  readonly reader = new MessageReader({ maxMessageBytes: 1 << 26 });
-  readonly seq = new PacketSequence();
-  readonly #pending: PacketMessage[] = [];
-  #wake: (() => void) | undefined;
-  #closed = false;
-
-  constructor(readonly conn: MysqlUpstreamConnection) {
-    this.reader.push(conn.leftover);
-    conn.socket.on('data', (d: Buffer) => {
-      this.reader.push(d);
-      for (let m = this.reader.next(); m; m = this.reader.next()) this.#pending.push({ ...m, payload: Buffer.from(m.payload) });
-      this.#wake?.();
-    });
-    conn.socket.on('close', () => {
-      this.#closed = true;
-      this.#wake?.();
-    });
-    conn.socket.on('error', () => undefined);
-    conn.socket.resume();
-  }
-
-  get deprecateEof(): boolean {
-    return (this.conn.capabilities & CLIENT_DEPRECATE_EOF) !== 0;
-  }
-
-  command(payload: Buffer): void {
-    this.seq.reset();
-    this.conn.socket.write(this.seq.encode(payload));
-  }
-
-  async message(): Promise<PacketMessage> {
-    for (;;) {
-      const m = this.#pending.shift();
-      if (m) {
-        this.seq.received(m);
-        return m;
-      }
-      if (this.#closed) throw new Error('connection closed');
-      await new Promise<void>((r) => (this.#wake = r));
-    }
-  }
-
+class Wire extends PacketConnection {
   async read(): Promise<Buffer> {
     return (await this.message()).payload;
   }
