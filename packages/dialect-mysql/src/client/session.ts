@@ -230,9 +230,6 @@ interface Response {
   infileRefused: boolean;
   /** After a replaced error: the rest of the response is not forwarded. */
   discard: boolean;
-  /** Whether statements touching sensitive tables may have quoted values in their errors. */
-  readonly redactErrors: boolean;
-  /** Called once the whole response has arrived and succeeded. */
   /**
    * Called once the whole response has arrived, with how many of the request's statements ran
    * (all of them, or those before the one that failed): what they prepared, deallocated or set
@@ -939,7 +936,6 @@ export class MysqlClientSession {
       fetching: undefined,
       infileRefused: false,
       discard: false,
-      redactErrors: false,
       onDone: undefined,
       ran: -1,
       ...init,
@@ -1170,7 +1166,7 @@ export class MysqlClientSession {
         'query',
         text,
         undefined,
-        (handles) => this.#newResponse({ phase: 'first', handles, parts, redactErrors: this.#touchesSensitive(analysis), onDone }),
+        (handles) => this.#newResponse({ phase: 'first', handles, parts, onDone }),
         refusal === undefined ? variables : { rule: 'masking', reason: refusal },
       );
     if (masking === undefined) return start(undefined);
@@ -1317,7 +1313,6 @@ export class MysqlClientSession {
             parts: [analysis],
             binary: true,
             prepared: cursor ? p : undefined,
-            redactErrors: this.#touchesSensitive(analysis),
             onDone: (ran) => {
               if (ran === 0) return;
               this.#afterStatements([p.analysis]);
@@ -1883,7 +1878,9 @@ export class MysqlClientSession {
   #redactError(r: Response, payload: Buffer, err: { errno: number; sqlstate?: string | undefined; message: string }): Buffer | undefined {
     const masking = this.#governed?.masking ? this.#governed.maskingFor(r.parts[0] ?? UNKNOWN_STATEMENT) : undefined;
     if (masking === undefined) return undefined;
-    let message = r.redactErrors ? err.message.replace(QUOTED, "'[redacted]'") : err.message;
+    // Decided here, not per statement: only a statement that fails pays for the catalog lookup.
+    const redact = r.parts.some((p) => this.#touchesSensitive(p));
+    let message = redact ? err.message.replace(QUOTED, "'[redacted]'") : err.message;
     if (masking.detectors.size > 0) message = maskDetected(message, masking.detectors, masking.detectorStrategy, masking.hashKey)?.text ?? message;
     if (message === err.message) return undefined;
     return encodeErr(err.errno, err.sqlstate ?? 'HY000', message, this.#capabilities);
