@@ -39,3 +39,4 @@ export * from './approvals/index.js';
 export * from './policy/index.js';
 export * from './masking/index.js';
 export { glob } from './util/glob.js';
+export { readUpstreamUrl, type UpstreamUrl } from './util/upstream-url.js';

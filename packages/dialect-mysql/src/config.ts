@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { redactUrlPassword } from '@sluice/core';
+import { readUpstreamUrl } from '@sluice/core';
 import { z } from 'zod';
 import { upstreamTlsModes, type MysqlUpstreamOptions, type UpstreamTlsMode } from './protocol/upstream.js';
 
@@ -59,23 +59,13 @@ export const mysqlTargetOptions = z
   })
   .strict()
   .transform((raw, ctx): MysqlTargetOptions => {
-    let url: URL;
-    try {
-      url = new URL(raw.upstream);
-    } catch {
-      ctx.addIssue({ code: 'custom', message: `expected a URL like mysql://user:password@host:3306/database, got "${redactUrlPassword(raw.upstream)}"` });
-      return z.NEVER;
-    }
-    if (url.protocol !== 'mysql:' && url.protocol !== 'mariadb:') {
-      ctx.addIssue({ code: 'custom', message: `expected a mysql:// URL, got the scheme "${url.protocol}"` });
-      return z.NEVER;
-    }
-    const user = decodeURIComponent(url.username);
-    if (!user) {
-      ctx.addIssue({ code: 'custom', message: 'the upstream URL must name the database user (mysql://USER@host/db)' });
-      return z.NEVER;
-    }
-    const sslMode = tlsModeOf(url.searchParams.get('ssl-mode') ?? url.searchParams.get('sslmode'), ctx);
+    const url = readUpstreamUrl(raw.upstream, ctx, {
+      schemes: ['mysql:', 'mariadb:'],
+      defaultPort: 3306,
+      example: 'mysql://user:password@host:3306/database',
+    });
+    if (url === z.NEVER) return z.NEVER;
+    const sslMode = tlsModeOf(url.params.get('ssl-mode') ?? url.params.get('sslmode'), ctx);
     if (sslMode === z.NEVER) return z.NEVER;
     let serverPublicKey: Buffer | undefined;
     if (raw.serverPublicKeyFile !== undefined) {
@@ -87,14 +77,13 @@ export const mysqlTargetOptions = z
         return z.NEVER;
       }
     }
-    const database = decodeURIComponent(url.pathname.replace(/^\//, ''));
     return {
       upstream: {
-        host: url.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1',
-        port: url.port ? Number(url.port) : 3306,
-        user,
-        password: url.password ? decodeURIComponent(url.password) : undefined,
-        database: database || undefined,
+        host: url.host,
+        port: url.port,
+        user: url.user,
+        password: url.password,
+        database: url.database || undefined,
         tls: {
           mode: raw.upstreamTls?.mode ?? sslMode ?? 'disable',
           caFile: raw.upstreamTls?.caFile,

@@ -1,4 +1,4 @@
-import { redactUrlPassword } from '@sluice/core';
+import { readUpstreamUrl } from '@sluice/core';
 import { z } from 'zod';
 
 /** Upstream TLS modes, as libpq names them. */
@@ -27,40 +27,18 @@ export interface PostgresTargetOptions {
 }
 
 function parseUpstreamUrl(raw: string, ctx: z.RefinementCtx): { endpoint: UpstreamEndpoint; sslmode?: UpstreamTlsMode } | typeof z.NEVER {
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    ctx.addIssue({ code: 'custom', message: `expected a URL like postgres://user:password@host:5432/database, got "${redactUrlPassword(raw)}"` });
-    return z.NEVER;
-  }
-  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
-    ctx.addIssue({ code: 'custom', message: `expected a postgres:// URL, got the scheme "${url.protocol}"` });
-    return z.NEVER;
-  }
-  const database = decodeURIComponent(url.pathname.replace(/^\//, ''));
-  const user = decodeURIComponent(url.username);
-  if (!user) {
-    ctx.addIssue({ code: 'custom', message: 'the upstream URL must name the database user (postgres://USER@host/db)' });
-    return z.NEVER;
-  }
-  const sslmode = url.searchParams.get('sslmode');
+  const url = readUpstreamUrl(raw, ctx, { schemes: ['postgres:', 'postgresql:'], defaultPort: 5432, example: 'postgres://user:password@host:5432/database' });
+  if (url === z.NEVER) return z.NEVER;
+  const sslmode = url.params.get('sslmode');
   if (sslmode !== null && !(upstreamTlsModes as readonly string[]).includes(sslmode)) {
     ctx.addIssue({ code: 'custom', message: `sslmode must be one of ${upstreamTlsModes.join(', ')}, got "${sslmode}"` });
     return z.NEVER;
   }
   return {
-    endpoint: {
-      host: url.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1',
-      port: url.port ? Number(url.port) : 5432,
-      user,
-      password: url.password ? decodeURIComponent(url.password) : undefined,
-      database: database || user,
-    },
+    endpoint: { host: url.host, port: url.port, user: url.user, password: url.password, database: url.database || url.user },
     ...(sslmode ? { sslmode: sslmode as UpstreamTlsMode } : {}),
   };
 }
-
 
 export const postgresTargetOptions = z
   .object({
