@@ -218,6 +218,7 @@ interface Response {
   /** Column definitions, collected when the result may be masked. */
   columns: ColumnDefinition41[] | undefined;
   mask: RowMask | undefined;
+  /** What earlier results of the current statement masked (a CALL answers with several). */
   masked: MaskedColumn[];
   /** The prepared statement executed or fetched. */
   readonly prepared: Prepared | undefined;
@@ -1585,7 +1586,7 @@ export class MysqlClientSession {
   }
 
   /**
-   * A packet read whole: returns what to send instead (EMPTY to drop it), or undefined to
+   * A packet read whole: returns what to send instead (DROP to drop it), or undefined to
    * forward it as it came. Joins long messages first.
    */
   #onWholePacket(payload: Buffer, seq: number, source: Buffer, from: number): Buffer | undefined {
