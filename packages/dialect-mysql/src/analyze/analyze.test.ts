@@ -305,6 +305,12 @@ describe('robustness', () => {
     )
     .map((parts) => parts.join(' '));
 
+  it('classes a labelled block with nothing recognisable in it as unknown (found by the property below)', () => {
+    for (const text of ['$ : declare', 'l: begin end']) {
+      expect(analyzeUncached(text, { dialect: 'mariadb' }).operations, text).toEqual([OperationClass.Unknown]);
+    }
+  });
+
   it('never throws, and classes every statement', () => {
     fc.assert(
       fc.property(soup, fc.constantFrom('mysql', 'mariadb' as const), (text, dialect) => {

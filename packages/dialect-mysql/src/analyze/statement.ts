@@ -1405,6 +1405,9 @@ export function analyzeStatement(ctx: Context, s: ScannedStatement, keywordsOnly
   } catch (e) {
     a.facts.unknown(`analysis failed: ${e instanceof Error ? e.name : 'error'}`);
   }
+  // Whatever path the analysis took, a statement it could not class is unknown, never nothing
+  // (a labelled block with nothing recognisable in it, say).
+  if (a.facts.operations.length === 0) a.facts.unknown('the statement could not be classified');
   // What the statement would do if the server read it otherwise (not for statements that were
   // understood, whose pieces are their own).
   if (a.facts.operations.includes(OperationClass.Unknown) && !keywordsOnly) a.keywordScan();
