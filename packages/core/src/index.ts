@@ -40,3 +40,4 @@ export * from './policy/index.js';
 export * from './masking/index.js';
 export { glob } from './util/glob.js';
 export { readUpstreamUrl, type UpstreamUrl } from './util/upstream-url.js';
+export * from './lineage/types.js';

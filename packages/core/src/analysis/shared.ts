@@ -104,6 +104,7 @@ export function executionOf<A extends Analysis>(execute: Analysis, statement: A,
       ...(statement.functions ? { functions: statement.functions } : {}),
       ...(statement.unanalysable ? { unanalysable: statement.unanalysable } : {}),
       ...(statement.lineage ? { lineage: statement.lineage } : {}),
+      ...(statement.writes ? { writes: statement.writes } : {}),
       ...extra,
     });
     byStatement.set(statement, a);

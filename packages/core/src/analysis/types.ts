@@ -113,6 +113,68 @@ export interface Analysis {
   readonly unanalysable?: string;
   /** For a single statement that returns rows: where its result columns come from. */
   readonly lineage?: ResultLineage;
+  /**
+   * For a single statement that writes rows (INSERT, UPDATE, DELETE, MERGE, CREATE TABLE AS,
+   * SELECT INTO, REPLACE, COPY FROM ...): one entry per table written, with where each written
+   * column's values come from. Absent when the statement writes no table rows.
+   */
+  readonly writes?: readonly WriteLineage[];
+}
+
+/**
+ * How values of a source column reach a result or written column, as OpenLineage's column
+ * lineage classifies it. DIRECT: the values flow (IDENTITY: copied as they are;
+ * TRANSFORMATION: through an expression or function; AGGREGATION: through an aggregate).
+ * INDIRECT: the column decides which rows or in which order, not the values (JOIN, FILTER,
+ * GROUP_BY, SORT, WINDOW: a window's PARTITION BY / ORDER BY, CONDITIONAL: a CASE condition).
+ */
+export type FlowType = 'DIRECT' | 'INDIRECT';
+export type FlowSubtype =
+  | 'IDENTITY'
+  | 'TRANSFORMATION'
+  | 'AGGREGATION'
+  | 'JOIN'
+  | 'FILTER'
+  | 'GROUP_BY'
+  | 'SORT'
+  | 'WINDOW'
+  | 'CONDITIONAL';
+
+/** One source column's flow into a column (or, at statement level, into every column). */
+export interface ColumnFlow {
+  readonly source: ColumnSource;
+  readonly type: FlowType;
+  readonly subtype: FlowSubtype;
+}
+
+/** A table a statement writes rows to, and where the written values come from. */
+export interface WriteLineage {
+  /** Schema as written; absent when the statement did not qualify the table. */
+  readonly schema?: string;
+  readonly table: string;
+  /**
+   * Each written column with its flows, in the order written. A column set only from
+   * literals, parameters or defaults has no flows. Absent when the written columns cannot be
+   * told (an INSERT without a column list into a table whose columns the analysis does not
+   * know gets positions instead: `name` is then `$1`, `$2` ..., see `positional`).
+   */
+  readonly columns?: readonly WrittenColumn[];
+  /** True when `columns` are named by position (`$1` is the table's first column). */
+  readonly positional?: boolean;
+  /** Every DIRECT source of any written column (what a written column may carry when `columns` is absent). */
+  readonly all: readonly ColumnSource[];
+  /**
+   * Statement-level INDIRECT flows: columns that decide which rows are written (an UPDATE or
+   * DELETE's WHERE, the join conditions of UPDATE ... FROM or MERGE ... ON, the filters,
+   * grouping and ordering of an INSERT's or CREATE TABLE AS's query).
+   */
+  readonly indirect: readonly ColumnFlow[];
+}
+
+/** A written column and the flows into it. */
+export interface WrittenColumn {
+  readonly name: string;
+  readonly flows: readonly ColumnFlow[];
 }
 
 /**
@@ -136,6 +198,12 @@ export interface ResultColumn {
   readonly direct: boolean;
   /** Functions the value passes through or comes from, lower case, schema-qualified when written so. */
   readonly functions: readonly string[];
+  /**
+   * How each source flows into this column, for lineage (a source may flow more than one way).
+   * Absent when the analyzer does not classify: every source then counts as DIRECT, IDENTITY
+   * when `direct` and TRANSFORMATION otherwise.
+   */
+  readonly flows?: readonly ColumnFlow[];
 }
 
 /**
@@ -157,4 +225,10 @@ export interface ResultLineage {
   readonly predicates: readonly ColumnSource[];
   /** Every function called by the statement (a user-defined one may read more than it shows). */
   readonly functions: readonly string[];
+  /**
+   * The `predicates` classified for lineage: INDIRECT flows into every result column (JOIN,
+   * FILTER, GROUP_BY, SORT, WINDOW). Absent when the analyzer does not classify them; each
+   * predicate then counts as an INDIRECT FILTER.
+   */
+  readonly indirect?: readonly ColumnFlow[];
 }
