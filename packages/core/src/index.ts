@@ -41,3 +41,8 @@ export * from './masking/index.js';
 export { glob } from './util/glob.js';
 export { readUpstreamUrl, type UpstreamUrl } from './util/upstream-url.js';
 export * from './lineage/types.js';
+export * from './session/caller-context.js';
+export * from './session/observers.js';
+export { datasetNaming, runIdFor, type DatasetNaming } from './lineage/naming.js';
+export { LineageRecorder, createLineageRecorder, shapeOf, type LineageRecorderOptions } from './lineage/recorder.js';
+export { TelemetryObserver, callerTraceContext, querySummary, type TelemetryOptions } from './telemetry/tracing.js';

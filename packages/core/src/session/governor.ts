@@ -9,6 +9,8 @@ import type { FailureLimiter } from '../identity/failure-limiter.js';
 import { ApprovalError, type Approvals, type ApproverSpec, type ReviewTicket } from '../approvals/types.js';
 import type { Decision, Policy } from '../policy/engine.js';
 import { statementMasking, type MaskingRuntime, type StatementMasking } from './masking.js';
+import { applicationContext, attributesContext, claimsContext, commentContext, mergeContexts, type CallerContext } from './caller-context.js';
+import type { ApprovalWaitOutcome, GovernanceObserver, SessionObserver, StatementObserver } from './observers.js';
 
 export interface GovernorOptions {
   readonly authenticator: Authenticator;
@@ -23,6 +25,8 @@ export interface GovernorOptions {
   readonly reviewTimeoutMs?: number;
   /** Masking of results (replaceable with `setMasking`); without it nothing is masked. */
   readonly masking?: MaskingRuntime;
+  /** Lineage and tracing: told of every session and statement (replaceable with `setObservers`). */
+  readonly observers?: readonly GovernanceObserver[];
 }
 
 export interface LoginAttempt {
@@ -42,6 +46,12 @@ export interface SessionStart {
   readonly sourceAddress: string;
   readonly tls: boolean;
   readonly application?: string;
+  /** The upstream database (PostgreSQL) or default schema (MySQL) the session works in. */
+  readonly database?: string;
+  /** The upstream server, as configured (for lineage dataset names and trace attributes). */
+  readonly server?: { readonly address: string; readonly port: number };
+  /** Connection attributes the client sent (MySQL), for the caller context. */
+  readonly attributes?: Readonly<Record<string, string>>;
 }
 
 export interface StatementStart {
@@ -164,6 +174,7 @@ export class Governor {
   readonly #approvals: Approvals | undefined;
   #reviewTimeoutMs: number;
   #masking: MaskingRuntime | undefined;
+  #observers: readonly GovernanceObserver[];
 
   constructor(options: GovernorOptions) {
     this.#authenticator = options.authenticator;
@@ -174,6 +185,27 @@ export class Governor {
     this.#approvals = options.approvals;
     this.#reviewTimeoutMs = options.reviewTimeoutMs ?? 5 * 60_000;
     this.#masking = options.masking;
+    this.#observers = options.observers ?? [];
+  }
+
+  /** Replaces the observers; sessions opened from now on are told to the new ones. */
+  setObservers(observers: readonly GovernanceObserver[]): void {
+    this.#observers = observers;
+  }
+
+  /** @internal Session observers for a newly opened session (undefined when none observes it). */
+  observeSession(session: GovernedSession): SessionObserver[] | undefined {
+    if (this.#observers.length === 0) return undefined;
+    let out: SessionObserver[] | undefined;
+    for (const o of this.#observers) {
+      try {
+        const s = o.session(session, session.context);
+        if (s !== undefined) (out ??= []).push(s);
+      } catch (err) {
+        this.#logger.error({ err, sessionId: session.id }, 'a session observer failed');
+      }
+    }
+    return out;
   }
 
   get masking(): MaskingRuntime | undefined {
@@ -277,6 +309,7 @@ export class Governor {
     } catch (cause) {
       throw clientErrors.governanceUnavailable('the audit store cannot write', { cause });
     }
+    session.observers = this.observeSession(session);
     return session;
   }
 
@@ -313,6 +346,13 @@ export class GovernedSession {
   readonly dialect: string;
   readonly sourceAddress: string;
   readonly application: string | undefined;
+  readonly server: { readonly address: string; readonly port: number } | undefined;
+  /** The upstream database or default schema (a dialect updates it when the client switches). */
+  database: string | undefined;
+  /** What the caller said about its job, run and trace for the whole session. */
+  readonly context: CallerContext | undefined;
+  /** @internal Observers of this session (lineage, tracing); undefined when none. */
+  observers: SessionObserver[] | undefined;
   readonly #governor: Governor;
   readonly #audit: AuditStore;
   readonly #logger: Logger;
@@ -323,7 +363,7 @@ export class GovernedSession {
   #decisions = new WeakMap<Analysis, Decision>();
   #decisionsPolicy: Policy | undefined;
   /** Reviews in progress (from the request until the statement is released), for cancel and end. */
-  readonly #reviews = new Set<{ id?: string; cancelled: boolean }>();
+  readonly #reviews = new Set<ReviewState>();
 
   /** JSON members shared by every statement record of this session, encoded once. */
   readonly #members: string;
@@ -338,6 +378,9 @@ export class GovernedSession {
     this.dialect = start.dialect;
     this.sourceAddress = start.sourceAddress;
     this.application = start.application;
+    this.server = start.server;
+    this.database = start.database;
+    this.context = mergeContexts(attributesContext(start.attributes), applicationContext(start.application), claimsContext(start.identity.claims));
     this.#members =
       `,"dialect":${JSON.stringify(this.dialect)},"sessionId":"${this.id}","sourceAddress":${JSON.stringify(this.sourceAddress)}` +
       `,"actor":${JSON.stringify(this.actor)},"target":${JSON.stringify(this.target)}`;
@@ -346,6 +389,28 @@ export class GovernedSession {
   /** @internal */
   get members(): string {
     return this.#members;
+  }
+
+  /** @internal The observers of a statement just decided (undefined when none). */
+  observeStatement(handle: StatementHandle, text: string | undefined): StatementObserver[] | undefined {
+    const observers = this.observers;
+    if (observers === undefined) return undefined;
+    const context = mergeContexts(commentContext(text), this.context);
+    let out: StatementObserver[] | undefined;
+    for (const o of observers) {
+      try {
+        const s = o.statement(handle, context);
+        if (s !== undefined) (out ??= []).push(s);
+      } catch (err) {
+        this.#logger.error({ err, sessionId: this.id }, 'a statement observer failed');
+      }
+    }
+    return out;
+  }
+
+  /** @internal */
+  get logger(): Logger {
+    return this.#logger;
   }
 
   get statementCount(): number {
@@ -504,16 +569,21 @@ export class GovernedSession {
 
   /** Holds a request until an approver decides; resolves when it may run. */
   async #review(start: StatementStart, handles: readonly StatementHandle[], decision: Decision): Promise<void> {
-    const state: { id?: string; cancelled: boolean } = { cancelled: false };
+    const state: ReviewState = { cancelled: false };
     this.#reviews.add(state);
+    const waits = this.observers === undefined ? undefined : handles.map((h) => h.held());
     try {
       await this.#reviewInner(start, handles, decision, state);
     } finally {
       this.#reviews.delete(state);
+      if (waits !== undefined) {
+        const outcome: ApprovalWaitOutcome = state.cancelled ? 'cancelled' : (state.outcome ?? 'error');
+        for (const w of waits) w?.(outcome);
+      }
     }
   }
 
-  async #reviewInner(start: StatementStart, handles: readonly StatementHandle[], decision: Decision, state: { id?: string; cancelled: boolean }): Promise<void> {
+  async #reviewInner(start: StatementStart, handles: readonly StatementHandle[], decision: Decision, state: ReviewState): Promise<void> {
     const notRun = (): void => {
       for (const h of handles) h.complete({ outcome: 'not-executed' });
     };
@@ -581,6 +651,7 @@ export class GovernedSession {
       this.#logger.warn({ err }, 'could not tell the client that its statement is held');
     }
     const resolution = await ticket.settled;
+    state.outcome = resolution.status;
     const req = resolution.request;
     if (resolution.status === 'approved') {
       const late = givenUp();
@@ -655,6 +726,15 @@ export class GovernedSession {
   end(reason: string): Promise<void> {
     if (this.#ended) return Promise.resolve();
     this.#ended = true;
+    if (this.observers !== undefined) {
+      for (const o of this.observers) {
+        try {
+          o.end(reason);
+        } catch (err) {
+          this.#logger.error({ err, sessionId: this.id }, 'a session observer failed');
+        }
+      }
+    }
     const approvals = this.#governor.approvals;
     const abandoned = [...this.#reviews].flatMap((state) =>
       state.id === undefined
@@ -692,6 +772,13 @@ export class GovernedSession {
   }
 }
 
+/** A review in progress: its request id once recorded, whether the client withdrew it, how the wait ended. */
+interface ReviewState {
+  id?: string;
+  cancelled: boolean;
+  outcome?: ApprovalWaitOutcome;
+}
+
 const EXPIRED: Decision = Object.freeze({ effect: 'deny', rule: 'credential-expired', reason: 'the credential has expired' });
 
 /** The decision's JSON members, encoded once per decision object. */
@@ -718,6 +805,7 @@ export class StatementHandle {
   readonly #start: StatementStart;
   readonly #startedAt = performance.now();
   #done = false;
+  readonly #observers: StatementObserver[] | undefined;
 
   constructor(
     session: GovernedSession,
@@ -727,14 +815,44 @@ export class StatementHandle {
   ) {
     this.#session = session;
     this.#start = start;
+    this.#observers = session.observers === undefined ? undefined : session.observeStatement(this, start.text);
   }
 
-  /** True when the statement writes, changes schema, administers, or is not understood. */
+  /** The session this statement belongs to. */
+  get session(): GovernedSession {
+    return this.#session;
+  }
+
+  /** @internal Tells observers the statement waits for an approver; returns what ends the wait. */
+  held(): ((outcome: ApprovalWaitOutcome) => void) | undefined {
+    const observers = this.#observers;
+    if (observers === undefined) return undefined;
+    const ends: ((outcome: ApprovalWaitOutcome) => void)[] = [];
+    for (const o of observers) {
+      try {
+        const end = o.held?.(this.approval);
+        if (end !== undefined) ends.push(end);
+      } catch (err) {
+        this.#session.logger.error({ err, statementId: this.id }, 'a statement observer failed');
+      }
+    }
+    return (outcome) => {
+      for (const end of ends) {
+        try {
+          end(outcome);
+        } catch (err) {
+          this.#session.logger.error({ err, statementId: this.id }, 'a statement observer failed');
+        }
+      }
+    };
+  }
+
   /** The analysis this statement was decided on. */
   get analysis(): Analysis {
     return this.#start.analysis;
   }
 
+  /** True when the statement writes, changes schema, administers, or is not understood. */
   get privileged(): boolean {
     return isPrivileged(this.#start.analysis.operations);
   }
@@ -775,6 +893,16 @@ export class StatementHandle {
     if (this.#done) return;
     this.#done = true;
     this.#session.recordCompletion(this.encode('complete', outcome));
+    const observers = this.#observers;
+    if (observers !== undefined) {
+      for (const o of observers) {
+        try {
+          o.complete(outcome);
+        } catch (err) {
+          this.#session.logger.error({ err, statementId: this.id }, 'a statement observer failed');
+        }
+      }
+    }
   }
 
   get completed(): boolean {

@@ -1,0 +1,250 @@
+/**
+ * OpenTelemetry for governed sessions, on @opentelemetry/api only (the app owns the SDK): a
+ * span per session, a child span per statement following the database semantic conventions,
+ * the wait for an approver as a span of its own, and metrics. When a statement carries the
+ * caller's W3C traceparent, its span is a child of the caller's span (and links to the session
+ * span), so a pipeline's trace shows its database work.
+ *
+ * The observer is installed only when telemetry is on; off, the governor does no work for it.
+ */
+import {
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  TraceFlags,
+  createTraceState,
+  metrics,
+  trace,
+  type Attributes,
+  type Context,
+  type Counter,
+  type Histogram,
+  type Meter,
+  type Span,
+  type Tracer,
+  type UpDownCounter,
+} from '@opentelemetry/api';
+import type { Analysis } from '../analysis/types.js';
+import { parseTraceparent, type CallerContext } from '../session/caller-context.js';
+import type { GovernedSession, StatementHandle, StatementOutcome } from '../session/governor.js';
+import type { ApprovalWaitOutcome, GovernanceObserver, SessionObserver, StatementObserver } from '../session/observers.js';
+
+export interface TelemetryOptions {
+  /** Defaults to the global tracer provider's `sluice` tracer. */
+  readonly tracer?: Tracer;
+  /** Defaults to the global meter provider's `sluice` meter. */
+  readonly meter?: Meter;
+  /** The version reported as the instrumentation scope's. */
+  readonly version?: string;
+}
+
+/** `db.system.name` of a dialect, per the semantic conventions. */
+const SYSTEMS: Readonly<Record<string, string>> = { postgres: 'postgresql', mysql: 'mysql', mongodb: 'mongodb', sqlserver: 'microsoft.sql_server' };
+
+/** The remote parent context a traceparent names, or undefined when it is not a valid one. */
+export function callerTraceContext(traceparent: string | undefined, tracestate?: string): Context | undefined {
+  if (traceparent === undefined) return undefined;
+  const p = parseTraceparent(traceparent);
+  if (p === undefined) return undefined;
+  return trace.setSpanContext(ROOT_CONTEXT, {
+    traceId: p.traceId,
+    spanId: p.spanId,
+    traceFlags: p.flags & TraceFlags.SAMPLED,
+    isRemote: true,
+    ...(tracestate !== undefined ? { traceState: createTraceState(tracestate) } : {}),
+  });
+}
+
+interface Instruments {
+  readonly statements: Counter;
+  readonly maskedValues: Counter;
+  readonly approvalWait: Histogram;
+  readonly activeSessions: UpDownCounter;
+  readonly operationDuration: Histogram;
+}
+
+/** Low-cardinality summary of a statement: its command and the tables it names (`SELECT customers`). */
+export function querySummary(analysis: Analysis): string {
+  const command = analysis.commands[0] ?? 'UNKNOWN';
+  const tables: string[] = [];
+  for (const o of analysis.objects ?? []) {
+    if (o.kind !== 'table') continue;
+    const name = o.schema !== undefined ? `${o.schema}.${o.name}` : o.name;
+    if (!tables.includes(name)) tables.push(name);
+    if (tables.length === 3) break;
+  }
+  return tables.length > 0 ? `${command} ${tables.join(' ')}` : command;
+}
+
+const summaries = new WeakMap<Analysis, Attributes>();
+
+/** The attributes of an analysis, built once per (cached) analysis. */
+function analysisAttributes(a: Analysis): Attributes {
+  let attrs = summaries.get(a);
+  if (attrs === undefined) {
+    const tables = (a.objects ?? []).filter((o) => o.kind === 'table');
+    attrs = {
+      'db.operation.name': a.commands.length === 1 ? a.commands[0]! : a.commands.join(';'),
+      'db.query.summary': querySummary(a),
+      'db.query.text': a.normalized,
+      ...(tables.length === 1 ? { 'db.collection.name': tables[0]!.schema !== undefined ? `${tables[0]!.schema}.${tables[0]!.name}` : tables[0]!.name } : {}),
+      'sluice.fingerprint': a.fingerprint,
+    };
+    summaries.set(a, attrs);
+  }
+  return attrs;
+}
+
+export class TelemetryObserver implements GovernanceObserver {
+  readonly #tracer: Tracer;
+  readonly #instruments: Instruments;
+
+  constructor(options: TelemetryOptions = {}) {
+    this.#tracer = options.tracer ?? trace.getTracer('sluice', options.version);
+    const meter = options.meter ?? metrics.getMeter('sluice', options.version);
+    this.#instruments = {
+      statements: meter.createCounter('sluice.statements', { description: 'Statements decided, by decision' }),
+      maskedValues: meter.createCounter('sluice.masking.values', { description: 'Values masked in results (rows times masked columns)' }),
+      approvalWait: meter.createHistogram('sluice.approval.wait.duration', { description: 'Time statements waited for an approver', unit: 's' }),
+      activeSessions: meter.createUpDownCounter('sluice.sessions.active', { description: 'Open governed sessions' }),
+      operationDuration: meter.createHistogram('db.client.operation.duration', {
+        description: 'Duration of statements at the upstream database, approval waits excluded',
+        unit: 's',
+        advice: { explicitBucketBoundaries: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10] },
+      }),
+    };
+  }
+
+  session(session: GovernedSession, context: CallerContext | undefined): SessionObserver {
+    return new SessionTelemetry(this.#tracer, this.#instruments, session, context);
+  }
+}
+
+class SessionTelemetry implements SessionObserver {
+  readonly #tracer: Tracer;
+  readonly #instruments: Instruments;
+  readonly #session: GovernedSession;
+  readonly #span: Span;
+  readonly #spanContext: Context;
+  readonly #common: Attributes;
+  readonly #metricAttributes: Attributes;
+
+  constructor(tracer: Tracer, instruments: Instruments, session: GovernedSession, context: CallerContext | undefined) {
+    this.#tracer = tracer;
+    this.#instruments = instruments;
+    this.#session = session;
+    const system = SYSTEMS[session.dialect] ?? session.dialect;
+    this.#common = {
+      'db.system.name': system,
+      ...(session.database !== undefined ? { 'db.namespace': session.database } : {}),
+      ...(session.server !== undefined ? { 'server.address': session.server.address, 'server.port': session.server.port } : {}),
+      'enduser.id': session.identity.subject,
+      'sluice.identity.kind': session.identity.kind,
+      'sluice.target': session.target,
+      'sluice.session.id': session.id,
+    };
+    this.#metricAttributes = { 'db.system.name': system, 'sluice.target': session.target };
+    const parent = callerTraceContext(context?.traceparent, context?.tracestate) ?? ROOT_CONTEXT;
+    this.#span = tracer.startSpan(
+      `SESSION ${session.target}`,
+      {
+        kind: SpanKind.SERVER,
+        attributes: {
+          ...this.#common,
+          'client.address': session.sourceAddress,
+          ...(session.application !== undefined ? { 'sluice.application': session.application } : {}),
+          ...(context?.job !== undefined ? { 'sluice.job': context.job } : {}),
+          ...(context?.run !== undefined ? { 'sluice.run': context.run } : {}),
+        },
+      },
+      parent,
+    );
+    this.#spanContext = trace.setSpan(ROOT_CONTEXT, this.#span);
+    instruments.activeSessions.add(1, this.#metricAttributes);
+  }
+
+  statement(handle: StatementHandle, context: CallerContext | undefined): StatementObserver {
+    const analysis = handle.analysis;
+    // A traceparent of the statement's own (not the session's) makes it a child of the caller's span.
+    const traceparent = context?.traceparent;
+    const caller = traceparent !== undefined && traceparent !== this.#session.context?.traceparent ? callerTraceContext(traceparent, context?.tracestate) : undefined;
+    const attributes: Attributes = {
+      ...this.#common,
+      ...(this.#session.database !== undefined ? { 'db.namespace': this.#session.database } : {}),
+      ...analysisAttributes(analysis),
+      'sluice.decision': handle.decision,
+      'sluice.rule': handle.rule,
+      'sluice.statement.id': handle.id,
+      ...(context?.job !== undefined ? { 'sluice.job': context.job } : {}),
+      ...(context?.run !== undefined ? { 'sluice.run': context.run } : {}),
+    };
+    const span = this.#tracer.startSpan(
+      String(attributes['db.query.summary']),
+      {
+        kind: SpanKind.CLIENT,
+        attributes,
+        // A statement under the caller's span still points at its session.
+        ...(caller !== undefined ? { links: [{ context: this.#span.spanContext() }] } : {}),
+      },
+      caller ?? this.#spanContext,
+    );
+    const started = performance.now();
+    let waited = 0;
+    const instruments = this.#instruments;
+    const metricAttributes = this.#metricAttributes;
+    const tracer = this.#tracer;
+    return {
+      held(): (outcome: ApprovalWaitOutcome) => void {
+        const from = performance.now();
+        const wait = tracer.startSpan('sluice.approval.wait', { kind: SpanKind.INTERNAL }, trace.setSpan(ROOT_CONTEXT, span));
+        return (outcome) => {
+          const seconds = (performance.now() - from) / 1000;
+          waited += seconds;
+          if (handle.approval !== undefined) wait.setAttribute('sluice.approval.id', handle.approval);
+          wait.setAttribute('sluice.approval.outcome', outcome);
+          if (outcome !== 'approved') wait.setStatus({ code: SpanStatusCode.ERROR, message: `approval ${outcome}` });
+          wait.end();
+          instruments.approvalWait.record(seconds, { ...metricAttributes, 'sluice.approval.outcome': outcome });
+        };
+      },
+      complete(outcome: StatementOutcome): void {
+        const maskedColumns = outcome.masked?.length ?? 0;
+        span.setAttribute('sluice.outcome', outcome.outcome);
+        span.setAttribute('sluice.masked_columns', maskedColumns);
+        if (outcome.rows !== undefined) span.setAttribute('db.response.returned_rows', outcome.rows);
+        if (handle.approval !== undefined) span.setAttribute('sluice.approval.id', handle.approval);
+        if (outcome.errorCode !== undefined) {
+          span.setAttribute('db.response.status_code', outcome.errorCode);
+          span.setAttribute('error.type', outcome.errorCode);
+        }
+        if (handle.decision === 'deny') {
+          span.setStatus({ code: SpanStatusCode.ERROR, message: `denied by rule "${handle.rule}"` });
+          span.setAttribute('error.type', 'denied');
+        } else if (outcome.outcome === 'error') {
+          span.setStatus({ code: SpanStatusCode.ERROR, message: `database error ${outcome.errorCode ?? ''}`.trim() });
+        } else if (outcome.outcome === 'not-executed' || outcome.outcome === 'aborted' || outcome.outcome === 'cancelled') {
+          span.setStatus({ code: SpanStatusCode.ERROR, message: `statement ${outcome.outcome}` });
+        }
+        span.end();
+        instruments.statements.add(1, { ...metricAttributes, 'sluice.decision': handle.decision });
+        if (maskedColumns > 0 && outcome.rows !== undefined && outcome.rows > 0) instruments.maskedValues.add(maskedColumns * outcome.rows, metricAttributes);
+        if (outcome.outcome === 'ok' || outcome.outcome === 'error') {
+          const seconds = Math.max(0, (performance.now() - started) / 1000 - waited);
+          instruments.operationDuration.record(seconds, {
+            ...metricAttributes,
+            'db.operation.name': String(attributes['db.operation.name']),
+            ...(outcome.errorCode !== undefined ? { 'error.type': outcome.errorCode } : {}),
+          });
+        }
+      },
+    };
+  }
+
+  end(reason: string): void {
+    this.#span.setAttribute('sluice.session.end', reason);
+    this.#span.setAttribute('sluice.statements', this.#session.statementCount);
+    if (reason !== 'client' && reason !== 'change-user') this.#span.setStatus({ code: SpanStatusCode.ERROR, message: `session ended: ${reason}` });
+    this.#span.end();
+    this.#instruments.activeSessions.add(-1, this.#metricAttributes);
+  }
+}
