@@ -709,6 +709,8 @@ export class MysqlClientSession {
       throw clientErrors.featureNotSupported(`the character set ${charset} (a byte of one of its characters can look like a quote or a backslash; use utf8mb4)`);
     }
     this.#schema = schema ?? undefined;
+    // Lineage names unqualified tables in the session's current schema.
+    if (this.#governed !== undefined && this.#schema !== undefined) this.#governed.database = this.#schema;
     this.#mariadb = /mariadb/i.test(upstream.serverVersion);
     this.#analyzer = createMySqlAnalyzer({ dialect: this.#mariadb ? 'mariadb' : 'mysql', sqlMode: sqlMode ?? '' });
   }
@@ -717,17 +719,20 @@ export class MysqlClientSession {
    * Opens the governed session of a verified login on a ready upstream: undefined when the
    * client left meanwhile. The upstream is closed when either fails.
    */
-  async #openGoverned(identity: Identity, attempt: LoginAttempt, target: string, upstream: MysqlUpstreamConnection): Promise<GovernedSession | undefined> {
+  async #openGoverned(identity: Identity, attempt: LoginAttempt, target: { readonly name: string; readonly options: MysqlTargetOptions }, upstream: MysqlUpstreamConnection): Promise<GovernedSession | undefined> {
     let governed: GovernedSession;
     try {
       governed = await this.#deps.context.governor.openSession({
         dialect: 'mysql',
         identity,
         username: attempt.credentials.username,
-        target,
+        target: target.name,
         sourceAddress: this.#source,
         tls: this.#tls,
         ...(attempt.application ? { application: attempt.application } : {}),
+        ...(this.#schema !== undefined ? { database: this.#schema } : {}),
+        server: { address: target.options.upstream.host, port: target.options.upstream.port },
+        ...(this.#attributes !== undefined ? { attributes: Object.fromEntries(this.#attributes) } : {}),
       });
     } catch (err) {
       upstream.socket.destroy();
@@ -771,7 +776,7 @@ export class MysqlClientSession {
       await governor.refuseConnection(withoutSecret, e.message, identity);
       throw e;
     }
-    const governed = await this.#openGoverned(identity, attempt, target.name, upstream);
+    const governed = await this.#openGoverned(identity, attempt, target, upstream);
     if (governed === undefined) return;
     clearTimeout(this.#authTimer);
     this.#governed = governed;
@@ -878,7 +883,7 @@ export class MysqlClientSession {
       throw err;
     }
     this.#changeUser = undefined;
-    const governed = await this.#openGoverned(identity, attempt, target.name, upstream);
+    const governed = await this.#openGoverned(identity, attempt, target, upstream);
     if (governed === undefined) return;
     this.#governed = governed;
     this.#identity = identity;
@@ -992,6 +997,7 @@ export class MysqlClientSession {
         // Governed as the USE statement it is.
         return this.#asStatement(m, `USE \`${schema.replace(/`/g, '``')}\``, 'init-db', () => {
           this.#schema = schema;
+          if (this.#governed !== undefined) this.#governed.database = schema;
         });
       }
       case Command.FIELD_LIST: {

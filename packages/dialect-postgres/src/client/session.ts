@@ -570,6 +570,8 @@ export class PostgresClientSession {
         sourceAddress: this.#source,
         tls: this.#tls,
         ...(attempt.application ? { application: attempt.application } : {}),
+        database: target.options.upstream.database,
+        server: { address: target.options.upstream.host, port: target.options.upstream.port },
       });
     } catch (err) {
       upstream.socket.destroy();
