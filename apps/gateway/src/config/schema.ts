@@ -102,6 +102,57 @@ export const configSchema = z
       })
       .strict()
       .default({ dir: './.sluice/approvals', timeoutSeconds: 300, notify: [] }),
+    /**
+     * Column-level lineage: who and which job read or wrote which columns, kept in a store the
+     * gateway answers `sluice lineage` from, and sent as OpenLineage run events.
+     */
+    lineage: z
+      .object({
+        enabled: z.boolean().default(true),
+        /** A SQLite file (embedded, the default) or a postgres:// URL of a shared store. */
+        store: z.string().min(1).default('./.sluice/lineage.db'),
+        /** How long lineage is kept. */
+        retentionDays: z.number().int().min(1).max(36_500).default(90),
+        /** The OpenLineage namespace of the gateway's jobs. */
+        namespace: z.string().min(1).default('sluice'),
+        /** How often lineage is written to the store and run growth reported. */
+        flushIntervalMs: z.number().int().min(50).max(60_000).default(1000),
+        /** OpenLineage run events. Off when absent. */
+        openlineage: z
+          .object({
+            /** Base URL of a Marquez-compatible API, for example http://marquez:5000. */
+            url: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL such as http://marquez:5000' }).optional(),
+            /** Path events are posted to. */
+            endpoint: z.string().startsWith('/', 'expected a path such as /api/v1/lineage').default('/api/v1/lineage'),
+            /** Environment variable holding a bearer token for the API. */
+            apiKeyEnv: z.string().min(1).optional(),
+            timeoutMs: z.number().int().positive().max(120_000).default(10_000),
+            /** Directory of the queue that keeps events while the API is down. */
+            queueDir: z.string().default('./.sluice/openlineage'),
+            /** Largest size of that queue; past it new events are dropped (and counted). */
+            maxQueueBytes: z.number().int().min(1024).default(64 * 1024 * 1024),
+            /** A file events are appended to, one JSON event per line. */
+            file: z.string().min(1).optional(),
+          })
+          .strict()
+          .refine((o) => o.url !== undefined || o.file !== undefined, 'set lineage.openlineage.url (an HTTP API) or lineage.openlineage.file, or both')
+          .optional(),
+      })
+      .strict()
+      .default({ enabled: true, store: './.sluice/lineage.db', retentionDays: 90, namespace: 'sluice', flushIntervalMs: 1000 }),
+    /**
+     * OpenTelemetry traces and metrics, exported as the standard OTEL_* environment variables
+     * say (OTLP over HTTP by default). `auto`: on when an OTLP endpoint or an exporter is set
+     * in the environment.
+     */
+    telemetry: z
+      .object({
+        enabled: z.union([z.boolean(), z.literal('auto')]).default('auto'),
+        /** Service name when OTEL_SERVICE_NAME is not set. */
+        serviceName: z.string().min(1).default('sluice'),
+      })
+      .strict()
+      .default({ enabled: 'auto', serviceName: 'sluice' }),
     /** The HTTP admin API (approvals, grants), for example 127.0.0.1:7070. Off when absent. */
     admin: hostPort.optional(),
     /** Where `sluice start` writes its process id, for `sluice reload`. */
