@@ -14,36 +14,16 @@
 // Needs: a PostgreSQL server at PGHOST:PGPORT (default 127.0.0.1:5432, user postgres, trust
 // auth), pgbench and psql on the PATH. Creates the database sluice_bench.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir, totalmem } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { cpus, totalmem } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { CLK_TCK, DB, HOST, PORT, SECONDS, SUBJECT, TOKEN, benchConfig, cpuTicks, pgbench, psqlDirect, setupPgbench, startGatewayProcess, startPipe } from './bench-pg-common.mjs';
 
-const HOST = process.env.PGHOST ?? '127.0.0.1';
-const PORT = Number(process.env.PGPORT ?? 5432);
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const CLIENTS = (process.env.BENCH_CLIENTS ?? '1,8,32').split(',').map(Number);
 const SCALE = Number(process.env.BENCH_SCALE ?? 10);
 const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
-const DB = 'sluice_bench';
-const TOKEN = 'bench-token-not-secret';
-const SUBJECT = 'bench-bot';
-const CLK_TCK = 100;
-const CLI = fileURLToPath(new URL('../apps/gateway/dist/cli.js', import.meta.url));
-
-const run = (cmd, args, env = {}) => execFileSync(cmd, args, { encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 64 << 20 });
-const psqlDirect = (db, sql) => run('psql', ['-X', '-h', HOST, '-p', String(PORT), '-U', 'postgres', '-d', db, '-Atqc', sql]);
 
 function setup() {
-  const exists = psqlDirect('postgres', `SELECT 1 FROM pg_database WHERE datname = '${DB}'`).trim() === '1';
-  if (!exists) psqlDirect('postgres', `CREATE DATABASE ${DB}`);
-  const scaled = psqlDirect(DB, "SELECT count(*) FROM pg_tables WHERE tablename = 'pgbench_accounts'").trim() === '1'
-    ? Number(psqlDirect(DB, 'SELECT count(*) FROM pgbench_branches').trim())
-    : 0;
-  if (scaled !== SCALE) {
-    process.stderr.write(`initialising pgbench tables at scale ${SCALE}...\n`);
-    run('pgbench', ['-i', '-q', '-s', String(SCALE), '-h', HOST, '-p', String(PORT), '-U', 'postgres', DB]);
-  }
+  setupPgbench(SCALE);
   const hasRows = psqlDirect(DB, "SELECT to_regclass('bench_rows') IS NOT NULL").trim() === 't';
   const rows = hasRows ? psqlDirect(DB, 'SELECT count(*) FROM bench_rows').trim() : '0';
   if (Number(rows) !== ROWS) {
@@ -65,93 +45,15 @@ function setup() {
   }
 }
 
-async function startGateway() {
-  const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-'));
-  const config = join(dir, 'sluice.yaml');
-  writeFileSync(config, `listen:
-  postgres: 127.0.0.1:0
-targets:
-  - name: bench
-    dialect: postgres
-    upstream: postgres://postgres@${HOST}:${PORT}/${DB}
-identities:
-  tokens:
-    - subject: ${SUBJECT}
-      kind: service
-      token: ${TOKEN}
-audit:
-  dir: ./audit
-policy:
-  rules:
-    - name: bench-load
-      identities: { subjects: [${SUBJECT}] }
-      operations: [read, write, transaction, session-setting, copy-out]
-      effect: allow
-${process.env.BENCH_MASKING === 'off' ? '' : `masking:
+function startGateway() {
+  return startGatewayProcess(benchConfig(process.env.BENCH_MASKING === 'off' ? '' : `masking:
   hashKey: bench-masking-key-not-secret
   columns:
     - { column: bench_people.email, strategy: partial }
     - { column: bench_people.phone, strategy: partial }
     - { column: bench_people.card, strategy: partial }
     - { column: bench_people.full_name, strategy: hash }
-`}log:
-  level: warn
-`);
-  const child = spawn(process.execPath, [CLI, 'start', '--config', config], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const port = await new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout.on('data', (c) => {
-      out += c;
-      const m = /listening on postgres [\d.]+:(\d+)/.exec(out);
-      if (m) resolve(Number(m[1]));
-    });
-    child.once('exit', (code) => reject(new Error(`gateway exited (${code}): ${out}`)));
-  });
-  return { child, port, dir, config };
-}
-
-/** A plain Node.js byte pipe to the same server: the floor any Node.js gateway starts from. */
-async function startPipe() {
-  const code = `
-    const net = require('node:net');
-    const server = net.createServer({ noDelay: true }, (c) => {
-      const u = net.connect({ host: ${JSON.stringify(HOST)}, port: ${PORT} });
-      u.setNoDelay(true);
-      c.pipe(u); u.pipe(c);
-      c.on('error', () => u.destroy()); u.on('error', () => c.destroy());
-      c.on('close', () => u.destroy()); u.on('close', () => c.destroy());
-    });
-    server.listen(0, '127.0.0.1', () => console.log('pipe ' + server.address().port));`;
-  const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const port = await new Promise((resolve, reject) => {
-    child.stdout.on('data', (c) => {
-      const m = /pipe (\d+)/.exec(String(c));
-      if (m) resolve(Number(m[1]));
-    });
-    child.once('exit', (code) => reject(new Error(`pipe exited (${code})`)));
-  });
-  return { child, port };
-}
-
-function cpuTicks(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(fields[11]) + Number(fields[12]); // utime + stime
-}
-
-function pgbench(target, args) {
-  const conn = target === 'direct'
-    ? ['-h', HOST, '-p', String(PORT), '-U', 'postgres', DB]
-    : target.pipe
-      ? ['-h', '127.0.0.1', '-p', String(target.port), '-U', 'postgres', DB]
-      : ['-h', '127.0.0.1', '-p', String(target.port), '-U', SUBJECT, 'bench'];
-  const env = target === 'direct' || target.pipe ? {} : { PGPASSWORD: TOKEN };
-  const out = run('pgbench', [...args, '-T', String(SECONDS), '-n', ...conn], env);
-  const tps = Number(/tps = ([\d.]+)/.exec(out)?.[1]);
-  const lat = Number(/latency average = ([\d.]+) ms/.exec(out)?.[1]);
-  const txs = Number(/number of transactions actually processed: (\d+)/.exec(out)?.[1]);
-  const failed = Number(/number of failed transactions: (\d+)/.exec(out)?.[1] ?? 0);
-  return { tps, lat, txs, failed };
+`));
 }
 
 function timedRead(target, table = 'bench_rows') {

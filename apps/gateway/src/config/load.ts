@@ -193,6 +193,11 @@ export function parseConfig(
   config.audit.dir = relativeTo(file, config.audit.dir);
   config.approvals.dir = relativeTo(file, config.approvals.dir);
   config.pidFile = relativeTo(file, config.pidFile);
+  if (!/^postgres(ql)?:\/\//i.test(config.lineage.store)) config.lineage.store = relativeTo(file, config.lineage.store);
+  if (config.lineage.openlineage) {
+    config.lineage.openlineage.queueDir = relativeTo(file, config.lineage.openlineage.queueDir);
+    if (config.lineage.openlineage.file !== undefined) config.lineage.openlineage.file = relativeTo(file, config.lineage.openlineage.file);
+  }
   if (config.tls) {
     config.tls.certFile = relativeTo(file, config.tls.certFile);
     config.tls.keyFile = relativeTo(file, config.tls.keyFile);
