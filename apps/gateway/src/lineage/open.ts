@@ -1,0 +1,32 @@
+/**
+ * Opens the lineage store a config names: a postgres:// or postgresql:// URL is a PostgreSQL
+ * store, anything else the path of an embedded SQLite file.
+ */
+import type { LineageStore } from '@sluice/core';
+import type { Logger } from 'pino';
+import { openPostgresLineageStore } from './postgres-store.js';
+import { openSqliteLineageStore } from './sqlite-store.js';
+
+/** Where the gateway keeps lineage when the config names no store. */
+export const DEFAULT_LINEAGE_STORE = './.sluice/lineage/lineage.db';
+
+export interface LineageStoreConfig {
+  /** A postgres:// URL, or the path of a SQLite file. */
+  readonly store: string;
+  readonly logger: Logger;
+  /** PostgreSQL only: the schema holding the tables (default `sluice`). */
+  readonly schema?: string;
+  /** SQLite only: open an existing file for reading only (the CLI does). */
+  readonly readonly?: boolean;
+}
+
+export function isPostgresUrl(store: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(store.trim());
+}
+
+export function openLineageStore(config: LineageStoreConfig): Promise<LineageStore> {
+  if (isPostgresUrl(config.store)) {
+    return openPostgresLineageStore({ url: config.store.trim(), logger: config.logger, ...(config.schema !== undefined ? { schema: config.schema } : {}) });
+  }
+  return openSqliteLineageStore({ path: config.store, logger: config.logger, ...(config.readonly !== undefined ? { readonly: config.readonly } : {}) });
+}

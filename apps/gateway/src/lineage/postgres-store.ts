@@ -1,0 +1,187 @@
+/**
+ * The lineage store in PostgreSQL, for gateways that share one store: the same tables as the
+ * embedded store, in their own schema (default `sluice`). Opening creates or migrates the
+ * schema under a transaction-scoped advisory lock, so gateways starting together migrate once.
+ */
+import { redactUrlPassword, type LineageObservation, type LineageStore } from '@sluice/core';
+import pg from 'pg';
+import type { Logger } from 'pino';
+import { lineageQueries, type Row } from './queries.js';
+import { batchRows, type ObservationRows } from './rows.js';
+import { inSchema, LineageStoreError, pendingMigrations, schemaVersionTable } from './schema.js';
+
+export interface PostgresLineageStoreOptions {
+  /** postgres://user:password@host:port/database */
+  readonly url: string;
+  readonly logger: Logger;
+  /** The schema holding the tables. Default `sluice`. */
+  readonly schema?: string;
+  /** Largest number of connections. Default 4. */
+  readonly maxConnections?: number;
+}
+
+export const DEFAULT_LINEAGE_SCHEMA = 'sluice';
+
+/** Observations deleted per statement when pruning. */
+const PRUNE_CHUNK = 5000;
+
+/** A schema name as written unquoted: lower-case letters, digits and underscores. */
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+export async function openPostgresLineageStore(options: PostgresLineageStoreOptions): Promise<LineageStore> {
+  const schema = options.schema ?? DEFAULT_LINEAGE_SCHEMA;
+  if (!SCHEMA_NAME.test(schema)) {
+    throw new LineageStoreError(
+      `"${schema}" cannot be the lineage store's schema: use lower-case letters, digits and underscores, starting with a letter or underscore`,
+    );
+  }
+  const where = `${redactUrlPassword(options.url)} (schema ${schema})`;
+  const logger = options.logger.child({ component: 'lineage-store' });
+  const prefix = `"${schema}".`;
+  const pool = new pg.Pool({ connectionString: options.url, max: options.maxConnections ?? 4, connectionTimeoutMillis: 10_000 });
+  // An idle connection that breaks is replaced; the error must not end the process.
+  pool.on('error', (err) => logger.warn({ err }, 'lineage store: a PostgreSQL connection failed'));
+
+  try {
+    await migrate(pool, schema, prefix, where);
+  } catch (cause) {
+    await pool.end().catch(() => undefined);
+    if (cause instanceof LineageStoreError) throw cause;
+    throw new LineageStoreError(`cannot open the lineage store at ${where}: ${redactUrlPassword((cause as Error).message)}`, { cause });
+  }
+  logger.debug({ store: where }, 'lineage store opened');
+
+  let closed = false;
+  const open = () => {
+    if (closed) throw new LineageStoreError(`the lineage store at ${where} is closed`);
+  };
+  const queries = lineageQueries(async (sql, params) => {
+    open();
+    return (await pool.query(inSchema(sql, prefix), params as unknown[])).rows as Row[];
+  }, ' COLLATE "C"');
+
+  return {
+    async record(observations: readonly LineageObservation[]) {
+      open();
+      const rows = batchRows(observations);
+      if (rows.length === 0) return;
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        await write(client, prefix, rows);
+        await client.query('COMMIT');
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      } finally {
+        client.release();
+      }
+    },
+    column: (name, query) => queries.column(name, query),
+    table: (name, query) => queries.table(name, query),
+    identity: (subject, query) => queries.identity(subject, query),
+    async prune(before: number) {
+      open();
+      let total = 0;
+      for (;;) {
+        const r = await pool.query(
+          `DELETE FROM ${prefix}observations WHERE id IN (SELECT id FROM ${prefix}observations WHERE last_seen < $1 LIMIT $2)`,
+          [before, PRUNE_CHUNK],
+        );
+        const n = r.rowCount ?? 0;
+        total += n;
+        if (n < PRUNE_CHUNK) return total;
+      }
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await pool.end();
+    },
+  };
+}
+
+async function migrate(pool: pg.Pool, schema: string, prefix: string, where: string): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    // Every gateway opening this schema waits here for the one migrating it.
+    await client.query('SELECT pg_advisory_xact_lock(hashtext($1)::bigint)', [`sluice.lineage.${schema}`]);
+    await client.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
+    await client.query(inSchema(schemaVersionTable('postgres'), prefix));
+    const { rows } = await client.query<{ version: number | null }>(`SELECT max(version) AS version FROM ${prefix}schema_version`);
+    for (const m of pendingMigrations(rows[0]?.version ?? 0, where)) {
+      for (const sql of m.statements('postgres')) await client.query(inSchema(sql, prefix));
+      await client.query(`INSERT INTO ${prefix}schema_version (version, applied_at) VALUES ($1, $2)`, [m.version, Date.now()]);
+    }
+    await client.query('COMMIT');
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+/** Writes a merged batch in the caller's transaction: each observation inserted or added to its key's row, then the new rows' details. */
+async function write(client: pg.PoolClient, s: string, batch: readonly ObservationRows[]): Promise<void> {
+  const fresh: { id: string; rows: ObservationRows }[] = [];
+  for (const rows of batch) {
+    const o = rows.observation;
+    for (let attempt = 0; ; attempt++) {
+      const inserted = await client.query<{ id: string }>(
+        `INSERT INTO ${s}observations (obs_key, first_seen, last_seen, executions, subject, kind, actor_groups, auth_method, job_namespace, job_name,
+           run_id, run_key, session_id, target, dialect, operation, fingerprint, normalized, trace_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+         ON CONFLICT (obs_key) DO NOTHING RETURNING id`,
+        [o.key, o.firstSeen, o.lastSeen, o.count, o.subject, o.kind, o.groups, o.method, o.jobNamespace, o.jobName, o.runId, o.runKey, o.sessionId, o.target, o.dialect, o.operation, o.fingerprint, o.normalized, o.traceId],
+      );
+      if (inserted.rows[0] !== undefined) {
+        fresh.push({ id: inserted.rows[0].id, rows });
+        break;
+      }
+      const merged = await client.query(
+        `UPDATE ${s}observations
+            SET executions = executions + $2,
+                first_seen = LEAST(first_seen, $3::bigint),
+                last_seen = GREATEST(last_seen, $4::bigint)
+          WHERE obs_key = $1`,
+        [o.key, o.count, o.firstSeen, o.lastSeen],
+      );
+      // The row can only be missing when a prune deleted it in between: insert it again.
+      if ((merged.rowCount ?? 0) > 0 || attempt > 0) break;
+    }
+  }
+  if (fresh.length === 0) return;
+
+  const reads = fresh.flatMap(({ id, rows }) => rows.reads.map((r) => [id, r.namespace, r.dataset, r.field, r.type, r.subtype, r.masked] as const));
+  const flows = fresh.flatMap(({ id, rows }) =>
+    rows.flows.map((f) => [id, f.fromNamespace, f.fromDataset, f.fromField, f.toNamespace, f.toDataset, f.toField, f.type, f.subtype] as const),
+  );
+  const datasets = fresh.flatMap(({ id, rows }) => rows.datasets.map((d) => [id, d.direction, d.namespace, d.name] as const));
+  await insertMany(client, `${s}column_reads`, ['observation_id', 'namespace', 'dataset', 'field', 'flow_type', 'flow_subtype', 'masked'], ['bigint', 'text', 'text', 'text', 'text', 'text', 'smallint'], reads);
+  await insertMany(
+    client,
+    `${s}column_flows`,
+    ['observation_id', 'from_namespace', 'from_dataset', 'from_field', 'to_namespace', 'to_dataset', 'to_field', 'flow_type', 'flow_subtype'],
+    ['bigint', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text'],
+    flows,
+  );
+  await insertMany(client, `${s}datasets`, ['observation_id', 'direction', 'namespace', 'name'], ['bigint', 'text', 'text', 'text'], datasets);
+}
+
+/** Inserts rows in one statement, one array parameter per column. */
+async function insertMany(
+  client: pg.PoolClient,
+  table: string,
+  columns: readonly string[],
+  types: readonly string[],
+  rows: readonly (readonly unknown[])[],
+): Promise<void> {
+  if (rows.length === 0) return;
+  const arrays = columns.map((_, i) => rows.map((r) => r[i]));
+  await client.query(
+    `INSERT INTO ${table} (${columns.join(', ')}) SELECT * FROM unnest(${types.map((t, i) => `$${i + 1}::${t}[]`).join(', ')})`,
+    arrays,
+  );
+}
