@@ -287,7 +287,7 @@ export class LineageRecorder implements GovernanceObserver {
       run = new RunState(
         runKey !== undefined ? { id, key: runKey } : { id },
         { namespace: this.#jobNamespace, name: job },
-        { subject: session.identity.subject, kind: session.identity.kind, groups: session.identity.groups, method: session.identity.method },
+        actorOf(session),
         session.target,
         session.dialect,
         context?.traceparent,
@@ -302,13 +302,24 @@ export class LineageRecorder implements GovernanceObserver {
   }
 
   /** @internal Counts one completed statement. */
-  observe(session: GovernedSession, run: RunState, handle: StatementHandle, shape: Shape, outcome: StatementOutcome, context: CallerContext | undefined): void {
+  observe(
+    session: GovernedSession,
+    run: RunState,
+    handle: StatementHandle,
+    shape: Shape,
+    naming: DatasetNaming,
+    outcome: StatementOutcome,
+    context: CallerContext | undefined,
+  ): void {
     this.stats.observed++;
     const analysis = handle.analysis;
     const masked = outcome.masked;
     let maskKey = '';
     if (masked !== undefined && masked.length > 0) for (const m of masked) maskKey += `${m.column}\u0000`;
-    const key = `${run.run.id}\u0000${session.target}\u0000${analysis.fingerprint}\u0000${maskKey}`;
+    // The shape's datasets depend on the session's naming (its current database), and every
+    // observation is of the identity that ran the statement, whoever else shares the run.
+    const shapeKey = `${session.target}\u0000${naming.key}\u0000${analysis.fingerprint}\u0000${maskKey}`;
+    const key = `${run.run.id}\u0000${session.identity.subject}\u0000${shapeKey}`;
     const now = this.#now();
     const traceId = context?.traceparent !== undefined ? parseTraceparent(context.traceparent)?.traceId : undefined;
     const known = this.#pending.get(key);
@@ -323,7 +334,7 @@ export class LineageRecorder implements GovernanceObserver {
       firstSeen: now,
       lastSeen: now,
       count: 1,
-      actor: run.actor,
+      actor: actorOf(session),
       job: run.job,
       run: run.run,
       sessionId: session.id,
@@ -339,7 +350,6 @@ export class LineageRecorder implements GovernanceObserver {
       ...(traceId !== undefined ? { traceId } : {}),
     };
     this.#pending.set(key, observation);
-    const shapeKey = `${session.target}\u0000${analysis.fingerprint}\u0000${maskKey}`;
     if (!run.shapes.has(shapeKey)) {
       run.shapes.add(shapeKey);
       const resultDataset = result.length > 0 ? { namespace: this.#jobNamespace, name: `results.${analysis.fingerprint}` } : undefined;
@@ -416,6 +426,10 @@ export class LineageRecorder implements GovernanceObserver {
   }
 }
 
+function actorOf(session: GovernedSession): LineageActor {
+  return { subject: session.identity.subject, kind: session.identity.kind, groups: session.identity.groups, method: session.identity.method };
+}
+
 function plainApplication(application: string | undefined): string | undefined {
   if (application === undefined || application.length === 0 || application.includes('=')) return undefined;
   return application;
@@ -455,7 +469,8 @@ class SessionLineage implements SessionObserver {
       this.#namingDatabase = session.database;
       this.#naming = datasetNaming(session.dialect, session.server, session.database);
     }
-    const shape = this.#recorder.shape(handle.analysis, this.#naming);
+    const naming = this.#naming;
+    const shape = this.#recorder.shape(handle.analysis, naming);
     if (shape === undefined) return undefined;
     const recorder = this.#recorder;
     const runs = this.#runs;
@@ -464,7 +479,7 @@ class SessionLineage implements SessionObserver {
         if (outcome.outcome !== 'ok') return;
         const run = recorder.run(session, context);
         runs.add(run);
-        recorder.observe(session, run, handle, shape, outcome, context);
+        recorder.observe(session, run, handle, shape, naming, outcome, context);
       },
     };
   }

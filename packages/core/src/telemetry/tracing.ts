@@ -82,12 +82,13 @@ const summaries = new WeakMap<Analysis, Attributes>();
 function analysisAttributes(a: Analysis): Attributes {
   let attrs = summaries.get(a);
   if (attrs === undefined) {
-    const tables = (a.objects ?? []).filter((o) => o.kind === 'table');
+    // A table read and written (UPDATE ... WHERE) is one collection.
+    const tables = new Set((a.objects ?? []).filter((o) => o.kind === 'table').map((o) => (o.schema !== undefined ? `${o.schema}.${o.name}` : o.name)));
     attrs = {
       'db.operation.name': a.commands.length === 1 ? a.commands[0]! : a.commands.join(';'),
       'db.query.summary': querySummary(a),
       'db.query.text': a.normalized,
-      ...(tables.length === 1 ? { 'db.collection.name': tables[0]!.schema !== undefined ? `${tables[0]!.schema}.${tables[0]!.name}` : tables[0]!.name } : {}),
+      ...(tables.size === 1 ? { 'db.collection.name': [...tables][0]! } : {}),
       'sluice.fingerprint': a.fingerprint,
     };
     summaries.set(a, attrs);
