@@ -420,6 +420,13 @@ export class LineageRecorder implements GovernanceObserver {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#timer);
+    // Sessions end before the recorder closes; a run still open here was cut short.
+    for (const run of [...this.#runs.values()]) {
+      this.#runs.delete(run.run.id);
+      if (!run.started && !run.dirty) continue;
+      if (!run.started) this.#emit(run, 'START');
+      this.#emit(run, 'FAIL', run.failure ?? 'the gateway stopped while the run was open');
+    }
     await this.#flushing;
     await this.flush();
     await this.#sink?.flush(5000);

@@ -172,7 +172,7 @@ export function claimsContext(claims: Readonly<Record<string, unknown>> | undefi
   const pairs: [string, string][] = [];
   for (const key of ['job', 'run'] as const) {
     const v = claims[key];
-    if (typeof v === 'string' || typeof v === 'number') pairs.push([key, String(v)]);
+    if (typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v))) pairs.push([key, String(v)]);
   }
   return build(pairs);
 }
