@@ -8,7 +8,7 @@ import { openPostgresLineageStore } from './postgres-store.js';
 import { openSqliteLineageStore } from './sqlite-store.js';
 
 /** Where the gateway keeps lineage when the config names no store. */
-export const DEFAULT_LINEAGE_STORE = './.sluice/lineage/lineage.db';
+export const DEFAULT_LINEAGE_STORE = './.sluice/lineage.db';
 
 export interface LineageStoreConfig {
   /** A postgres:// URL, or the path of a SQLite file. */
@@ -16,7 +16,7 @@ export interface LineageStoreConfig {
   readonly logger: Logger;
   /** PostgreSQL only: the schema holding the tables (default `sluice`). */
   readonly schema?: string;
-  /** SQLite only: open an existing file for reading only (the CLI does). */
+  /** Open an existing store for reading only, creating and migrating nothing (the CLI does). */
   readonly readonly?: boolean;
 }
 
@@ -26,7 +26,12 @@ export function isPostgresUrl(store: string): boolean {
 
 export function openLineageStore(config: LineageStoreConfig): Promise<LineageStore> {
   if (isPostgresUrl(config.store)) {
-    return openPostgresLineageStore({ url: config.store.trim(), logger: config.logger, ...(config.schema !== undefined ? { schema: config.schema } : {}) });
+    return openPostgresLineageStore({
+      url: config.store.trim(),
+      logger: config.logger,
+      ...(config.schema !== undefined ? { schema: config.schema } : {}),
+      ...(config.readonly !== undefined ? { readonly: config.readonly } : {}),
+    });
   }
   return openSqliteLineageStore({ path: config.store, logger: config.logger, ...(config.readonly !== undefined ? { readonly: config.readonly } : {}) });
 }

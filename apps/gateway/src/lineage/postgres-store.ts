@@ -8,7 +8,7 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import { lineageQueries, type Row } from './queries.js';
 import { batchRows, type ObservationRows } from './rows.js';
-import { inSchema, LineageStoreError, pendingMigrations, schemaVersionTable } from './schema.js';
+import { inSchema, LineageStoreError, pendingMigrations, SCHEMA_VERSION, schemaVersionTable } from './schema.js';
 
 export interface PostgresLineageStoreOptions {
   /** postgres://user:password@host:port/database */
@@ -18,6 +18,11 @@ export interface PostgresLineageStoreOptions {
   readonly schema?: string;
   /** Largest number of connections. Default 4. */
   readonly maxConnections?: number;
+  /**
+   * Uses an existing store for reading only (as `sluice lineage` does): nothing is created or
+   * migrated, and a missing schema or an older one is an error.
+   */
+  readonly readonly?: boolean;
 }
 
 export const DEFAULT_LINEAGE_SCHEMA = 'sluice';
@@ -42,8 +47,10 @@ export async function openPostgresLineageStore(options: PostgresLineageStoreOpti
   // An idle connection that breaks is replaced; the error must not end the process.
   pool.on('error', (err) => logger.warn({ err }, 'lineage store: a PostgreSQL connection failed'));
 
+  const readonly = options.readonly ?? false;
   try {
-    await migrate(pool, schema, prefix, where);
+    if (readonly) await checkVersion(pool, schema, prefix, where);
+    else await migrate(pool, schema, prefix, where);
   } catch (cause) {
     await pool.end().catch(() => undefined);
     if (cause instanceof LineageStoreError) throw cause;
@@ -63,6 +70,7 @@ export async function openPostgresLineageStore(options: PostgresLineageStoreOpti
   return {
     async record(observations: readonly LineageObservation[]) {
       open();
+      if (readonly) throw new LineageStoreError(`the lineage store at ${where} was opened for reading only`);
       const rows = batchRows(observations);
       if (rows.length === 0) return;
       const client = await pool.connect();
@@ -120,6 +128,21 @@ async function migrate(pool: pg.Pool, schema: string, prefix: string, where: str
     throw err;
   } finally {
     client.release();
+  }
+}
+
+async function checkVersion(pool: pg.Pool, schema: string, prefix: string, where: string): Promise<void> {
+  const found = await pool.query<{ table: string | null }>('SELECT to_regclass($1)::text AS table', [`${prefix}schema_version`]);
+  if (found.rows[0]?.table == null) {
+    throw new LineageStoreError(`there is no lineage store at ${where}: the gateway creates the schema ${schema} once lineage is recorded`);
+  }
+  const { rows } = await pool.query<{ version: number | null }>(`SELECT max(version) AS version FROM ${prefix}schema_version`);
+  const version = rows[0]?.version ?? 0;
+  pendingMigrations(version, where);
+  if (version < SCHEMA_VERSION) {
+    throw new LineageStoreError(
+      `the lineage store at ${where} has schema version ${version}; this sluice reads version ${SCHEMA_VERSION}: start the gateway once to migrate it`,
+    );
   }
 }
 

@@ -40,6 +40,7 @@ interface Harness {
   tearDown(): Promise<void>;
   location(): string;
   open(location: string): Promise<LineageStore>;
+  openReadonly(location: string): Promise<LineageStore>;
   rows(location: string, table: string): Promise<number>;
   versions(location: string): Promise<number[]>;
 }
@@ -66,6 +67,7 @@ function sqliteHarness(): Harness {
     },
     location: () => join(dir, `store-${++n}`, 'lineage.db'),
     open: (location) => openSqliteLineageStore({ path: location, logger }),
+    openReadonly: (location) => openSqliteLineageStore({ path: location, logger, readonly: true }),
     rows: async (location, table) => query<{ n: number }>(location, `SELECT count(*) AS n FROM ${table}`)[0]!.n,
     versions: async (location) => query<{ version: number }>(location, 'SELECT version FROM schema_version ORDER BY version').map((r) => r.version),
   };
@@ -93,6 +95,7 @@ function postgresHarness(): Harness {
       return schema;
     },
     open: (schema) => openPostgresLineageStore({ url: TEST_POSTGRES_URL, schema, logger }),
+    openReadonly: (schema) => openPostgresLineageStore({ url: TEST_POSTGRES_URL, schema, logger, readonly: true }),
     rows: async (schema, table) => Number((await admin!.query(`SELECT count(*) AS n FROM "${schema}".${table}`)).rows[0].n),
     versions: async (schema) =>
       (await admin!.query(`SELECT version FROM "${schema}".schema_version ORDER BY version`)).rows.map((r: { version: number }) => r.version),
@@ -425,6 +428,19 @@ describe.each([sqliteHarness(), postgresHarness()])('lineage store: $name', (h) 
     expect((await second.column(`${CUSTOMERS}.email`, { namespace: PRIMARY })).reads[0]).toEqual({ ...bobEmail, count: 6 });
     expect(await h.versions(location)).toEqual([SCHEMA_VERSION]);
     await expect(first.column(`${CUSTOMERS}.email`)).rejects.toThrow(/is closed/);
+  });
+
+  it('opens an existing store for reading only, and refuses a missing one', async (ctx) => {
+    if (!available) ctx.skip();
+    const location = h.location();
+    await expect(h.openReadonly(location)).rejects.toThrow(/there is no lineage store at/);
+    const writer = await open(ctx, location);
+    await writer.record([bobSelect()]);
+    const reader = await h.openReadonly(location);
+    stores.push(reader);
+    expect((await reader.column(`${CUSTOMERS}.email`)).reads).toEqual([bobEmail]);
+    await expect(reader.record([bobSelect()])).rejects.toThrow(/opened for reading only/);
+    expect(await h.rows(location, 'observations')).toBe(1);
   });
 
   it('migrates a new store once when two gateways open it at the same time', async (ctx) => {
