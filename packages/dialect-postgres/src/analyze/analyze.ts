@@ -13,13 +13,13 @@
  *   set_config's setting name, EXPLAIN's option values. Those analyses, and statements the
  *   parser rejects, are never shared by shape (the raw-text cache still serves the same text).
  */
-import { combineAnalyses, createCachedAnalyzer, fingerprintOf, rememberBounded, type CachedAnalyzer, type ShapeCaches as CoreShapeCaches, type Analysis, type Hazard, type ObjectRef, type OperationClass, type ResultLineage } from '@sluice/core';
+import { combineAnalyses, createCachedAnalyzer, fingerprintOf, rememberBounded, type CachedAnalyzer, type ShapeCaches as CoreShapeCaches, type Analysis, type Hazard, type ObjectRef, type OperationClass, type ResultLineage, type WriteLineage } from '@sluice/core';
 import { Facts } from './facts.js';
 import { TokenKind, type LexOptions, type Token } from './lexer.js';
 import { renderStatement, scanSql, type ScannedStatement } from './normalize.js';
 import { parseSql } from './parse.js';
 import { analyzeParsed } from './walk.js';
-import { resultLineage } from './lineage.js';
+import { statementLineage, type StatementLineage } from './lineage.js';
 import { as, isObj, list, stringNode, text as textOf } from './tree.js';
 import type { CopyFormat } from '../masking/copy.js';
 
@@ -197,12 +197,15 @@ function preparedShape(tokens: readonly Token[], s: ScannedStatement): { normali
   return { normalized: renderStatement(tokens, i, s.end), command };
 }
 
-/** The lineage of a statement's result; a walk that fails gives none (the gateway then scans). */
-function lineageOf(stmt: unknown): ResultLineage | undefined {
+/**
+ * The lineage of a statement's result and of its writes, from one walk; a walk that fails
+ * gives none (the gateway then scans). Computed once per statement shape, with its analysis.
+ */
+function lineageOf(stmt: unknown): StatementLineage {
   try {
-    return resultLineage(stmt);
+    return statementLineage(stmt);
   } catch {
-    return undefined;
+    return {};
   }
 }
 
@@ -239,11 +242,21 @@ function copyFormat(copy: Record<string, unknown>): CopyFormat {
   return Object.freeze(out);
 }
 
-/** Facts about a statement's result that the session needs (cursors, COPY format, lineage). */
-function resultFacts(stmt: unknown): { lineage?: ResultLineage; declare?: string; declareHold?: boolean; fetch?: string; copy?: CopyFormat } {
-  const out: { lineage?: ResultLineage; declare?: string; declareHold?: boolean; fetch?: string; copy?: CopyFormat } = {};
-  const lineage = lineageOf(stmt);
+interface ResultFacts {
+  lineage?: ResultLineage;
+  writes?: readonly WriteLineage[];
+  declare?: string;
+  declareHold?: boolean;
+  fetch?: string;
+  copy?: CopyFormat;
+}
+
+/** Facts about a statement's result that the session needs (cursors, COPY format, lineage), and its writes. */
+function resultFacts(stmt: unknown): ResultFacts {
+  const out: ResultFacts = {};
+  const { lineage, writes } = lineageOf(stmt);
   if (lineage !== undefined) out.lineage = lineage;
+  if (writes !== undefined) out.writes = writes;
   const declare = as(stmt, 'DeclareCursorStmt');
   if (declare !== undefined && typeof declare['portalname'] === 'string') {
     out.declare = declare['portalname'];

@@ -11,24 +11,23 @@
  * when a `*` covers a relation whose columns it does not know, positions are unknown and the
  * result only says what it may carry. Masking may then mask more than needed, never less.
  */
-import type { ColumnSource, ResultColumn, ResultLineage } from '@sluice/core';
+import type { ColumnSource, ResultColumn, ResultLineage, WriteLineage } from '@sluice/core';
 import {
   columnSource as source,
   type FoundCol as Found,
-  growLineage as grow,
   type LineageCol as Col,
   lineageSize as sizeOf,
   MAX_LINEAGE_ROUNDS as MAX_ROUNDS,
-  mergeFound,
   NO_ROWS,
   NO_SOURCES as EMPTY,
   type QueryLineage as QueryResult,
   renamedColumns as renamed,
-  SourceSet as Acc,
-  unionSources as union,
+  type SourceSet,
 } from '@sluice/core';
+import { AGGREGATE_FUNCTIONS, compose, Flow, FlowSet as Acc, flowsOf, union, WINDOW_FUNCTIONS, within } from './flows.js';
 import { parseSql } from './parse.js';
 import { as, isObj, list, nameList, rangeVar, stringNode, text, typeNameOf, unwrap, type Obj } from './tree.js';
+import { fallbackWrites, writeLineage, WriteTarget } from './write-lineage.js';
 
 export interface LineageOptions {
   /** Column names, in order, of a table or view (schema absent when unqualified); undefined when not known. Lets `*` be expanded. */
@@ -37,6 +36,28 @@ export interface LineageOptions {
 
 // --- sources -----------------------------------------------------------------------------------
 
+function mergeFound(found: readonly Found[]): Found | undefined {
+  if (found.length === 0) return undefined;
+  if (found.length === 1) return found[0];
+  return { acc: union(...found.map((f) => f.acc)), direct: found.every((f) => f.direct), definite: found.some((f) => f.definite) };
+}
+
+/** Grows a recursive query's result with another round's (flows included). */
+function grow(before: QueryResult, next: QueryResult): QueryResult {
+  const all = union(before.all, next.all);
+  const b = before.columns;
+  const n = next.columns;
+  let columns: Col[] | undefined;
+  if (b !== undefined && n !== undefined && b.length === n.length) {
+    columns = n.map((c, i) => ({ name: c.name, acc: union(b[i]!.acc, c.acc), direct: b[i]!.direct && c.direct }));
+  } else if (n !== undefined) {
+    columns = n.map((c) => ({ ...c, acc: union(c.acc, before.all), direct: false }));
+  } else if (b !== undefined) {
+    columns = b.map((c) => ({ ...c, acc: union(c.acc, next.all), direct: false }));
+  }
+  if (columns !== undefined) return { columns, all };
+  return { columns: undefined, all, ...(next.lookup === undefined ? {} : { lookup: next.lookup }) };
+}
 
 function findByName(columns: readonly Col[], name: string): Found | undefined {
   return mergeFound(columns.filter((c) => c.name === name).map((c) => ({ acc: c.acc, direct: c.direct, definite: true })));
@@ -65,7 +86,7 @@ class Assigned {
   readonly byName = new Map<string, Acc>();
   readonly any = new Acc();
 
-  add(column: string, acc: Acc): void {
+  add(column: string, acc: SourceSet): void {
     const known = this.byName.get(column);
     if (known === undefined) this.byName.set(column, union(acc));
     else known.merge(acc);
@@ -98,11 +119,13 @@ class TableRel implements Relation {
     readonly aliases: readonly string[],
     readonly assigned: Assigned | undefined,
     readonly qualifiedOnly = false,
+    /** `excluded`: its columns are the proposed row's values, not the table's (sources, not flows). */
+    readonly proposed = false,
   ) {}
 
   #col(column: string, definite: boolean): Found {
     const acc = new Acc();
-    acc.add(source(this.tableSchema, this.table, column));
+    acc.add(source(this.tableSchema, this.table, column), this.proposed ? Flow.Hidden : Flow.Identity);
     const extra = this.assigned?.of(column);
     if (extra !== undefined) acc.merge(extra);
     return { acc, direct: extra === undefined, definite };
@@ -132,7 +155,7 @@ class TableRel implements Relation {
   }
 
   whole(acc: Acc): void {
-    acc.add(source(this.tableSchema, this.table, '*'));
+    acc.add(source(this.tableSchema, this.table, '*'), this.proposed ? Flow.Hidden : acc.mode);
     if (this.assigned?.active === true) {
       for (const a of this.assigned.byName.values()) acc.merge(a);
       acc.merge(this.assigned.any);
@@ -491,6 +514,11 @@ const PLAIN_EXPRESSIONS: ReadonlySet<string> = new Set([
   'JsonScalarExpr', 'JsonSerializeExpr', 'JsonBehavior', 'JsonArgument', 'JsonTablePathSpec',
 ]);
 
+/** Nodes that pass their values on as they are (lists, sort keys, collations, named arguments ...). */
+const PASS_THROUGH: ReadonlySet<string> = new Set([
+  'ResTarget', 'MultiAssignRef', 'List', 'SortBy', 'CollateClause', 'NamedArgExpr', 'GroupingSet', 'JsonValueExpr', 'JsonKeyValue',
+]);
+
 /** Nodes with no column inside. */
 const LEAVES: ReadonlySet<string> = new Set([
   'A_Const', 'ParamRef', 'TypeName', 'String', 'Integer', 'Float', 'Boolean', 'BitString', 'A_Star', 'SQLValueFunction',
@@ -506,6 +534,18 @@ const FUNCTION_COLUMNS: ReadonlyMap<string, (argc: number, name: string) => read
   ...['json_each', 'jsonb_each', 'json_each_text', 'jsonb_each_text'].map((n) => [n, () => ['key', 'value']] as const),
   ['unnest', (argc: number) => Array.from({ length: Math.max(argc, 1) }, () => 'unnest')] as const,
 ]);
+
+/** Whether a call aggregates: see AGGREGATE_FUNCTIONS. */
+function isAggregate(f: Obj): boolean {
+  if (f['agg_star'] === true || f['agg_distinct'] === true || f['agg_within_group'] === true) return true;
+  if (isObj(f['agg_filter']) || list(f['agg_order']).length > 0) return true;
+  const names = nameList(f['funcname']) ?? [];
+  const builtin = names.length === 1 || (names.length === 2 && names[0]!.toLowerCase() === 'pg_catalog');
+  const base = (names[names.length - 1] ?? '').toLowerCase();
+  if (builtin && AGGREGATE_FUNCTIONS.has(base)) return true;
+  // With OVER, anything but a built-in window function is an aggregate used as one.
+  return isObj(f['over']) && !(builtin && WINDOW_FUNCTIONS.has(base));
+}
 
 function aliasName(v: unknown): string | undefined {
   return isObj(v) ? text(v['aliasname']) : undefined;
@@ -540,6 +580,44 @@ function singleName(v: unknown): string | undefined {
   return fields.length === 1 ? stringNode(fields[0]) : undefined;
 }
 
+/** The top-level AND-ed parts of a condition. */
+function conjuncts(node: unknown): unknown[] {
+  const b = as(node, 'BoolExpr');
+  if (b === undefined || b['boolop'] !== 'AND_EXPR') return [node];
+  return list(b['args']).flatMap(conjuncts);
+}
+
+/** SELECT INTO's target: on the query, or on the first branch of a set operation. */
+function intoClause(f: Obj): Obj | undefined {
+  for (let body: Obj | undefined = f; body !== undefined; body = selectBody(body['larg'])) {
+    const into = body['intoClause'];
+    if (isObj(into)) return into;
+    if (body['op'] === undefined || body['op'] === 'SETOP_NONE') return undefined;
+  }
+  return undefined;
+}
+
+/** Boolean option values PostgreSQL reads as false (unique prefixes of false, no, off). */
+const FALSE_WORDS: ReadonlySet<string> = new Set(['0', 'f', 'fa', 'fal', 'fals', 'false', 'n', 'no', 'of', 'off']);
+
+/** Whether EXPLAIN runs its statement (ANALYZE, unless switched off). */
+function explainAnalyzes(f: Obj): boolean {
+  let analyze = false;
+  for (const o of list(f['options'])) {
+    const d = as(o, 'DefElem');
+    if (d === undefined || d['defname'] !== 'analyze') continue;
+    const arg = d['arg'];
+    const b = as(arg, 'Boolean');
+    const i = as(arg, 'Integer');
+    const s = stringNode(arg);
+    if (b !== undefined) analyze = b['boolval'] === true;
+    else if (i !== undefined) analyze = typeof i['ival'] === 'number' && i['ival'] !== 0;
+    else if (s !== undefined) analyze = !FALSE_WORDS.has(s.toLowerCase());
+    else analyze = true;
+  }
+  return analyze;
+}
+
 function returningItems(f: Obj): readonly unknown[] {
   // PostgreSQL 18 wraps the list (RETURNING WITH (OLD AS o, NEW AS n)); earlier grammars do not.
   const clause = f['returningClause'];
@@ -551,9 +629,15 @@ function returningItems(f: Obj): readonly unknown[] {
 /** Bound on the rounds a WITH RECURSIVE takes to settle before every column takes everything. */
 
 class LineageWalker {
-  readonly predicates = new Acc();
-  readonly functions = new Acc();
+  /** Columns read by WHERE, JOIN, GROUP BY ...; a writing statement's own while it is walked. */
+  predicates = new Acc();
+  /** Functions called; a writing statement's own while it is walked when it returns no rows. */
+  functions = new Acc();
+  /** Each writing statement walked (a data-modifying CTE is one), by its node. */
+  readonly writes = new Map<unknown, WriteTarget>();
   readonly #columnsOf: Map<string, readonly string[] | undefined> = new Map();
+  /** While a WHERE conjunct is scanned for a join: the relations its columns certainly belong to. */
+  #touched: Set<Relation> | undefined;
 
   constructor(readonly options: LineageOptions) {}
 
@@ -573,9 +657,27 @@ class LineageWalker {
     if (n === undefined) return undefined;
     const [type, f] = n;
     switch (type) {
-      case 'SelectStmt':
-        if (isObj(f['intoClause'])) return undefined;
+      case 'SelectStmt': {
+        const into = intoClause(f);
+        if (into !== undefined) {
+          this.#createTable(f, into);
+          return undefined;
+        }
         return this.#lineage(this.query(f, undefined));
+      }
+      case 'CreateTableAsStmt': {
+        const into = f['into'];
+        // WITH NO DATA writes no rows.
+        if (isObj(into) && into['skipData'] !== true) this.#createTable(f['query'], into);
+        return undefined;
+      }
+      case 'TruncateStmt':
+        for (const r of list(f['relations'])) this.#tableWrite(r, []);
+        return undefined;
+      case 'RefreshMatViewStmt':
+        // The rows come from the view's definition, which the statement does not show.
+        if (f['skipData'] !== true) this.#tableWrite(f['relation'], undefined);
+        return undefined;
       case 'InsertStmt':
       case 'UpdateStmt':
       case 'DeleteStmt':
@@ -588,6 +690,8 @@ class LineageWalker {
       case 'CopyStmt':
         return this.#copy(f);
       case 'ExplainStmt':
+        // EXPLAIN ANALYZE runs the statement: its writes happen.
+        if (explainAnalyzes(f)) this.statement(f['query']);
         // The plan, not the rows: nothing from a table.
         return fixed(['QUERY PLAN']);
       case 'VariableShowStmt': {
@@ -600,7 +704,7 @@ class LineageWalker {
         const call = f['funccall'];
         // The call is inlined (no FuncCall wrapper).
         this.expr(isObj(call) && unwrap(call) === undefined ? { FuncCall: call } : call, new Scope(undefined), acc);
-        return { all: acc.sources, predicates: this.predicates.sources, functions: this.functions.functions };
+        return { all: acc.sources, predicates: this.predicates.sources, functions: this.functions.functions, indirect: flowsOf(this.predicates) };
       }
       default:
         return undefined;
@@ -615,18 +719,64 @@ class LineageWalker {
         ? {}
         : {
             columns: r.columns.map(
-              (c): ResultColumn => ({ name: c.name, sources: [...c.acc.sources], direct: c.direct, functions: [...c.acc.functions] }),
+              (c): ResultColumn => ({
+                name: c.name,
+                sources: [...c.acc.sources],
+                direct: c.direct,
+                functions: [...c.acc.functions],
+                flows: flowsOf(c.acc),
+              }),
             ),
           }),
       all: all.sources,
       predicates: this.predicates.sources,
       functions: this.functions.functions,
+      indirect: flowsOf(this.predicates),
     };
   }
 
+  /** A table written with the given columns (no flows: COPY FROM, TRUNCATE), or unknown ones. */
+  #tableWrite(node: unknown, columns: readonly string[] | undefined): void {
+    const rv = rangeVar(node);
+    if (rv === undefined) return;
+    const target = new WriteTarget(text(rv['schemaname']), text(rv['relname']) ?? '', new Acc());
+    if (columns === undefined) target.unknown();
+    else for (const c of columns) target.column(c);
+    this.writes.set(rv, target);
+  }
+
+  /**
+   * CREATE TABLE AS, CREATE MATERIALIZED VIEW AS, SELECT INTO: the new table's columns are the
+   * query's (renamed by the column list), and the whole query decides its rows.
+   */
+  #createTable(query: unknown, into: Obj): void {
+    const rv = rangeVar(into['rel']);
+    if (rv === undefined) return;
+    const target = new WriteTarget(text(rv['schemaname']), text(rv['relname']) ?? '', this.predicates);
+    this.writes.set(rv, target);
+    const sel = selectBody(query);
+    if (sel === undefined) {
+      // CREATE TABLE AS EXECUTE: a prepared statement's rows.
+      target.unknown();
+      return;
+    }
+    const rows = this.query(sel, undefined);
+    const names = nameList(into['colNames']) ?? [];
+    if (rows.columns === undefined) target.unknown(rows.all);
+    else rows.columns.forEach((c, i) => target.column(names[i] ?? c.name, c.acc));
+  }
+
   #copy(f: Obj): ResultLineage | undefined {
-    // COPY FROM, and COPY TO a file or a program, send no rows to the client.
-    if (f['is_from'] === true || f['is_program'] === true || typeof f['filename'] === 'string') return undefined;
+    if (f['is_from'] === true) {
+      // The rows come from the client (or a file, or a program), not from a table.
+      const rv = rangeVar(f['relation']);
+      const listed = nameList(f['attlist']) ?? [];
+      const names = listed.length > 0 || rv === undefined ? listed : this.#known(text(rv['schemaname']), text(rv['relname']) ?? '');
+      this.#tableWrite(f['relation'], names);
+      return undefined;
+    }
+    // COPY TO a file or a program sends no rows to the client.
+    if (f['is_program'] === true || typeof f['filename'] === 'string') return undefined;
     if (f['query'] !== undefined) return this.statement(f['query']);
     const rv = rangeVar(f['relation']);
     if (rv === undefined) return undefined;
@@ -635,10 +785,13 @@ class LineageWalker {
     const listed = nameList(f['attlist']) ?? [];
     const names = listed.length > 0 ? listed : this.#known(schema, table);
     if (names === undefined) {
-      return { all: [source(schema, table, '*')], predicates: [], functions: [] };
+      return { all: [source(schema, table, '*')], predicates: [], functions: [], indirect: [] };
     }
-    const columns = names.map((c): ResultColumn => ({ name: c, sources: [source(schema, table, c)], direct: true, functions: [] }));
-    return { columns, all: columns.map((c) => c.sources[0]!), predicates: [], functions: [] };
+    const columns = names.map((c): ResultColumn => {
+      const s = source(schema, table, c);
+      return { name: c, sources: [s], direct: true, functions: [], flows: [{ source: s, type: 'DIRECT', subtype: 'IDENTITY' }] };
+    });
+    return { columns, all: columns.map((c) => c.sources[0]!), predicates: [], functions: [], indirect: [] };
   }
 
   /** A statement inside another (a CTE body, a subquery): its rows, or undefined when it returns none. */
@@ -661,66 +814,69 @@ class LineageWalker {
 
   // --- INSERT, UPDATE, DELETE, MERGE ... RETURNING -------------------------------------------
 
+  /**
+   * A writing statement: its write lineage, and the rows RETURNING gives (undefined without
+   * one). What its walk reads (WHERE, the join conditions, the query's clauses, its CTEs)
+   * decides which rows it writes; a statement that returns nothing adds none of it, nor its
+   * functions, to the enclosing statement's result.
+   */
   #dml(type: string, f: Obj, parent: Scope | undefined): QueryResult | undefined {
-    const returning = returningItems(f);
-    if (returning.length === 0) return undefined;
-    const scope = new Scope(parent);
-    this.#with(f['withClause'], scope);
     const rv = rangeVar(f['relation']);
     if (rv === undefined) return undefined;
+    const returning = returningItems(f);
+    const outerPredicates = this.predicates;
+    const outerFunctions = this.functions;
+    const indirect = new Acc();
+    this.predicates = indirect;
+    if (returning.length === 0) this.functions = new Acc();
     const table = text(rv['relname']) ?? '';
     const schema = text(rv['schemaname']);
+    const write = new WriteTarget(schema, table, indirect);
+
+    const scope = new Scope(parent);
+    this.#with(f['withClause'], scope);
     const alias = aliasName(rv['alias']);
     const known = this.#known(schema, table);
     const assigned = new Assigned();
-    const targetRel = (name: string, qualifiedOnly: boolean, values = assigned): TableRel =>
-      new TableRel(table, schema, name, alias === undefined && name === table ? schema : undefined, known, [], values, qualifiedOnly);
+    const targetRel = (name: string, qualifiedOnly: boolean, values = assigned, proposedRow = false): TableRel =>
+      new TableRel(table, schema, name, alias === undefined && name === table ? schema : undefined, known, [], values, qualifiedOnly, proposedRow);
     const target = targetRel(alias ?? table, false);
 
     if (type === 'InsertStmt') {
       // The query's rows are written; RETURNING gives them back.
       const sel = selectBody(f['selectStmt']);
       const rows = sel === undefined ? NO_ROWS : this.query(sel, scope);
+      const cols = list(f['cols']);
       // The proposed row (`excluded` in ON CONFLICT) is what the query gives.
       const proposed = new Assigned();
       proposed.active = true;
-      this.#assignPositional(proposed, list(f['cols']).map((c) => text(as(c, 'ResTarget')?.['name']) ?? ''), rows, known);
+      this.#assignPositional(proposed, cols.map((c) => text(as(c, 'ResTarget')?.['name']) ?? ''), rows, known);
       assigned.include(proposed);
+      this.#inserted(write, cols, rows, known, sel === undefined);
       scope.rels.push(target);
       scope.items.push({ kind: 'rel', rel: target });
       const conflict = f['onConflictClause'];
       if (isObj(conflict)) {
-        scope.rels.push(targetRel('excluded', true, proposed));
-        this.#assignments(list(conflict['targetList']), scope, assigned);
-        this.expr(conflict['whereClause'], scope, this.predicates);
+        scope.rels.push(targetRel('excluded', true, proposed, true));
+        for (const [name, values] of this.#assignments(list(conflict['targetList']), scope, assigned)) write.column(name, values);
+        within(this.predicates, Flow.Filter, () => this.expr(conflict['whereClause'], scope, this.predicates));
       }
     } else {
       scope.rels.push(target);
       scope.items.push({ kind: 'rel', rel: target });
       for (const item of list(type === 'DeleteStmt' ? f['usingClause'] : f['fromClause'])) this.#addFromItem(item, scope);
-      if (type === 'UpdateStmt') this.#assignments(list(f['targetList']), scope, assigned);
-      if (type === 'MergeStmt') {
-        this.#addFromItem(f['sourceRelation'], scope);
-        this.expr(f['joinCondition'], scope, this.predicates);
-        for (const w of list(f['mergeWhenClauses'])) {
-          const clause = as(w, 'MergeWhenClause');
-          if (clause === undefined) continue;
-          this.expr(clause['condition'], scope, this.predicates);
-          if (clause['commandType'] === 'CMD_INSERT') {
-            const values = list(clause['values']).map((v): Col => {
-              const acc = new Acc();
-              this.expr(v, scope, acc);
-              return { name: '', acc, direct: false };
-            });
-            const cols = list(clause['targetList']).map((c) => text(as(c, 'ResTarget')?.['name']) ?? '');
-            this.#assignPositional(assigned, cols, { columns: values, all: union(...values.map((v) => v.acc)) }, known);
-          } else {
-            this.#assignments(list(clause['targetList']), scope, assigned);
-          }
-        }
+      if (type === 'UpdateStmt') {
+        for (const [name, values] of this.#assignments(list(f['targetList']), scope, assigned)) write.column(name, values);
       }
-      this.expr(f['whereClause'], scope, this.predicates);
+      if (type === 'MergeStmt') this.#merge(f, scope, assigned, known, write);
+      this.#where(f['whereClause'], scope);
     }
+
+    this.writes.set(f, write);
+    this.predicates = outerPredicates;
+    this.functions = outerFunctions;
+    if (returning.length === 0) return undefined;
+    within(outerPredicates, Flow.Identity, () => outerPredicates.merge(indirect));
 
     // RETURNING old.* / new.* (PostgreSQL 18), possibly renamed.
     let oldName = 'old';
@@ -738,30 +894,124 @@ class LineageWalker {
     return this.#targetList(returning, scope);
   }
 
-  /** `SET a = x, (b, c) = (SELECT ...)`: the values written into each column. */
-  #assignments(items: readonly unknown[], scope: Scope, assigned: Assigned): void {
-    const multi = new Map<unknown, Acc>();
+  /**
+   * MERGE: ON joins the source to the target (JOIN); a WHEN condition decides which rows an
+   * action writes (FILTER); UPDATE SET and INSERT write columns.
+   */
+  #merge(f: Obj, scope: Scope, assigned: Assigned, known: readonly string[] | undefined, write: WriteTarget): void {
+    this.#addFromItem(f['sourceRelation'], scope);
+    within(this.predicates, Flow.Join, () => this.expr(f['joinCondition'], scope, this.predicates));
+    for (const w of list(f['mergeWhenClauses'])) {
+      const clause = as(w, 'MergeWhenClause');
+      if (clause === undefined) continue;
+      within(this.predicates, Flow.Filter, () => this.expr(clause['condition'], scope, this.predicates));
+      if (clause['commandType'] === 'CMD_INSERT') {
+        const values = list(clause['values']).map((v): Col => {
+          const acc = new Acc();
+          this.expr(v, scope, acc);
+          return { name: '', acc, direct: false };
+        });
+        const targets = list(clause['targetList']);
+        const cols = targets.map((c) => text(as(c, 'ResTarget')?.['name']) ?? '');
+        const rows: QueryResult = { columns: values, all: union(...values.map((v) => v.acc)) };
+        this.#assignPositional(assigned, cols, rows, known);
+        // INSERT DEFAULT VALUES writes no value from anywhere.
+        if (values.length > 0) this.#inserted(write, targets, rows, known, false);
+      } else {
+        for (const [name, values] of this.#assignments(list(clause['targetList']), scope, assigned)) write.column(name, values);
+      }
+    }
+  }
+
+  /**
+   * Columns an INSERT writes: those listed, else the table's (when the catalog is known), else
+   * positions `$1`, `$2` ... of the query's columns; none for DEFAULT VALUES without a catalog.
+   */
+  #inserted(write: WriteTarget, cols: readonly unknown[], rows: QueryResult, known: readonly string[] | undefined, defaults: boolean): void {
+    if (cols.length > 0) {
+      cols.forEach((c, i) => {
+        const rt = as(c, 'ResTarget');
+        const values = rows.columns?.[i]?.acc ?? rows.all;
+        write.column(text(rt?.['name']) ?? '', list(rt?.['indirection']).length > 0 ? this.#partial(values) : values);
+      });
+      return;
+    }
+    if (defaults) {
+      for (const name of known ?? []) write.column(name);
+      return;
+    }
+    if (rows.columns === undefined) {
+      write.unknown(rows.all);
+      return;
+    }
+    rows.columns.forEach((c, i) => {
+      if (known === undefined) write.column(`$${i + 1}`, c.acc, true);
+      else if (known[i] !== undefined) write.column(known[i]!, c.acc);
+      else write.unknown(c.acc);
+    });
+  }
+
+  /** A value written into part of a column (`a[i] = x`, `c.f = x`): it is transformed into the column. */
+  #partial(values: SourceSet): Acc {
+    const acc = new Acc();
+    acc.mode = Flow.Transformation;
+    acc.merge(values);
+    return acc;
+  }
+
+  /**
+   * `SET a = x, (b, c) = (SELECT ...)`: the values written into each column. `assigned` gets
+   * what RETURNING may return for a column (a multi-column source entirely); the answer, each
+   * column with the values that go into it (for a multi-column source, its own position).
+   */
+  #assignments(items: readonly unknown[], scope: Scope, assigned: Assigned): [string, SourceSet][] {
+    const out: [string, SourceSet][] = [];
     for (const item of items) {
       const rt = as(item, 'ResTarget');
       if (rt === undefined) continue;
       const val = rt['val'];
       const m = as(val, 'MultiAssignRef');
       let acc: Acc;
+      let own: SourceSet;
       if (m !== undefined) {
         const src = m['source'];
-        let known = multi.get(src);
-        if (known === undefined) {
-          known = new Acc();
-          this.expr(src, scope, known);
-          multi.set(src, known);
+        const at = typeof m['colno'] === 'number' ? m['colno'] - 1 : -1;
+        const sub = as(src, 'SubLink');
+        const row = as(src, 'RowExpr');
+        if (sub !== undefined && (sub['subLinkType'] === 'EXPR_SUBLINK' || sub['subLinkType'] === 'MULTIEXPR_SUBLINK')) {
+          const result = this.query(selectBody(sub['subselect']) ?? {}, scope);
+          acc = union(result.all);
+          own = result.columns?.[at]?.acc ?? result.all;
+        } else if (row !== undefined) {
+          const values = list(row['args']).map((a) => {
+            const v = new Acc();
+            this.expr(a, scope, v);
+            return v;
+          });
+          acc = union(...values);
+          own = values[at] ?? acc;
+        } else {
+          acc = new Acc();
+          this.expr(src, scope, acc);
+          own = acc;
         }
-        acc = known;
       } else {
         acc = new Acc();
         this.expr(val, scope, acc);
+        own = acc;
       }
-      assigned.add(text(rt['name']) ?? '', acc);
+      const name = text(rt['name']) ?? '';
+      assigned.add(name, acc);
+      const indirection = list(rt['indirection']);
+      if (indirection.length > 0) {
+        // `SET a[i] = x`: x goes into the column, at a place the subscripts choose.
+        const part = this.#partial(own);
+        this.expr(indirection, scope, part);
+        own = part;
+      }
+      out.push([name, own]);
     }
+    return out;
   }
 
   /** Rows inserted into the target columns `cols` (all of them, in order, when empty). */
@@ -782,6 +1032,7 @@ class LineageWalker {
   query(f: Obj, parent: Scope | undefined, cteParent: Scope | undefined = parent): QueryResult {
     const scope = new Scope(parent, cteParent);
     this.#with(f['withClause'], scope);
+    const p = this.predicates;
     const op = f['op'];
     let result: QueryResult;
     if (op !== undefined && op !== 'SETOP_NONE') {
@@ -796,16 +1047,27 @@ class LineageWalker {
       }
       for (const item of list(f['fromClause'])) this.#addFromItem(item, scope);
       result = this.#targetList(list(f['targetList']), scope);
-      this.expr(f['whereClause'], scope, this.predicates);
-      for (const g of list(f['groupClause'])) this.#groupItem(g, scope, result);
-      this.expr(f['havingClause'], scope, this.predicates);
-      for (const w of list(f['windowClause'])) this.#window(as(w, 'WindowDef'), scope, this.predicates, new Set());
-      for (const d of list(f['distinctClause'])) this.#byOutput(d, scope, result, false);
+      this.#where(f['whereClause'], scope);
+      within(p, Flow.GroupBy, () => {
+        for (const g of list(f['groupClause'])) this.#groupItem(g, scope, result);
+      });
+      within(p, Flow.Filter, () => this.expr(f['havingClause'], scope, p));
+      within(p, Flow.Window, () => {
+        for (const w of list(f['windowClause'])) this.#window(as(w, 'WindowDef'), scope, p, new Set());
+      });
+      // DISTINCT ON keeps one row per value: a grouping.
+      within(p, Flow.GroupBy, () => {
+        for (const d of list(f['distinctClause'])) this.#byOutput(d, scope, result, false);
+      });
     }
     const outputOnly = op !== undefined && op !== 'SETOP_NONE' ? true : list(f['valuesLists']).length > 0;
-    for (const s of list(f['sortClause'])) this.#byOutput(as(s, 'SortBy')?.['node'], scope, result, outputOnly);
-    this.expr(f['limitOffset'], scope, this.predicates);
-    this.expr(f['limitCount'], scope, this.predicates);
+    within(p, Flow.Sort, () => {
+      for (const s of list(f['sortClause'])) this.#byOutput(as(s, 'SortBy')?.['node'], scope, result, outputOnly);
+    });
+    within(p, Flow.Filter, () => {
+      this.expr(f['limitOffset'], scope, p);
+      this.expr(f['limitCount'], scope, p);
+    });
     return result;
   }
 
@@ -877,6 +1139,51 @@ class LineageWalker {
     // A set operation's or VALUES' ORDER BY can only compute from the output columns.
     if (outputOnly) this.predicates.merge(result.all);
     this.expr(node, scope, this.predicates);
+  }
+
+  /**
+   * WHERE: FILTER, except a conjunct that compares columns certainly of two different relations
+   * (`a.id = b.a_id`, the join conditions of `FROM a, b` or UPDATE ... FROM): JOIN.
+   */
+  #where(node: unknown, scope: Scope): void {
+    if (node === undefined) return;
+    const p = this.predicates;
+    let rels = 0;
+    for (let s: Scope | undefined = scope; s !== undefined && rels < 2; s = s.parent) rels += s.rels.length;
+    if (rels < 2) {
+      within(p, Flow.Filter, () => this.expr(node, scope, p));
+      return;
+    }
+    for (const c of conjuncts(node)) within(p, this.#joins(c, scope) ? Flow.Join : Flow.Filter, () => this.expr(c, scope, p));
+  }
+
+  /** Whether an expression's own column references (not its subqueries') name two relations. */
+  #joins(node: unknown, scope: Scope): boolean {
+    const saved = this.#touched;
+    const touched = new Set<Relation>();
+    this.#touched = touched;
+    try {
+      const scratch = new Acc();
+      const stack: unknown[] = [node];
+      while (stack.length > 0 && touched.size < 2) {
+        const v = stack.pop();
+        if (Array.isArray(v)) {
+          for (const x of v) stack.push(x);
+          continue;
+        }
+        if (!isObj(v)) continue;
+        const ref = as(v, 'ColumnRef');
+        if (ref !== undefined) {
+          this.#columnRef(ref, scope, scratch);
+          continue;
+        }
+        if (as(v, 'SubLink') !== undefined || as(v, 'SelectStmt') !== undefined) continue;
+        for (const key in v) stack.push(v[key]);
+      }
+    } finally {
+      this.#touched = saved;
+    }
+    return touched.size >= 2;
   }
 
   /** GROUP BY: an input column first, an output column by position or name otherwise. */
@@ -957,6 +1264,7 @@ class LineageWalker {
     const extra: Col[] = [];
     const from = (names: unknown): Acc => {
       const acc = new Acc();
+      acc.mode = Flow.Transformation;
       for (const n of nameList(names) ?? []) {
         const found = columns !== undefined ? findByName(columns, n) : undefined;
         acc.merge(found?.acc ?? result.all);
@@ -1023,13 +1331,17 @@ class LineageWalker {
         return rel(this.#rangeFunction(f, scope));
       case 'RangeTableSample': {
         const item = this.#fromItem(f['relation'], scope);
-        this.expr(f['args'], scope, this.predicates);
-        this.expr(f['repeatable'], scope, this.predicates);
+        // TABLESAMPLE picks rows.
+        within(this.predicates, Flow.Filter, () => {
+          this.expr(f['args'], scope, this.predicates);
+          this.expr(f['repeatable'], scope, this.predicates);
+        });
         return item;
       }
       case 'RangeTableFunc': {
         // XMLTABLE: the columns are listed; each comes from the document and the paths.
         const acc = new Acc();
+        acc.mode = Flow.Transformation;
         this.expr(f['docexpr'], scope, acc);
         this.expr(f['rowexpr'], scope, acc);
         this.expr(f['namespaces'], scope, acc);
@@ -1045,6 +1357,7 @@ class LineageWalker {
       }
       case 'JsonTable': {
         const acc = new Acc();
+        acc.mode = Flow.Transformation;
         this.expr(f['context_item'], scope, acc);
         this.expr(f['passing'], scope, acc);
         const names: string[] = [];
@@ -1065,6 +1378,7 @@ class LineageWalker {
       default: {
         // Not understood: its values may come from anything in scope.
         const acc = new Acc();
+        acc.mode = Flow.Transformation;
         this.expr(f, scope, acc);
         wholeScope(scope, acc);
         return rel(new FunctionRel(aliasName(f['alias']), undefined, aliasColumns(f['alias']), acc));
@@ -1085,7 +1399,10 @@ class LineageWalker {
     const natural = f['isNatural'] === true;
     const using = natural ? undefined : (nameList(f['usingClause']) ?? []);
     const item: Item = { kind: 'join', left, right, using, leaves };
-    this.expr(f['quals'], scope, this.predicates);
+    const p = this.predicates;
+    const saved = p.mode;
+    p.mode = compose(saved, Flow.Join);
+    this.expr(f['quals'], scope, p);
     // USING and NATURAL compare the common columns of both sides.
     let compared = using;
     if (natural) {
@@ -1103,6 +1420,7 @@ class LineageWalker {
         if (found !== undefined) this.predicates.merge(found.acc);
       }
     }
+    p.mode = saved;
     const usingAlias = aliasName(f['join_using_alias']);
     if (usingAlias !== undefined && using !== undefined) scope.rels.push(new UsingRel(usingAlias, item, using));
     const alias = aliasName(f['alias']);
@@ -1113,6 +1431,7 @@ class LineageWalker {
   /** `FROM f(x) AS t(a, b)`, `ROWS FROM (...)`, `unnest(...) WITH ORDINALITY`. */
   #rangeFunction(f: Obj, scope: Scope): FunctionRel {
     const acc = new Acc();
+    acc.mode = Flow.Transformation;
     let names: string[] | undefined = [];
     let firstName: string | undefined;
     const functions = list(f['functions']);
@@ -1263,22 +1582,25 @@ class LineageWalker {
       if (s !== undefined) names.push(s);
     }
     if (as(last, 'A_Star') !== undefined) {
-      // `t.*` (or `*`) inside an expression: the whole row.
-      if (names.length === 0) {
-        for (let s: Scope | undefined = scope; s !== undefined; s = s.parent) {
-          if (s.items.length === 0) continue;
-          for (const it of s.items) itemWhole(it, acc);
-          break;
+      // `t.*` (or `*`) inside an expression: the whole row, a composite value made of its columns.
+      within(acc, Flow.Transformation, () => {
+        if (names.length === 0) {
+          for (let s: Scope | undefined = scope; s !== undefined; s = s.parent) {
+            if (s.items.length === 0) continue;
+            for (const it of s.items) itemWhole(it, acc);
+            break;
+          }
+          return;
         }
-        return false;
-      }
-      const rels = this.#relsNamed(names, scope);
-      if (rels.length === 0) wholeScope(scope, acc);
-      for (const r of rels) r.whole(acc);
+        const rels = this.#relsNamed(names, scope);
+        if (this.#touched !== undefined) for (const r of rels) this.#touched.add(r);
+        if (rels.length === 0) wholeScope(scope, acc);
+        for (const r of rels) r.whole(acc);
+      });
       return false;
     }
     if (names.length === 0) {
-      wholeScope(scope, acc);
+      within(acc, Flow.Transformation, () => wholeScope(scope, acc));
       return false;
     }
     if (names.length === 1) return this.#unqualified(names[0]!, scope, acc);
@@ -1289,24 +1611,28 @@ class LineageWalker {
     for (const [quals, column, isPlain] of tries) {
       const rels = this.#relsNamed(quals, scope);
       if (rels.length === 0) continue;
+      if (this.#touched !== undefined) for (const r of rels) this.#touched.add(r);
       let direct = isPlain;
-      for (const r of rels) {
-        const found = r.column(column);
-        if (found !== undefined) {
-          acc.merge(found.acc);
-          direct &&= found.direct;
-        } else if (r instanceof TableRel) {
-          // The catalog does not list it (it may be newer than the catalog).
-          acc.add(source(r.tableSchema, r.table, column));
-        } else {
-          r.whole(acc);
-          direct = false;
+      // `t.c.field`: a field of the column's value.
+      within(acc, isPlain ? Flow.Identity : Flow.Transformation, () => {
+        for (const r of rels) {
+          const found = r.column(column);
+          if (found !== undefined) {
+            acc.merge(found.acc);
+            direct &&= found.direct;
+          } else if (r instanceof TableRel) {
+            // The catalog does not list it (it may be newer than the catalog).
+            acc.add(source(r.tableSchema, r.table, column));
+          } else {
+            within(acc, Flow.Transformation, () => r.whole(acc));
+            direct = false;
+          }
         }
-      }
+      });
       return direct;
     }
     // `c.field`: a field of a composite column.
-    this.#unqualified(names[0]!, scope, acc);
+    within(acc, Flow.Transformation, () => this.#unqualified(names[0]!, scope, acc));
     return false;
   }
 
@@ -1328,6 +1654,7 @@ class LineageWalker {
         if (r instanceof JoinRel && r.aliases.length === 0) continue;
         const found = r.column(name);
         if (found !== undefined) (found.definite ? definite : maybe).push(found);
+        if (found?.definite === true) this.#touched?.add(r);
         if (r.name === name) wholes.push(r);
       }
       if (definite.length > 0) {
@@ -1344,9 +1671,10 @@ class LineageWalker {
       }
       if (wholes.length > 0) {
         for (const r of wholes) {
+          this.#touched?.add(r);
           // `(t).field` is the column `field` of t.
           const f = field === undefined ? undefined : r.column(field);
-          if (f === undefined) r.whole(acc);
+          if (f === undefined) within(acc, Flow.Transformation, () => r.whole(acc));
           else acc.merge(f.acc);
         }
         return false;
@@ -1389,29 +1717,50 @@ class LineageWalker {
         const name = funcName(f);
         acc.fn(name);
         this.functions.fn(name);
-        this.expr(f['args'], scope, acc);
-        this.expr(f['agg_order'], scope, acc);
-        this.expr(f['agg_filter'], scope, acc);
+        const ordered = f['agg_within_group'] === true;
+        within(acc, isAggregate(f) ? Flow.Aggregation : Flow.Transformation, () => {
+          this.expr(f['args'], scope, acc);
+          // WITHIN GROUP (ORDER BY x): x is what an ordered-set aggregate aggregates.
+          if (ordered) this.expr(f['agg_order'], scope, acc);
+        });
+        // string_agg(x, ',' ORDER BY y): y orders the values; FILTER (WHERE z) picks the rows.
+        if (!ordered) within(acc, Flow.Sort, () => this.expr(f['agg_order'], scope, acc));
+        within(acc, Flow.Filter, () => this.expr(f['agg_filter'], scope, acc));
         // The window decides which rows a value is computed over: it is read, and it shapes the value.
-        if (isObj(f['over'])) {
-          this.#window(f['over'], scope, acc, new Set());
-          this.#window(f['over'], scope, this.predicates, new Set());
+        const over = f['over'];
+        if (isObj(over)) {
+          within(acc, Flow.Window, () => this.#window(over, scope, acc, new Set()));
+          within(this.predicates, Flow.Window, () => this.#window(over, scope, this.predicates, new Set()));
         }
         return;
       }
       case 'SubLink': {
-        const result = this.query(selectBody(f['subselect']) ?? {}, scope);
-        if (f['subLinkType'] === 'EXISTS_SUBLINK') {
+        const kind = f['subLinkType'];
+        const sub = selectBody(f['subselect']) ?? {};
+        if (kind === 'EXISTS_SUBLINK') {
           // EXISTS reveals whether rows match; its value carries none of them.
-          this.predicates.merge(result.all);
+          within(this.predicates, Flow.Filter, () => this.predicates.merge(this.query(sub, scope).all));
           return;
         }
-        // Scalar and ARRAY subqueries return their column. IN/ANY/ALL compare the operand
-        // with it: the value carries both, and the subquery's column is read as by a WHERE.
-        this.expr(f['testexpr'], scope, acc);
-        acc.merge(result.all);
-        const kind = f['subLinkType'];
-        if (kind === 'ANY_SUBLINK' || kind === 'ALL_SUBLINK' || kind === 'ROWCOMPARE_SUBLINK') this.predicates.merge(result.all);
+        if (kind === 'ANY_SUBLINK' || kind === 'ALL_SUBLINK' || kind === 'ROWCOMPARE_SUBLINK') {
+          // IN/ANY/ALL compare the operand with the subquery's column: the value carries both,
+          // and the subquery's column is read as by a WHERE.
+          within(this.predicates, Flow.Filter, () => {
+            const result = this.query(sub, scope);
+            within(acc, Flow.Transformation, () => {
+              this.expr(f['testexpr'], scope, acc);
+              acc.merge(result.all);
+            });
+            this.predicates.merge(result.all);
+          });
+          return;
+        }
+        // Scalar and ARRAY subqueries return their column.
+        const result = this.query(sub, scope);
+        within(acc, kind === 'ARRAY_SUBLINK' ? Flow.Transformation : Flow.Identity, () => {
+          this.expr(f['testexpr'], scope, acc);
+          acc.merge(result.all);
+        });
         return;
       }
       case 'SelectStmt':
@@ -1419,30 +1768,66 @@ class LineageWalker {
         acc.merge(this.query(f, scope).all);
         return;
       case 'WindowDef':
-        this.#window(f, scope, acc, new Set());
+        within(acc, Flow.Window, () => this.#window(f, scope, acc, new Set()));
         return;
-      case 'A_Indirection': {
-        const ref = as(f['arg'], 'ColumnRef');
-        const fields = ref === undefined ? [] : list(ref['fields']);
-        const indirection = list(f['indirection']);
-        const name = fields.length === 1 ? stringNode(fields[0]) : undefined;
-        const field = stringNode(indirection[0]);
-        if (name !== undefined && field !== undefined) {
-          // `(c).email`: a field of a column, or a column of the relation c.
-          this.#unqualified(name, scope, acc, true, field);
+      case 'A_Indirection':
+        within(acc, Flow.Transformation, () => {
+          const ref = as(f['arg'], 'ColumnRef');
+          const fields = ref === undefined ? [] : list(ref['fields']);
+          const indirection = list(f['indirection']);
+          const name = fields.length === 1 ? stringNode(fields[0]) : undefined;
+          const field = stringNode(indirection[0]);
+          if (name !== undefined && field !== undefined) {
+            // `(c).email`: a field of a column, or a column of the relation c.
+            this.#unqualified(name, scope, acc, true, field);
+            this.expr(indirection, scope, acc);
+            return;
+          }
+          this.expr(f['arg'], scope, acc);
           this.expr(indirection, scope, acc);
-          return;
-        }
-        this.expr(f['arg'], scope, acc);
-        this.expr(indirection, scope, acc);
+        });
         return;
-      }
-      default:
-        if (!PLAIN_EXPRESSIONS.has(type)) {
-          // Not understood: it may draw on anything in scope.
-          wholeScope(scope, acc);
+      case 'CaseExpr':
+        // `CASE x WHEN ...` and the WHEN conditions decide which value is taken.
+        for (const key in f) {
+          const v = f[key];
+          if (key === 'arg') within(acc, Flow.Conditional, () => this.expr(v, scope, acc));
+          else if (key === 'args') {
+            for (const w of list(v)) {
+              const when = as(w, 'CaseWhen');
+              if (when === undefined) within(acc, Flow.Transformation, () => this.expr(w, scope, acc));
+              else {
+                for (const k in when) {
+                  within(acc, k === 'expr' ? Flow.Conditional : Flow.Transformation, () => this.expr(when[k], scope, acc));
+                }
+              }
+            }
+          } else within(acc, Flow.Transformation, () => this.expr(v, scope, acc));
         }
-        for (const key in f) this.expr(f[key], scope, acc);
+        return;
+      case 'JsonObjectAgg':
+      case 'JsonArrayAgg':
+        for (const key in f) {
+          const v = f[key];
+          if (key === 'constructor' && isObj(v)) {
+            for (const k in v) {
+              const flow = k === 'agg_filter' ? Flow.Filter : k === 'agg_order' ? Flow.Sort : k === 'over' ? Flow.Window : Flow.Transformation;
+              within(acc, flow, () => this.expr(v[k], scope, acc));
+            }
+          } else within(acc, key === 'arg' ? Flow.Aggregation : Flow.Transformation, () => this.expr(v, scope, acc));
+        }
+        return;
+      default: {
+        // An expression transforms what it reads; a wrapper passes it on as it is.
+        const flow = PASS_THROUGH.has(type) ? Flow.Identity : Flow.Transformation;
+        within(acc, flow, () => {
+          if (!PLAIN_EXPRESSIONS.has(type)) {
+            // Not understood: it may draw on anything in scope.
+            within(acc, Flow.Transformation, () => wholeScope(scope, acc));
+          }
+          for (const key in f) this.expr(f[key], scope, acc);
+        });
+      }
     }
   }
 
@@ -1553,22 +1938,48 @@ function fallback(stmt: unknown): ResultLineage | undefined {
 
 // --- API -----------------------------------------------------------------------------------------
 
+/** What one statement returns and what it writes. */
+export interface StatementLineage {
+  /** Lineage of the rows it returns to the client; absent when it returns none. */
+  readonly lineage?: ResultLineage;
+  /** One entry per table it writes rows to; absent when it writes none. */
+  readonly writes?: readonly WriteLineage[];
+}
+
 /**
- * Lineage of the result of one parsed statement (a node from `parseSql(...).stmts[i].stmt`), or
- * undefined when the statement returns no rows to the client (FETCH included: the session
- * knows its cursor). Never throws.
+ * Result and write lineage of one parsed statement (a node from `parseSql(...).stmts[i].stmt`),
+ * from one walk. Never throws.
  */
-export function resultLineage(stmt: unknown, options: LineageOptions = {}): ResultLineage | undefined {
+export function statementLineage(stmt: unknown, options: LineageOptions = {}): StatementLineage {
   try {
-    return new LineageWalker(options).statement(stmt);
+    const walker = new LineageWalker(options);
+    const lineage = walker.statement(stmt);
+    const writes = writeLineage(walker.writes.values());
+    return { ...(lineage === undefined ? {} : { lineage }), ...(writes === undefined ? {} : { writes }) };
   } catch {
     // A tree too deep for the walk (RangeError), or a `columnsOf` that failed.
+    let lineage: ResultLineage | undefined;
+    let writes: readonly WriteLineage[] | undefined;
     try {
-      return fallback(stmt);
+      lineage = fallback(stmt);
     } catch {
-      return { all: [], predicates: [], functions: [] };
+      lineage = { all: [], predicates: [], functions: [] };
     }
+    try {
+      writes = fallbackWrites(stmt);
+    } catch {
+      writes = undefined;
+    }
+    return { ...(lineage === undefined ? {} : { lineage }), ...(writes === undefined ? {} : { writes }) };
   }
+}
+
+/**
+ * Lineage of the result of one parsed statement, or undefined when the statement returns no
+ * rows to the client (FETCH included: the session knows its cursor). Never throws.
+ */
+export function resultLineage(stmt: unknown, options: LineageOptions = {}): ResultLineage | undefined {
+  return statementLineage(stmt, options).lineage;
 }
 
 /**
