@@ -1,7 +1,8 @@
 /**
  * Request analysis for the MySQL / MariaDB dialect: normalized text and fingerprint (from the
- * lexer), and per statement the operation classes, objects, hazards, functions and result
- * lineage (statement.ts), as the same kind of Analysis as the PostgreSQL dialect gives, so
+ * lexer), and per statement the operation classes, objects, hazards, functions, result
+ * lineage and write lineage (statement.ts, computed once per statement shape and cached with
+ * its analysis), as the same kind of Analysis as the PostgreSQL dialect gives, so
  * that core's policy, guardrails and masking work unchanged.
  *
  * Two levels of cache, as in the PostgreSQL dialect:
@@ -223,7 +224,7 @@ function otherReading(text: string, settings: Settings): { operations: Operation
   return { operations, hazards };
 }
 
-function freezeFacts(facts: Facts, normalized: string, command: string, lineage: StatementResult['lineage']): MySqlAnalysis {
+function freezeFacts(facts: Facts, normalized: string, command: string, lineage: StatementResult['lineage'], writes: StatementResult['writes']): MySqlAnalysis {
   const handler = facts.handler;
   return Object.freeze({
     normalized,
@@ -236,6 +237,7 @@ function freezeFacts(facts: Facts, normalized: string, command: string, lineage:
     functions: Object.freeze([...facts.functions]),
     ...(facts.unanalysable.length > 0 ? { unanalysable: facts.unanalysable.join('; ') } : {}),
     ...(lineage === undefined ? {} : { lineage }),
+    ...(writes === undefined ? {} : { writes }),
     ...(facts.execute === undefined ? {} : { execute: facts.execute }),
     ...(facts.deallocate === undefined ? {} : { deallocate: facts.deallocate }),
     ...(handler === undefined ? {} : { handler: Object.freeze({ ...handler }) }),
@@ -245,10 +247,10 @@ function freezeFacts(facts: Facts, normalized: string, command: string, lineage:
 }
 
 function freeze(result: StatementResult, normalized: string, command: string): MySqlAnalysis {
-  const base = freezeFacts(result.facts, normalized, command, result.lineage);
+  const base = freezeFacts(result.facts, normalized, command, result.lineage, result.writes);
   const p = result.prepared;
   if (p === undefined) return base;
-  const statement = freezeFacts(p.result.facts, p.normalized, p.command, p.result.lineage);
+  const statement = freezeFacts(p.result.facts, p.normalized, p.command, p.result.lineage, p.result.writes);
   return Object.freeze({ ...base, prepare: Object.freeze({ name: p.name, statement }) });
 }
 

@@ -15,26 +15,36 @@
  *
  * Masking may then mask more than needed, never less.
  *
+ * Each result column also says how each source flows into it (`flows`: IDENTITY,
+ * TRANSFORMATION, AGGREGATION, CONDITIONAL for CASE / IF() conditions, WINDOW for a window's
+ * PARTITION BY / ORDER BY; see flows.ts), and the predicates are classed by the clause that
+ * reads them (`indirect`: JOIN, FILTER, GROUP_BY, SORT, WINDOW). The sources stay what they
+ * were: flows only classify them.
+ *
  * MySQL names an unaliased expression column after the expression's text, literals included;
  * the analysis is shared between texts that differ only in literals, so such a column is named
  * here after its function (`count`), its column, or `?column?`.
  */
-import type { ColumnSource, ResultColumn, ResultLineage } from '@sluice/core';
+import type { ResultColumn, ResultLineage } from '@sluice/core';
+import { columnSource as source, MAX_LINEAGE_ROUNDS as MAX_ROUNDS, SourceSet } from '@sluice/core';
 import {
-  columnSource as source,
-  type FoundCol as Found,
-  growLineage as grow,
-  type LineageCol as Col,
-  lineageSize as sizeOf,
-  MAX_LINEAGE_ROUNDS as MAX_ROUNDS,
+  AGGREGATE_FUNCTIONS,
+  aggregatedOf,
+  type Col,
+  FlowSet as Acc,
+  type Found,
+  grow,
+  type How,
+  indirectOf,
   mergeFound,
+  NO_FLOWS as EMPTY,
   NO_ROWS,
-  NO_SOURCES as EMPTY,
-  type QueryLineage as QueryResult,
-  renamedColumns as renamed,
-  SourceSet as Acc,
-  unionSources as union,
-} from '@sluice/core';
+  operandOf,
+  type QueryResult,
+  renamed,
+  sizeOf,
+  unionFlows as union,
+} from './flows.js';
 import { lex, type LexOptions } from './lexer.js';
 import { splitTokens } from './normalize.js';
 import { parseTokens, type Dialect } from './parse.js';
@@ -46,6 +56,8 @@ export interface LineageOptions {
   /** The statement had a NATURAL JOIN (made a plain join for the parser). */
   readonly natural?: boolean;
 }
+
+export type { QueryResult };
 
 // --- sources -----------------------------------------------------------------------------------
 
@@ -61,16 +73,18 @@ function findByName(columns: readonly Col[], name: string): Found | undefined {
 
 // --- relations -----------------------------------------------------------------------------------
 
-interface Relation {
+export interface Relation {
   readonly name: string | undefined;
   readonly schema?: string;
+  /** Found only by a qualified name (an INSERT's row alias without a column list). */
+  readonly qualifiedOnly?: boolean;
   columns(): readonly Col[] | undefined;
   column(name: string): Found | undefined;
-  whole(acc: Acc): void;
+  whole(acc: Acc, how: How): void;
 }
 
 /** Values written into a DML target's columns: what RETURNING returns for them. */
-class Assigned {
+export class Assigned {
   readonly byName = new Map<string, Acc>();
   readonly any = new Acc();
 
@@ -81,6 +95,11 @@ class Assigned {
     else known.merge(acc);
   }
 
+  /** The column now holds `acc` only (a later assignment of a single-table UPDATE). */
+  replace(column: string, acc: Acc): void {
+    this.byName.set(column.toLowerCase(), union(acc));
+  }
+
   of(column: string): Acc | undefined {
     const named = this.byName.get(column.toLowerCase());
     if (named === undefined && this.any.size === 0) return undefined;
@@ -88,20 +107,26 @@ class Assigned {
   }
 }
 
-class TableRel implements Relation {
+export class TableRel implements Relation {
+  /**
+   * `assigned`: values written to the row's columns, which a reference may see besides the
+   * stored ones; with `replaces`, instead of them (a single-table UPDATE's later assignments).
+   */
   constructor(
     readonly table: string,
     readonly tableSchema: string | undefined,
     readonly name: string,
     readonly schema: string | undefined,
     readonly known: readonly string[] | undefined,
-    readonly assigned: Assigned | undefined,
+    public assigned: Assigned | undefined,
+    public replaces = false,
   ) {}
 
   #col(column: string, definite: boolean): Found {
-    const acc = new Acc();
-    acc.add(source(this.tableSchema, this.table, column.toLowerCase()));
     const extra = this.assigned?.of(column);
+    if (extra !== undefined && this.replaces) return { acc: extra, direct: false, definite };
+    const acc = new Acc();
+    acc.addAs(source(this.tableSchema, this.table, column.toLowerCase()), 'IDENTITY');
     if (extra !== undefined) acc.merge(extra);
     return { acc, direct: extra === undefined, definite };
   }
@@ -119,16 +144,16 @@ class TableRel implements Relation {
     return undefined;
   }
 
-  whole(acc: Acc): void {
-    acc.add(source(this.tableSchema, this.table, '*'));
+  whole(acc: Acc, how: How): void {
+    acc.addAs(source(this.tableSchema, this.table, '*'), how);
     if (this.assigned !== undefined) {
-      for (const a of this.assigned.byName.values()) acc.merge(a);
-      acc.merge(this.assigned.any);
+      for (const a of this.assigned.byName.values()) acc.mergeAs(a, how);
+      acc.mergeAs(this.assigned.any, how);
     }
   }
 }
 
-class DerivedRel implements Relation {
+export class DerivedRel implements Relation {
   readonly schema = undefined;
   constructor(
     readonly name: string | undefined,
@@ -148,13 +173,13 @@ class DerivedRel implements Relation {
     return this.result.lookup(name);
   }
 
-  whole(acc: Acc): void {
-    acc.merge(this.result.all);
+  whole(acc: Acc, how: How): void {
+    acc.mergeAs(this.result.all, how);
   }
 }
 
 /** A FROM item: a relation, or a join of two items. */
-type Item =
+export type Item =
   | { readonly kind: 'rel'; readonly rel: Relation }
   | {
       readonly kind: 'join';
@@ -178,8 +203,8 @@ function itemColumn(item: Item, name: string): Found | undefined {
   return mergeFound(found);
 }
 
-function itemWhole(item: Item, acc: Acc): void {
-  for (const rel of leavesOf(item)) rel.whole(acc);
+function itemWhole(item: Item, acc: Acc, how: How): void {
+  for (const rel of leavesOf(item)) rel.whole(acc, how);
 }
 
 /** The columns `*` gives for an item, in order, or undefined when not known. */
@@ -203,7 +228,7 @@ interface CteBinding {
   touched: boolean;
 }
 
-class Scope {
+export class Scope {
   readonly rels: Relation[] = [];
   readonly items: Item[] = [];
   readonly ctes = new Map<string, CteBinding>();
@@ -237,14 +262,20 @@ const LEAVES: ReadonlySet<string> = new Set([
 ]);
 
 
-class LineageWalker {
-  readonly predicates = new Acc();
+export class LineageWalker {
+  /** Columns read by the statement's clauses, each flow of the clause's kind. */
+  readonly predicates = new Acc(true);
   readonly functions = new Acc();
   readonly #columnsOf = new Map<string, readonly string[] | undefined>();
+  /**
+   * Inside an INSERT's ON DUPLICATE KEY UPDATE: the value the row would have had for a column
+   * (`VALUES(col)`).
+   */
+  valuesOf: ((column: string) => Acc) | undefined;
 
   constructor(readonly options: LineageOptions) {}
 
-  #known(schema: string | undefined, table: string): readonly string[] | undefined {
+  known(schema: string | undefined, table: string): readonly string[] | undefined {
     const key = `${schema ?? ''}\u0000${table}`;
     if (this.#columnsOf.has(key)) return this.#columnsOf.get(key);
     const names = this.options.columnsOf?.(schema, table);
@@ -277,12 +308,19 @@ class LineageWalker {
         ? {}
         : {
             columns: r.columns.map(
-              (c): ResultColumn => ({ name: c.name, sources: [...c.acc.sources], direct: c.direct, functions: [...c.acc.functions] }),
+              (c): ResultColumn => ({
+                name: c.name,
+                sources: [...c.acc.sources],
+                direct: c.direct,
+                functions: [...c.acc.functions],
+                flows: c.acc.flowList('TRANSFORMATION'),
+              }),
             ),
           }),
       all: all.sources,
       predicates: this.predicates.sources,
       functions: this.functions.functions,
+      indirect: this.predicates.flowList('FILTER'),
     };
   }
 
@@ -296,7 +334,7 @@ class LineageWalker {
     const table = nameOf(target['table']) ?? '';
     const schema = nameOf(target['db']);
     const alias = nameOf(target['as']);
-    const known = this.#known(schema, table);
+    const known = this.known(schema, table);
     const assigned = new Assigned();
     const scope = new Scope(undefined);
     const type = f['type'];
@@ -311,16 +349,35 @@ class LineageWalker {
       for (const s of list(f['set'])) {
         if (!isObj(s)) continue;
         const acc = new Acc();
-        this.expr(s['value'], scope, acc);
+        this.expr(s['value'], scope, acc, 'IDENTITY');
         assigned.add(nameOf(s['column']) ?? '', acc);
       }
+      // ON DUPLICATE KEY UPDATE: what it sets is returned for the rows it updates.
+      const dup = f['on_duplicate_update'];
+      if (isObj(dup)) {
+        const updated = new Scope(undefined);
+        const stored = new TableRel(table, schema, table, schema, known, undefined);
+        updated.rels.push(stored);
+        updated.items.push({ kind: 'rel', rel: stored });
+        this.valuesOf = (column) => assigned.of(column) ?? union(rows.all);
+        try {
+          for (const s of list(dup['set'])) {
+            if (!isObj(s)) continue;
+            const acc = new Acc();
+            this.expr(s['value'], updated, acc, 'IDENTITY');
+            assigned.add(nameOf(s['column']) ?? '', acc);
+          }
+        } finally {
+          this.valuesOf = undefined;
+        }
+      }
     } else {
-      for (const item of fromItems(f['from'])) this.#addFromItem(item, scope);
+      for (const item of fromItems(f['from'])) this.addFromItem(item, scope);
     }
     const rel = new TableRel(table, schema, alias ?? table, alias === undefined ? schema : undefined, known, assigned);
     scope.rels.push(rel);
     scope.items.push({ kind: 'rel', rel });
-    this.expr(f['where'], scope, this.predicates);
+    this.expr(f['where'], scope, this.predicates, 'FILTER');
     const cols = ret['columns'];
     return this.#targetList(cols === '*' ? [{ expr: { type: 'column_ref', table: null, column: '*' } }] : list(cols), scope);
   }
@@ -331,7 +388,7 @@ class LineageWalker {
       const items = isObj(row) ? list(row['value']) : [];
       items.forEach((e, i) => {
         accs[i] ??= new Acc();
-        this.expr(e, scope, accs[i]!);
+        this.expr(e, scope, accs[i]!, 'IDENTITY');
       });
     }
     const columns = accs.map((acc, i): Col => ({ name: `column_${i}`, acc, direct: false }));
@@ -342,7 +399,7 @@ class LineageWalker {
 
   query(f: Obj, parent: Scope | undefined, cteParent: Scope | undefined = parent): QueryResult {
     const scope = new Scope(parent, cteParent);
-    this.#with(f['with'], scope);
+    this.with(f['with'], scope);
     const parts = branches(f);
     if (parts.length === 1) return this.#core(f, scope, false);
     // UNION, INTERSECT, EXCEPT: column i is column i of any branch.
@@ -378,58 +435,58 @@ class LineageWalker {
       const name = nameOf(w['name']);
       if (name !== undefined) scope.windows.set(name, w['as_window_specification']);
     }
-    this.#from(f['from'], scope);
+    this.from(f['from'], scope);
     const columns = f['columns'] === '*' ? [{ expr: { type: 'column_ref', table: null, column: '*' } }] : list(f['columns']);
     const result = this.#targetList(columns, scope);
-    this.expr(f['where'], scope, this.predicates);
+    this.expr(f['where'], scope, this.predicates, 'FILTER');
     const group = f['groupby'];
     for (const g of list(isObj(group) ? group['columns'] : group)) this.#groupItem(g, scope, result);
-    this.expr(f['having'], scope, this.predicates);
-    for (const spec of scope.windows.values()) this.#window(spec, scope, this.predicates, new Set());
+    this.expr(f['having'], scope, this.predicates, 'FILTER');
+    for (const spec of scope.windows.values()) this.#window(spec, scope, this.predicates, new Set(), 'WINDOW');
     if (!lastBranch || branches(f).length === 1) {
       for (const o of list(f['orderby'])) if (isObj(o)) this.#byOutput(o['expr'], scope, result, false);
     } else {
-      for (const o of list(f['orderby'])) if (isObj(o)) this.expr(o['expr'], scope, this.predicates);
+      for (const o of list(f['orderby'])) if (isObj(o)) this.expr(o['expr'], scope, this.predicates, 'SORT');
     }
-    this.expr(f['limit'], scope, this.predicates);
+    this.expr(f['limit'], scope, this.predicates, 'FILTER');
     return result;
   }
 
   /** ORDER BY: an output column by position or name, else an expression over the input. */
   #byOutput(node: unknown, scope: Scope | undefined, result: QueryResult, outputOnly: boolean): void {
     if (isPosition(node)) {
-      this.predicates.merge(result.all);
+      this.predicates.mergeAs(result.all, 'SORT');
       return;
     }
     const name = singleName(node);
     const found = name === undefined ? undefined : result.columns !== undefined ? findByName(result.columns, name) : result.lookup?.(name);
     if (found?.definite === true) {
-      this.predicates.merge(found.acc);
+      this.predicates.mergeAs(found.acc, 'SORT');
       return;
     }
-    if (outputOnly || scope === undefined) this.predicates.merge(result.all);
-    if (scope !== undefined) this.expr(node, scope, this.predicates);
+    if (outputOnly || scope === undefined) this.predicates.mergeAs(result.all, 'SORT');
+    if (scope !== undefined) this.expr(node, scope, this.predicates, 'SORT');
   }
 
   /** GROUP BY: an input column first, an output column by position or name otherwise. */
   #groupItem(node: unknown, scope: Scope, result: QueryResult): void {
     if (isPosition(node)) {
-      this.predicates.merge(result.all);
+      this.predicates.mergeAs(result.all, 'GROUP_BY');
       return;
     }
     const name = singleName(node);
     if (name !== undefined) {
       const found = result.columns !== undefined ? findByName(result.columns, name) : result.lookup?.(name);
       if (found?.definite === true) {
-        this.predicates.merge(found.acc);
-        this.#unqualified(name, scope, this.predicates, false);
+        this.predicates.mergeAs(found.acc, 'GROUP_BY');
+        this.#unqualified(name, scope, this.predicates, 'GROUP_BY', false);
         return;
       }
     }
-    this.expr(node, scope, this.predicates);
+    this.expr(node, scope, this.predicates, 'GROUP_BY');
   }
 
-  #with(w: unknown, scope: Scope): void {
+  with(w: unknown, scope: Scope): void {
     const ctes = list(w).filter(isObj);
     if (ctes.length === 0) return;
     const body = (cte: Obj): QueryResult => {
@@ -479,15 +536,15 @@ class LineageWalker {
 
   // --- FROM ----------------------------------------------------------------------------------
 
-  #from(from: unknown, scope: Scope): void {
-    for (const item of fromItems(from)) this.#addFromItem(item, scope);
+  from(from: unknown, scope: Scope): void {
+    for (const item of fromItems(from)) this.addFromItem(item, scope);
   }
 
   /**
    * node-sql-parser lists FROM items flat: an item with `join` joins the item before it
    * (left-deep); an item without starts a new comma-separated one.
    */
-  #addFromItem(node: unknown, scope: Scope): void {
+  addFromItem(node: unknown, scope: Scope): void {
     if (!isObj(node)) return;
     const right = this.#fromItem(node, scope);
     if (right === undefined) return;
@@ -495,7 +552,7 @@ class LineageWalker {
     const left = scope.items[scope.items.length - 1];
     if (join === undefined || left === undefined) {
       scope.items.push(right);
-      this.expr(node['on'], scope, this.predicates);
+      this.expr(node['on'], scope, this.predicates, 'JOIN');
       return;
     }
     const usingNames = list(node['using']).map((u) => nameOf(u) ?? '').filter((u) => u !== '');
@@ -504,21 +561,21 @@ class LineageWalker {
     const using = natural ? undefined : usingNames;
     const item: Item = { kind: 'join', left, right, using, leaves: [...leavesOf(left), ...leavesOf(right)] };
     scope.items[scope.items.length - 1] = item;
-    this.expr(node['on'], scope, this.predicates);
+    this.expr(node['on'], scope, this.predicates, 'JOIN');
     let compared: readonly string[] | undefined = using;
     if (natural) {
       const l = expandItem(left);
       const r = expandItem(right);
       if (l !== undefined && r !== undefined) compared = l.map((c) => c.name).filter((n) => r.some((c) => sameName(c.name, n)));
       else {
-        itemWhole(left, this.predicates);
-        itemWhole(right, this.predicates);
+        itemWhole(left, this.predicates, 'JOIN');
+        itemWhole(right, this.predicates, 'JOIN');
       }
     }
     for (const name of compared ?? []) {
       for (const side of [left, right]) {
         const found = itemColumn(side, name);
-        if (found !== undefined) this.predicates.merge(found.acc);
+        if (found !== undefined) this.predicates.mergeAs(found.acc, 'JOIN');
       }
     }
   }
@@ -542,7 +599,7 @@ class LineageWalker {
     if (Array.isArray(f['expr'])) {
       // `( t JOIN u ... )`: its items, joined.
       const inner = new Scope(scope.parent, scope);
-      for (const x of f['expr']) this.#addFromItem(x, inner);
+      for (const x of f['expr']) this.addFromItem(x, inner);
       for (const r of inner.rels) scope.rels.push(r);
       if (inner.items.length === 0) return undefined;
       return inner.items.reduce((l, r): Item => ({ kind: 'join', left: l, right: r, using: [], leaves: [...leavesOf(l), ...leavesOf(r)] }));
@@ -555,12 +612,12 @@ class LineageWalker {
         cte.touched = true;
         return rel(new DerivedRel(alias ?? name, cte.result, []));
       }
-      return rel(new TableRel(name, schema, alias ?? name, alias === undefined ? schema : undefined, this.#known(schema, name), undefined));
+      return rel(new TableRel(name, schema, alias ?? name, alias === undefined ? schema : undefined, this.known(schema, name), undefined));
     }
     // Not understood: its values may come from anything in scope.
     const acc = new Acc();
-    this.expr(f['expr'], scope, acc);
-    wholeScope(scope, acc);
+    this.expr(f['expr'], scope, acc, 'TRANSFORMATION');
+    wholeScope(scope, acc, 'TRANSFORMATION');
     return rel(new DerivedRel(alias, { columns: undefined, all: acc }, []));
   }
 
@@ -578,15 +635,15 @@ class LineageWalker {
       if (star !== undefined) {
         const parts: { cols: readonly Col[] | undefined; whole: (acc: Acc) => void; find: (name: string) => Found | undefined }[] = [];
         if (star.table === undefined) {
-          for (const it of scope.items) parts.push({ cols: expandItem(it), whole: (acc) => itemWhole(it, acc), find: (name) => itemColumn(it, name) });
+          for (const it of scope.items) parts.push({ cols: expandItem(it), whole: (acc) => itemWhole(it, acc, 'IDENTITY'), find: (name) => itemColumn(it, name) });
         } else {
-          const rels = this.#relsNamed(star.table, star.schema, scope);
+          const rels = this.relsNamed(star.table, star.schema, scope);
           if (rels.length === 0) {
             const acc = new Acc();
-            wholeScope(scope, acc);
+            wholeScope(scope, acc, 'TRANSFORMATION');
             parts.push({ cols: undefined, whole: (a) => a.merge(acc), find: () => ({ acc, direct: false, definite: false }) });
           }
-          for (const r of rels) parts.push({ cols: r.columns(), whole: (acc) => r.whole(acc), find: (name) => r.column(name) });
+          for (const r of rels) parts.push({ cols: r.columns(), whole: (acc) => r.whole(acc, 'IDENTITY'), find: (name) => r.column(name) });
         }
         for (const p of parts) {
           if (p.cols === undefined) {
@@ -624,14 +681,14 @@ class LineageWalker {
 
   #value(node: unknown, scope: Scope): { acc: Acc; direct: boolean } {
     const acc = new Acc();
-    if (isObj(node) && node['type'] === 'column_ref') return { acc, direct: this.#columnRef(node, scope, acc) };
-    this.expr(node, scope, acc);
+    if (isObj(node) && node['type'] === 'column_ref') return { acc, direct: this.#columnRef(node, scope, acc, 'IDENTITY') };
+    this.expr(node, scope, acc, 'IDENTITY');
     return { acc, direct: false };
   }
 
   // --- column references ---------------------------------------------------------------------
 
-  #relsNamed(name: string, schema: string | undefined, scope: Scope): Relation[] {
+  relsNamed(name: string, schema: string | undefined, scope: Scope): Relation[] {
     for (let s: Scope | undefined = scope; s !== undefined; s = s.parent) {
       const found = s.rels.filter((r) => r.name === name && (schema === undefined || r.schema === undefined || r.schema === schema));
       if (found.length > 0) return found;
@@ -639,42 +696,45 @@ class LineageWalker {
     return [];
   }
 
-  /** Resolves a column reference into `acc`; true when it is a plain reference to column values. */
-  #columnRef(ref: Obj, scope: Scope, acc: Acc): boolean {
+  /**
+   * Resolves a column reference into `acc`, at a position `how`; true when it is a plain
+   * reference to column values.
+   */
+  #columnRef(ref: Obj, scope: Scope, acc: Acc, how: How): boolean {
     const column = nameOf(ref['column']);
     const table = nameOf(ref['table']);
     const schema = nameOf(ref['db']);
     if (column === undefined) {
-      wholeScope(scope, acc);
+      wholeScope(scope, acc, operandOf(how));
       return false;
     }
     if (column === '*') {
       if (table === undefined) {
         for (let s: Scope | undefined = scope; s !== undefined; s = s.parent) {
           if (s.items.length === 0) continue;
-          for (const it of s.items) itemWhole(it, acc);
+          for (const it of s.items) itemWhole(it, acc, how);
           break;
         }
       } else {
-        const rels = this.#relsNamed(table, schema, scope);
-        if (rels.length === 0) wholeScope(scope, acc);
-        for (const r of rels) r.whole(acc);
+        const rels = this.relsNamed(table, schema, scope);
+        if (rels.length === 0) wholeScope(scope, acc, operandOf(how));
+        for (const r of rels) r.whole(acc, how);
       }
       return false;
     }
-    if (table === undefined) return this.#unqualified(column, scope, acc);
-    const rels = this.#relsNamed(table, schema, scope);
+    if (table === undefined) return this.#unqualified(column, scope, acc, how);
+    const rels = this.relsNamed(table, schema, scope);
     if (rels.length === 0) return false;
     let direct = true;
     for (const r of rels) {
       const found = r.column(column);
       if (found !== undefined) {
-        acc.merge(found.acc);
+        acc.mergeAs(found.acc, how);
         direct &&= found.direct;
       } else if (r instanceof TableRel) {
-        acc.add(source(r.tableSchema, r.table, column.toLowerCase()));
+        acc.addAs(source(r.tableSchema, r.table, column.toLowerCase()), how);
       } else {
-        r.whole(acc);
+        r.whole(acc, operandOf(how));
         direct = false;
       }
     }
@@ -685,25 +745,26 @@ class LineageWalker {
    * An unqualified column: at each level from the innermost, every relation that has (or may
    * have) it; a level where one certainly has it is the last.
    */
-  #unqualified(name: string, scope: Scope, acc: Acc, orAnyTable = true): boolean {
+  #unqualified(name: string, scope: Scope, acc: Acc, how: How, orAnyTable = true): boolean {
     let direct = true;
     let any = false;
     for (let s: Scope | undefined = scope; s !== undefined; s = s.parent) {
       const definite: Found[] = [];
       const maybe: Found[] = [];
       for (const r of s.rels) {
+        if (r.qualifiedOnly === true) continue;
         const found = r.column(name);
         if (found !== undefined) (found.definite ? definite : maybe).push(found);
       }
       if (definite.length > 0) {
         for (const f of definite) {
-          acc.merge(f.acc);
+          acc.mergeAs(f.acc, how);
           direct &&= f.direct;
         }
         return direct;
       }
       for (const f of maybe) {
-        acc.merge(f.acc);
+        acc.mergeAs(f.acc, how);
         direct &&= f.direct;
         any = true;
       }
@@ -711,7 +772,7 @@ class LineageWalker {
     if (!any && orAnyTable) {
       direct = false;
       for (let s: Scope | undefined = scope; s !== undefined; s = s.parent) {
-        for (const r of s.rels) if (r instanceof TableRel) acc.add(source(r.tableSchema, r.table, name.toLowerCase()));
+        for (const r of s.rels) if (r instanceof TableRel) acc.addAs(source(r.tableSchema, r.table, name.toLowerCase()), operandOf(how));
       }
     }
     return direct;
@@ -719,27 +780,28 @@ class LineageWalker {
 
   // --- expressions ---------------------------------------------------------------------------
 
-  expr(node: unknown, scope: Scope, acc: Acc): void {
+  /** Gathers the columns of an expression into `acc`, at a position `how` (see flows.ts). */
+  expr(node: unknown, scope: Scope, acc: Acc, how: How): void {
     if (Array.isArray(node)) {
-      for (const x of node) this.expr(x, scope, acc);
+      for (const x of node) this.expr(x, scope, acc, how);
       return;
     }
     if (!isObj(node)) return;
     const sub = queryOf(node);
     if (sub !== undefined) {
       // A scalar subquery, or the list of an IN: its rows' values.
-      acc.merge(this.query(sub, scope).all);
+      acc.mergeAs(this.query(sub, scope).all, operandOf(how));
       return;
     }
     const type = text(node['type']);
     if (type === undefined) {
-      for (const key in node) if (key !== 'loc') this.expr(node[key], scope, acc);
+      for (const key in node) if (key !== 'loc') this.expr(node[key], scope, acc, how);
       return;
     }
     if (LEAVES.has(type)) return;
     switch (type) {
       case 'column_ref':
-        this.#columnRef(node, scope, acc);
+        this.#columnRef(node, scope, acc, how);
         return;
       case 'function':
       case 'aggr_func': {
@@ -748,25 +810,43 @@ class LineageWalker {
         if (name === 'any' || name === 'all' || name === 'some') {
           // `x = ANY (subquery)`: compared with x, read as by a WHERE.
           const inner = new Acc();
-          this.expr(args, scope, inner);
-          acc.merge(inner);
-          this.predicates.merge(inner);
+          this.expr(args, scope, inner, 'IDENTITY');
+          acc.mergeAs(inner, operandOf(how));
+          this.predicates.mergeAs(inner, 'FILTER');
           return;
         }
         if (name === 'exists' || name === 'not exists') {
           // EXISTS reveals whether rows match; its value carries none of them.
           const inner = new Acc();
-          this.expr(args, scope, inner);
-          this.predicates.merge(inner);
+          this.expr(args, scope, inner, 'IDENTITY');
+          this.predicates.mergeAs(inner, 'FILTER');
           return;
         }
         acc.fn(name);
         this.functions.fn(name);
-        this.expr(args, scope, acc);
+        const values = name === 'values' ? this.valuesOf : undefined;
+        const column = values === undefined ? undefined : singleName(isObj(args) ? list(args['value'])[0] : undefined);
+        if (values !== undefined && column !== undefined && list(isObj(args) ? args['value'] : undefined).length === 1) {
+          // ON DUPLICATE KEY UPDATE ... VALUES(col): the value the row would have had.
+          acc.mergeAs(values(column), how);
+        } else if (AGGREGATE_FUNCTIONS.has(name) || type === 'aggr_func') {
+          const inner = aggregatedOf(how);
+          if (isObj(args) && args['type'] === undefined) {
+            // GROUP_CONCAT(x ORDER BY y): y orders the values.
+            for (const key in args) if (key !== 'loc') this.expr(args[key], scope, acc, key === 'orderby' ? indirectOf(how, 'SORT') : inner);
+          } else {
+            this.expr(args, scope, acc, inner);
+          }
+        } else if (name === 'if' && isObj(args) && Array.isArray(args['value'])) {
+          // IF(condition, then, else)
+          args['value'].forEach((a, i) => this.expr(a, scope, acc, i === 0 ? indirectOf(how, 'CONDITIONAL') : operandOf(how)));
+        } else {
+          this.expr(args, scope, acc, operandOf(how));
+        }
         const over = node['over'];
         if (isObj(over)) {
-          this.#window(over['as_window_specification'], scope, acc, new Set());
-          this.#window(over['as_window_specification'], scope, this.predicates, new Set());
+          this.#window(over['as_window_specification'], scope, acc, new Set(), indirectOf(how, 'WINDOW'));
+          this.#window(over['as_window_specification'], scope, this.predicates, new Set(), 'WINDOW');
         }
         return;
       }
@@ -775,31 +855,56 @@ class LineageWalker {
         if (op === 'IN' || op === 'NOT IN') {
           // The operand is compared with the list: a subquery's column is read as by a WHERE.
           const inner = new Acc();
-          this.expr(node['right'], scope, inner);
-          acc.merge(inner);
-          this.predicates.merge(inner);
-          this.expr(node['left'], scope, acc);
+          this.expr(node['right'], scope, inner, 'IDENTITY');
+          acc.mergeAs(inner, operandOf(how));
+          this.predicates.mergeAs(inner, 'FILTER');
+          this.expr(node['left'], scope, acc, operandOf(how));
           return;
         }
-        this.expr(node['left'], scope, acc);
-        this.expr(node['right'], scope, acc);
+        this.expr(node['left'], scope, acc, operandOf(how));
+        this.expr(node['right'], scope, acc, operandOf(how));
+        return;
+      }
+      case 'case': {
+        // CASE [operand] WHEN condition THEN result ... ELSE result END: the operand and the
+        // conditions choose the result.
+        const condition = indirectOf(how, 'CONDITIONAL');
+        const value = operandOf(how);
+        for (const key in node) {
+          if (key === 'type' || key === 'loc') continue;
+          if (key === 'expr') {
+            this.expr(node[key], scope, acc, condition);
+            continue;
+          }
+          if (key !== 'args') {
+            this.expr(node[key], scope, acc, value);
+            continue;
+          }
+          for (const branch of list(node[key])) {
+            if (!isObj(branch)) {
+              this.expr(branch, scope, acc, value);
+              continue;
+            }
+            for (const k in branch) if (k !== 'type' && k !== 'loc') this.expr(branch[k], scope, acc, k === 'cond' ? condition : value);
+          }
+        }
         return;
       }
       default:
-        if (!PLAIN.has(type)) wholeScope(scope, acc);
-        for (const key in node) if (key !== 'type' && key !== 'loc') this.expr(node[key], scope, acc);
+        if (!PLAIN.has(type)) wholeScope(scope, acc, operandOf(how));
+        for (const key in node) if (key !== 'type' && key !== 'loc') this.expr(node[key], scope, acc, operandOf(how));
     }
   }
 
   /** A window: its PARTITION BY and ORDER BY (and those of the window it names). */
-  #window(spec: unknown, scope: Scope, acc: Acc, seen: Set<string>): void {
+  #window(spec: unknown, scope: Scope, acc: Acc, seen: Set<string>, how: How): void {
     if (typeof spec === 'string') {
       if (seen.has(spec)) return;
       seen.add(spec);
       for (let s: Scope | undefined = scope; s !== undefined; s = s.parent) {
         const named = s.windows.get(spec);
         if (named !== undefined) {
-          this.#window(named, scope, acc, seen);
+          this.#window(named, scope, acc, seen, how);
           return;
         }
       }
@@ -807,11 +912,11 @@ class LineageWalker {
     }
     if (!isObj(spec)) return;
     const ws = isObj(spec['window_specification']) ? spec['window_specification'] : spec;
-    this.expr(ws['partitionby'], scope, acc);
-    this.expr(ws['orderby'], scope, acc);
-    this.expr(ws['window_frame_clause'], scope, acc);
+    this.expr(ws['partitionby'], scope, acc, how);
+    this.expr(ws['orderby'], scope, acc, how);
+    this.expr(ws['window_frame_clause'], scope, acc, how);
     const base = nameOf(ws['name']);
-    if (base !== undefined) this.#window(base, scope, acc, seen);
+    if (base !== undefined) this.#window(base, scope, acc, seen, how);
   }
 }
 
@@ -836,20 +941,20 @@ function isPosition(v: unknown): boolean {
   return isObj(v) && (v['type'] === 'number' || v['type'] === 'single_quote_string' || v['type'] === 'bigint');
 }
 
-function singleName(v: unknown): string | undefined {
+export function singleName(v: unknown): string | undefined {
   if (!isObj(v) || v['type'] !== 'column_ref' || nameOf(v['table']) !== undefined) return undefined;
   return nameOf(v['column']);
 }
 
-function wholeScope(scope: Scope, acc: Acc): void {
-  for (let s: Scope | undefined = scope; s !== undefined; s = s.parent) for (const r of s.rels) r.whole(acc);
+export function wholeScope(scope: Scope, acc: Acc, how: How): void {
+  for (let s: Scope | undefined = scope; s !== undefined; s = s.parent) for (const r of s.rels) r.whole(acc, how);
 }
 
 
 /** When the walk cannot finish: positions unknown, any column of any table the statement names. */
 function fallback(ast: unknown): ResultLineage {
-  const tables = new Acc();
-  const functions = new Acc();
+  const tables = new SourceSet();
+  const functions = new SourceSet();
   const stack: unknown[] = [ast];
   while (stack.length > 0) {
     const v = stack.pop();

@@ -1,6 +1,6 @@
 /**
  * The analysis of one MySQL / MariaDB statement: its operation classes, objects, hazards,
- * functions and result lineage.
+ * functions, result lineage and write lineage.
  *
  * The statement's kind is read from its leading keywords; the tokens decide its classes and
  * hazards; node-sql-parser's tree, for the statements that need one, gives the objects,
@@ -24,7 +24,7 @@
  * piece by piece (at each `;` inside them) for what a statement starting there would do, so
  * that a hazard hidden in text the server may read differently is still reported.
  */
-import { Hazard, OperationClass, type ResultLineage } from '@sluice/core';
+import { Hazard, OperationClass, type ResultLineage, type WriteLineage } from '@sluice/core';
 import { compoundParts } from './compound.js';
 import type { ExprOptions } from './expr.js';
 import { Facts, type ObjectKind } from './facts.js';
@@ -36,6 +36,7 @@ import { parseTokens, type AstNode, type Dialect, type ParserInput } from './par
 import { dmlBounds, type TruthContext } from './truth.js';
 import { isObj } from './tree.js';
 import { Walker } from './walk.js';
+import { untoldWrite, writeLineage } from './write-lineage.js';
 
 export const EXECUTE_UNSEEN = 'EXECUTE of a prepared statement the analyzer has not seen';
 
@@ -55,6 +56,8 @@ export interface Context {
 export interface StatementResult {
   readonly facts: Facts;
   readonly lineage?: ResultLineage;
+  /** The tables whose rows the statement writes, with the lineage of the written columns. */
+  readonly writes?: readonly WriteLineage[];
   /** PREPARE name FROM 'text': the prepared statement, analysed. */
   readonly prepared?: { readonly name: string; readonly result: StatementResult; readonly normalized: string; readonly command: string };
 }
@@ -81,6 +84,7 @@ class StatementAnalyzer {
   /** Only tokens are read (the scan of a statement that is not understood). */
   readonly #keywordsOnly: boolean;
   lineage: ResultLineage | undefined;
+  writes: readonly WriteLineage[] | undefined;
   prepared: StatementResult['prepared'];
 
   constructor(ctx: Context, start: number, end: number, keywordsOnly = false) {
@@ -221,6 +225,15 @@ class StatementAnalyzer {
     } catch (e) {
       this.facts.unknown(`analysis failed: ${e instanceof Error ? e.name : 'error'}`);
     }
+  }
+
+  /** The write lineage of a parsed statement that writes rows. */
+  writeLineage(ast: AstNode, input: ParserInput): void {
+    this.writes = writeLineage(ast, {
+      natural: input.natural,
+      dialect: this.#ctx.dialect,
+      ...(input.rowAlias === undefined ? {} : { rowAlias: input.rowAlias }),
+    });
   }
 
   // --- nested statements ---------------------------------------------------------------------
@@ -469,6 +482,7 @@ class StatementAnalyzer {
       return;
     }
     this.walk(parsed.ast, parsed.input);
+    this.writeLineage(parsed.ast, parsed.input);
     if (isObj(parsed.ast['returning'])) this.lineage = resultLineage(parsed.ast);
   }
 
@@ -485,6 +499,7 @@ class StatementAnalyzer {
       return;
     }
     this.walk(parsed.ast, parsed.input);
+    this.writeLineage(parsed.ast, parsed.input);
     if (isObj(parsed.ast['returning'])) this.lineage = resultLineage(parsed.ast);
   }
 
@@ -561,6 +576,7 @@ class StatementAnalyzer {
       const inner = this.nested(f + 1, this.#end);
       this.facts.merge(inner.facts);
       this.lineage = inner.lineage;
+      this.writes = inner.writes;
       return;
     }
     if (w1 === 'names' || w1 === 'charset' || (w1 === 'character' && w2 === 'set')) {
@@ -688,6 +704,7 @@ class StatementAnalyzer {
       if (runs) {
         // EXPLAIN ANALYZE runs the statement.
         this.facts.merge(inner.facts);
+        this.writes = inner.writes;
       } else {
         this.facts.merge(inner.facts, { asRead: true });
         for (const u of inner.facts.unanalysable) this.facts.unknown(u);
@@ -709,7 +726,9 @@ class StatementAnalyzer {
     // ANALYZE TABLE t is the maintenance statement, not a TABLE statement.
     if ((w !== undefined && w !== 'table' && EXPLAINABLE.has(w)) || this.punct(i, '(')) {
       this.lineage = SERVER_ROWS;
-      this.facts.merge(this.nested(i, this.#end).facts);
+      const inner = this.nested(i, this.#end);
+      this.facts.merge(inner.facts);
+      this.writes = inner.writes;
       return;
     }
     this.maintenance(OperationClass.Admin, 'ddl');
@@ -794,8 +813,12 @@ class StatementAnalyzer {
         if (this.find(i + 1, new Set(['select', 'with', 'values', 'table'])) < 0 && !this.hasSubquery(i + 1)) return;
         this.facts.op(OperationClass.Write);
         const parsed = this.parse();
-        if (typeof parsed === 'string') this.facts.unknown(parsed);
-        else this.walk(parsed.ast, parsed.input);
+        if (typeof parsed === 'string') {
+          this.facts.unknown(parsed);
+        } else {
+          this.walk(parsed.ast, parsed.input);
+          this.writeLineage(parsed.ast, parsed.input);
+        }
         return;
       }
       case 'view': {
@@ -1188,10 +1211,13 @@ class StatementAnalyzer {
     const parsed = w1 === 'data' ? this.parse() : 'LOAD XML';
     if (typeof parsed !== 'string') {
       this.walk(parsed.ast, parsed.input);
+      this.writeLineage(parsed.ast, parsed.input);
       return;
     }
     if (t !== undefined) this.facts.object(t.schema, t.name, 'table', 'write');
     if (this.readsInside(s + 2)) this.facts.unknown(parsed);
+    // The rows come from the file: which columns, the tree would have told.
+    else if (t !== undefined) this.writes = [untoldWrite(t.schema, t.name)];
   }
 
   // --- prepared statements and handlers ------------------------------------------------------
@@ -1232,7 +1258,10 @@ class StatementAnalyzer {
     this.facts.merge(result.facts);
     if (name !== undefined) this.prepared = { name, result, normalized: st.normalized, command: st.command };
     // Run now (EXECUTE IMMEDIATE, sys.execute_prepared_stmt): its rows are this statement's.
-    else this.lineage = result.lineage;
+    else {
+      this.lineage = result.lineage;
+      this.writes = result.writes;
+    }
   }
 
   execute(): void {
@@ -1414,6 +1443,7 @@ export function analyzeStatement(ctx: Context, s: ScannedStatement, keywordsOnly
   return {
     facts: a.facts,
     ...(a.lineage === undefined ? {} : { lineage: a.lineage }),
+    ...(a.writes === undefined ? {} : { writes: a.writes }),
     ...(a.prepared === undefined ? {} : { prepared: a.prepared }),
   };
 }
