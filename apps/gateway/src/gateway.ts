@@ -24,6 +24,7 @@ import {
 } from '@sluice/core';
 import type { Logger } from 'pino';
 import { startAdminServer, type AdminServer } from './admin/server.js';
+import { ObservabilityError, startObservability, type Observability } from './observability.js';
 import { dialects } from './dialects.js';
 import { splitHostPort, type GatewayConfig } from './config/schema.js';
 import type { LoadedConfig } from './config/load.js';
@@ -89,7 +90,7 @@ function policyDigest(config: GatewayConfig): string {
 }
 
 /** Settings a reload cannot change, compared as JSON. */
-const RESTART_KEYS = ['listen', 'targets', 'audit', 'tls', 'allowPlaintextLoopback', 'limits', 'admin', 'pidFile'] as const;
+const RESTART_KEYS = ['listen', 'targets', 'audit', 'tls', 'allowPlaintextLoopback', 'limits', 'admin', 'pidFile', 'lineage', 'telemetry'] as const;
 
 /** Composes core, dialects and listeners from a validated config. */
 export async function startGateway(loaded: LoadedConfig, logger: Logger): Promise<RunningGateway> {
@@ -142,6 +143,16 @@ export async function startGateway(loaded: LoadedConfig, logger: Logger): Promis
     throw new StartupError(`cannot open the approvals journal at ${config.approvals.dir} (approvals.dir): ${(cause as Error).message}`, { cause });
   }
 
+  let observability: Observability;
+  try {
+    observability = await startObservability(config, logger);
+  } catch (cause) {
+    await approvals.close();
+    await audit.close();
+    if (cause instanceof ObservabilityError) throw new StartupError(cause.message, { cause });
+    throw cause;
+  }
+
   // The authenticator is replaced on reload; the listeners and the admin API go through this.
   let authenticator = authenticatorOf(config, logger);
   const currentAuthenticator: Authenticator & SecretIdentifier = {
@@ -158,6 +169,7 @@ export async function startGateway(loaded: LoadedConfig, logger: Logger): Promis
     ...(config.masking && config.masking.enabled !== false ? { masking: compileMasking(config.masking, { logger, baseDir: dirname(loaded.file) }) } : {}),
     approvals,
     reviewTimeoutMs: config.approvals.timeoutSeconds * 1000,
+    observers: observability.observers,
   });
 
   const targetsByDialect = new Map<string, Map<string, Target<unknown>>>();
@@ -201,6 +213,7 @@ export async function startGateway(loaded: LoadedConfig, logger: Logger): Promis
     }
   } catch (err) {
     for (const s of servers) s.close();
+    await observability.close();
     await approvals.close();
     await audit.close();
     throw err;
@@ -217,10 +230,13 @@ export async function startGateway(loaded: LoadedConfig, logger: Logger): Promis
         logger: logger.child({ component: 'admin' }),
         approvers: approverSpecOf(config),
         targetNames: () => loaded.targets.map((t) => t.name),
+        ...(observability.lineageStore ? { lineage: observability.lineageStore } : {}),
+        ...(config.lineage.readers ? { lineageReaders: config.lineage.readers } : {}),
       });
     } catch (err) {
       for (const s of servers) s.close();
       await Promise.all(listeners.map((l) => l.close()));
+      await observability.close();
       await approvals.close();
       await audit.close();
       const e = err as NodeJS.ErrnoException;
@@ -303,6 +319,8 @@ export async function startGateway(loaded: LoadedConfig, logger: Logger): Promis
         for (const s of servers) s.close();
         await admin?.close();
         await Promise.all(listeners.map((l) => l.close()));
+        // Sessions have ended (their runs too): lineage is written, then the trail is closed.
+        await observability.close();
         await approvals.close();
         await audit.close();
       })()),

@@ -46,3 +46,6 @@ export * from './session/observers.js';
 export { datasetNaming, runIdFor, type DatasetNaming } from './lineage/naming.js';
 export { LineageRecorder, createLineageRecorder, shapeOf, type LineageRecorderOptions } from './lineage/recorder.js';
 export { TelemetryObserver, callerTraceContext, querySummary, type TelemetryOptions } from './telemetry/tracing.js';
+export { toOpenLineageEvent, combineSinks, inputFieldsOf, OPENLINEAGE_SPEC_VERSION, OPENLINEAGE_RUN_EVENT_SCHEMA_URL, OPENLINEAGE_FACET_SCHEMA_URLS, type OpenLineageEventOptions, type OpenLineageRunEvent, type OpenLineageDataset, type OpenLineageFacet, type OpenLineageInputField } from './lineage/openlineage.js';
+export { createHttpSink, type OpenLineageHttpSink, type OpenLineageHttpSinkOptions, type OpenLineageHttpSinkStats } from './lineage/openlineage-http.js';
+export { createFileSink, type OpenLineageFileSink, type OpenLineageFileSinkOptions, type OpenLineageFileSinkStats } from './lineage/openlineage-file.js';

@@ -21,12 +21,14 @@ import {
   type Grant,
   type Identity,
   type SecretIdentifier,
+  type LineageStore,
   mayApprove,
 } from '@sluice/core';
 import type { Logger } from 'pino';
 import { splitHostPort } from '../config/schema.js';
 import { HttpError, parseBody, readBody, send, type Reply } from './http.js';
 import { approveBody, grantBody, rejectBody, STATUSES } from './schemas.js';
+import { lineageRoutes } from '../lineage/admin.js';
 
 export interface AdminServerOptions {
   /** Where to listen, `host:port` (port 0 picks a free one). */
@@ -41,6 +43,13 @@ export interface AdminServerOptions {
   readonly approvers?: ApproverSpec;
   /** The configured target names: a grant for a target that does not exist is refused. */
   readonly targetNames?: () => readonly string[];
+  /** The lineage store the lineage endpoints answer from (absent: no lineage endpoints). */
+  readonly lineage?: LineageStore;
+  /**
+   * Who may read every identity's lineage (`lineage.readers`, else the global approvers); any
+   * identity may read its own (`/v1/lineage/identity/<its subject>`).
+   */
+  readonly lineageReaders?: ApproverSpec;
 }
 
 export interface AdminServer {
@@ -168,7 +177,13 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     return { status: 200, body: { approval } };
   };
 
+  const lineageReaders = options.lineageReaders ?? globalApprovers;
   const routes: readonly Route[] = [
+    ...(options.lineage
+      ? lineageRoutes(options.lineage, {
+          authorize: (identity, request) => mayApprove(lineageReaders, identity) || (request.kind === 'identity' && request.name === identity.subject),
+        })
+      : []),
     {
       pattern: /^\/v1\/approvals$/,
       methods: {

@@ -2,6 +2,7 @@ import { approvalsCommand } from './approvals.js';
 import { auditCommand } from './audit.js';
 import { checkCommand, startCommand } from './start.js';
 import { demoCommand } from './demo.js';
+import { LINEAGE_USAGE, LINEAGE_USAGE_NOTE, lineageCommand } from './lineage.js';
 import { reloadCommand } from './reload.js';
 import { tokenCommand } from './token.js';
 
@@ -31,10 +32,13 @@ Commands:
   approvals grants [--all]             grants in force (--all: ended ones too)
   approvals revoke GRANT_ID            end a grant now
 
+${LINEAGE_USAGE}
+
 Every command that reads state takes the same --config FILE as start. The approvals commands
 call the admin API at --admin URL, else at the admin address of --config FILE (or of
 .sluice/demo/sluice.yaml), else http://127.0.0.1:7070; they authenticate with --token SECRET
-or SLUICE_TOKEN, and print JSON with --json.`;
+or SLUICE_TOKEN, and print JSON with --json.
+${LINEAGE_USAGE_NOTE}`;
 
 export class UsageError extends Error {}
 
@@ -57,6 +61,8 @@ export async function runCli(argv: string[]): Promise<number | undefined> {
         return await approvalsCommand(rest);
       case 'reload':
         return await reloadCommand(rest);
+      case 'lineage':
+        return await lineageCommand(rest);
       case undefined:
       case 'help':
       case '--help':

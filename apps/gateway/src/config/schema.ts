@@ -115,6 +115,11 @@ export const configSchema = z
         retentionDays: z.number().int().min(1).max(36_500).default(90),
         /** The OpenLineage namespace of the gateway's jobs. */
         namespace: z.string().min(1).default('sluice'),
+        /**
+         * Who may read every identity's lineage on the admin API (default: the global approvers);
+         * any identity may read its own.
+         */
+        readers: approverSpecSchema.optional(),
         /** How often lineage is written to the store and run growth reported. */
         flushIntervalMs: z.number().int().min(50).max(60_000).default(1000),
         /** OpenLineage run events. Off when absent. */

@@ -1,0 +1,118 @@
+/**
+ * Lineage and telemetry, composed from the config: the lineage store and its retention, the
+ * OpenLineage emitters, the recorder, and the OpenTelemetry SDK with its observer. The governor
+ * is told of every session through the observers returned; none when both are off.
+ */
+import { readFileSync } from 'node:fs';
+import {
+  combineSinks,
+  createFileSink,
+  createHttpSink,
+  LineageRecorder,
+  type GovernanceObserver,
+  type LineageStore,
+  type RunEventSink,
+} from '@sluice/core';
+import type { Logger } from 'pino';
+import type { GatewayConfig } from './config/schema.js';
+import { openLineageStore } from './lineage/open.js';
+import { startLineageRetention, type LineageRetention } from './lineage/retention.js';
+import { startTelemetry, type Telemetry } from './telemetry.js';
+
+/** The gateway's version, from its package.json. */
+export const VERSION: string = (() => {
+  try {
+    return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string }).version ?? '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+})();
+
+/** The producer URI in OpenLineage events. */
+export const PRODUCER = `https://github.com/sluice-gateway/sluice/tree/v${VERSION}`;
+
+export class ObservabilityError extends Error {}
+
+export interface Observability {
+  readonly observers: readonly GovernanceObserver[];
+  /** The lineage store (for the admin API), when lineage is on. */
+  readonly lineageStore: LineageStore | undefined;
+  readonly recorder: LineageRecorder | undefined;
+  /** Writes what is pending, ends open runs, stops the emitters, the store and the SDK. */
+  close(): Promise<void>;
+}
+
+function sinkOf(config: NonNullable<GatewayConfig['lineage']['openlineage']>, logger: Logger, env: NodeJS.ProcessEnv): RunEventSink {
+  const sinks: RunEventSink[] = [];
+  if (config.url !== undefined) {
+    let apiKey: string | undefined;
+    if (config.apiKeyEnv !== undefined) {
+      apiKey = env[config.apiKeyEnv];
+      if (apiKey === undefined || apiKey === '') {
+        throw new ObservabilityError(`lineage.openlineage.apiKeyEnv names ${config.apiKeyEnv}, which is not set in the environment`);
+      }
+    }
+    sinks.push(
+      createHttpSink({
+        url: config.url,
+        endpoint: config.endpoint,
+        ...(apiKey !== undefined ? { apiKey } : {}),
+        timeoutMs: config.timeoutMs,
+        queueDir: config.queueDir,
+        maxQueueBytes: config.maxQueueBytes,
+        producer: PRODUCER,
+        logger: logger.child({ component: 'openlineage-http' }),
+      }),
+    );
+  }
+  if (config.file !== undefined) {
+    sinks.push(createFileSink({ path: config.file, producer: PRODUCER, logger: logger.child({ component: 'openlineage-file' }) }));
+  }
+  return sinks.length === 1 ? sinks[0]! : combineSinks(...sinks);
+}
+
+export async function startObservability(config: GatewayConfig, logger: Logger, env: NodeJS.ProcessEnv = process.env): Promise<Observability> {
+  let store: LineageStore | undefined;
+  let retention: LineageRetention | undefined;
+  let sink: RunEventSink | undefined;
+  let recorder: LineageRecorder | undefined;
+  if (config.lineage.enabled) {
+    try {
+      store = await openLineageStore({ store: config.lineage.store, logger: logger.child({ component: 'lineage-store' }) });
+    } catch (cause) {
+      throw new ObservabilityError(`cannot open the lineage store at ${config.lineage.store} (lineage.store): ${(cause as Error).message}`, { cause });
+    }
+    try {
+      if (config.lineage.openlineage) sink = sinkOf(config.lineage.openlineage, logger, env);
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+    retention = startLineageRetention(store, { retentionMs: config.lineage.retentionDays * 86_400_000, logger });
+    recorder = new LineageRecorder({
+      logger: logger.child({ component: 'lineage' }),
+      store,
+      ...(sink ? { sink } : {}),
+      jobNamespace: config.lineage.namespace,
+      flushIntervalMs: config.lineage.flushIntervalMs,
+    });
+  }
+  const telemetry: Telemetry = startTelemetry(config.telemetry, logger, VERSION, env);
+  const observers: GovernanceObserver[] = [];
+  if (recorder) observers.push(recorder);
+  if (telemetry.observer) observers.push(telemetry.observer);
+  let closing: Promise<void> | undefined;
+  return {
+    observers,
+    lineageStore: store,
+    recorder,
+    close: () =>
+      (closing ??= (async () => {
+        await recorder?.close();
+        await sink?.close();
+        await retention?.stop();
+        await store?.close();
+        await telemetry.shutdown();
+      })()),
+  };
+}
