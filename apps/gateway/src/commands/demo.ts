@@ -76,6 +76,11 @@ ${DEMO_IDENTITIES.map(
 ).join('\n')}
 audit:
   dir: ./audit
+lineage:
+  store: ./lineage.db
+  flushIntervalMs: 500
+  openlineage:
+    file: ./openlineage.jsonl
 ${DEMO_POLICY}admin: 127.0.0.1:${options.adminPort}
 pidFile: ./sluice.pid
 log:
@@ -152,6 +157,13 @@ Approve a held statement, in another terminal:
 Audit trail:
   pnpm sluice audit tail --config ${cfg}
   pnpm sluice audit verify --config ${cfg}
+
+Lineage: run a query as the pipeline agent, labelled with its job, run and trace, then ask
+who read customers.email (OpenLineage events go to ${rel}/openlineage.jsonl):
+  psql "${url(DEMO_IDENTITIES[1])}" -c "SELECT c.email, o.amount_cents FROM customers c JOIN orders o ON o.customer_id = c.id LIMIT 3 /* traceparent='00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',job='retrain-churn',run='42' */"
+  pnpm sluice lineage column ${pg.database}.public.customers.email --config ${cfg}
+Traces: start the demo with OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 (any OTLP/HTTP
+collector) to see each session and statement, under the caller's trace when it sent one.
 
 Press Ctrl-C to stop.
 `);
