@@ -17,7 +17,7 @@
  * survive unions, renames and the rounds of a recursive query.
  */
 import type { ColumnFlow, ColumnSource, FlowSubtype, FlowType } from '@sluice/core';
-import { SourceSet } from '@sluice/core';
+import type { SourceSet } from '@sluice/core';
 
 /**
  * Aggregate functions, lower case: a value passed through one flows as AGGREGATION (also when
@@ -35,7 +35,7 @@ export type How = FlowSubtype;
 const DIRECT: ReadonlySet<FlowSubtype> = new Set<FlowSubtype>(['IDENTITY', 'TRANSFORMATION', 'AGGREGATION']);
 
 export function flowType(subtype: FlowSubtype): FlowType {
-  return DIRECT.has(subtype) ? 'DIRECT' : 'INDIRECT';
+  return subtype === 'IDENTITY' || subtype === 'TRANSFORMATION' || subtype === 'AGGREGATION' ? 'DIRECT' : 'INDIRECT';
 }
 
 /** The position of an operand of an expression or function at a position `how`. */
@@ -60,29 +60,109 @@ export function compose(how: How, inner: FlowSubtype): FlowSubtype {
   return how;
 }
 
+function sameSource(a: ColumnSource, b: ColumnSource): boolean {
+  return a === b || (a.column === b.column && a.table === b.table && a.schema === b.schema);
+}
+
 function sourceKey(s: ColumnSource): string {
   return `${s.schema ?? ''}\u0000${s.table}\u0000${s.column}`;
 }
 
-/** Sources and functions, and how each source flows (a source may flow several ways). */
-export class FlowSet extends SourceSet {
+/** Entries a set holds before it indexes them (most values have a few). */
+const LINEAR = 16;
+
+/**
+ * Sources and functions without duplicates (as core's `SourceSet`, which it reads too), and how
+ * each source flows (a source may flow several ways). Every source added through `addAs` /
+ * `mergeAs` has a flow; one added otherwise gets a fallback kind when the flows are read. Small
+ * sets are searched in order, larger ones indexed: a walk builds many small sets.
+ */
+export class FlowSet {
+  readonly sources: ColumnSource[] = [];
+  readonly functions: string[] = [];
   readonly flows: ColumnFlow[] = [];
-  readonly #flowKeys = new Set<string>();
-  /** Keys of the sources that have a flow. */
-  readonly #flowing = new Set<string>();
+  /** Keys of the sources, once there are many. */
+  #sourceIndex: Set<string> | undefined;
+  /** Keys of the flows and of their sources, once there are many. */
+  #flowIndex: Set<string> | undefined;
+  /** Number of sources that have a flow. */
+  #flowing = 0;
 
   /** `statement`: a statement's predicates, where a flow takes the kind it is merged as. */
-  constructor(readonly statement = false) {
-    super();
+  constructor(readonly statement = false) {}
+
+  get size(): number {
+    return this.sources.length + this.functions.length;
+  }
+
+  /** Sources, functions and flows: grows with every round of a recursive query that adds something. */
+  get weight(): number {
+    return this.size + this.flows.length;
+  }
+
+  /** A source, without a flow (see `addAs`). */
+  add(s: ColumnSource): void {
+    const sources = this.sources;
+    let index = this.#sourceIndex;
+    if (index === undefined) {
+      for (let i = 0; i < sources.length; i++) if (sameSource(sources[i]!, s)) return;
+      if (sources.length >= LINEAR) {
+        this.#sourceIndex = index = new Set(sources.map(sourceKey));
+        index.add(sourceKey(s));
+      }
+    } else {
+      const key = sourceKey(s);
+      if (index.has(key)) return;
+      index.add(key);
+    }
+    sources.push(s);
+  }
+
+  fn(name: string): void {
+    if (!this.functions.includes(name)) this.functions.push(name);
   }
 
   #flow(source: ColumnSource, subtype: FlowSubtype): void {
-    const key = sourceKey(source);
-    const flowKey = `${key}\u0000${subtype}`;
-    if (this.#flowKeys.has(flowKey)) return;
-    this.#flowKeys.add(flowKey);
-    this.#flowing.add(key);
-    this.flows.push({ source, type: flowType(subtype), subtype });
+    const flows = this.flows;
+    let index = this.#flowIndex;
+    if (index === undefined) {
+      let seen = false;
+      for (let i = 0; i < flows.length; i++) {
+        const f = flows[i]!;
+        if (!sameSource(f.source, source)) continue;
+        if (f.subtype === subtype) return;
+        seen = true;
+      }
+      if (!seen) this.#flowing++;
+      if (flows.length >= LINEAR) {
+        this.#flowIndex = index = new Set();
+        for (const f of flows) {
+          const key = sourceKey(f.source);
+          index.add(key);
+          index.add(`${key}\u0000${f.subtype}`);
+        }
+        const key = sourceKey(source);
+        index.add(key);
+        index.add(`${key}\u0000${subtype}`);
+      }
+    } else {
+      const key = sourceKey(source);
+      const flowKey = `${key}\u0000${subtype}`;
+      if (index.has(flowKey)) return;
+      if (!index.has(key)) {
+        index.add(key);
+        this.#flowing++;
+      }
+      index.add(flowKey);
+    }
+    flows.push({ source, type: flowType(subtype), subtype });
+  }
+
+  /** True when the source has a flow. */
+  #flows(source: ColumnSource): boolean {
+    if (this.#flowIndex !== undefined) return this.#flowIndex.has(sourceKey(source));
+    for (const f of this.flows) if (sameSource(f.source, source)) return true;
+    return false;
   }
 
   /** A table column read at a position `how`. */
@@ -92,40 +172,40 @@ export class FlowSet extends SourceSet {
   }
 
   /** Another set's sources, functions and flows, its value used at a position `how`. */
-  mergeAs(other: SourceSet, how: How): void {
+  mergeAs(other: FlowSet | SourceSet, how: How): void {
     if (other === this) return;
-    super.merge(other);
-    if (other instanceof FlowSet) {
-      for (const f of other.flows) this.#flow(f.source, this.statement ? how : compose(how, f.subtype));
-    } else {
-      // Sources gathered without kinds: transformed, as far as can be told.
-      for (const s of other.sources) this.#flow(s, this.statement ? how : compose(how, 'TRANSFORMATION'));
+    for (const s of other.sources) this.add(s);
+    for (const f of other.functions) this.fn(f);
+    const kinds = other instanceof FlowSet ? other : undefined;
+    if (kinds !== undefined) for (const f of kinds.flows) this.#flow(f.source, this.statement ? how : compose(how, f.subtype));
+    if (kinds !== undefined && kinds.#flowing === kinds.sources.length) return;
+    // Sources gathered without a kind: transformed, as far as can be told.
+    for (const s of other.sources) {
+      if (kinds === undefined || !kinds.#flows(s)) this.#flow(s, this.statement ? how : compose(how, 'TRANSFORMATION'));
     }
   }
 
   /** Another set taken as it is (at statement level: as a FILTER). */
-  override merge(other: SourceSet): void {
+  merge(other: FlowSet | SourceSet): void {
     this.mergeAs(other, this.statement ? 'FILTER' : 'IDENTITY');
-  }
-
-  /** Sources, functions and flows: grows with every round of a recursive query that adds something. */
-  get weight(): number {
-    return this.size + this.flows.length;
   }
 
   /** The flows, with a flow of kind `fallback` for any source gathered without one. */
   flowList(fallback: FlowSubtype): ColumnFlow[] {
     const out = [...this.flows];
-    if (this.#flowing.size === this.sources.length) return out;
-    for (const s of this.sources) if (!this.#flowing.has(sourceKey(s))) out.push({ source: s, type: flowType(fallback), subtype: fallback });
+    if (this.#flowing === this.sources.length) return out;
+    for (const s of this.sources) if (!this.#flows(s)) out.push({ source: s, type: flowType(fallback), subtype: fallback });
     return out;
   }
 
   /** The sources that flow DIRECT (a source gathered without a kind counts as DIRECT). */
   directSources(): ColumnSource[] {
+    if (this.sources.length <= LINEAR) {
+      return this.sources.filter((s) => !this.#flows(s) || this.flows.some((f) => f.type === 'DIRECT' && sameSource(f.source, s)));
+    }
     const direct = new Set<string>();
     for (const f of this.flows) if (f.type === 'DIRECT') direct.add(sourceKey(f.source));
-    return this.sources.filter((s) => direct.has(sourceKey(s)) || !this.#flowing.has(sourceKey(s)));
+    return this.sources.filter((s) => direct.has(sourceKey(s)) || !this.#flows(s));
   }
 }
 

@@ -265,7 +265,7 @@ const LEAVES: ReadonlySet<string> = new Set([
 export class LineageWalker {
   /** Columns read by the statement's clauses, each flow of the clause's kind. */
   readonly predicates = new Acc(true);
-  readonly functions = new Acc();
+  readonly functions = new SourceSet();
   readonly #columnsOf = new Map<string, readonly string[] | undefined>();
   /**
    * Inside an INSERT's ON DUPLICATE KEY UPDATE: the value the row would have had for a column
@@ -356,6 +356,11 @@ export class LineageWalker {
       const dup = f['on_duplicate_update'];
       if (isObj(dup)) {
         const updated = new Scope(undefined);
+        // INSERT ... SELECT: the update may name the columns of the query's tables.
+        if (q !== undefined && branches(q).length === 1) {
+          this.with(q['with'], updated);
+          this.from(q['from'], updated);
+        }
         const stored = new TableRel(table, schema, table, schema, known, undefined);
         updated.rels.push(stored);
         updated.items.push({ kind: 'rel', rel: stored });
