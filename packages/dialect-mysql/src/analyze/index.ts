@@ -1,7 +1,7 @@
 /**
  * Statement analysis for the MySQL / MariaDB dialect: the same kind of Analysis as the
- * PostgreSQL dialect gives (operations, objects, hazards, functions, lineage), so that core's
- * policy, guardrails and masking work unchanged.
+ * PostgreSQL dialect gives (operations, objects, hazards, functions, result and write lineage
+ * with flow kinds), so that core's policy, guardrails, masking and lineage work unchanged.
  */
 export {
   analyzeUncached,
