@@ -270,19 +270,20 @@ function resultFacts(stmt: unknown): ResultFacts {
   return out;
 }
 
-function freezeFacts(facts: Facts, normalized: string, command: string, result?: ReturnType<typeof resultFacts>): Analysis {
-  return Object.freeze({
-    ...(result ?? {}),
-    normalized,
-    fingerprint: fingerprintOf(normalized),
-    operations: Object.freeze([...facts.operations]),
-    statementCount: 1,
-    commands: Object.freeze([command]),
-    objects: Object.freeze(facts.objectRefs()),
-    hazards: Object.freeze([...facts.hazards]),
-    functions: Object.freeze([...facts.functions]),
-    ...(facts.unanalysable.length > 0 ? { unanalysable: facts.unanalysable.join('; ') } : {}),
-  });
+function freezeFacts(facts: Facts, normalized: string, command: string, result?: ResultFacts): Analysis {
+  // Built by assignment, not by spreading `result` into a literal: freezing an object made
+  // that way costs microseconds per statement.
+  const out: { -readonly [K in keyof PostgresAnalysis]?: PostgresAnalysis[K] } = Object.assign({}, result);
+  out.normalized = normalized;
+  out.fingerprint = fingerprintOf(normalized);
+  out.operations = Object.freeze([...facts.operations]);
+  out.statementCount = 1;
+  out.commands = Object.freeze([command]);
+  out.objects = Object.freeze(facts.objectRefs());
+  out.hazards = Object.freeze([...facts.hazards]);
+  out.functions = Object.freeze([...facts.functions]);
+  if (facts.unanalysable.length > 0) out.unanalysable = facts.unanalysable.join('; ');
+  return Object.freeze(out) as Analysis;
 }
 
 /** Parses and analyses one statement of the request. */

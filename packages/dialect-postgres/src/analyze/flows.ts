@@ -67,22 +67,47 @@ function keyOf(s: ColumnSource): string {
   return `${s.schema ?? ''}\u0000${s.table}\u0000${s.column}`;
 }
 
-/** A SourceSet that also remembers how each source flows. */
+/** Sets this small are searched in order; larger ones through an index. */
+const SMALL = 8;
+
+/**
+ * A SourceSet that also remembers how each source flows. The walker makes many small ones:
+ * they are searched in order, without building keys, until they grow.
+ */
 export class FlowSet extends SourceSet {
   /** What a source added now becomes (and what merged flows are composed with). */
   mode: Flow = Flow.Identity;
-  readonly #index = new Map<string, number>();
+  /** Flow bits of each source, in the order of `sources`. */
   readonly #masks: number[] = [];
+  /** Position of each source by key, once the set is not small. */
+  #index: Map<string, number> | undefined;
   #bits = 0;
 
+  #find(s: ColumnSource): number {
+    const sources = this.sources;
+    if (sources.length <= SMALL) {
+      for (let i = 0; i < sources.length; i++) {
+        const t = sources[i]!;
+        if (t.column === s.column && t.table === s.table && t.schema === s.schema) return i;
+      }
+      return -1;
+    }
+    if (this.#index === undefined) {
+      this.#index = new Map();
+      for (let i = 0; i < sources.length; i++) this.#index.set(keyOf(sources[i]!), i);
+    }
+    return this.#index.get(keyOf(s)) ?? -1;
+  }
+
+  // Every source is added here: the base class's own index of sources stays unused.
   override add(s: ColumnSource, flow: Flow = this.mode): void {
-    const key = keyOf(s);
-    let i = this.#index.get(key);
-    if (i === undefined) {
-      super.add(s);
-      i = this.sources.length - 1;
-      this.#index.set(key, i);
-      this.#masks.push(0);
+    const i = this.#find(s);
+    if (i < 0) {
+      this.#index?.set(keyOf(s), this.sources.length);
+      this.sources.push(s);
+      this.#masks.push(flow);
+      this.#bits++;
+      return;
     }
     const mask = this.#masks[i]!;
     if ((mask & flow) === 0) {
@@ -93,14 +118,14 @@ export class FlowSet extends SourceSet {
 
   override merge(other: SourceSet): void {
     if (other === this) return;
-    if (other instanceof FlowSet) {
-      const sources = other.sources;
-      for (let i = 0; i < sources.length; i++) {
-        const mask = other.#masks[i]!;
-        for (let bit = 1; bit <= mask; bit <<= 1) if ((mask & bit) !== 0) this.add(sources[i]!, compose(this.mode, bit as Flow));
-      }
-    } else {
-      for (const s of other.sources) this.add(s);
+    const sources = other.sources;
+    const mode = this.mode;
+    for (let i = 0; i < sources.length; i++) {
+      // A plain SourceSet's sources (none but the shared empty one) count as IDENTITY.
+      const mask = other instanceof FlowSet ? other.#masks[i]! : Flow.Identity;
+      // One bit (the common case) needs no loop.
+      if ((mask & (mask - 1)) === 0) this.add(sources[i]!, compose(mode, mask as Flow));
+      else for (let bit = 1; bit <= mask; bit <<= 1) if ((mask & bit) !== 0) this.add(sources[i]!, compose(mode, bit as Flow));
     }
     for (const f of other.functions) this.fn(f);
   }
@@ -134,15 +159,12 @@ export function within(set: FlowSet, flow: Flow, walk: () => void): void {
   }
 }
 
-/** A source of a plain SourceSet, whose flows are not known: DIRECT TRANSFORMATION. */
-const UNCLASSIFIED = Flow.Transformation;
-
 /** The flows of a set, source by source in order. */
 export function flowsOf(set: SourceSet): ColumnFlow[] {
   const out: ColumnFlow[] = [];
   const sources = set.sources;
   for (let i = 0; i < sources.length; i++) {
-    const mask = set instanceof FlowSet ? set.mask(i) : UNCLASSIFIED;
+    const mask = set instanceof FlowSet ? set.mask(i) : Flow.Identity;
     for (const [bit, type, subtype] of NAMES) if ((mask & bit) !== 0) out.push({ source: sources[i]!, type, subtype });
   }
   return out;

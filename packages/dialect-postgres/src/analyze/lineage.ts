@@ -35,6 +35,7 @@ export interface LineageOptions {
 }
 
 // --- sources -----------------------------------------------------------------------------------
+// Core's mergeFound and growLineage, with unions that keep the flows.
 
 function mergeFound(found: readonly Found[]): Found | undefined {
   if (found.length === 0) return undefined;
@@ -581,10 +582,11 @@ function singleName(v: unknown): string | undefined {
 }
 
 /** The top-level AND-ed parts of a condition. */
-function conjuncts(node: unknown): unknown[] {
+function conjuncts(node: unknown, out: unknown[] = []): unknown[] {
   const b = as(node, 'BoolExpr');
-  if (b === undefined || b['boolop'] !== 'AND_EXPR') return [node];
-  return list(b['args']).flatMap(conjuncts);
+  if (b === undefined || b['boolop'] !== 'AND_EXPR') out.push(node);
+  else for (const a of list(b['args'])) conjuncts(a, out);
+  return out;
 }
 
 /** SELECT INTO's target: on the query, or on the first branch of a set operation. */
@@ -636,8 +638,6 @@ class LineageWalker {
   /** Each writing statement walked (a data-modifying CTE is one), by its node. */
   readonly writes = new Map<unknown, WriteTarget>();
   readonly #columnsOf: Map<string, readonly string[] | undefined> = new Map();
-  /** While a WHERE conjunct is scanned for a join: the relations its columns certainly belong to. */
-  #touched: Set<Relation> | undefined;
 
   constructor(readonly options: LineageOptions) {}
 
@@ -1032,7 +1032,9 @@ class LineageWalker {
   query(f: Obj, parent: Scope | undefined, cteParent: Scope | undefined = parent): QueryResult {
     const scope = new Scope(parent, cteParent);
     this.#with(f['withClause'], scope);
+    // Each clause's columns go into the predicates as what the clause does with them.
     const p = this.predicates;
+    const mode = p.mode;
     const op = f['op'];
     let result: QueryResult;
     if (op !== undefined && op !== 'SETOP_NONE') {
@@ -1048,26 +1050,23 @@ class LineageWalker {
       for (const item of list(f['fromClause'])) this.#addFromItem(item, scope);
       result = this.#targetList(list(f['targetList']), scope);
       this.#where(f['whereClause'], scope);
-      within(p, Flow.GroupBy, () => {
-        for (const g of list(f['groupClause'])) this.#groupItem(g, scope, result);
-      });
-      within(p, Flow.Filter, () => this.expr(f['havingClause'], scope, p));
-      within(p, Flow.Window, () => {
-        for (const w of list(f['windowClause'])) this.#window(as(w, 'WindowDef'), scope, p, new Set());
-      });
+      p.mode = compose(mode, Flow.GroupBy);
+      for (const g of list(f['groupClause'])) this.#groupItem(g, scope, result);
+      p.mode = compose(mode, Flow.Filter);
+      this.expr(f['havingClause'], scope, p);
+      p.mode = compose(mode, Flow.Window);
+      for (const w of list(f['windowClause'])) this.#window(as(w, 'WindowDef'), scope, p, new Set());
       // DISTINCT ON keeps one row per value: a grouping.
-      within(p, Flow.GroupBy, () => {
-        for (const d of list(f['distinctClause'])) this.#byOutput(d, scope, result, false);
-      });
+      p.mode = compose(mode, Flow.GroupBy);
+      for (const d of list(f['distinctClause'])) this.#byOutput(d, scope, result, false);
     }
     const outputOnly = op !== undefined && op !== 'SETOP_NONE' ? true : list(f['valuesLists']).length > 0;
-    within(p, Flow.Sort, () => {
-      for (const s of list(f['sortClause'])) this.#byOutput(as(s, 'SortBy')?.['node'], scope, result, outputOnly);
-    });
-    within(p, Flow.Filter, () => {
-      this.expr(f['limitOffset'], scope, p);
-      this.expr(f['limitCount'], scope, p);
-    });
+    p.mode = compose(mode, Flow.Sort);
+    for (const s of list(f['sortClause'])) this.#byOutput(as(s, 'SortBy')?.['node'], scope, result, outputOnly);
+    p.mode = compose(mode, Flow.Filter);
+    this.expr(f['limitOffset'], scope, p);
+    this.expr(f['limitCount'], scope, p);
+    p.mode = mode;
     return result;
   }
 
@@ -1142,8 +1141,8 @@ class LineageWalker {
   }
 
   /**
-   * WHERE: FILTER, except a conjunct that compares columns certainly of two different relations
-   * (`a.id = b.a_id`, the join conditions of `FROM a, b` or UPDATE ... FROM): JOIN.
+   * WHERE: FILTER, except a conjunct that compares two columns qualified with different
+   * relations (`a.id = b.a_id`, the join conditions of `FROM a, b` or UPDATE ... FROM): JOIN.
    */
   #where(node: unknown, scope: Scope): void {
     if (node === undefined) return;
@@ -1157,33 +1156,32 @@ class LineageWalker {
     for (const c of conjuncts(node)) within(p, this.#joins(c, scope) ? Flow.Join : Flow.Filter, () => this.expr(c, scope, p));
   }
 
-  /** Whether an expression's own column references (not its subqueries') name two relations. */
+  /** Whether a condition compares two columns qualified with different relations (`a.id = b.a_id`). */
   #joins(node: unknown, scope: Scope): boolean {
-    const saved = this.#touched;
-    const touched = new Set<Relation>();
-    this.#touched = touched;
-    try {
-      const scratch = new Acc();
-      const stack: unknown[] = [node];
-      while (stack.length > 0 && touched.size < 2) {
-        const v = stack.pop();
-        if (Array.isArray(v)) {
-          for (const x of v) stack.push(x);
-          continue;
-        }
-        if (!isObj(v)) continue;
-        const ref = as(v, 'ColumnRef');
-        if (ref !== undefined) {
-          this.#columnRef(ref, scope, scratch);
-          continue;
-        }
-        if (as(v, 'SubLink') !== undefined || as(v, 'SelectStmt') !== undefined) continue;
-        for (const key in v) stack.push(v[key]);
-      }
-    } finally {
-      this.#touched = saved;
+    const e = as(node, 'A_Expr');
+    const kind = e?.['kind'];
+    if (e === undefined || (kind !== 'AEXPR_OP' && kind !== 'AEXPR_NOT_DISTINCT' && kind !== 'AEXPR_DISTINCT')) return false;
+    const left = this.#qualifiedRelation(e['lexpr'], scope);
+    if (left === undefined) return false;
+    const right = this.#qualifiedRelation(e['rexpr'], scope);
+    return right !== undefined && right !== left;
+  }
+
+  /** The relation a qualified column reference (`t.c`, `s.t.c`, possibly cast) names, when it names one. */
+  #qualifiedRelation(node: unknown, scope: Scope): Relation | undefined {
+    const ref = as(as(node, 'TypeCast')?.['arg'] ?? node, 'ColumnRef');
+    if (ref === undefined) return undefined;
+    const fields = list(ref['fields']);
+    if (fields.length < 2 || fields.length > 3) return undefined;
+    const quals: string[] = [];
+    for (let i = 0; i < fields.length - 1; i++) {
+      const n = stringNode(fields[i]);
+      if (n === undefined) return undefined;
+      quals.push(n);
     }
-    return touched.size >= 2;
+    if (stringNode(fields[fields.length - 1]) === undefined) return undefined;
+    const rels = this.#relsNamed(quals, scope);
+    return rels.length === 1 ? rels[0] : undefined;
   }
 
   /** GROUP BY: an input column first, an output column by position or name otherwise. */
@@ -1593,7 +1591,6 @@ class LineageWalker {
           return;
         }
         const rels = this.#relsNamed(names, scope);
-        if (this.#touched !== undefined) for (const r of rels) this.#touched.add(r);
         if (rels.length === 0) wholeScope(scope, acc);
         for (const r of rels) r.whole(acc);
       });
@@ -1611,24 +1608,24 @@ class LineageWalker {
     for (const [quals, column, isPlain] of tries) {
       const rels = this.#relsNamed(quals, scope);
       if (rels.length === 0) continue;
-      if (this.#touched !== undefined) for (const r of rels) this.#touched.add(r);
       let direct = isPlain;
       // `t.c.field`: a field of the column's value.
-      within(acc, isPlain ? Flow.Identity : Flow.Transformation, () => {
-        for (const r of rels) {
-          const found = r.column(column);
-          if (found !== undefined) {
-            acc.merge(found.acc);
-            direct &&= found.direct;
-          } else if (r instanceof TableRel) {
-            // The catalog does not list it (it may be newer than the catalog).
-            acc.add(source(r.tableSchema, r.table, column));
-          } else {
-            within(acc, Flow.Transformation, () => r.whole(acc));
-            direct = false;
-          }
+      const saved = acc.mode;
+      if (!isPlain) acc.mode = compose(saved, Flow.Transformation);
+      for (const r of rels) {
+        const found = r.column(column);
+        if (found !== undefined) {
+          acc.merge(found.acc);
+          direct &&= found.direct;
+        } else if (r instanceof TableRel) {
+          // The catalog does not list it (it may be newer than the catalog).
+          acc.add(source(r.tableSchema, r.table, column));
+        } else {
+          within(acc, Flow.Transformation, () => r.whole(acc));
+          direct = false;
         }
-      });
+      }
+      acc.mode = saved;
       return direct;
     }
     // `c.field`: a field of a composite column.
@@ -1654,7 +1651,6 @@ class LineageWalker {
         if (r instanceof JoinRel && r.aliases.length === 0) continue;
         const found = r.column(name);
         if (found !== undefined) (found.definite ? definite : maybe).push(found);
-        if (found?.definite === true) this.#touched?.add(r);
         if (r.name === name) wholes.push(r);
       }
       if (definite.length > 0) {
@@ -1671,7 +1667,6 @@ class LineageWalker {
       }
       if (wholes.length > 0) {
         for (const r of wholes) {
-          this.#touched?.add(r);
           // `(t).field` is the column `field` of t.
           const f = field === undefined ? undefined : r.column(field);
           if (f === undefined) within(acc, Flow.Transformation, () => r.whole(acc));
@@ -1718,14 +1713,15 @@ class LineageWalker {
         acc.fn(name);
         this.functions.fn(name);
         const ordered = f['agg_within_group'] === true;
-        within(acc, isAggregate(f) ? Flow.Aggregation : Flow.Transformation, () => {
-          this.expr(f['args'], scope, acc);
-          // WITHIN GROUP (ORDER BY x): x is what an ordered-set aggregate aggregates.
-          if (ordered) this.expr(f['agg_order'], scope, acc);
-        });
+        const saved = acc.mode;
+        acc.mode = compose(saved, isAggregate(f) ? Flow.Aggregation : Flow.Transformation);
+        this.expr(f['args'], scope, acc);
+        // WITHIN GROUP (ORDER BY x): x is what an ordered-set aggregate aggregates.
+        if (ordered) this.expr(f['agg_order'], scope, acc);
+        acc.mode = saved;
         // string_agg(x, ',' ORDER BY y): y orders the values; FILTER (WHERE z) picks the rows.
-        if (!ordered) within(acc, Flow.Sort, () => this.expr(f['agg_order'], scope, acc));
-        within(acc, Flow.Filter, () => this.expr(f['agg_filter'], scope, acc));
+        if (!ordered && f['agg_order'] !== undefined) within(acc, Flow.Sort, () => this.expr(f['agg_order'], scope, acc));
+        if (f['agg_filter'] !== undefined) within(acc, Flow.Filter, () => this.expr(f['agg_filter'], scope, acc));
         // The window decides which rows a value is computed over: it is read, and it shapes the value.
         const over = f['over'];
         if (isObj(over)) {
@@ -1819,14 +1815,14 @@ class LineageWalker {
         return;
       default: {
         // An expression transforms what it reads; a wrapper passes it on as it is.
-        const flow = PASS_THROUGH.has(type) ? Flow.Identity : Flow.Transformation;
-        within(acc, flow, () => {
-          if (!PLAIN_EXPRESSIONS.has(type)) {
-            // Not understood: it may draw on anything in scope.
-            within(acc, Flow.Transformation, () => wholeScope(scope, acc));
-          }
-          for (const key in f) this.expr(f[key], scope, acc);
-        });
+        const saved = acc.mode;
+        if (!PASS_THROUGH.has(type)) acc.mode = compose(saved, Flow.Transformation);
+        if (!PLAIN_EXPRESSIONS.has(type)) {
+          // Not understood: it may draw on anything in scope.
+          within(acc, Flow.Transformation, () => wholeScope(scope, acc));
+        }
+        for (const key in f) this.expr(f[key], scope, acc);
+        acc.mode = saved;
       }
     }
   }
@@ -1953,9 +1949,12 @@ export interface StatementLineage {
 export function statementLineage(stmt: unknown, options: LineageOptions = {}): StatementLineage {
   try {
     const walker = new LineageWalker(options);
+    const out: { lineage?: ResultLineage; writes?: readonly WriteLineage[] } = {};
     const lineage = walker.statement(stmt);
-    const writes = writeLineage(walker.writes.values());
-    return { ...(lineage === undefined ? {} : { lineage }), ...(writes === undefined ? {} : { writes }) };
+    if (lineage !== undefined) out.lineage = lineage;
+    const writes = walker.writes.size === 0 ? undefined : writeLineage([...walker.writes.values()]);
+    if (writes !== undefined) out.writes = writes;
+    return out;
   } catch {
     // A tree too deep for the walk (RangeError), or a `columnsOf` that failed.
     let lineage: ResultLineage | undefined;

@@ -11,18 +11,30 @@ import { as, isObj, list, text } from './tree.js';
 
 /** The rows one statement writes into one table. */
 export class WriteTarget {
-  /** Written columns by name, in the order written; undefined once positions cannot be told. */
-  #columns: Map<string, FlowSet> | undefined = new Map();
+  /**
+   * Written columns by name, in the order written; undefined once positions cannot be told.
+   * A column's first values are kept as given (they are not changed after), and copied when
+   * more come.
+   */
+  #columns: Map<string, SourceSet> | undefined = new Map();
+  /** Columns whose set is this target's own copy. */
+  readonly #own = new Set<string>();
   /** Whether the names are positions (`$1` ...); undefined until the first column. */
   #positional: boolean | undefined;
   /** What any written column may carry, beyond `#columns` (when positions are unknown). */
-  readonly #carry = new FlowSet();
+  #carrying: FlowSet | undefined;
+
+  get #carry(): FlowSet {
+    return (this.#carrying ??= new FlowSet());
+  }
 
   constructor(
     readonly schema: string | undefined,
     readonly table: string,
     /** Statement-level INDIRECT flows: what decides which rows are written. */
     readonly indirect: SourceSet,
+    /** Made by `writeLineage` from several statements' targets. */
+    readonly merged = false,
   ) {}
 
   /** Values written into a column (`$n` with `positional`). The same column again adds to it. */
@@ -37,8 +49,12 @@ export class WriteTarget {
     }
     this.#positional = positional;
     const known = this.#columns.get(name);
-    if (known === undefined) this.#columns.set(name, union(values));
-    else known.merge(values);
+    if (known === undefined) this.#columns.set(name, values);
+    else if (this.#own.has(name)) known.merge(values);
+    else {
+      this.#columns.set(name, union(known, values));
+      this.#own.add(name);
+    }
   }
 
   /** Which column receives what cannot be told: every value may go into any column. */
@@ -55,10 +71,9 @@ export class WriteTarget {
     if (other.#columns === undefined) this.unknown(other.#carry);
     else {
       for (const [name, acc] of other.#columns) this.column(name, acc, other.#positional === true);
-      this.#carry.merge(other.#carry);
+      if (other.#carrying !== undefined) this.#carry.merge(other.#carrying);
     }
-    const indirect = this.indirect;
-    if (indirect instanceof FlowSet) indirect.merge(other.indirect);
+    this.indirect.merge(other.indirect);
   }
 
   lineage(): WriteLineage {
@@ -68,33 +83,37 @@ export class WriteTarget {
       columns?.push({ name, flows: flowsOf(acc) });
       all.merge(acc);
     }
-    all.merge(this.#carry);
-    return {
-      ...(this.schema === undefined ? {} : { schema: this.schema }),
-      table: this.table,
-      ...(columns === undefined ? {} : { columns }),
-      ...(columns !== undefined && this.#positional === true ? { positional: true } : {}),
-      all: directSources(all),
-      indirect: flowsOf(this.indirect),
-    };
+    if (this.#carrying !== undefined) all.merge(this.#carrying);
+    const out: { -readonly [K in keyof WriteLineage]: WriteLineage[K] } = { table: this.table, all: directSources(all), indirect: flowsOf(this.indirect) };
+    if (this.schema !== undefined) out.schema = this.schema;
+    if (columns !== undefined) {
+      out.columns = columns;
+      if (this.#positional === true) out.positional = true;
+    }
+    return out;
   }
 }
 
 /** One entry per table, in the order first written; several statements into one table merge. */
-export function writeLineage(targets: Iterable<WriteTarget>): WriteLineage[] | undefined {
+export function writeLineage(targets: readonly WriteTarget[]): WriteLineage[] | undefined {
+  if (targets.length <= 1) return targets.length === 0 ? undefined : [targets[0]!.lineage()];
   const byTable = new Map<string, WriteTarget>();
   for (const t of targets) {
     const key = `${t.schema ?? ''}\u0000${t.table}`;
     const known = byTable.get(key);
     if (known === undefined) {
-      const first = new WriteTarget(t.schema, t.table, new FlowSet());
-      first.absorb(t);
-      byTable.set(key, first);
+      byTable.set(key, t);
     } else {
-      known.absorb(t);
+      // A second statement into the same table: both go into a new target.
+      let merged = known;
+      if (!merged.merged) {
+        merged = new WriteTarget(known.schema, known.table, new FlowSet(), true);
+        merged.absorb(known);
+        byTable.set(key, merged);
+      }
+      merged.absorb(t);
     }
   }
-  if (byTable.size === 0) return undefined;
   return [...byTable.values()].map((t) => t.lineage());
 }
 
