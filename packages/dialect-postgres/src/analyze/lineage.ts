@@ -10,6 +10,18 @@
  * does not understand a node inside an expression, the value draws on every relation in scope;
  * when a `*` covers a relation whose columns it does not know, positions are unknown and the
  * result only says what it may carry. Masking may then mask more than needed, never less.
+ *
+ * The same walk classifies how each source flows (flows.ts): into each result column
+ * (IDENTITY, TRANSFORMATION, AGGREGATION, CONDITIONAL, WINDOW; FILTER and SORT for an
+ * aggregate's FILTER and ORDER BY), and into the statement as a whole (`indirect`: JOIN,
+ * FILTER, GROUP_BY, SORT, WINDOW, the predicates classified). A WHERE conjunct that compares
+ * two columns qualified with different relations is a JOIN; EXISTS and IN subqueries FILTER.
+ *
+ * And it gives the write lineage of every statement that writes rows (write-lineage.ts):
+ * INSERT (ON CONFLICT included), UPDATE, DELETE, MERGE, data-modifying CTEs, CREATE TABLE AS,
+ * CREATE MATERIALIZED VIEW, SELECT INTO, COPY FROM, TRUNCATE, REFRESH MATERIALIZED VIEW and
+ * the statement of an EXPLAIN ANALYZE. MERGE's WHEN conditions decide which rows an action
+ * writes: they are FILTER flows of the statement, not CONDITIONAL flows of the columns.
  */
 import type { ColumnSource, ResultColumn, ResultLineage, WriteLineage } from '@sluice/core';
 import {
