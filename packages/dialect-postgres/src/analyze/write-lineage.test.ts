@@ -644,6 +644,23 @@ describe('through the analyzer', () => {
   });
 });
 
+describe('robustness', () => {
+  it('answers a tree too deep to walk with every table written, carrying any table named', () => {
+    let val: unknown = { ColumnRef: { fields: [{ String: { sval: 'email' } }] } };
+    for (let i = 0; i < 200_000; i++) val = { FuncCall: { funcname: [{ String: { sval: 'lower' } }], args: [val] } };
+    const select = {
+      SelectStmt: {
+        targetList: [{ ResTarget: { val } }],
+        fromClause: [{ RangeVar: { relname: 'customers', schemaname: 'crm' } }],
+      },
+    };
+    const l = statementLineage({ InsertStmt: { relation: { relname: 't' }, selectStmt: select } });
+    expect(l.lineage).toBeUndefined();
+    const every = [src('crm.customers.*'), src('t.*')];
+    expect(l.writes).toEqual([{ table: 't', all: every, indirect: every.map((s) => ({ source: s, type: 'INDIRECT', subtype: 'FILTER' })) }]);
+  });
+});
+
 // --- properties ------------------------------------------------------------------------------
 
 const key = (s: ColumnSource): string => `${s.schema ?? ''}.${s.table}.${s.column}`;
