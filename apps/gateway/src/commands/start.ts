@@ -73,6 +73,7 @@ export async function startCommand(args: string[]): Promise<number | undefined> 
     logger.info({ dialect: a.dialect, host: a.host, port: a.port }, `listening for ${a.dialect} clients on ${a.host}:${a.port}`);
   }
   process.stdout.write(`sluice: listening on ${gateway.addresses.map((a) => `${a.dialect} ${a.host}:${a.port}`).join(', ')}\n`);
+  if (gateway.adminUrl) process.stdout.write(`sluice: admin API on ${gateway.adminUrl}\n`);
   await serveUntilStopped(gateway, loaded, logger, async () => {
     logger.info('shutting down');
     await gateway.close();
