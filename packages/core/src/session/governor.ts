@@ -52,6 +52,8 @@ export interface SessionStart {
   readonly server?: { readonly address: string; readonly port: number };
   /** Connection attributes the client sent (MySQL), for the caller context. */
   readonly attributes?: Readonly<Record<string, string>>;
+  /** The database product when it matters beyond the dialect (`mariadb` behind the MySQL dialect), for traces. */
+  readonly system?: string;
 }
 
 export interface StatementStart {
@@ -347,6 +349,8 @@ export class GovernedSession {
   readonly sourceAddress: string;
   readonly application: string | undefined;
   readonly server: { readonly address: string; readonly port: number } | undefined;
+  /** The database product, when the dialect told it (`mariadb`). */
+  readonly system: string | undefined;
   /** The upstream database or default schema (a dialect updates it when the client switches). */
   database: string | undefined;
   /** What the caller said about its job, run and trace for the whole session. */
@@ -379,6 +383,7 @@ export class GovernedSession {
     this.sourceAddress = start.sourceAddress;
     this.application = start.application;
     this.server = start.server;
+    this.system = start.system;
     this.database = start.database;
     this.context = mergeContexts(attributesContext(start.attributes), applicationContext(start.application), claimsContext(start.identity.claims));
     this.#members =

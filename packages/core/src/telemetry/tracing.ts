@@ -134,7 +134,7 @@ class SessionTelemetry implements SessionObserver {
     this.#tracer = tracer;
     this.#instruments = instruments;
     this.#session = session;
-    const system = SYSTEMS[session.dialect] ?? session.dialect;
+    const system = session.system ?? SYSTEMS[session.dialect] ?? session.dialect;
     this.#common = {
       'db.system.name': system,
       ...(session.database !== undefined ? { 'db.namespace': session.database } : {}),

@@ -732,6 +732,7 @@ export class MysqlClientSession {
         ...(attempt.application ? { application: attempt.application } : {}),
         ...(this.#schema !== undefined ? { database: this.#schema } : {}),
         server: { address: target.options.upstream.host, port: target.options.upstream.port },
+        system: this.#mariadb ? 'mariadb' : 'mysql',
         ...(this.#attributes !== undefined ? { attributes: Object.fromEntries(this.#attributes) } : {}),
       });
     } catch (err) {
