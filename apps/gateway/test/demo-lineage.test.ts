@@ -164,13 +164,11 @@ describe('the demo lineage walk-through (sluice demo, psql, sluice lineage, Open
       'db.system.name': 'postgresql',
       'db.operation.name': 'SELECT',
       'enduser.id': 'retrain-bot',
-      'sluice.identity.kind': 'agent',
       'sluice.target': 'demo',
       'sluice.decision': 'allow',
       'sluice.rule': 'pipelines-read-write',
       'sluice.job': 'retrain-churn',
       'sluice.run': '42',
-      'sluice.outcome': 'ok',
       'sluice.masked_columns': 1,
       'db.response.returned_rows': 3,
     });

@@ -55,8 +55,33 @@ export function callerTraceContext(traceparent: string | undefined, tracestate?:
   });
 }
 
+/** A cumulative count for one attribute set, reported by an observable counter. */
+interface CountEntry {
+  readonly attributes: Attributes;
+  value: number;
+}
+
+/**
+ * Counts kept in the process and reported when metrics are collected: a statement adds to a
+ * count entry its shape holds, with no attribute hashing per statement.
+ */
+class LocalCounts {
+  readonly #entries = new Map<string, CountEntry>();
+
+  entry(attributes: Attributes): CountEntry {
+    const key = JSON.stringify(Object.entries(attributes).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    let e = this.#entries.get(key);
+    if (e === undefined) this.#entries.set(key, (e = { attributes, value: 0 }));
+    return e;
+  }
+
+  observe(result: { observe(value: number, attributes?: Attributes): void }): void {
+    for (const e of this.#entries.values()) result.observe(e.value, e.attributes);
+  }
+}
+
 interface Instruments {
-  readonly statements: Counter;
+  readonly statements: LocalCounts;
   readonly maskedValues: Counter;
   readonly approvalWait: Histogram;
   readonly activeSessions: UpDownCounter;
@@ -89,7 +114,6 @@ function analysisAttributes(a: Analysis): Attributes {
       'db.query.summary': querySummary(a),
       'db.query.text': a.normalized,
       ...(tables.size === 1 ? { 'db.collection.name': [...tables][0]! } : {}),
-      'sluice.fingerprint': a.fingerprint,
     };
     summaries.set(a, attrs);
   }
@@ -103,8 +127,10 @@ export class TelemetryObserver implements GovernanceObserver {
   constructor(options: TelemetryOptions = {}) {
     this.#tracer = options.tracer ?? trace.getTracer('sluice', options.version);
     const meter = options.meter ?? metrics.getMeter('sluice', options.version);
+    const statements = new LocalCounts();
+    meter.createObservableCounter('sluice.statements', { description: 'Statements decided, by decision' }).addCallback((result) => statements.observe(result));
     this.#instruments = {
-      statements: meter.createCounter('sluice.statements', { description: 'Statements decided, by decision' }),
+      statements,
       maskedValues: meter.createCounter('sluice.masking.values', { description: 'Values masked in results (rows times masked columns)' }),
       approvalWait: meter.createHistogram('sluice.approval.wait.duration', { description: 'Time statements waited for an approver', unit: 's' }),
       activeSessions: meter.createUpDownCounter('sluice.sessions.active', { description: 'Open governed sessions' }),
@@ -121,6 +147,16 @@ export class TelemetryObserver implements GovernanceObserver {
   }
 }
 
+interface StatementShape {
+  readonly decision: StatementHandle['decisionDetail'];
+  readonly database: string | undefined;
+  readonly attributes: Attributes;
+  readonly name: string;
+  /** The `sluice.statements` count, and the attributes of `db.client.operation.duration`. */
+  readonly count: CountEntry;
+  readonly duration: Attributes;
+}
+
 class SessionTelemetry implements SessionObserver {
   readonly #tracer: Tracer;
   readonly #instruments: Instruments;
@@ -128,7 +164,10 @@ class SessionTelemetry implements SessionObserver {
   readonly #span: Span;
   readonly #spanContext: Context;
   readonly #common: Attributes;
+  /** The session attributes every statement span repeats (the semantic conventions' and the identity). */
+  readonly #statementCommon: Attributes;
   readonly #metricAttributes: Attributes;
+  readonly #shapes = new WeakMap<Analysis, StatementShape>();
 
   constructor(tracer: Tracer, instruments: Instruments, session: GovernedSession, context: CallerContext | undefined) {
     this.#tracer = tracer;
@@ -141,6 +180,13 @@ class SessionTelemetry implements SessionObserver {
       ...(session.server !== undefined ? { 'server.address': session.server.address, 'server.port': session.server.port } : {}),
       'enduser.id': session.identity.subject,
       'sluice.identity.kind': session.identity.kind,
+      'sluice.target': session.target,
+      'sluice.session.id': session.id,
+    };
+    this.#statementCommon = {
+      'db.system.name': system,
+      ...(session.server !== undefined ? { 'server.address': session.server.address, 'server.port': session.server.port } : {}),
+      'enduser.id': session.identity.subject,
       'sluice.target': session.target,
       'sluice.session.id': session.id,
     };
@@ -164,31 +210,51 @@ class SessionTelemetry implements SessionObserver {
     instruments.activeSessions.add(1, this.#metricAttributes);
   }
 
-  statement(handle: StatementHandle, context: CallerContext | undefined): StatementObserver {
+  /**
+   * A statement's span name and attributes, and its metrics' attributes, built once per
+   * analysis, decision and database (statements of one shape reuse them: the SDK copies what it
+   * is given).
+   */
+  #shape(handle: StatementHandle): StatementShape {
     const analysis = handle.analysis;
+    const decision = handle.decisionDetail;
+    const database = this.#session.database;
+    const known = this.#shapes.get(analysis);
+    if (known !== undefined && known.decision === decision && known.database === database) return known;
+    const shape: StatementShape = {
+      decision,
+      database,
+      attributes: {
+        ...this.#statementCommon,
+        ...(database !== undefined ? { 'db.namespace': database } : {}),
+        ...analysisAttributes(analysis),
+        'sluice.decision': decision.effect,
+        'sluice.rule': decision.rule,
+      },
+      name: querySummary(analysis),
+      count: this.#instruments.statements.entry({ ...this.#metricAttributes, 'sluice.decision': decision.effect }),
+      duration: { ...this.#metricAttributes, 'db.operation.name': analysis.commands.length === 1 ? analysis.commands[0]! : analysis.commands.join(';') },
+    };
+    this.#shapes.set(analysis, shape);
+    return shape;
+  }
+
+  statement(handle: StatementHandle, context: CallerContext | undefined): StatementObserver {
+    const shape = this.#shape(handle);
     // A traceparent of the statement's own (not the session's) makes it a child of the caller's span.
     const traceparent = context?.traceparent;
     const caller = traceparent !== undefined && traceparent !== this.#session.context?.traceparent ? callerTraceContext(traceparent, context?.tracestate) : undefined;
-    const attributes: Attributes = {
-      ...this.#common,
-      ...(this.#session.database !== undefined ? { 'db.namespace': this.#session.database } : {}),
-      ...analysisAttributes(analysis),
-      'sluice.decision': handle.decision,
-      'sluice.rule': handle.rule,
-      'sluice.statement.id': handle.id,
-      ...(context?.job !== undefined ? { 'sluice.job': context.job } : {}),
-      ...(context?.run !== undefined ? { 'sluice.run': context.run } : {}),
-    };
     const span = this.#tracer.startSpan(
-      String(attributes['db.query.summary']),
-      {
-        kind: SpanKind.CLIENT,
-        attributes,
-        // A statement under the caller's span still points at its session.
-        ...(caller !== undefined ? { links: [{ context: this.#span.spanContext() }] } : {}),
-      },
+      shape.name,
+      caller !== undefined
+        ? // A statement under the caller's span still points at its session.
+          { kind: SpanKind.CLIENT, attributes: shape.attributes, links: [{ context: this.#span.spanContext() }] }
+        : { kind: SpanKind.CLIENT, attributes: shape.attributes },
       caller ?? this.#spanContext,
     );
+    span.setAttribute('sluice.statement.id', handle.id);
+    if (context?.job !== undefined) span.setAttribute('sluice.job', context.job);
+    if (context?.run !== undefined) span.setAttribute('sluice.run', context.run);
     const started = performance.now();
     let waited = 0;
     const instruments = this.#instruments;
@@ -210,7 +276,6 @@ class SessionTelemetry implements SessionObserver {
       },
       complete(outcome: StatementOutcome): void {
         const maskedColumns = outcome.masked?.length ?? 0;
-        span.setAttribute('sluice.outcome', outcome.outcome);
         span.setAttribute('sluice.masked_columns', maskedColumns);
         if (outcome.rows !== undefined) span.setAttribute('db.response.returned_rows', outcome.rows);
         if (handle.approval !== undefined) span.setAttribute('sluice.approval.id', handle.approval);
@@ -218,6 +283,7 @@ class SessionTelemetry implements SessionObserver {
           span.setAttribute('db.response.status_code', outcome.errorCode);
           span.setAttribute('error.type', outcome.errorCode);
         }
+        if (outcome.outcome !== 'ok') span.setAttribute('sluice.outcome', outcome.outcome);
         if (handle.decision === 'deny') {
           span.setStatus({ code: SpanStatusCode.ERROR, message: `denied by rule "${handle.rule}"` });
           span.setAttribute('error.type', 'denied');
@@ -227,15 +293,11 @@ class SessionTelemetry implements SessionObserver {
           span.setStatus({ code: SpanStatusCode.ERROR, message: `statement ${outcome.outcome}` });
         }
         span.end();
-        instruments.statements.add(1, { ...metricAttributes, 'sluice.decision': handle.decision });
+        shape.count.value++;
         if (maskedColumns > 0 && outcome.rows !== undefined && outcome.rows > 0) instruments.maskedValues.add(maskedColumns * outcome.rows, metricAttributes);
         if (outcome.outcome === 'ok' || outcome.outcome === 'error') {
           const seconds = Math.max(0, (performance.now() - started) / 1000 - waited);
-          instruments.operationDuration.record(seconds, {
-            ...metricAttributes,
-            'db.operation.name': String(attributes['db.operation.name']),
-            ...(outcome.errorCode !== undefined ? { 'error.type': outcome.errorCode } : {}),
-          });
+          instruments.operationDuration.record(seconds, outcome.errorCode === undefined ? shape.duration : { ...shape.duration, 'error.type': outcome.errorCode });
         }
       },
     };
