@@ -92,6 +92,18 @@ function policyDigest(config: GatewayConfig): string {
 /** Settings a reload cannot change, compared as JSON. */
 const RESTART_KEYS = ['listen', 'targets', 'audit', 'tls', 'allowPlaintextLoopback', 'limits', 'admin', 'pidFile', 'lineage', 'telemetry'] as const;
 
+/** Longest wait for lineage and telemetry to write what they hold at shutdown. */
+const OBSERVABILITY_CLOSE_MS = 15_000;
+
+function closeWithin(closing: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`not done after ${ms} ms`)), ms);
+    timer.unref();
+  });
+  return Promise.race([closing, late]).finally(() => clearTimeout(timer));
+}
+
 /** Composes core, dialects and listeners from a validated config. */
 export async function startGateway(loaded: LoadedConfig, logger: Logger): Promise<RunningGateway> {
   const { config } = loaded;
@@ -160,17 +172,25 @@ export async function startGateway(loaded: LoadedConfig, logger: Logger): Promis
     identify: (secret, address) => authenticator.identify(secret, address),
   };
   const failureLimiter = new MemoryFailureLimiter(config.identities.failedLogins);
-  const governor = new Governor({
-    authenticator: currentAuthenticator,
-    audit,
-    failureLimiter,
-    logger,
-    policy: new Policy(config.policy, { approvers: approverSpecOf(config) }),
-    ...(config.masking && config.masking.enabled !== false ? { masking: compileMasking(config.masking, { logger, baseDir: dirname(loaded.file) }) } : {}),
-    approvals,
-    reviewTimeoutMs: config.approvals.timeoutSeconds * 1000,
-    observers: observability.observers,
-  });
+  let governor: Governor;
+  try {
+    governor = new Governor({
+      authenticator: currentAuthenticator,
+      audit,
+      failureLimiter,
+      logger,
+      policy: new Policy(config.policy, { approvers: approverSpecOf(config) }),
+      ...(config.masking && config.masking.enabled !== false ? { masking: compileMasking(config.masking, { logger, baseDir: dirname(loaded.file) }) } : {}),
+      approvals,
+      reviewTimeoutMs: config.approvals.timeoutSeconds * 1000,
+      observers: observability.observers,
+    });
+  } catch (err) {
+    await observability.close();
+    await approvals.close();
+    await audit.close();
+    throw err;
+  }
 
   const targetsByDialect = new Map<string, Map<string, Target<unknown>>>();
   for (const t of loaded.targets) {
@@ -320,9 +340,16 @@ export async function startGateway(loaded: LoadedConfig, logger: Logger): Promis
         await admin?.close();
         await Promise.all(listeners.map((l) => l.close()));
         // Sessions have ended (their runs too): lineage is written, then the trail is closed.
-        await observability.close();
-        await approvals.close();
-        await audit.close();
+        // Lineage gets a bounded time: a store that does not answer must not keep the audit
+        // trail from being flushed and closed.
+        try {
+          await closeWithin(observability.close(), OBSERVABILITY_CLOSE_MS);
+        } catch (err) {
+          logger.error({ err }, 'lineage and telemetry did not stop cleanly; closing the audit trail anyway');
+        } finally {
+          await approvals.close();
+          await audit.close();
+        }
       })()),
   };
 }

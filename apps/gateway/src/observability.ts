@@ -9,6 +9,7 @@ import {
   createFileSink,
   createHttpSink,
   LineageRecorder,
+  redactUrlPassword,
   type GovernanceObserver,
   type LineageStore,
   type RunEventSink,
@@ -80,7 +81,7 @@ export async function startObservability(config: GatewayConfig, logger: Logger, 
     try {
       store = await openLineageStore({ store: config.lineage.store, logger: logger.child({ component: 'lineage-store' }) });
     } catch (cause) {
-      throw new ObservabilityError(`cannot open the lineage store at ${config.lineage.store} (lineage.store): ${(cause as Error).message}`, { cause });
+      throw new ObservabilityError(`cannot open the lineage store at ${redactUrlPassword(config.lineage.store)} (lineage.store): ${redactUrlPassword((cause as Error).message)}`, { cause });
     }
     try {
       if (config.lineage.openlineage) sink = sinkOf(config.lineage.openlineage, logger, env);
@@ -108,11 +109,21 @@ export async function startObservability(config: GatewayConfig, logger: Logger, 
     recorder,
     close: () =>
       (closing ??= (async () => {
-        await recorder?.close();
-        await sink?.close();
-        await retention?.stop();
-        await store?.close();
-        await telemetry.shutdown();
+        // Each step runs whatever the one before did; the first failure is reported at the end.
+        const failures: unknown[] = [];
+        const step = async (run: (() => Promise<void>) | undefined): Promise<void> => {
+          try {
+            await run?.();
+          } catch (err) {
+            failures.push(err);
+          }
+        };
+        await step(recorder && (() => recorder.close()));
+        await step(sink && (() => sink.close()));
+        await step(retention && (() => retention.stop()));
+        await step(store && (() => store.close()));
+        await step(() => telemetry.shutdown());
+        if (failures.length > 0) throw failures[0];
       })()),
   };
 }

@@ -79,8 +79,12 @@ export async function handleLineageRequest(
 
 async function answer(store: LineageStore, ctx: LineageRouteContext, options: LineageRoutesOptions): Promise<Reply> {
   const request = parseLineageRequest(ctx.params, ctx.query, options.now?.() ?? Date.now());
-  if (options.authorize !== undefined && ctx.identity !== undefined && !options.authorize(ctx.identity, request)) {
-    throw new HttpError(403, 'not-an-approver', `${ctx.identity.subject} may not see this lineage: lineage is shown to the gateway's approvers`);
+  if (options.authorize !== undefined && (ctx.identity === undefined || !options.authorize(ctx.identity, request))) {
+    throw new HttpError(
+      403,
+      'not-an-approver',
+      `${ctx.identity?.subject ?? 'an unidentified caller'} may not see this lineage: it is shown to the lineage readers (lineage.readers, else the approvers), and to each identity about itself`,
+    );
   }
   try {
     const { kind, name, query } = request;

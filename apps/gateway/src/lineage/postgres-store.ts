@@ -43,7 +43,8 @@ export async function openPostgresLineageStore(options: PostgresLineageStoreOpti
   const where = `${redactUrlPassword(options.url)} (schema ${schema})`;
   const logger = options.logger.child({ component: 'lineage-store' });
   const prefix = `"${schema}".`;
-  const pool = new pg.Pool({ connectionString: options.url, max: options.maxConnections ?? 4, connectionTimeoutMillis: 10_000 });
+  // Bounded waits: a store that stops answering fails a write (retried at the next flush) instead of holding it.
+  const pool = new pg.Pool({ connectionString: options.url, max: options.maxConnections ?? 4, connectionTimeoutMillis: 10_000, query_timeout: 30_000, keepAlive: true });
   // An idle connection that breaks is replaced; the error must not end the process.
   pool.on('error', (err) => logger.warn({ err }, 'lineage store: a PostgreSQL connection failed'));
 

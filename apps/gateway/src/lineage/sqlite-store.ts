@@ -105,7 +105,10 @@ export async function openSqliteLineageStore(options: SqliteLineageStoreOptions)
       for (;;) {
         const { changes } = chunk.run(bind([before, PRUNE_CHUNK]));
         total += changes;
-        if (changes < PRUNE_CHUNK) return total;
+        if (changes < PRUNE_CHUNK || closed) return total;
+        // SQLite runs on this thread: let sessions' traffic through between chunks.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        open();
       }
     },
     async close() {

@@ -32,11 +32,12 @@ export function datasetNaming(dialect: string, server: { readonly address: strin
 }
 
 /**
- * A UUID (version 5 layout) derived from a run key: the same job and run key give the same run
- * id on every gateway, so OpenLineage consumers join the events of one run.
+ * A UUID (version 5 layout) derived from a run key: the same job, run key and identity give the
+ * same run id on every gateway, so OpenLineage consumers join the events of one run. The
+ * identity is part of it: another identity naming the same key gets a run of its own.
  */
-export function runIdFor(jobNamespace: string, job: string, runKey: string): string {
-  const h = createHash('sha1').update(`${jobNamespace}\u0000${job}\u0000${runKey}`).digest();
+export function runIdFor(jobNamespace: string, job: string, runKey: string, subject: string): string {
+  const h = createHash('sha1').update(`${jobNamespace}\u0000${job}\u0000${runKey}\u0000${subject}`).digest();
   h[6] = (h[6]! & 0x0f) | 0x50;
   h[8] = (h[8]! & 0x3f) | 0x80;
   const hex = h.subarray(0, 16).toString('hex');

@@ -351,8 +351,8 @@ describe('createHttpSink', () => {
 });
 
 describe('retry policy', () => {
-  it('retries 408, 429 and 5xx only', () => {
-    expect([200, 400, 401, 404, 408, 409, 429, 500, 502, 503].filter(isRetryableStatus)).toEqual([408, 429, 500, 502, 503]);
+  it('retries 401, 403 (a key an operator will fix), 408, 429 and 5xx only', () => {
+    expect([200, 400, 401, 403, 404, 408, 409, 429, 500, 502, 503].filter(isRetryableStatus)).toEqual([401, 403, 408, 429, 500, 502, 503]);
   });
 
   it('doubles the delay up to the bound, with jitter in the upper half', () => {

@@ -92,9 +92,12 @@ export function createHttpSink(options: OpenLineageHttpSinkOptions): OpenLineage
   return new HttpSink(options);
 }
 
-/** Whether an answer means "try again later". */
+/**
+ * Whether an answer means "try again later". 401 and 403 are among them: a rotated or
+ * misconfigured key is fixed by an operator, and the events wait in the queue meanwhile.
+ */
 export function isRetryableStatus(status: number): boolean {
-  return status === 408 || status === 429 || status >= 500;
+  return status === 401 || status === 403 || status === 408 || status === 429 || status >= 500;
 }
 
 /** Delay before retry number `attempt` (1-based): half fixed, half random, doubling up to `maxMs`. */
@@ -116,6 +119,8 @@ class HttpSink implements OpenLineageHttpSink {
   readonly #options: OpenLineageHttpSinkOptions;
   readonly #logger: Logger;
   readonly #target: URL;
+  /** The endpoint as logs show it: without a password in it. */
+  readonly #shownUrl: string;
   readonly #agent: HttpAgent;
   readonly #timeoutMs: number;
   readonly #retryInitialMs: number;
@@ -144,6 +149,9 @@ class HttpSink implements OpenLineageHttpSink {
     const base = options.url.replace(/\/+$/, '');
     const endpoint = options.endpoint ?? DEFAULT_ENDPOINT;
     this.#target = new URL(base + (endpoint.startsWith('/') ? endpoint : `/${endpoint}`));
+    const shown = new URL(this.#target.href);
+    if (shown.password !== '') shown.password = '***';
+    this.#shownUrl = shown.href;
     if (this.#target.protocol !== 'http:' && this.#target.protocol !== 'https:') {
       throw new Error(`OpenLineage endpoint must be http or https, not ${this.#target.protocol}`);
     }
@@ -291,7 +299,7 @@ class HttpSink implements OpenLineageHttpSink {
         if (!isRetryableStatus(outcome.status)) {
           this.#rejected += 1;
           this.#logger.warn(
-            { status: outcome.status, answer: outcome.body, url: this.#target.href, event: summary(line) },
+            { status: outcome.status, answer: outcome.body, url: this.#shownUrl, event: summary(line) },
             'OpenLineage: the endpoint refused a run event; dropped (it would be refused again)',
           );
           return true;
@@ -305,8 +313,8 @@ class HttpSink implements OpenLineageHttpSink {
       if (attempt === 1 || attempt % 10 === 0) {
         this.#logger.warn(
           'status' in outcome
-            ? { status: outcome.status, answer: outcome.body, attempt, retryInMs: delay, queued: this.#queue.count, url: this.#target.href }
-            : { err: outcome.error, attempt, retryInMs: delay, queued: this.#queue.count, url: this.#target.href },
+            ? { status: outcome.status, answer: outcome.body, attempt, retryInMs: delay, queued: this.#queue.count, url: this.#shownUrl }
+            : { err: outcome.error, attempt, retryInMs: delay, queued: this.#queue.count, url: this.#shownUrl },
           'OpenLineage: delivering a run event failed; retrying',
         );
       }

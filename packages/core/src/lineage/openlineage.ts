@@ -156,10 +156,12 @@ function schemaFacet(
 
 /** The `fields` and `dataset` of a columnLineage facet; undefined when there is no lineage at all. */
 function columnLineageFields(output: RunOutput): Record<string, unknown> | undefined {
-  const fields: Record<string, { inputFields: OpenLineageInputField[] }> = {};
-  for (const [column, flows] of Object.entries(output.fields)) {
-    if (flows.length > 0) fields[column] = { inputFields: inputFieldsOf(flows) };
-  }
+  // Built from entries: a column named __proto__ is a field like any other.
+  const fields: Record<string, { inputFields: OpenLineageInputField[] }> = Object.fromEntries(
+    Object.entries(output.fields)
+      .filter(([, flows]) => flows.length > 0)
+      .map(([column, flows]) => [column, { inputFields: inputFieldsOf(flows) }]),
+  );
   const dataset = inputFieldsOf(output.indirect);
   if (Object.keys(fields).length === 0 && dataset.length === 0) return undefined;
   return dataset.length > 0 ? { fields, dataset } : { fields };

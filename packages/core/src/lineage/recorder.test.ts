@@ -11,7 +11,7 @@ import { Policy } from '../policy/engine.js';
 import { Governor, type GovernedSession, type SessionStart, type StatementOutcome } from '../session/governor.js';
 import { useTempDir } from '../test-support/temp-dir.js';
 import { datasetNaming, runIdFor } from './naming.js';
-import { LineageRecorder } from './recorder.js';
+import { LineageRecorder, type LineageRecorderOptions } from './recorder.js';
 import type {
   ColumnReport,
   IdentityReport,
@@ -82,12 +82,15 @@ afterEach(async () => {
 });
 
 let gateways = 0;
-async function gateway() {
+async function gateway(options: Partial<LineageRecorderOptions> = {}) {
   const store = new RecordingStore();
   const sink = new CollectingSink();
   let clock = 1_000;
+  const advance = (ms: number): void => {
+    clock += ms;
+  };
   const audit = await FileAuditStore.open({ dir: join(dir(), `audit-${gateways++}`), groupCommitMs: 5, logger });
-  const recorder = new LineageRecorder({ logger, store, sink, flushIntervalMs: 3_600_000, now: () => clock++ });
+  const recorder = new LineageRecorder({ logger, store, sink, flushIntervalMs: 3_600_000, now: () => clock++, ...options });
   const governor = new Governor({
     authenticator: new TokenAuthenticator([]),
     audit,
@@ -108,7 +111,7 @@ async function gateway() {
     await recorder.close();
     await audit.close();
   });
-  return { governor, recorder, store, sink };
+  return { governor, recorder, store, sink, advance };
 }
 
 function pg(extra: Partial<SessionStart> = {}): SessionStart {
@@ -545,7 +548,7 @@ describe('LineageRecorder: runs', () => {
     const one = await gateway();
     const two = await gateway();
     const text = `SELECT id, email FROM customers /*traceparent='${TP}',job='retrain-churn',run='42'*/`;
-    const runId = runIdFor('sluice', 'retrain-churn', '42');
+    const runId = runIdFor('sluice', 'retrain-churn', '42', 'ann');
     expect(runId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
 
     const a = await one.governor.openSession(pg({ application: 'psql' }));
@@ -587,7 +590,7 @@ describe('LineageRecorder: runs', () => {
     expect(two.sink.take().map((e) => [e.eventType, e.lineage.run.id])).toEqual([['COMPLETE', runId]]);
   });
 
-  it('attributes each statement of a shared run to the identity that ran it', async () => {
+  it('gives each identity naming the same run key a run of its own, attributed to it', async () => {
     const { governor, recorder, store } = await gateway();
     const text = `SELECT id, email FROM customers /*job='retrain-churn',run='42'*/`;
     const a = await governor.openSession(pg());
@@ -597,9 +600,10 @@ describe('LineageRecorder: runs', () => {
     await exec(b, readCustomers, { outcome: 'ok' }, text);
     await recorder.flush();
     expect(store.all.map((o) => [o.actor.subject, o.count, o.run.id, o.sessionId])).toEqual([
-      ['ann', 1, runIdFor('sluice', 'retrain-churn', '42'), a.id],
-      ['bob', 2, runIdFor('sluice', 'retrain-churn', '42'), b.id],
+      ['ann', 1, runIdFor('sluice', 'retrain-churn', '42', 'ann'), a.id],
+      ['bob', 2, runIdFor('sluice', 'retrain-churn', '42', 'bob'), b.id],
     ]);
+    expect(runIdFor('sluice', 'retrain-churn', '42', 'ann')).not.toBe(runIdFor('sluice', 'retrain-churn', '42', 'bob'));
   });
 
   it('takes the run key from the session context when the statement has none', async () => {
@@ -610,8 +614,84 @@ describe('LineageRecorder: runs', () => {
     await exec(session, readCustomers, { outcome: 'ok' }, `SELECT 1 /*run='override'*/`);
     await recorder.flush();
     expect(store.all.map((o) => [o.job.name, o.run])).toEqual([
-      ['loader', { id: runIdFor('sluice', 'loader', '2024-06-01'), key: '2024-06-01' }],
-      ['loader', { id: runIdFor('sluice', 'loader', 'override'), key: 'override' }],
+      ['loader', { id: runIdFor('sluice', 'loader', '2024-06-01', 'ann'), key: '2024-06-01' }],
+      ['loader', { id: runIdFor('sluice', 'loader', 'override', 'ann'), key: 'override' }],
+    ]);
+  });
+});
+
+describe('LineageRecorder: bounds', () => {
+  it('puts statements naming another job into a run of their own, still tied to the session', async () => {
+    const { governor, recorder, store } = await gateway();
+    const session = await governor.openSession(pg({ application: 'psql' }));
+    await exec(session, readOrders);
+    await exec(session, readCustomers, { outcome: 'ok' }, `SELECT id, email FROM customers /*job='audit-sample'*/`);
+    await recorder.flush();
+    expect(store.all.map((o) => [o.job.name, o.run.id])).toEqual([
+      ['psql', session.id],
+      ['audit-sample', runIdFor('sluice', 'audit-sample', `session:${session.id}`, 'ann')],
+    ]);
+  });
+
+  it('ends a caller run idle longer than runIdleMs while its session stays open, and starts it again when used', async () => {
+    const { governor, recorder, sink, advance } = await gateway({ runIdleMs: 60_000 });
+    const session = await governor.openSession(pg());
+    const text = `SELECT id, email FROM customers /*job='load',run='r1'*/`;
+    await exec(session, readCustomers, { outcome: 'ok' }, text);
+    await recorder.flush();
+    expect(sink.take().map((e) => e.eventType)).toEqual(['START']);
+    advance(30_000);
+    await recorder.flush();
+    expect(sink.take()).toEqual([]);
+    advance(61_000);
+    await recorder.flush();
+    expect(sink.take().map((e) => [e.eventType, e.lineage.run.key])).toEqual([['COMPLETE', 'r1']]);
+    await exec(session, readCustomers, { outcome: 'ok' }, text);
+    await recorder.flush();
+    expect(sink.take().map((e) => e.eventType)).toEqual(['START']);
+    await session.end('client');
+    expect(sink.take().map((e) => e.eventType)).toEqual(['COMPLETE']);
+  });
+
+  it('drops observations past maxPending while the store cannot write, and counts them', async () => {
+    const { governor, recorder, store } = await gateway({ maxPending: 2 });
+    store.failing = true;
+    const session = await governor.openSession(pg());
+    await exec(session, readCustomers, { outcome: 'ok' }, `SELECT id, email FROM customers /*run='1'*/`);
+    await exec(session, readCustomers, { outcome: 'ok' }, `SELECT id, email FROM customers /*run='2'*/`);
+    await exec(session, readCustomers, { outcome: 'ok' }, `SELECT id, email FROM customers /*run='3'*/`);
+    expect(recorder.stats.dropped).toBe(1);
+    await recorder.flush();
+    expect(recorder.stats.storeErrors).toBe(1);
+    await exec(session, readCustomers, { outcome: 'ok' }, `SELECT id, email FROM customers /*run='4'*/`);
+    expect(recorder.stats.dropped).toBe(2);
+    store.failing = false;
+    await recorder.flush();
+    expect(store.all.map((o) => o.run.key)).toEqual(['1', '2']);
+  });
+
+  it('does not call a result column masked when another column of the same name was the one masked', async () => {
+    const { governor, recorder, store } = await gateway();
+    const session = await governor.openSession(pg());
+    const twoEmails: Analysis = {
+      ...readCustomers,
+      fingerprint: 'fp-two',
+      lineage: {
+        columns: [
+          { name: 'email', sources: [src('customers', 'email')], direct: true, functions: [] },
+          { name: 'email', sources: [src('customers', 'id')], direct: false, functions: [] },
+        ],
+        all: [src('customers', 'email'), src('customers', 'id')],
+        predicates: [],
+        functions: [],
+      },
+    };
+    await exec(session, twoEmails, { outcome: 'ok', rows: 1, masked: [{ column: 'email', by: 'pii' }] });
+    await exec(session, twoEmails, { outcome: 'ok', rows: 1, masked: [{ column: 'email', by: 'pii' }, { column: 'email', by: 'pii' }] });
+    await recorder.flush();
+    expect(store.all.map((o) => o.result.map((r) => r.masked))).toEqual([
+      [false, false],
+      [true, true],
     ]);
   });
 });
@@ -627,9 +707,10 @@ describe('datasetNaming and runIdFor', () => {
   });
 
   it('derives the same run id from the same job and key only', () => {
-    expect(runIdFor('sluice', 'j', '1')).toBe(runIdFor('sluice', 'j', '1'));
-    expect(runIdFor('sluice', 'j', '1')).not.toBe(runIdFor('sluice', 'j', '2'));
-    expect(runIdFor('sluice', 'j', '1')).not.toBe(runIdFor('other', 'j', '1'));
-    expect(runIdFor('sluice', 'j', '1')).not.toBe(runIdFor('sluice', 'k', '1'));
+    expect(runIdFor('sluice', 'j', '1', 'a')).toBe(runIdFor('sluice', 'j', '1', 'a'));
+    expect(runIdFor('sluice', 'j', '1', 'a')).not.toBe(runIdFor('sluice', 'j', '2', 'a'));
+    expect(runIdFor('sluice', 'j', '1', 'a')).not.toBe(runIdFor('other', 'j', '1', 'a'));
+    expect(runIdFor('sluice', 'j', '1', 'a')).not.toBe(runIdFor('sluice', 'k', '1', 'a'));
+    expect(runIdFor('sluice', 'j', '1', 'a')).not.toBe(runIdFor('sluice', 'j', '1', 'b'));
   });
 });

@@ -48,8 +48,17 @@ export interface LineageRecorderOptions {
   readonly flushIntervalMs?: number;
   /** Observations kept while the store cannot write, before the oldest are dropped. Default 100,000. */
   readonly maxPending?: number;
+  /** How long a caller's run (one with a run key) may go without a statement before it ends. Default 10 minutes. */
+  readonly runIdleMs?: number;
   readonly now?: () => number;
 }
+
+/** Session ids a run's events list (the first ones; a long run through a pool has many). */
+const MAX_RUN_SESSION_IDS = 100;
+/** A keyed run with no statement for this long is complete (its sessions may live on in a pool). */
+const DEFAULT_RUN_IDLE_MS = 10 * 60_000;
+/** Observations written to the store in one call. */
+const MAX_BATCH = 2000;
 
 /** Session end reasons after which a run is complete; any other ends it as failed. */
 const NORMAL_ENDS: ReadonlySet<string> = new Set(['client', 'change-user']);
@@ -163,6 +172,9 @@ class RunState {
   readonly outputs = new Map<string, { namespace: string; name: string; fields: Map<string, Map<string, FieldFlow>>; indirect: Map<string, FieldFlow>; query?: string }>();
   started = false;
   dirty = false;
+  /** Set once its last event was sent: a session still holding it leaves it alone. */
+  ended = false;
+  lastSeen = 0;
   failure: string | undefined;
 
   constructor(
@@ -233,6 +245,8 @@ export class LineageRecorder implements GovernanceObserver {
   readonly #sink: RunEventSink | undefined;
   readonly #jobNamespace: string;
   readonly #maxPending: number;
+  readonly #runIdleMs: number;
+  #droppedLogged = 0;
   readonly #now: () => number;
   /** Shapes by analysis and upstream naming (undefined: the statement touches no dataset). */
   readonly #shapes = new WeakMap<Analysis, Map<string, Shape | null>>();
@@ -252,6 +266,7 @@ export class LineageRecorder implements GovernanceObserver {
     this.#sink = options.sink;
     this.#jobNamespace = options.jobNamespace ?? 'sluice';
     this.#maxPending = options.maxPending ?? 100_000;
+    this.#runIdleMs = options.runIdleMs ?? DEFAULT_RUN_IDLE_MS;
     this.#now = options.now ?? Date.now;
     this.#timer = setInterval(() => void this.flush(), options.flushIntervalMs ?? 1000);
     this.#timer.unref();
@@ -279,9 +294,19 @@ export class LineageRecorder implements GovernanceObserver {
 
   /** @internal The run a statement belongs to (created on first use). */
   run(session: GovernedSession, context: CallerContext | undefined): RunState {
-    const job = context?.job ?? plainApplication(session.application) ?? session.identity.subject;
+    const subject = session.identity.subject;
+    const sessionJob = session.context?.job ?? plainApplication(session.application) ?? subject;
+    const job = context?.job ?? sessionJob;
     const runKey = context?.run;
-    const id = runKey !== undefined ? runIdFor(this.#jobNamespace, job, runKey) : session.id;
+    // A caller's run key is its identity's: another identity naming the same key gets a run of
+    // its own (a label cannot put statements into someone else's run). Without a key the run is
+    // the session's (its id is the session id), one per job when statements name other jobs.
+    const id =
+      runKey !== undefined
+        ? runIdFor(this.#jobNamespace, job, runKey, subject)
+        : job === sessionJob
+          ? session.id
+          : runIdFor(this.#jobNamespace, job, `session:${session.id}`, subject);
     let run = this.#runs.get(id);
     if (run === undefined) {
       run = new RunState(
@@ -296,7 +321,7 @@ export class LineageRecorder implements GovernanceObserver {
     }
     if (!run.sessions.has(session.id)) {
       run.sessions.add(session.id);
-      run.sessionIds.push(session.id);
+      if (run.sessionIds.length < MAX_RUN_SESSION_IDS) run.sessionIds.push(session.id);
     }
     return run;
   }
@@ -322,11 +347,21 @@ export class LineageRecorder implements GovernanceObserver {
     const key = `${run.run.id}\u0000${session.identity.subject}\u0000${shapeKey}`;
     const now = this.#now();
     const traceId = context?.traceparent !== undefined ? parseTraceparent(context.traceparent)?.traceId : undefined;
+    run.lastSeen = now;
     const known = this.#pending.get(key);
     if (known !== undefined) {
       known.count++;
       known.lastSeen = now;
       if (traceId !== undefined) known.traceId = traceId;
+      return;
+    }
+    if (this.#pending.size + this.#retry.length >= this.#maxPending) {
+      // The store has not kept up: drop rather than grow without bound, and say so.
+      this.stats.dropped++;
+      if (now - this.#droppedLogged > 10_000) {
+        this.#droppedLogged = now;
+        this.#logger.error({ pending: this.#pending.size + this.#retry.length, dropped: this.stats.dropped }, 'lineage observations dropped: the lineage store is not keeping up');
+      }
       return;
     }
     const result = resultFields(shape, masked);
@@ -361,14 +396,21 @@ export class LineageRecorder implements GovernanceObserver {
   /** @internal A session left a run. */
   leave(sessionId: string, runs: Iterable<RunState>, reason: string): void {
     for (const run of runs) {
+      if (run.ended) continue;
       run.sessions.delete(sessionId);
       if (!NORMAL_ENDS.has(reason)) run.failure ??= `the session ended: ${reason}`;
       if (run.sessions.size > 0) continue;
-      this.#runs.delete(run.run.id);
-      if (!run.started && !run.dirty) continue;
-      if (!run.started) this.#emit(run, 'START');
-      this.#emit(run, run.failure === undefined ? 'COMPLETE' : 'FAIL', run.failure);
+      this.#end(run);
     }
+  }
+
+  /** Sends a run's last event and forgets it. */
+  #end(run: RunState): void {
+    run.ended = true;
+    if (this.#runs.get(run.run.id) === run) this.#runs.delete(run.run.id);
+    if (!run.started && !run.dirty) return;
+    if (!run.started) this.#emit(run, 'START');
+    this.#emit(run, run.failure === undefined ? 'COMPLETE' : 'FAIL', run.failure);
   }
 
   #emit(run: RunState, type: RunEventType, error?: string): void {
@@ -386,13 +428,21 @@ export class LineageRecorder implements GovernanceObserver {
   /** Writes pending observations to the store and reports runs that grew. */
   flush(): Promise<void> {
     if (this.#flushing !== undefined) return this.#flushing;
-    for (const run of this.#runs.values()) {
+    const idleBefore = this.#now() - this.#runIdleMs;
+    for (const run of [...this.#runs.values()]) {
+      // A caller's run whose sessions live on (a pool) ends when it has been idle a while.
+      if (run.run.key !== undefined && run.lastSeen < idleBefore) {
+        this.#end(run);
+        continue;
+      }
       if (!run.dirty) continue;
       this.#emit(run, run.started ? 'RUNNING' : 'START');
     }
-    const batch = this.#retry.concat([...this.#pending.values()]);
+    const all = this.#retry.concat([...this.#pending.values()]);
     this.#pending = new Map();
-    this.#retry = [];
+    // One bounded write per flush (the embedded store writes on this thread); the rest waits.
+    const batch = all.length > MAX_BATCH ? all.slice(0, MAX_BATCH) : all;
+    this.#retry = all.length > MAX_BATCH ? all.slice(MAX_BATCH) : [];
     if (batch.length === 0 || this.#store === undefined) return Promise.resolve();
     const store = this.#store;
     this.#flushing = store
@@ -403,7 +453,8 @@ export class LineageRecorder implements GovernanceObserver {
         },
         (err: unknown) => {
           this.stats.storeErrors++;
-          const keep = batch.length > this.#maxPending ? batch.slice(batch.length - this.#maxPending) : batch;
+          const room = Math.max(0, this.#maxPending - this.#retry.length);
+          const keep = batch.length > room ? batch.slice(batch.length - room) : batch;
           this.stats.dropped += batch.length - keep.length;
           this.#retry = keep.concat(this.#retry);
           this.#logger.error({ err, observations: batch.length, dropped: batch.length - keep.length }, 'the lineage store could not write; retrying at the next flush');
@@ -444,9 +495,18 @@ function plainApplication(application: string | undefined): string | undefined {
 
 function resultFields(shape: Shape, masked: StatementOutcome['masked']): readonly ResultField[] {
   if (shape.result.length === 0) return EMPTY;
-  const names = masked !== undefined && masked.length > 0 ? new Set(masked.map((m) => m.column)) : undefined;
+  // Masked columns are reported by name. A name the result holds more often than it was
+  // masked cannot be told apart: none of its columns counts as masked (the record then says
+  // a clear read happened, never the reverse).
+  let maskedNames: Map<string, number> | undefined;
+  if (masked !== undefined && masked.length > 0) {
+    maskedNames = new Map();
+    for (const m of masked) maskedNames.set(m.column, (maskedNames.get(m.column) ?? 0) + 1);
+  }
+  const occurrences = new Map<string, number>();
+  if (maskedNames !== undefined) for (const r of shape.result) occurrences.set(r.name, (occurrences.get(r.name) ?? 0) + 1);
   return shape.result.map((r) => {
-    const isMasked = names !== undefined && (shape.resultUnknown || names.has(r.name));
+    const isMasked = maskedNames !== undefined && (shape.resultUnknown || (maskedNames.get(r.name) ?? 0) >= (occurrences.get(r.name) ?? 1));
     return {
       name: r.name,
       masked: isMasked,
@@ -485,6 +545,7 @@ class SessionLineage implements SessionObserver {
       complete(outcome: StatementOutcome): void {
         if (outcome.outcome !== 'ok') return;
         const run = recorder.run(session, context);
+        if (runs.size > 64) for (const r of runs) if (r.ended) runs.delete(r);
         runs.add(run);
         recorder.observe(session, run, handle, shape, naming, outcome, context);
       },
