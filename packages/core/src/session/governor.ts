@@ -577,19 +577,25 @@ export class GovernedSession {
     const state: ReviewState = { cancelled: false };
     this.#reviews.add(state);
     const waits = this.observers === undefined ? undefined : handles.map((h) => h.held());
+    if (waits !== undefined) {
+      // Called when the wait is over: before a refused statement is completed, or once released.
+      state.endWaits = () => {
+        state.endWaits = undefined;
+        const outcome: ApprovalWaitOutcome = state.cancelled ? 'cancelled' : (state.outcome ?? 'error');
+        for (const w of waits) w?.(outcome);
+      };
+    }
     try {
       await this.#reviewInner(start, handles, decision, state);
     } finally {
       this.#reviews.delete(state);
-      if (waits !== undefined) {
-        const outcome: ApprovalWaitOutcome = state.cancelled ? 'cancelled' : (state.outcome ?? 'error');
-        for (const w of waits) w?.(outcome);
-      }
+      state.endWaits?.();
     }
   }
 
   async #reviewInner(start: StatementStart, handles: readonly StatementHandle[], decision: Decision, state: ReviewState): Promise<void> {
     const notRun = (): void => {
+      state.endWaits?.();
       for (const h of handles) h.complete({ outcome: 'not-executed' });
     };
     const approvals = this.#governor.approvals;
@@ -673,6 +679,7 @@ export class GovernedSession {
         this.#logger.error({ err: cause, sessionId: this.id }, 'approval could not be consumed');
       }
       if (!consumed) {
+        state.outcome = 'error';
         notRun();
         throw clientErrors.accessDenied(`approval ${id} could not be used for this statement; it was not run`);
       }
@@ -782,6 +789,8 @@ interface ReviewState {
   id?: string;
   cancelled: boolean;
   outcome?: ApprovalWaitOutcome;
+  /** Ends the observers' approval waits (once). */
+  endWaits?: (() => void) | undefined;
 }
 
 const EXPIRED: Decision = Object.freeze({ effect: 'deny', rule: 'credential-expired', reason: 'the credential has expired' });
