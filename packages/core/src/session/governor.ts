@@ -353,8 +353,17 @@ export class GovernedSession {
   readonly system: string | undefined;
   /** The upstream database or default schema (a dialect updates it when the client switches). */
   database: string | undefined;
-  /** What the caller said about its job, run and trace for the whole session. */
-  readonly context: CallerContext | undefined;
+  readonly #attributes: Readonly<Record<string, string>> | undefined;
+  #context: CallerContext | undefined | null = null;
+
+  /** What the caller said about its job, run and trace for the whole session (read when first asked). */
+  get context(): CallerContext | undefined {
+    if (this.#context === null) {
+      this.#context = mergeContexts(attributesContext(this.#attributes), applicationContext(this.application), claimsContext(this.identity.claims));
+    }
+    return this.#context;
+  }
+
   /** @internal Observers of this session (lineage, tracing); undefined when none. */
   observers: SessionObserver[] | undefined;
   readonly #governor: Governor;
@@ -385,7 +394,7 @@ export class GovernedSession {
     this.server = start.server;
     this.system = start.system;
     this.database = start.database;
-    this.context = mergeContexts(attributesContext(start.attributes), applicationContext(start.application), claimsContext(start.identity.claims));
+    this.#attributes = start.attributes;
     this.#members =
       `,"dialect":${JSON.stringify(this.dialect)},"sessionId":"${this.id}","sourceAddress":${JSON.stringify(this.sourceAddress)}` +
       `,"actor":${JSON.stringify(this.actor)},"target":${JSON.stringify(this.target)}`;
