@@ -8,7 +8,9 @@
 //   BENCH_SECONDS=20 BENCH_ROUNDS=5 BENCH_CLIENTS=8 pnpm bench:lineage
 //
 // Tracing exports over OTLP/HTTP (protobuf, the default protocol) to a receiver in its own
-// process that accepts and discards every request, so the export is paid in full.
+// process that accepts and discards every request, so the export is paid in full. Tracing runs
+// with the default sampler (every session and statement recorded), and once with 10% of
+// sessions sampled (a statement carrying a sampled traceparent is always recorded).
 //
 // Needs: a PostgreSQL server at PGHOST:PGPORT (default 127.0.0.1:5432, user postgres, trust
 // auth), pgbench and psql on the PATH. Creates the database sluice_bench.
@@ -69,6 +71,11 @@ async function main() {
     { name: 'lineage on, tracing off', yaml: benchConfig('lineage:\n  store: ./lineage.db\n'), env: off },
     { name: 'lineage off, tracing on', yaml: benchConfig('lineage:\n  enabled: false\n'), env: otel },
     { name: 'lineage on, tracing on', yaml: benchConfig('lineage:\n  store: ./lineage.db\n'), env: otel },
+    {
+      name: 'lineage on, tracing on, 10% of sessions sampled',
+      yaml: benchConfig('lineage:\n  store: ./lineage.db\n'),
+      env: { ...otel, OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.1' },
+    },
   ];
   const gateways = [];
   for (const c of configs) gateways.push({ ...c, gw: await startGatewayProcess(c.yaml, c.env) });

@@ -252,9 +252,13 @@ class SessionTelemetry implements SessionObserver {
         : { kind: SpanKind.CLIENT, attributes: shape.attributes },
       caller ?? this.#spanContext,
     );
-    span.setAttribute('sluice.statement.id', handle.id);
-    if (context?.job !== undefined) span.setAttribute('sluice.job', context.job);
-    if (context?.run !== undefined) span.setAttribute('sluice.run', context.run);
+    // A span the sampler dropped records nothing: skip building what it would ignore.
+    const recording = span.isRecording();
+    if (recording) {
+      span.setAttribute('sluice.statement.id', handle.id);
+      if (context?.job !== undefined) span.setAttribute('sluice.job', context.job);
+      if (context?.run !== undefined) span.setAttribute('sluice.run', context.run);
+    }
     const started = performance.now();
     let waited = 0;
     const instruments = this.#instruments;
@@ -276,7 +280,7 @@ class SessionTelemetry implements SessionObserver {
       },
       complete(outcome: StatementOutcome): void {
         const maskedColumns = outcome.masked?.length ?? 0;
-        span.setAttribute('sluice.masked_columns', maskedColumns);
+        if (recording) span.setAttribute('sluice.masked_columns', maskedColumns);
         if (outcome.rows !== undefined) span.setAttribute('db.response.returned_rows', outcome.rows);
         if (handle.approval !== undefined) span.setAttribute('sluice.approval.id', handle.approval);
         if (outcome.errorCode !== undefined) {
