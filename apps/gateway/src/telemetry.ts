@@ -32,10 +32,16 @@ export function startTelemetry(config: GatewayConfig['telemetry'], logger: Logge
   if (!telemetryEnabled(config.enabled, env)) return OFF;
   // Logs go to the gateway's own log, not through the SDK; no auto-instrumentation (the
   // gateway's own HTTP calls are not the user's database work).
+  //
+  // No context manager either: spans are parented explicitly (the session span, or the
+  // caller's traceparent), never through the active context, and the default one
+  // (AsyncLocalStorage) would add work to every asynchronous step of every session. The SDK
+  // takes null as "register none".
   const sdk = new NodeSDK({
     ...(env.OTEL_SERVICE_NAME ? {} : { serviceName: config.serviceName }),
     instrumentations: [],
     logRecordProcessors: [],
+    contextManager: null as unknown as undefined,
   });
   try {
     sdk.start();
