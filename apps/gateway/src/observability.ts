@@ -79,7 +79,7 @@ export async function startObservability(config: GatewayConfig, logger: Logger, 
   let recorder: LineageRecorder | undefined;
   if (config.lineage.enabled) {
     try {
-      store = await openLineageStore({ store: config.lineage.store, logger: logger.child({ component: 'lineage-store' }) });
+      store = await openLineageStore({ store: config.lineage.store, logger: logger.child({ component: 'lineage-store' }), thread: true });
     } catch (cause) {
       throw new ObservabilityError(`cannot open the lineage store at ${redactUrlPassword(config.lineage.store)} (lineage.store): ${redactUrlPassword((cause as Error).message)}`, { cause });
     }

@@ -6,6 +6,7 @@ import type { LineageStore } from '@sluice/core';
 import type { Logger } from 'pino';
 import { openPostgresLineageStore } from './postgres-store.js';
 import { openSqliteLineageStore } from './sqlite-store.js';
+import { openWorkerLineageStore } from './worker-store.js';
 
 /** Where the gateway keeps lineage when the config names no store. */
 export const DEFAULT_LINEAGE_STORE = './.sluice/lineage.db';
@@ -18,6 +19,8 @@ export interface LineageStoreConfig {
   readonly schema?: string;
   /** Open an existing store for reading only, creating and migrating nothing (the CLI does). */
   readonly readonly?: boolean;
+  /** SQLite only: run the store on a worker thread (the gateway does; its main thread relays sessions). */
+  readonly thread?: boolean;
 }
 
 export function isPostgresUrl(store: string): boolean {
@@ -33,5 +36,6 @@ export function openLineageStore(config: LineageStoreConfig): Promise<LineageSto
       ...(config.readonly !== undefined ? { readonly: config.readonly } : {}),
     });
   }
-  return openSqliteLineageStore({ path: config.store, logger: config.logger, ...(config.readonly !== undefined ? { readonly: config.readonly } : {}) });
+  const options = { path: config.store, logger: config.logger, ...(config.readonly !== undefined ? { readonly: config.readonly } : {}) };
+  return config.thread === true ? openWorkerLineageStore(options) : openSqliteLineageStore(options);
 }

@@ -29,6 +29,7 @@ import { openPostgresLineageStore } from './postgres-store.js';
 import { LineageQueryError } from './queries.js';
 import { LineageStoreError, SCHEMA_VERSION } from './schema.js';
 import { openSqliteLineageStore } from './sqlite-store.js';
+import { openWorkerLineageStore } from './worker-store.js';
 import { postgresAvailable, TEST_POSTGRES_URL } from './test-services.js';
 
 const logger = pino({ level: 'silent' });
@@ -70,6 +71,17 @@ function sqliteHarness(): Harness {
     openReadonly: (location) => openSqliteLineageStore({ path: location, logger, readonly: true }),
     rows: async (location, table) => query<{ n: number }>(location, `SELECT count(*) AS n FROM ${table}`)[0]!.n,
     versions: async (location) => query<{ version: number }>(location, 'SELECT version FROM schema_version ORDER BY version').map((r) => r.version),
+  };
+}
+
+/** The SQLite store on its worker thread, as the gateway runs it. */
+function workerHarness(): Harness {
+  const sqlite = sqliteHarness();
+  return {
+    ...sqlite,
+    name: 'SQLite on a worker thread',
+    open: (location) => openWorkerLineageStore({ path: location, logger }),
+    openReadonly: (location) => openWorkerLineageStore({ path: location, logger, readonly: true }),
   };
 }
 
@@ -185,7 +197,7 @@ const carolRead = (field: string, type: string, subtype: string, masked?: boolea
   lastSeen: iso(T0 + 2 * HOUR),
 });
 
-describe.each([sqliteHarness(), postgresHarness()])('lineage store: $name', (h) => {
+describe.each([sqliteHarness(), workerHarness(), postgresHarness()])('lineage store: $name', (h) => {
   let available = false;
   const stores: LineageStore[] = [];
 
