@@ -29,20 +29,12 @@ import {
   CLIENT_CONNECT_WITH_DB,
   CLIENT_DEPRECATE_EOF,
   CLIENT_FOUND_ROWS,
-  CLIENT_IGNORE_SIGPIPE,
-  CLIENT_IGNORE_SPACE,
-  CLIENT_INTERACTIVE,
   CLIENT_LOCAL_FILES,
-  CLIENT_LONG_FLAG,
   CLIENT_LONG_PASSWORD,
   CLIENT_MULTI_RESULTS,
   CLIENT_MULTI_STATEMENTS,
-  CLIENT_NO_SCHEMA,
-  CLIENT_PLUGIN_AUTH,
-  CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA,
   CLIENT_PROTOCOL_41,
   CLIENT_PS_MULTI_RESULTS,
-  CLIENT_SECURE_CONNECTION,
   CLIENT_SESSION_TRACK,
   CLIENT_SSL,
   CLIENT_TRANSACTIONS,
@@ -79,7 +71,7 @@ import {
   rowValue,
 } from '../protocol/messages.js';
 import { encodePacket, MAX_PACKET_PAYLOAD, MessageReader, packetCount, PacketSequenceError, type PacketMessage } from '../protocol/packets.js';
-import { connectUpstream, isLoopback, type MysqlUpstreamConnection, sendKill, UpstreamError } from '../protocol/upstream.js';
+import { BASE_CAPABILITIES, connectUpstream, REQUESTABLE_CAPABILITIES, isLoopback, type MysqlUpstreamConnection, sendKill, UpstreamError } from '../protocol/upstream.js';
 import { commandUpstream, queryUpstream } from '../server/query.js';
 import { type ConnectionRegistry, parseKill } from './registry.js';
 import type { ResultMasking, RowMask } from './masking.js';
@@ -101,30 +93,11 @@ export interface SessionDeps {
  * Capabilities the gateway offers clients: the protocol its relay understands. Never
  * compression (CLIENT_COMPRESS: a client asking for it is simply not offered it), query
  * attributes, optional metadata or MariaDB's extended capabilities (CLIENT_LONG_PASSWORD,
- * alias CLIENT_MYSQL, is set, so MariaDB clients see a MySQL-style server).
+ * alias CLIENT_MYSQL, is set, so MariaDB clients see a MySQL-style server). The same set the
+ * gateway may ask its upstream for, plus what only the client side uses: a schema in the
+ * handshake and connection attributes.
  */
-const OFFERED_CAPABILITIES =
-  (CLIENT_LONG_PASSWORD |
-    CLIENT_FOUND_ROWS |
-    CLIENT_LONG_FLAG |
-    CLIENT_CONNECT_WITH_DB |
-    CLIENT_NO_SCHEMA |
-    CLIENT_LOCAL_FILES |
-    CLIENT_IGNORE_SPACE |
-    CLIENT_PROTOCOL_41 |
-    CLIENT_INTERACTIVE |
-    CLIENT_IGNORE_SIGPIPE |
-    CLIENT_TRANSACTIONS |
-    CLIENT_SECURE_CONNECTION |
-    CLIENT_MULTI_STATEMENTS |
-    CLIENT_MULTI_RESULTS |
-    CLIENT_PS_MULTI_RESULTS |
-    CLIENT_PLUGIN_AUTH |
-    CLIENT_CONNECT_ATTRS |
-    CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA |
-    CLIENT_SESSION_TRACK |
-    CLIENT_DEPRECATE_EOF) >>>
-  0;
+const OFFERED_CAPABILITIES = (BASE_CAPABILITIES | REQUESTABLE_CAPABILITIES | CLIENT_CONNECT_WITH_DB | CLIENT_CONNECT_ATTRS) >>> 0;
 
 /** Capabilities that change what travels on the wire: client and upstream must agree on them. */
 const WIRE_CAPABILITIES =

@@ -96,7 +96,7 @@ export interface MysqlUpstreamOptions {
 }
 
 /** Always asked for (when the server offers them): the protocol the codec speaks. */
-const BASE_CAPABILITIES =
+export const BASE_CAPABILITIES =
   CLIENT_LONG_PASSWORD | CLIENT_PROTOCOL_41 | CLIENT_SECURE_CONNECTION | CLIENT_PLUGIN_AUTH | CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA;
 
 /** Capabilities a caller may ask for. Never: compression, query attributes, optional metadata, zstd, MFA. */
