@@ -1,7 +1,7 @@
 export * from './errors.js';
 export * from './spi.js';
 export * from './analysis/types.js';
-export { combineAnalyses, createCachedAnalyzer, executionOf, fingerprintOf, rememberBounded, type CachedAnalyzer, type ShapeCaches } from './analysis/shared.js';
+export { combineAnalyses, createCachedAnalyzer, executionOf, fingerprintOf, objectsIn, rememberBounded, type CachedAnalyzer, type ShapeCaches } from './analysis/shared.js';
 export * from './analysis/lineage-parts.js';
 export * from './analysis/facts.js';
 export * from './identity/types.js';

@@ -168,3 +168,23 @@ export function createCachedAnalyzer<A extends Analysis>(
     },
   };
 }
+
+/**
+ * Every object (not array) in a parse tree, the root included, depth first. Iterative, so the
+ * depth of the tree does not matter (the fallbacks of the lineage walkers use it on trees too
+ * deep for them). Values under `skipKey` are not visited.
+ */
+export function* objectsIn(root: unknown, skipKey?: string): Generator<Record<string, unknown>> {
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (Array.isArray(v)) {
+      for (const x of v) stack.push(x);
+      continue;
+    }
+    if (typeof v !== 'object' || v === null) continue;
+    const node = v as Record<string, unknown>;
+    yield node;
+    for (const key in node) if (key !== skipKey) stack.push(node[key]);
+  }
+}

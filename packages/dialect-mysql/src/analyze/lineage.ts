@@ -26,7 +26,7 @@
  * here after its function (`count`), its column, or `?column?`.
  */
 import type { ResultColumn, ResultLineage } from '@sluice/core';
-import { columnSource as source, MAX_LINEAGE_ROUNDS as MAX_ROUNDS, SourceSet } from '@sluice/core';
+import { columnSource as source, MAX_LINEAGE_ROUNDS as MAX_ROUNDS, objectsIn, SourceSet } from '@sluice/core';
 import {
   AGGREGATE_FUNCTIONS,
   aggregatedOf,
@@ -960,19 +960,11 @@ export function wholeScope(scope: Scope, acc: Acc, how: How): void {
 function fallback(ast: unknown): ResultLineage {
   const tables = new SourceSet();
   const functions = new SourceSet();
-  const stack: unknown[] = [ast];
-  while (stack.length > 0) {
-    const v = stack.pop();
-    if (Array.isArray(v)) {
-      for (const x of v) stack.push(x);
-      continue;
-    }
-    if (!isObj(v)) continue;
+  for (const v of objectsIn(ast)) {
     if (typeof v['table'] === 'string' && v['type'] !== 'column_ref' && (v['db'] === undefined || v['db'] === null || typeof v['db'] === 'string')) {
       tables.add(source(nameOf(v['db']), v['table'], '*'));
     }
     if (v['type'] === 'function' || v['type'] === 'aggr_func') functions.fn(functionName(v));
-    for (const key in v) stack.push(v[key]);
   }
   return { all: tables.sources, predicates: [...tables.sources], functions: functions.functions };
 }

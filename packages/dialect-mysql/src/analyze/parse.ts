@@ -29,6 +29,7 @@
  * DELETE or INSERT, 0.3-0.5 ms for a join with subqueries; loading both grammars about 20 ms.
  * A statement the dialect's grammar rejects is parsed a second time with the other grammar.
  */
+import { objectsIn } from '@sluice/core';
 import { createRequire } from 'node:module';
 import { RESERVED } from './keywords.js';
 import { TokenKind, type Token } from './lexer.js';
@@ -679,14 +680,7 @@ function misreadKeyword(ast: unknown, tokens: readonly Token[], from: number, to
   const quoted = new Set<string>();
   for (let i = from; i < to; i++) if (tokens[i]!.kind === TokenKind.QuotedIdent) quoted.add(tokens[i]!.value.toLowerCase());
   const bad = (name: string | undefined): boolean => name !== undefined && RESERVED.has(name.toLowerCase()) && !quoted.has(name.toLowerCase());
-  const stack: unknown[] = [ast];
-  while (stack.length > 0) {
-    const v = stack.pop();
-    if (Array.isArray(v)) {
-      for (const x of v) stack.push(x);
-      continue;
-    }
-    if (!isObj(v)) continue;
+  for (const v of objectsIn(ast, 'loc')) {
     // A name after a `.` may be a reserved word (`t.key`, `db.order`): the check is for the first part.
     const qualified = (q: unknown): boolean => nameOf(q) !== undefined;
     if (v['type'] === 'column_ref') {
@@ -699,7 +693,6 @@ function misreadKeyword(ast: unknown, tokens: readonly Token[], from: number, to
     // Aliases of select-list entries and FROM items (`as` is the keyword elsewhere: CREATE TABLE ... AS).
     const alias = typeof v['as'] === 'string' && (isObj(v['expr']) || typeof v['table'] === 'string') ? v['as'] : undefined;
     if (bad(alias)) return alias;
-    for (const key in v) if (key !== 'loc') stack.push(v[key]);
   }
   return undefined;
 }

@@ -32,6 +32,7 @@ import {
   MAX_LINEAGE_ROUNDS as MAX_ROUNDS,
   NO_ROWS,
   NO_SOURCES as EMPTY,
+  objectsIn,
   type QueryLineage as QueryResult,
   renamedColumns as renamed,
   type SourceSet,
@@ -1928,18 +1929,10 @@ function fallback(stmt: unknown): ResultLineage | undefined {
   if (!returnsRows(stmt)) return undefined;
   const tables = new Acc();
   const functions = new Acc();
-  const stack: unknown[] = [stmt];
-  while (stack.length > 0) {
-    const v = stack.pop();
-    if (Array.isArray(v)) {
-      for (const x of v) stack.push(x);
-      continue;
-    }
-    if (!isObj(v)) continue;
+  for (const v of objectsIn(stmt)) {
     if (typeof v['relname'] === 'string') tables.add(source(text(v['schemaname']), v['relname'], '*'));
     const fc = as(v, 'FuncCall');
     if (fc !== undefined) functions.fn(funcName(fc));
-    for (const key in v) stack.push(v[key]);
   }
   return { all: tables.sources, predicates: [...tables.sources], functions: functions.functions };
 }

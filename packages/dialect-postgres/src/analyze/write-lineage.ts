@@ -5,7 +5,7 @@
  * entry per table, in the order the statements were walked (data-modifying CTEs first).
  */
 import type { ColumnSource, WriteLineage, WrittenColumn } from '@sluice/core';
-import { columnSource, NO_SOURCES, type SourceSet } from '@sluice/core';
+import { columnSource, NO_SOURCES, objectsIn, type SourceSet } from '@sluice/core';
 import { directSources, Flow, FlowSet, flowsOf, union } from './flows.js';
 import { as, isObj, list, text } from './tree.js';
 
@@ -151,14 +151,7 @@ function writtenRelations(type: string, f: Record<string, unknown>): unknown[] {
 export function fallbackWrites(stmt: unknown): WriteLineage[] | undefined {
   const tables = new FlowSet();
   const written: ColumnSource[] = [];
-  const stack: unknown[] = [stmt];
-  while (stack.length > 0) {
-    const v = stack.pop();
-    if (Array.isArray(v)) {
-      for (const x of v) stack.push(x);
-      continue;
-    }
-    if (!isObj(v)) continue;
+  for (const v of objectsIn(stmt)) {
     if (typeof v['relname'] === 'string') tables.add(columnSource(text(v['schemaname']), v['relname'], '*'));
     for (const key in v) {
       const body = v[key];
@@ -168,7 +161,6 @@ export function fallbackWrites(stmt: unknown): WriteLineage[] | undefined {
           if (rv !== undefined && typeof rv['relname'] === 'string') written.push(columnSource(text(rv['schemaname']), rv['relname'], '*'));
         }
       }
-      stack.push(body);
     }
   }
   if (written.length === 0) return undefined;
