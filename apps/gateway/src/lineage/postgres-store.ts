@@ -74,17 +74,7 @@ export async function openPostgresLineageStore(options: PostgresLineageStoreOpti
       if (readonly) throw new LineageStoreError(`the lineage store at ${where} was opened for reading only`);
       const rows = batchRows(observations);
       if (rows.length === 0) return;
-      const client = await pool.connect();
-      try {
-        await client.query('BEGIN');
-        await write(client, prefix, rows);
-        await client.query('COMMIT');
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw err;
-      } finally {
-        client.release();
-      }
+      await inTransaction(pool, (client) => write(client, prefix, rows));
     },
     column: (name, query) => queries.column(name, query),
     table: (name, query) => queries.table(name, query),
@@ -110,10 +100,23 @@ export async function openPostgresLineageStore(options: PostgresLineageStoreOpti
   };
 }
 
-async function migrate(pool: pg.Pool, schema: string, prefix: string, where: string): Promise<void> {
+/** Runs `work` in one transaction on a client of the pool: committed, or rolled back when it throws. */
+async function inTransaction(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<void>): Promise<void> {
   const client = await pool.connect();
   try {
     await client.query('BEGIN');
+    await work(client);
+    await client.query('COMMIT');
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+async function migrate(pool: pg.Pool, schema: string, prefix: string, where: string): Promise<void> {
+  await inTransaction(pool, async (client) => {
     // Every gateway opening this schema waits here for the one migrating it.
     await client.query('SELECT pg_advisory_xact_lock(hashtext($1)::bigint)', [`sluice.lineage.${schema}`]);
     await client.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
@@ -123,13 +126,7 @@ async function migrate(pool: pg.Pool, schema: string, prefix: string, where: str
       for (const sql of m.statements('postgres')) await client.query(inSchema(sql, prefix));
       await client.query(`INSERT INTO ${prefix}schema_version (version, applied_at) VALUES ($1, $2)`, [m.version, Date.now()]);
     }
-    await client.query('COMMIT');
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 async function checkVersion(pool: pg.Pool, schema: string, prefix: string, where: string): Promise<void> {
