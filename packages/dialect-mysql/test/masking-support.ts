@@ -1,4 +1,3 @@
-import { it } from 'vitest';
 import { CLIENT_DEPRECATE_EOF, CLIENT_MULTI_RESULTS, CLIENT_MULTI_STATEMENTS, CLIENT_PS_MULTI_RESULTS, CLIENT_TRANSACTIONS, Command, CursorType, ServerStatus } from '../src/protocol/constants.js';
 import {
   createRowRanges,
@@ -33,22 +32,9 @@ import { connectUpstream, type MysqlUpstreamConnection, type MysqlUpstreamOption
  * read-only cursors fetched with COM_STMT_FETCH).
  */
 
-/** The MariaDB the suites run against, as a gateway target. */
-export const UPSTREAM = 'mysql://root@127.0.0.1:3306/test';
-export const DIRECT = { host: '127.0.0.1', port: 3306, user: 'root', database: 'test' } as const;
+import { DIRECT } from './support.js';
 
-/**
- * A test that runs only when its server is there (`requireService` has already said loudly
- * when it is not, and fails the run under SLUICE_REQUIRE_SERVICES=1).
- */
-export function liveTest(isAvailable: () => boolean) {
-  return (name: string, body: () => Promise<void>, timeout = 30_000): void => {
-    it(name, async () => {
-      if (!isAvailable()) return;
-      await body();
-    }, timeout);
-  };
-}
+export { DIRECT, liveTest, UPSTREAM } from './support.js';
 
 /** Any result as text: buffers as UTF-8 (and Latin-1), big integers as digits. */
 export function textOf(value: unknown): string {
