@@ -409,7 +409,8 @@ export class GovernedSession {
   observeStatement(handle: StatementHandle, text: string | undefined): StatementObserver[] | undefined {
     const observers = this.observers;
     if (observers === undefined) return undefined;
-    const context = mergeContexts(commentContext(text), this.context);
+    const own = commentContext(text);
+    const context = own === undefined ? this.context : mergeContexts(own, this.context);
     let out: StatementObserver[] | undefined;
     for (const o of observers) {
       try {
