@@ -315,6 +315,8 @@ export class MysqlClientSession {
   #collect: Buffer[] | undefined;
   #collected = 0;
   #collectTotal = -1;
+  /** Whether the packet being collected was already found not to pass unread. */
+  #collectDecided = false;
   /** The packets of a multi-packet message being joined (header included). */
   #parts: Buffer[] | undefined;
   /** The current message continues in the next packet (a 0xFFFFFF-byte packet was passed). */
@@ -1396,6 +1398,9 @@ export class MysqlClientSession {
     this.#detachUpstream();
     this.#readSettings(upstream).then(
       () => {
+        // The client may have gone while the settings were read: the upstream is no longer
+        // attached, so close could not end it; end it here.
+        if (this.#isClosed()) return quitUpstream(upstream);
         this.#attachUpstream(upstream);
         upstream.socket.resume();
         this.#holding = false;
@@ -1403,6 +1408,7 @@ export class MysqlClientSession {
       },
       (err: unknown) => {
         this.#holding = false;
+        if (this.#isClosed()) return quitUpstream(upstream);
         this.#attachUpstream(upstream);
         this.#fail(ClientFacingError.is(err) ? new ClientFacingError(err.kind, err.message, { fatal: true }) : clientErrors.upstreamUnavailable(this.#target?.name ?? '', { cause: err }));
       },
@@ -1473,30 +1479,45 @@ export class MysqlClientSession {
       }
       if (this.#collect !== undefined) {
         // Completing a packet begun in an earlier chunk.
-        let want = this.#collectTotal < 0 ? 4 - this.#collected : this.#collectTotal - this.#collected;
-        let take = Math.min(want, n - at);
-        this.#collect.push(chunk.subarray(at, at + take));
-        this.#collected += take;
-        at += take;
-        passFrom = at;
-        if (this.#collectTotal < 0 && this.#collected === 4) {
+        if (!this.#collectDecided) {
+          // Its header and first payload byte came split: they decide, as for a packet read in
+          // one piece, whether it passes unread (a row of a result with nothing to mask).
+          const need = this.#collected < 4 ? 4 : 5;
+          const take = Math.min(need - this.#collected, n - at);
+          this.#collect.push(chunk.subarray(at, at + take));
+          this.#collected += take;
+          at += take;
+          passFrom = at;
+          if (this.#collected < 4) break;
           const head = Buffer.concat(this.#collect);
           this.#collect = [head];
-          this.#collectTotal = 4 + head.readUIntLE(0, 3);
-          want = this.#collectTotal - this.#collected;
-          take = Math.min(want, n - at);
-          if (take > 0) {
-            this.#collect.push(chunk.subarray(at, at + take));
-            this.#collected += take;
-            at += take;
-            passFrom = at;
+          const len = head.readUIntLE(0, 3);
+          if (len > 0 && this.#collected < 5) continue;
+          this.#collectDecided = true;
+          this.#collectTotal = 4 + len;
+          if (this.#passes(len, head[4])) {
+            this.#emit(head);
+            this.#passLeft = len - (this.#collected - 4);
+            this.#collect = undefined;
+            this.#collectTotal = -1;
+            this.#collected = 0;
+            this.#collectDecided = false;
+            continue;
           }
         }
-        if (this.#collectTotal < 0 || this.#collected < this.#collectTotal) break;
+        const take = Math.min(this.#collectTotal - this.#collected, n - at);
+        if (take > 0) {
+          this.#collect.push(chunk.subarray(at, at + take));
+          this.#collected += take;
+          at += take;
+          passFrom = at;
+        }
+        if (this.#collected < this.#collectTotal) break;
         const packet = Buffer.concat(this.#collect, this.#collectTotal);
         this.#collect = undefined;
         this.#collectTotal = -1;
         this.#collected = 0;
+        this.#collectDecided = false;
         const out = this.#onWholePacket(packet.subarray(4), packet[3]!, packet, 0);
         this.#emit(out === undefined ? packet : out);
         continue;
@@ -1506,7 +1527,7 @@ export class MysqlClientSession {
           // An empty packet (the end of a long message) fits in its header.
         } else {
           this.#emit(chunk.subarray(passFrom, at));
-          this.#startCollect(chunk, at, n);
+          this.#startCollect(chunk, at, n, false);
           this.#flushEmitted();
           return;
         }
@@ -1521,7 +1542,7 @@ export class MysqlClientSession {
       const end = at + 4 + len;
       if (end > n) {
         this.#emit(chunk.subarray(passFrom, at));
-        this.#startCollect(chunk, at, n);
+        this.#startCollect(chunk, at, n, true);
         this.#flushEmitted();
         return;
       }
@@ -1538,11 +1559,13 @@ export class MysqlClientSession {
     this.#flushEmitted();
   }
 
-  #startCollect(chunk: Buffer, at: number, n: number): void {
+  /** `decided`: whether the packet was already found not to pass (its first payload byte was seen). */
+  #startCollect(chunk: Buffer, at: number, n: number, decided: boolean): void {
     // Copied: the socket's chunk is not kept past this call.
     this.#collect = [Buffer.from(chunk.subarray(at, n))];
     this.#collected = n - at;
-    this.#collectTotal = n - at >= 4 ? 4 + chunk.readUIntLE(at, 3) : -1;
+    this.#collectDecided = decided;
+    this.#collectTotal = decided ? 4 + chunk.readUIntLE(at, 3) : -1;
   }
 
   /**
@@ -1939,12 +1962,7 @@ export class MysqlClientSession {
     }
     this.#prepared.clear();
     const upstream = this.#detachUpstream();
-    if (upstream) {
-      // COM_QUIT, then close: the server ends the thread at once.
-      upstream.socket.on('error', () => undefined);
-      upstream.socket.end(encodePacket(Buffer.from([Command.QUIT]), 0));
-      upstream.socket.setTimeout(1000, () => upstream.socket.destroy());
-    }
+    if (upstream) quitUpstream(upstream);
     this.#socket.end();
     this.#socket.setTimeout(1000, () => this.#socket.destroy());
     const governed = this.#governed;
@@ -1952,4 +1970,11 @@ export class MysqlClientSession {
     const ended = governed ? governed.end(reason) : Promise.resolve();
     void ended.finally(() => this.#deps.onClosed(this));
   }
+}
+
+/** Ends an upstream connection: COM_QUIT, then close (the server ends the thread at once). */
+function quitUpstream(upstream: MysqlUpstreamConnection): void {
+  upstream.socket.on('error', () => undefined);
+  upstream.socket.end(encodePacket(Buffer.from([Command.QUIT]), 0));
+  upstream.socket.setTimeout(1000, () => upstream.socket.destroy());
 }
