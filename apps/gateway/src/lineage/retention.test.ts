@@ -9,7 +9,6 @@ import { DEFAULT_LINEAGE_RETENTION_MS, startLineageRetention } from './retention
 import { openSqliteLineageStore } from './sqlite-store.js';
 
 const logger = pino({ level: 'silent' });
-const settle = () => new Promise((resolve) => setTimeout(resolve, 30));
 
 describe('lineage retention', () => {
   let dir: string;
@@ -27,11 +26,9 @@ describe('lineage retention', () => {
     await store.record([aliceSelect(), bobSelect()]);
     let now = T0 + 30 * MINUTE + DEFAULT_LINEAGE_RETENTION_MS;
     const retention = startLineageRetention(store, { intervalMs: 20, logger, now: () => now });
-    await settle();
-    expect((await store.column(`${CUSTOMERS}.email`)).reads.map((r) => r.subject)).toEqual(['bob@example.com']);
+    await vi.waitFor(async () => expect((await store.column(`${CUSTOMERS}.email`)).reads.map((r) => r.subject)).toEqual(['bob@example.com']));
     now = T0 + 2 * HOUR + DEFAULT_LINEAGE_RETENTION_MS;
-    await settle();
-    expect((await store.column(`${CUSTOMERS}.email`)).reads).toEqual([]);
+    await vi.waitFor(async () => expect((await store.column(`${CUSTOMERS}.email`)).reads).toEqual([]));
     await store.record([bobSelect({ firstSeen: now, lastSeen: now })]);
     expect(await retention.pruneNow()).toBe(0);
     await retention.stop();
@@ -45,7 +42,7 @@ describe('lineage retention', () => {
     } as unknown as LineageStore;
     const log = pino({ level: 'error' }, { write: (line: string) => errors.push(JSON.parse(line)) });
     const retention = startLineageRetention(failing, { retentionMs: 1000, intervalMs: 20, logger: log, now: () => 5000 });
-    await settle();
+    await vi.waitFor(() => expect(vi.mocked(failing.prune).mock.calls.length).toBeGreaterThanOrEqual(2));
     await retention.stop();
     expect(errors[0]).toMatchObject({ msg: expect.stringMatching(/pruning failed/), err: { message: 'disk full' } });
     expect(vi.mocked(failing.prune).mock.calls.length).toBeGreaterThanOrEqual(2);

@@ -109,15 +109,23 @@ describe('commentContext', () => {
       fc.string(),
       fc.constantFrom('/*', '*/', "'", "\\'", '=', ',', ';', '%', '%2', '%zz', ' ', 'job', 'run', 'traceparent', 'tracestate', TP, `ff-${TRACE_ID}-${SPAN_ID}-01`),
     );
-    const text = fc.oneof(fc.string(), fc.array(fragment, { maxLength: 20 }).map((parts) => parts.join('')));
+    // Comments of the sqlcommenter form with arbitrary keys' values and surroundings, so that
+    // many texts do carry a context and its shape is checked, not only that nothing throws.
+    const commented = fc
+      .tuple(fc.constantFrom('job', 'run', 'traceparent', 'tracestate'), fc.oneof(fc.string(), fc.constant(TP)), fc.string(), fc.string())
+      .map(([key, value, before, after]) => `${before}/*${key}='${value}'*/${after}`);
+    const text = fc.oneof(fc.string(), fc.array(fragment, { maxLength: 20 }).map((parts) => parts.join('')), commented);
+    let defined = 0;
     fc.assert(
       fc.property(text, (t) => {
         const ctx = commentContext(t);
         if (ctx === undefined) return;
+        defined++;
         expectValid(ctx);
       }),
       { numRuns: 2000 },
     );
+    expect(defined).toBeGreaterThan(100);
   });
 });
 
