@@ -5,7 +5,20 @@ export {
   MAX_GRANT_MS,
   MAX_REVIEW_TIMEOUT_MS,
   mayApprove,
+  RESTART_REASON,
+  SHUTDOWN_REASON,
+  SWEEP_REASON,
+  DEFAULT_REPLICA_ID,
 } from './service.js';
+export {
+  type ApprovalBackend,
+  type ApprovalSnapshot,
+  type WriteOptions,
+  type TransitionOptions,
+  type JournalBackendOptions,
+  openJournalBackend,
+  JournalBackend,
+} from './backend.js';
 export {
   type NotifierConfig,
   type NotificationEvent,
@@ -19,4 +32,4 @@ export {
   webhookSignature,
   verifyWebhookSignature,
 } from './notifier.js';
-export { ApprovalStore, type ApprovalStoreOptions, JOURNAL_FILE } from './store.js';
+export { ApprovalStore, type ApprovalStoreOptions, type StoreEntry, JOURNAL_FILE, DEFAULT_RETENTION_MS, checkStoreEntry } from './store.js';

@@ -301,6 +301,11 @@ function parseEntry(line: string): StoreEntry | string {
   } catch (err) {
     return `not valid JSON (${(err as Error).message})`;
   }
+  return checkStoreEntry(parsed);
+}
+
+/** The entry a parsed value is (a kind and a well-formed record), or why it is not one. */
+export function checkStoreEntry(parsed: unknown): StoreEntry | string {
   if (typeof parsed !== 'object' || parsed === null) return 'not a JSON object';
   const { kind, record } = parsed as { kind?: unknown; record?: unknown };
   if (typeof record !== 'object' || record === null) return 'no record';

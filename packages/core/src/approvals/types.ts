@@ -78,6 +78,11 @@ export interface ApprovalRequest extends ReviewedStatement {
   readonly decisionReason?: string;
   /** A grant created together with the approval, if the approver asked for one. */
   readonly grantId?: string;
+  /**
+   * The gateway replica holding the statement (its `replicaId`): only it releases the statement,
+   * and only it abandons the request when it restarts. Missing in records of older gateways.
+   */
+  readonly owner?: string;
 }
 
 /** How a held statement's wait ended. */
