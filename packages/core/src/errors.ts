@@ -10,6 +10,14 @@ export const ErrorKind = {
   AuthFailed: 'auth_failed',
   /** Too many failed logins or too many requests from one source or identity. */
   RateLimited: 'rate_limited',
+  /** The identity or the source address already has as many sessions as the gateway allows. */
+  TooManyConnections: 'too_many_connections',
+  /** The identity or the source address sends statements faster than the gateway allows (the session stays usable). */
+  StatementRateLimited: 'statement_rate_limited',
+  /** The session waited for its client longer than the idle session timeout. */
+  IdleTimeout: 'idle_timeout',
+  /** The session sat inside an open transaction longer than the idle-in-transaction timeout. */
+  IdleInTransactionTimeout: 'idle_in_transaction_timeout',
   /** The identity may not do this (policy). */
   AccessDenied: 'access_denied',
   /** The requested target (database) is not configured. */
@@ -113,6 +121,30 @@ export const clientErrors = {
       ...o,
       fatal: true,
     }),
+  tooManyConnections: (what: string, limit: number) =>
+    new ClientFacingError(ErrorKind.TooManyConnections, `too many connections for ${what}: the gateway allows ${limit} at a time`, {
+      fatal: true,
+      hint: 'close idle sessions (or use a connection pool of a smaller size), or ask the gateway operator to raise limits.connections',
+    }),
+  statementRateLimited: (what: string, perSecond: number, retryAfterSeconds: number) =>
+    new ClientFacingError(
+      ErrorKind.StatementRateLimited,
+      `statement rate limit reached for ${what}: the gateway allows ${perSecond} statements per second; the statement was not run`,
+      {
+        hint: `retry in ${retryAfterSeconds < 1 ? `${Math.max(1, Math.ceil(retryAfterSeconds * 1000))} ms` : `${Math.ceil(retryAfterSeconds)} s`}, or ask the gateway operator to raise limits.statementsPerSecond`,
+      },
+    ),
+  idleTimeout: (ms: number) =>
+    new ClientFacingError(ErrorKind.IdleTimeout, `terminating connection due to idle-session timeout (no request for ${ms} ms)`, {
+      fatal: true,
+      hint: 'reconnect; the gateway ends sessions idle longer than limits.idleSessionTimeoutMs',
+    }),
+  idleInTransactionTimeout: (ms: number) =>
+    new ClientFacingError(
+      ErrorKind.IdleInTransactionTimeout,
+      `terminating connection due to idle-in-transaction timeout (no request for ${ms} ms inside an open transaction; it was rolled back)`,
+      { fatal: true, hint: 'commit or roll back promptly; the gateway ends sessions idle in a transaction longer than limits.idleInTransactionTimeoutMs' },
+    ),
   cancelled: (what: string) => new ClientFacingError(ErrorKind.Cancelled, `canceling statement due to user request (${what})`),
   shuttingDown: () =>
     new ClientFacingError(ErrorKind.ShuttingDown, 'the gateway is shutting down', { fatal: true }),

@@ -23,6 +23,8 @@ export {
 } from './session/governor.js';
 export { compileMasking, type CompileMaskingOptions, type MaskingRuntime, type StatementMasking } from './session/masking.js';
 export { ListenerSessions } from './session/listener-sessions.js';
+export { SessionLimiter, Admission, sessionLimitsSchema, sourceKey, type SessionLimitsConfig, type LimitRefusal } from './session/limits.js';
+export { SessionActivity, type ActivityHandlers, type ActivityLimits } from './session/activity.js';
 export * from './identity/config.js';
 export * from './identity/token-authenticator.js';
 export * from './identity/oidc-authenticator.js';

@@ -26,6 +26,16 @@ export interface ListenerLimits {
   /** Time allowed from TCP accept to a verified identity. */
   readonly authTimeoutMs: number;
 }
+  /**
+   * A session whose client sends nothing for this long outside a transaction is ended with the
+   * dialect's native idle-timeout error (audit reason 'idle-timeout'). 0 or absent: off.
+   */
+  readonly idleSessionTimeoutMs?: number;
+  /**
+   * The same inside an open transaction, as the upstream reports it (the transaction is rolled
+   * back by closing the upstream connection; audit reason 'idle-in-transaction-timeout'). 0 or absent: off.
+   */
+  readonly idleInTransactionTimeoutMs?: number;
 
 /** What the app hands a dialect's listener. */
 export interface ListenerContext<TOptions> {
@@ -53,8 +63,13 @@ export interface DialectListener {
   accept(socket: Socket): void;
   /** Sessions currently open. */
   readonly activeSessions: number;
-  /** Ends every session (their audit records say 'shutdown') and resolves when all are closed. */
-  close(): Promise<void>;
+  /**
+   * Ends every session (their audit records say 'shutdown') and resolves when all are closed.
+   * With `graceMs` (a graceful shutdown), idle sessions end at once and a session running a
+   * request may finish it (its result delivered) within `graceMs`; then it is ended. A listener
+   * that ignores the option ends every session at once, as before.
+   */
+  close(options?: { readonly graceMs?: number }): Promise<void>;
 }
 
 export interface Dialect<TOptions> {

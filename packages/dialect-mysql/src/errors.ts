@@ -10,6 +10,10 @@ import { encodeErr } from './protocol/messages.js';
 const NATIVE: Record<ErrorKind, { readonly errno: number; readonly sqlstate: string }> = {
   [ErrorKind.AuthFailed]: { errno: 1045, sqlstate: '28000' }, // ER_ACCESS_DENIED_ERROR
   [ErrorKind.RateLimited]: { errno: 1040, sqlstate: '08004' }, // ER_CON_COUNT_ERROR
+  [ErrorKind.TooManyConnections]: { errno: 1040, sqlstate: '08004' }, // ER_CON_COUNT_ERROR
+  [ErrorKind.StatementRateLimited]: { errno: 1226, sqlstate: '42000' }, // ER_USER_LIMIT_REACHED
+  [ErrorKind.IdleTimeout]: { errno: 4031, sqlstate: 'HY000' }, // ER_CLIENT_INTERACTION_TIMEOUT
+  [ErrorKind.IdleInTransactionTimeout]: { errno: 4031, sqlstate: 'HY000' }, // ER_CLIENT_INTERACTION_TIMEOUT
   [ErrorKind.AccessDenied]: { errno: 1142, sqlstate: '42000' }, // ER_TABLEACCESS_DENIED_ERROR
   [ErrorKind.TargetNotFound]: { errno: 1049, sqlstate: '42000' }, // ER_BAD_DB_ERROR
   [ErrorKind.ProtocolViolation]: { errno: 1047, sqlstate: '08S01' }, // ER_UNKNOWN_COM_ERROR

@@ -45,7 +45,7 @@ export class MysqlListener implements DialectListener {
     );
   }
 
-  close(): Promise<void> {
-    return this.#sessions.close();
+  close(options?: { readonly graceMs?: number }): Promise<void> {
+    return this.#sessions.close(options);
   }
 }

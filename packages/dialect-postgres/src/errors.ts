@@ -5,6 +5,10 @@ import { encodeErrorResponse } from './messages/error-response.js';
 const SQLSTATE: Record<ErrorKind, string> = {
   [ErrorKind.AuthFailed]: '28P01', // invalid_password
   [ErrorKind.RateLimited]: '53300', // too_many_connections
+  [ErrorKind.TooManyConnections]: '53300', // too_many_connections
+  [ErrorKind.StatementRateLimited]: '53400', // configuration_limit_exceeded
+  [ErrorKind.IdleTimeout]: '57P05', // idle_session_timeout
+  [ErrorKind.IdleInTransactionTimeout]: '25P03', // idle_in_transaction_session_timeout
   [ErrorKind.AccessDenied]: '42501', // insufficient_privilege
   [ErrorKind.TargetNotFound]: '3D000', // invalid_catalog_name
   [ErrorKind.ProtocolViolation]: '08P01', // protocol_violation

@@ -29,7 +29,7 @@ export class PostgresListener implements DialectListener {
     );
   }
 
-  close(): Promise<void> {
-    return this.#sessions.close();
+  close(options?: { readonly graceMs?: number }): Promise<void> {
+    return this.#sessions.close(options);
   }
 }

@@ -65,8 +65,13 @@ export interface TempMariaDb {
    * (tab-separated rows, no column names). Rejects when the client fails.
    */
   query(sql: string, database?: string): Promise<string>;
-  /** What the server wrote to its error log (stderr) since it started. */
+  /** What the server wrote to its error log (stderr) since it (last) started. */
   serverLog(): string;
+  /**
+   * Stops the server (SIGTERM, as a service stop does; SIGKILL with `kill`, as a crash) and
+   * starts it again on the same port and data. Resolves once it is ready for connections.
+   */
+  restart(options?: { readonly kill?: boolean }): Promise<void>;
   /** Stops the server and removes the directory. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -371,6 +376,19 @@ export async function startTempMariaDb(options: TempMariaDbOptions = {}): Promis
       query,
       serverLog(): string {
         return log.value;
+      },
+      async restart(restartOptions: { readonly kill?: boolean } = {}): Promise<void> {
+        const s = server;
+        if (s === undefined) throw new Error('the temporary MariaDB server was stopped for good; it cannot be restarted');
+        if (s.child.exitCode === null && s.child.signalCode === null) {
+          s.child.kill(restartOptions.kill ? 'SIGKILL' : 'SIGTERM');
+          const killer = setTimeout(() => s.child.kill('SIGKILL'), 30_000);
+          await s.exited;
+          clearTimeout(killer);
+        }
+        log.value = '';
+        server = await startServer(bins.mariadbd, [...args, `--port=${port}`], log, timeoutMs);
+        live.set(dir, { child: server.child, dir });
       },
       stop: cleanup,
     };

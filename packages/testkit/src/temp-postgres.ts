@@ -59,6 +59,12 @@ export interface TempPostgres {
   url(user?: string, password?: string, database?: string): string;
   /** Runs SQL as the superuser through psql over the Unix socket; returns psql's output. */
   psql(sql: string, database?: string): Promise<string>;
+  /**
+   * Restarts the server on the same port and data (`pg_ctl restart -m <mode>`): `fast` ends
+   * sessions cleanly, `immediate` kills them as a crash would (recovery runs at start). Resolves
+   * once the server accepts connections again.
+   */
+  restart(mode?: 'fast' | 'immediate'): Promise<void>;
   /** Stops the server (immediate shutdown) and removes the directory. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -383,6 +389,13 @@ export async function startTempPostgres(options: TempPostgresOptions = {}): Prom
         return `postgresql://${credentials}@127.0.0.1:${port}/${encodeURIComponent(database)}`;
       },
       psql,
+      async restart(mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
+        const [file, args] = as(bins.pgCtl, ['-D', dataDir, '-l', logFile, '-w', '-t', '60', '-m', mode, '-o', `-p ${port}`, 'restart']);
+        const result = await run(file, args);
+        if (result.code !== 0) {
+          throw new Error(`PostgreSQL did not restart (pg_ctl exit ${result.code}): ${result.stderr}\n${await logTail(logFile)}`);
+        }
+      },
       stop: cleanup,
     };
   } catch (err) {

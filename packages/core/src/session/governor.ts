@@ -11,6 +11,7 @@ import type { Decision, Policy } from '../policy/engine.js';
 import { statementMasking, type MaskingRuntime, type StatementMasking } from './masking.js';
 import { applicationContext, attributesContext, claimsContext, commentContext, mergeContexts, type CallerContext } from './caller-context.js';
 import type { ApprovalWaitOutcome, GovernanceObserver, SessionObserver, StatementObserver } from './observers.js';
+import { Admission, type LimitRefusal, SessionLimiter, type SessionLimitsConfig } from './limits.js';
 
 export interface GovernorOptions {
   readonly authenticator: Authenticator;
@@ -27,6 +28,8 @@ export interface GovernorOptions {
   readonly masking?: MaskingRuntime;
   /** Lineage and tracing: told of every session and statement (replaceable with `setObservers`). */
   readonly observers?: readonly GovernanceObserver[];
+  /** Concurrent sessions and statement rates per identity and per source address; unlimited when absent. */
+  readonly limits?: SessionLimitsConfig;
 }
 
 export interface LoginAttempt {
@@ -179,6 +182,7 @@ export class Governor {
   #observers: readonly GovernanceObserver[];
 
   constructor(options: GovernorOptions) {
+  readonly #sessionLimits: SessionLimiter | undefined;
     this.#authenticator = options.authenticator;
     this.#audit = options.audit;
     this.#limiter = options.failureLimiter;
@@ -190,6 +194,26 @@ export class Governor {
     this.#observers = options.observers ?? [];
   }
 
+    this.#sessionLimits = SessionLimiter.of(options.limits);
+  }
+
+  /** @internal The connection and statement-rate limits in force (undefined: none configured). */
+  get sessionLimits(): SessionLimiter | undefined {
+    return this.#sessionLimits;
+  }
+
+  /**
+   * Refuses (audited, with a native "too many connections" error) a verified login whose
+   * identity or source address already has as many sessions as allowed. Dialects call it before
+   * they connect upstream, so that a refused client costs the database nothing; `openSession`
+   * counts the session for good.
+   */
+  async checkConnectionLimits(attempt: LoginAttempt, identity: Identity): Promise<void> {
+    const over = this.#sessionLimits?.check(identity.subject, attempt.credentials.sourceAddress);
+    if (over === undefined) return;
+    const err = connectionLimitError(over);
+    await this.refuseConnection({ ...attempt, credentials: { ...attempt.credentials, secret: '' } }, err.message, identity);
+    throw err;
   /** Replaces the observers; sessions opened from now on are told to the new ones. */
   setObservers(observers: readonly GovernanceObserver[]): void {
     this.#observers = observers;
@@ -290,7 +314,32 @@ export class Governor {
   /** Audits an accepted connection (durably) and returns the session's governance handle. */
   async openSession(start: SessionStart): Promise<GovernedSession> {
     if (!this.#audit.healthy) throw clientErrors.governanceUnavailable('the audit store cannot write');
-    const session = new GovernedSession(this, this.#audit, this.#logger, start);
+    let admission: Admission | undefined;
+    if (this.#sessionLimits !== undefined) {
+      const admitted = this.#sessionLimits.admit(start.identity.subject, start.sourceAddress);
+      if (!(admitted instanceof Admission)) {
+        const err = connectionLimitError(admitted);
+        await this.#appendQuietly(
+          {
+            type: 'connect',
+            time: new Date().toISOString(),
+            dialect: start.dialect,
+            sourceAddress: start.sourceAddress,
+            outcome: 'refused',
+            username: start.username,
+            actor: actorOf(start.identity),
+            target: start.target,
+            reason: err.message,
+            tls: start.tls,
+            ...(start.application ? { application: start.application } : {}),
+          },
+          true,
+        );
+        throw err;
+      }
+      admission = admitted;
+    }
+    const session = new GovernedSession(this, this.#audit, this.#logger, start, admission);
     try {
       await this.#audit.append(
         {
@@ -312,6 +361,7 @@ export class Governor {
       throw clientErrors.governanceUnavailable('the audit store cannot write', { cause });
     }
     session.observers = this.observeSession(session);
+      admission?.release();
     return session;
   }
 
@@ -380,8 +430,14 @@ export class GovernedSession {
 
   /** JSON members shared by every statement record of this session, encoded once. */
   readonly #members: string;
+  /** This session's place in the connection limits (released when it ends). */
+  readonly #admission: Admission | undefined;
+  /** The same, when a statement rate applies (asked before every request). */
+  readonly #rated: Admission | undefined;
 
-  constructor(governor: Governor, audit: AuditStore, logger: Logger, start: SessionStart) {
+  constructor(governor: Governor, audit: AuditStore, logger: Logger, start: SessionStart, admission?: Admission) {
+    this.#admission = admission;
+    this.#rated = admission?.rated ? admission : undefined;
     this.#governor = governor;
     this.#audit = audit;
     this.#logger = logger;
@@ -435,6 +491,11 @@ export class GovernedSession {
   /** The policy's decision for an analysis, cached per analysis while it cannot change. */
   decide(analysis: Analysis): Decision {
     const policy = this.#governor.policy;
+  /** True while a statement of this session waits for an approver (or its review is being recorded). */
+  get reviewing(): boolean {
+    return this.#reviews.size > 0;
+  }
+
     if (policy !== this.#decisionsPolicy) {
       this.#decisions = new WeakMap();
       this.#decisionsPolicy = policy;
@@ -537,6 +598,10 @@ export class GovernedSession {
     try {
       decision = start.refuse ? { effect: 'deny', rule: start.refuse.rule, reason: start.refuse.reason } : this.decide(start.analysis);
     } catch (cause) {
+    if (this.#rated !== undefined) {
+      const over = this.#rated.take(start.analysis.parts?.length ?? 1);
+      if (over !== undefined) this.#refuseRate(start, over);
+    }
       // A decision that cannot be made refuses the statement (fail closed).
       this.#logger.error({ err: cause, sessionId: this.id }, 'policy decision failed');
       decision = { effect: 'deny', rule: 'policy-error', reason: 'the policy could not decide this statement; it was refused' };
@@ -580,6 +645,18 @@ export class GovernedSession {
         throw clientErrors.governanceUnavailable('the audit store cannot write', { cause });
       },
     );
+  }
+
+  /** Records a request refused by a statement rate limit (a statement record per statement) and throws its error. */
+  #refuseRate(start: StatementStart, over: LimitRefusal): never {
+    const who = over.scope === 'identity' ? `identity ${over.key}` : `source address ${over.key}`;
+    const err = clientErrors.statementRateLimited(who, over.limit, over.retryAfterSeconds ?? 1);
+    const decision: Decision = { effect: 'deny', rule: 'rate-limit', reason: `statement rate limit of ${over.limit}/s for ${who} reached` };
+    for (const part of start.analysis.parts ?? [start.analysis]) {
+      this.#statements++;
+      new StatementHandle(this, `${this.id}:${this.#statements}`, { ...start, analysis: part }, decision).complete({ outcome: 'not-executed' });
+    }
+    throw err;
   }
 
   /** Holds a request until an approver decides; resolves when it may run. */
@@ -758,6 +835,7 @@ export class GovernedSession {
       }
     }
     const approvals = this.#governor.approvals;
+    this.#admission?.release();
     const abandoned = [...this.#reviews].flatMap((state) =>
       state.id === undefined
         ? []
@@ -813,6 +891,10 @@ function decisionMembers(d: Decision): string {
     m = `,"decision":"${d.effect}","rule":${JSON.stringify(d.rule)}`;
     if (d.guardrail !== undefined) m += `,"guardrail":${JSON.stringify(d.guardrail)}`;
     if (d.effect !== 'allow' && d.reason !== undefined) m += `,"reason":${JSON.stringify(d.reason)}`;
+function connectionLimitError(over: LimitRefusal): ClientFacingError {
+  return clientErrors.tooManyConnections(over.scope === 'identity' ? `identity ${over.key}` : `source address ${over.key}`, over.limit);
+}
+
     decisionCache.set(d, m);
   }
   return m;

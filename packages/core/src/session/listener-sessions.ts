@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
  * is closing), forgotten when they close, all ended by `close()`, which resolves once the last
  * one is gone. Every dialect's listener keeps its sessions this way.
  */
-export class ListenerSessions<S extends { shutdown(): void }> {
+export class ListenerSessions<S extends { shutdown(): void; drain?(): void }> {
   readonly #sessions = new Set<S>();
   readonly #logger: Logger;
   #closing = false;
@@ -42,14 +42,32 @@ export class ListenerSessions<S extends { shutdown(): void }> {
     if (this.#closing && this.#sessions.size === 0) this.#drained?.();
   };
 
-  /** Ends every session (each says why: the gateway shuts down) and resolves when all are closed. */
-  close(): Promise<void> {
+  /**
+   * Ends every session (each says why: the gateway shuts down) and resolves when all are
+   * closed. With `graceMs`, sessions that can drain (`drain()`) and are running a request may
+   * finish it first (idle ones end at once); those still open after `graceMs` are ended.
+   */
+  close(options: { readonly graceMs?: number } = {}): Promise<void> {
     this.#closing = true;
     if (this.#sessions.size === 0) return Promise.resolve();
     const done = new Promise<void>((resolve) => {
       this.#drained = resolve;
     });
-    for (const s of [...this.#sessions]) s.shutdown();
-    return done;
+    const graceMs = options.graceMs ?? 0;
+    if (graceMs <= 0) {
+      for (const s of [...this.#sessions]) s.shutdown();
+      return done;
+    }
+    for (const s of [...this.#sessions]) {
+      if (s.drain) s.drain();
+      else s.shutdown();
+    }
+    if (this.#sessions.size === 0) return done;
+    const timer = setTimeout(() => {
+      if (this.#sessions.size > 0) this.#logger.warn({ sessions: this.#sessions.size, graceMs }, 'sessions still busy after the shutdown grace period are ended');
+      for (const s of [...this.#sessions]) s.shutdown();
+    }, graceMs);
+    timer.unref();
+    return done.finally(() => clearTimeout(timer));
   }
 }
