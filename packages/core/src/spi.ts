@@ -25,7 +25,6 @@ export interface ListenerLimits {
   readonly maxMessageBytes: number;
   /** Time allowed from TCP accept to a verified identity. */
   readonly authTimeoutMs: number;
-}
   /**
    * A session whose client sends nothing for this long outside a transaction is ended with the
    * dialect's native idle-timeout error (audit reason 'idle-timeout'). 0 or absent: off.
@@ -36,6 +35,7 @@ export interface ListenerLimits {
    * back by closing the upstream connection; audit reason 'idle-in-transaction-timeout'). 0 or absent: off.
    */
   readonly idleInTransactionTimeoutMs?: number;
+}
 
 /** What the app hands a dialect's listener. */
 export interface ListenerContext<TOptions> {

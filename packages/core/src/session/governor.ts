@@ -180,9 +180,9 @@ export class Governor {
   #reviewTimeoutMs: number;
   #masking: MaskingRuntime | undefined;
   #observers: readonly GovernanceObserver[];
+  readonly #sessionLimits: SessionLimiter | undefined;
 
   constructor(options: GovernorOptions) {
-  readonly #sessionLimits: SessionLimiter | undefined;
     this.#authenticator = options.authenticator;
     this.#audit = options.audit;
     this.#limiter = options.failureLimiter;
@@ -192,8 +192,6 @@ export class Governor {
     this.#reviewTimeoutMs = options.reviewTimeoutMs ?? 5 * 60_000;
     this.#masking = options.masking;
     this.#observers = options.observers ?? [];
-  }
-
     this.#sessionLimits = SessionLimiter.of(options.limits);
   }
 
@@ -214,6 +212,8 @@ export class Governor {
     const err = connectionLimitError(over);
     await this.refuseConnection({ ...attempt, credentials: { ...attempt.credentials, secret: '' } }, err.message, identity);
     throw err;
+  }
+
   /** Replaces the observers; sessions opened from now on are told to the new ones. */
   setObservers(observers: readonly GovernanceObserver[]): void {
     this.#observers = observers;
@@ -358,10 +358,10 @@ export class Governor {
         { durable: true },
       );
     } catch (cause) {
+      admission?.release();
       throw clientErrors.governanceUnavailable('the audit store cannot write', { cause });
     }
     session.observers = this.observeSession(session);
-      admission?.release();
     return session;
   }
 
@@ -488,14 +488,14 @@ export class GovernedSession {
     return this.#statements;
   }
 
-  /** The policy's decision for an analysis, cached per analysis while it cannot change. */
-  decide(analysis: Analysis): Decision {
-    const policy = this.#governor.policy;
   /** True while a statement of this session waits for an approver (or its review is being recorded). */
   get reviewing(): boolean {
     return this.#reviews.size > 0;
   }
 
+  /** The policy's decision for an analysis, cached per analysis while it cannot change. */
+  decide(analysis: Analysis): Decision {
+    const policy = this.#governor.policy;
     if (policy !== this.#decisionsPolicy) {
       this.#decisions = new WeakMap();
       this.#decisionsPolicy = policy;
@@ -594,14 +594,14 @@ export class GovernedSession {
       }
       throw clientErrors.authFailed('the credential of this session has expired; reconnect with a fresh token');
     }
-    let decision: Decision;
-    try {
-      decision = start.refuse ? { effect: 'deny', rule: start.refuse.rule, reason: start.refuse.reason } : this.decide(start.analysis);
-    } catch (cause) {
     if (this.#rated !== undefined) {
       const over = this.#rated.take(start.analysis.parts?.length ?? 1);
       if (over !== undefined) this.#refuseRate(start, over);
     }
+    let decision: Decision;
+    try {
+      decision = start.refuse ? { effect: 'deny', rule: start.refuse.rule, reason: start.refuse.reason } : this.decide(start.analysis);
+    } catch (cause) {
       // A decision that cannot be made refuses the statement (fail closed).
       this.#logger.error({ err: cause, sessionId: this.id }, 'policy decision failed');
       decision = { effect: 'deny', rule: 'policy-error', reason: 'the policy could not decide this statement; it was refused' };
@@ -637,16 +637,6 @@ export class GovernedSession {
     return { handles, ready };
   }
 
-  #durableIntent(handles: readonly StatementHandle[]): Promise<void> {
-    const writes = handles.map((h) => this.#audit.appendJson(h.encode('intent'), { durable: true }));
-    return Promise.all(writes).then(
-      () => undefined,
-      (cause: unknown) => {
-        throw clientErrors.governanceUnavailable('the audit store cannot write', { cause });
-      },
-    );
-  }
-
   /** Records a request refused by a statement rate limit (a statement record per statement) and throws its error. */
   #refuseRate(start: StatementStart, over: LimitRefusal): never {
     const who = over.scope === 'identity' ? `identity ${over.key}` : `source address ${over.key}`;
@@ -657,6 +647,16 @@ export class GovernedSession {
       new StatementHandle(this, `${this.id}:${this.#statements}`, { ...start, analysis: part }, decision).complete({ outcome: 'not-executed' });
     }
     throw err;
+  }
+
+  #durableIntent(handles: readonly StatementHandle[]): Promise<void> {
+    const writes = handles.map((h) => this.#audit.appendJson(h.encode('intent'), { durable: true }));
+    return Promise.all(writes).then(
+      () => undefined,
+      (cause: unknown) => {
+        throw clientErrors.governanceUnavailable('the audit store cannot write', { cause });
+      },
+    );
   }
 
   /** Holds a request until an approver decides; resolves when it may run. */
@@ -825,6 +825,7 @@ export class GovernedSession {
   end(reason: string): Promise<void> {
     if (this.#ended) return Promise.resolve();
     this.#ended = true;
+    this.#admission?.release();
     if (this.observers !== undefined) {
       for (const o of this.observers) {
         try {
@@ -835,7 +836,6 @@ export class GovernedSession {
       }
     }
     const approvals = this.#governor.approvals;
-    this.#admission?.release();
     const abandoned = [...this.#reviews].flatMap((state) =>
       state.id === undefined
         ? []
@@ -881,6 +881,10 @@ interface ReviewState {
   endWaits?: (() => void) | undefined;
 }
 
+function connectionLimitError(over: LimitRefusal): ClientFacingError {
+  return clientErrors.tooManyConnections(over.scope === 'identity' ? `identity ${over.key}` : `source address ${over.key}`, over.limit);
+}
+
 const EXPIRED: Decision = Object.freeze({ effect: 'deny', rule: 'credential-expired', reason: 'the credential has expired' });
 
 /** The decision's JSON members, encoded once per decision object. */
@@ -891,10 +895,6 @@ function decisionMembers(d: Decision): string {
     m = `,"decision":"${d.effect}","rule":${JSON.stringify(d.rule)}`;
     if (d.guardrail !== undefined) m += `,"guardrail":${JSON.stringify(d.guardrail)}`;
     if (d.effect !== 'allow' && d.reason !== undefined) m += `,"reason":${JSON.stringify(d.reason)}`;
-function connectionLimitError(over: LimitRefusal): ClientFacingError {
-  return clientErrors.tooManyConnections(over.scope === 'identity' ? `identity ${over.key}` : `source address ${over.key}`, over.limit);
-}
-
     decisionCache.set(d, m);
   }
   return m;
