@@ -5,3 +5,26 @@ export { startOidcIssuer, type OidcIssuer } from './oidc-issuer.js';
 export { startTempPostgres, type TempPostgres } from './temp-postgres.js';
 export { makeSelfSignedCert, type SelfSignedCert } from './certs.js';
 export { startTempMariaDb, type TempMariaDb, type TempMariaDbOptions, type TempMariaDbUser } from './temp-mariadb.js';
+export {
+  applyMutations,
+  chunkingArb,
+  collectGarbage,
+  decodeRecording,
+  encodeRecording,
+  FuzzStats,
+  fuzzParameters,
+  fuzzSettings,
+  fuzzTimeoutMs,
+  liveHeapBytes,
+  mutationArb,
+  splitIntoChunks,
+  startRecordingProxy,
+  watchForCrashes,
+  WireClient,
+  type FuzzSettings,
+  type LengthChange,
+  type LengthField,
+  type Mutation,
+  type RecordedSession,
+  type RecordingProxy,
+} from './fuzz.js';
