@@ -1,8 +1,6 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { dirname } from 'node:path';
-import tls from 'node:tls';
 import {
   type Approvals,
   type ApproverSpec,
@@ -28,6 +26,7 @@ import { ObservabilityError, startObservability, type Observability } from './ob
 import { dialects } from './dialects.js';
 import { splitHostPort, type GatewayConfig } from './config/schema.js';
 import type { LoadedConfig } from './config/load.js';
+import { loadListenerTls, type ListenerTls } from './tls.js';
 
 export interface ListeningAddress {
   readonly dialect: string;
@@ -90,7 +89,7 @@ function policyDigest(config: GatewayConfig): string {
 }
 
 /** Settings a reload cannot change, compared as JSON. */
-const RESTART_KEYS = ['listen', 'targets', 'audit', 'tls', 'allowPlaintextLoopback', 'limits', 'admin', 'pidFile', 'lineage', 'telemetry'] as const;
+const RESTART_KEYS = ['listen', 'targets', 'audit', 'tls', 'listenTls', 'allowPlaintextLoopback', 'limits', 'admin', 'pidFile', 'lineage', 'telemetry'] as const;
 
 /** Longest wait for lineage and telemetry to write what they hold at shutdown. */
 const OBSERVABILITY_CLOSE_MS = 15_000;
@@ -107,12 +106,14 @@ function closeWithin(closing: Promise<void>, ms: number): Promise<void> {
 /** Composes core, dialects and listeners from a validated config. */
 export async function startGateway(loaded: LoadedConfig, logger: Logger): Promise<RunningGateway> {
   const { config } = loaded;
-  let secureContext: tls.SecureContext | undefined;
-  if (config.tls) {
+  // One TLS context per listener (tls merged with listenTls.<dialect>), loaded before anything opens.
+  const listenerTls = new Map<string, ListenerTls>();
+  for (const [dialectName, address] of Object.entries(config.listen)) {
+    if (!address) continue;
     try {
-      secureContext = tls.createSecureContext({ cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) });
+      listenerTls.set(dialectName, loadListenerTls(config, dialectName));
     } catch (cause) {
-      throw new StartupError(`cannot load the TLS certificate or key (tls.certFile, tls.keyFile): ${(cause as Error).message}`, { cause });
+      throw new StartupError((cause as Error).message, { cause });
     }
   }
 
@@ -212,8 +213,9 @@ export async function startGateway(loaded: LoadedConfig, logger: Logger): Promis
         logger: logger.child({ dialect: dialectName }),
         resolveTarget: (name) => targets.get(name),
         targetNames: () => [...targets.keys()],
-        tls: secureContext,
-        requireTls: config.tls?.require ?? false,
+        tls: listenerTls.get(dialectName)?.context,
+        requireTls: listenerTls.get(dialectName)?.requireTls ?? false,
+        ...(listenerTls.get(dialectName)?.clientCertificates ? { clientCertificates: listenerTls.get(dialectName)!.clientCertificates! } : {}),
         allowPlaintextLoopback: config.allowPlaintextLoopback,
         limits: config.limits,
       });

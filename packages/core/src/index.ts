@@ -31,6 +31,7 @@ export * from './identity/oidc-authenticator.js';
 export * from './identity/composite-authenticator.js';
 export * from './identity/memory-failure-limiter.js';
 export { looksLikeJwt } from './identity/jwt-shape.js';
+export * from './identity/client-certificate.js';
 export { FileAuditStore, type FileAuditStoreOptions, type FileAuditStoreStats } from './audit/file-store.js';
 export { readAuditRecords, verifyAuditLog, type VerifyResult, type VerifyProblem, type AuditRecordFilter } from './audit/reader.js';
 export { followAuditRecords } from './audit/follow.js';

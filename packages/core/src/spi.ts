@@ -9,6 +9,7 @@ import type { SecureContext } from 'node:tls';
 import type { Logger } from 'pino';
 import type { ZodType } from 'zod';
 import type { Analysis } from './analysis/types.js';
+import type { ClientCertificatePolicy } from './identity/client-certificate.js';
 import type { Governor } from './session/governor.js';
 
 export const DIALECT_API_VERSION = 1 as const;
@@ -50,6 +51,12 @@ export interface ListenerContext<TOptions> {
   readonly tls: SecureContext | undefined;
   /** Refuse clients that do not upgrade to TLS. */
   readonly requireTls: boolean;
+  /**
+   * Mutual TLS: set when the listener asks clients for a certificate (verified against the CAs
+   * in `tls`). The upgrade uses `clientCertificateSocketOptions`, and the login is refused
+   * (natively, audited) unless `checkClientCertificate` accepts the client.
+   */
+  readonly clientCertificates?: ClientCertificatePolicy;
   /**
    * Whether a client on a loopback address may send its token in clear without TLS, for
    * dialects whose clients do so only when asked (MySQL's mysql_clear_password). Default false.

@@ -3,7 +3,7 @@ export { runConformanceSuite, sendRaw, type ConformanceClient, type ConformanceD
 export { isReachable, requireService, servicesRequired } from './services.js';
 export { startOidcIssuer, type OidcIssuer } from './oidc-issuer.js';
 export { startTempPostgres, type TempPostgres } from './temp-postgres.js';
-export { makeSelfSignedCert, type SelfSignedCert } from './certs.js';
+export { makeCertAuthority, makeSelfSignedCert, type IssuedCert, type SelfSignedCert, type TestCertAuthority } from './certs.js';
 export { startTempMariaDb, type TempMariaDb, type TempMariaDbOptions, type TempMariaDbUser } from './temp-mariadb.js';
 export {
   applyMutations,

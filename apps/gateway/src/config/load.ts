@@ -4,6 +4,7 @@ import { type Dialect, redactUrlPassword } from '@sluice/core';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { configSchema, type GatewayConfig } from './schema.js';
+import { resolveTlsFiles } from './tls.js';
 
 export class ConfigError extends Error {
   constructor(
@@ -198,9 +199,6 @@ export function parseConfig(
     config.lineage.openlineage.queueDir = relativeTo(file, config.lineage.openlineage.queueDir);
     if (config.lineage.openlineage.file !== undefined) config.lineage.openlineage.file = relativeTo(file, config.lineage.openlineage.file);
   }
-  if (config.tls) {
-    config.tls.certFile = relativeTo(file, config.tls.certFile);
-    config.tls.keyFile = relativeTo(file, config.tls.keyFile);
-  }
+  resolveTlsFiles(config, (p) => relativeTo(file, p));
   return { file, config, targets };
 }

@@ -1,5 +1,6 @@
 import { approverSpecSchema, identitiesSchema, maskingSchema, policySchema } from '@sluice/core';
 import { z } from 'zod';
+import { checkListenTls, listenTlsSchema, tlsSchema } from './tls.js';
 
 const hostPort = z
   .string()
@@ -43,23 +44,22 @@ export const configSchema = z
       })
       .strict()
       .default({ dir: './.sluice/audit', groupCommitMs: 50 }),
-    /** TLS towards clients. */
-    tls: z
-      .object({
-        certFile: z.string(),
-        keyFile: z.string(),
-        /** Refuse clients that do not use TLS. */
-        require: z.boolean().default(false),
-      })
-      .strict()
-      .optional(),
+    /** TLS towards clients: every listener's default (see listenTls). */
+    tls: tlsSchema.optional(),
+    /** TLS per listener (certificate, require, client CA), over the defaults in tls. */
+    listenTls: listenTlsSchema.optional(),
     /**
      * Let clients on a loopback address send their token in clear without TLS where the
      * dialect asks for it in clear (MySQL's mysql_clear_password). Off: such clients need TLS.
      */
     allowPlaintextLoopback: z.boolean().default(false),
-    limits: z
-      .object({
+    /**
+     * Sizes, timeouts and rates (docs/configuration.md#limits). Counted per gateway process:
+     * with N replicas the effective connection and rate limits are up to N times these.
+     */
+    limits: sessionLimitsSchema
+      .extend({
+        /** Largest client message (a PostgreSQL message, a MySQL command joined across its packets). */
         maxMessageBytes: z.number().int().min(1024).default(64 * 1024 * 1024),
         authTimeoutMs: z.number().int().positive().default(15_000),
       })
@@ -169,7 +169,8 @@ export const configSchema = z
       .strict()
       .default({ level: 'info' }),
   })
-  .strict();
+  .strict()
+  .superRefine(checkListenTls);
 
 export type GatewayConfig = z.infer<typeof configSchema>;
 

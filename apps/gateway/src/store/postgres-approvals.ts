@@ -218,6 +218,7 @@ export class PostgresApprovalBackend implements ApprovalBackend {
           [cutoff],
         );
         await client.query(`DELETE FROM ${this.#s}approval_grants WHERE ended_at < $1`, [cutoff]);
+        return true;
       });
     } catch (err) {
       if (err instanceof ApprovalStoreError) throw err;

@@ -29,6 +29,8 @@ export interface ConnectEvent extends BaseEvent {
   readonly reason?: string;
   readonly tls: boolean;
   readonly application?: string;
+  /** The verified client certificate (mutual TLS), on accepted connections that presented one. */
+  readonly clientCert?: { readonly subject: string; readonly fingerprint256: string };
 }
 
 export interface DisconnectEvent extends BaseEvent {

@@ -57,6 +57,8 @@ export interface SessionStart {
   readonly attributes?: Readonly<Record<string, string>>;
   /** The database product when it matters beyond the dialect (`mariadb` behind the MySQL dialect), for traces. */
   readonly system?: string;
+  /** The client's verified certificate (mutual TLS), recorded on the connect record. */
+  readonly clientCert?: { readonly subject: string; readonly fingerprint256: string };
 }
 
 export interface StatementStart {
@@ -354,6 +356,7 @@ export class Governor {
           target: start.target,
           tls: start.tls,
           ...(start.application ? { application: start.application } : {}),
+          ...(start.clientCert ? { clientCert: start.clientCert } : {}),
         },
         { durable: true },
       );

@@ -3,6 +3,9 @@ import type { Socket } from 'node:net';
 import tls from 'node:tls';
 import {
   type Analysis,
+  checkClientCertificate,
+  type ClientCertificateInfo,
+  clientCertificateSocketOptions,
   ClientFacingError,
   clientErrors,
   combineAnalyses,
@@ -270,6 +273,8 @@ export class MysqlClientSession {
   readonly #scramble = randomBytes(20).map((b) => (b % 94) + 33);
   #tls = false;
   #reader = new MessageReader({ maxMessageBytes: MAX_LOGIN_MESSAGE });
+  /** The client's verified certificate (mutual TLS). */
+  #clientCert: ClientCertificateInfo | undefined;
   #authTimer: NodeJS.Timeout | undefined;
   /** Sequence id the next packet the gateway sends to the client carries (login phase). */
   #seq = 0;
@@ -539,6 +544,13 @@ export class MysqlClientSession {
   /**
    * The token travels in clear: only over TLS, or on loopback when the config allows it.
    * Refuses the login (audited) and returns false otherwise.
+    const cert = checkClientCertificate(this.#tls ? (this.#socket as tls.TLSSocket) : undefined, this.#deps.context.clientCertificates);
+    if (!cert.ok) {
+      this.#log.warn({ reason: cert.reason }, 'client certificate refused');
+      this.#refuseLogin(clientErrors.authFailed(cert.reason));
+      return;
+    }
+    this.#clientCert = cert.certificate;
    */
   #cleartextAllowed(): boolean {
     const { context } = this.#deps;
@@ -566,7 +578,11 @@ export class MysqlClientSession {
     const early = this.#reader.drain();
     this.#reader = new MessageReader({ maxMessageBytes: MAX_LOGIN_MESSAGE });
     if (early.length > 0) raw.unshift(early);
-    const secure = new tls.TLSSocket(raw, { isServer: true, secureContext: context });
+    const secure = new tls.TLSSocket(raw, {
+      isServer: true,
+      secureContext: context,
+      ...clientCertificateSocketOptions(this.#deps.context.clientCertificates),
+    });
     secure.on('error', (err) => {
       this.#log.debug({ err }, 'client TLS error');
       this.#close('client-lost');
@@ -718,6 +734,7 @@ export class MysqlClientSession {
       upstream.socket.destroy();
       void governed.end('client-lost');
       return undefined;
+        ...(this.#clientCert ? { clientCert: this.#clientCert } : {}),
     }
     return governed;
   }

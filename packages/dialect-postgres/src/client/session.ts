@@ -2,6 +2,9 @@ import type { Socket } from 'node:net';
 import tls from 'node:tls';
 import {
   type Analysis,
+  checkClientCertificate,
+  type ClientCertificateInfo,
+  clientCertificateSocketOptions,
   ClientFacingError,
   clientErrors,
   combineAnalyses,
@@ -214,6 +217,8 @@ export class PostgresClientSession {
   readonly #source: string;
   #tls = false;
   #frames: FrameBuffer;
+  /** The client's verified certificate (mutual TLS). */
+  #clientCert: ClientCertificateInfo | undefined;
   #params: ReadonlyMap<string, string> = new Map();
   #authTimer: NodeJS.Timeout | undefined;
 
@@ -479,6 +484,13 @@ export class PostgresClientSession {
     if (!context || this.#tls) {
       this.#socket.write(SSL_REFUSED);
       return;
+    const cert = checkClientCertificate(this.#tls ? (this.#socket as tls.TLSSocket) : undefined, this.#deps.context.clientCertificates);
+    if (!cert.ok) {
+      this.#log.warn({ reason: cert.reason }, 'client certificate refused');
+      this.#refuseLogin(clientErrors.authFailed(cert.reason));
+      return;
+    }
+    this.#clientCert = cert.certificate;
     }
     if (this.#frames.buffered > 0) {
       // Bytes after SSLRequest would be plaintext the client sent before the handshake.
@@ -487,7 +499,11 @@ export class PostgresClientSession {
     const raw = this.#socket;
     this.#detachClient(raw);
     raw.write(SSL_ACCEPTED);
-    const secure = new tls.TLSSocket(raw, { isServer: true, secureContext: context });
+    const secure = new tls.TLSSocket(raw, {
+      isServer: true,
+      secureContext: context,
+      ...clientCertificateSocketOptions(this.#deps.context.clientCertificates),
+    });
     secure.on('error', (err) => {
       this.#log.debug({ err }, 'client TLS error');
       this.#close('client-lost');
@@ -583,6 +599,7 @@ export class PostgresClientSession {
     }
     clearTimeout(this.#authTimer);
     this.#log = this.#log.child({ sessionId: this.#governed.id, subject: identity.subject, target: target.name });
+        ...(this.#clientCert ? { clientCert: this.#clientCert } : {}),
     const options = target.options;
     this.#cancelKey = this.#deps.cancels.register({
       sessionRef: this.#governed,
