@@ -1,0 +1,18 @@
+// Loaded into the gateway process by scripts/load.mjs (node --import): writes the process's
+// memory figures to $SLUICE_MEMORY_PROBE_FILE every second, so the load run can sample the
+// heap of a gateway it only knows as a child process. Nothing else changes in the gateway.
+import { renameSync, writeFileSync } from 'node:fs';
+
+const file = process.env.SLUICE_MEMORY_PROBE_FILE;
+if (file) {
+  const write = () => {
+    try {
+      writeFileSync(`${file}.tmp`, JSON.stringify({ time: Date.now(), ...process.memoryUsage() }));
+      renameSync(`${file}.tmp`, file);
+    } catch {
+      // The run's directory is gone: nobody reads the figures any more.
+    }
+  };
+  write();
+  setInterval(write, 1000).unref();
+}
