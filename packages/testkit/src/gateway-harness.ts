@@ -26,6 +26,7 @@ import {
   openApprovals,
   type Approvals,
   type NotifierConfig,
+  type SessionLimitsConfig,
 } from '@sluice/core';
 import { pino } from 'pino';
 
@@ -49,6 +50,8 @@ export interface HarnessOptions<TOptions> {
   readonly allowPlaintextLoopback?: boolean;
   readonly maxMessageBytes?: number;
   readonly authTimeoutMs?: number;
+  /** Connection and statement-rate limits and idle timeouts, as the `limits:` section of the config. */
+  readonly limits?: SessionLimitsConfig & { readonly idleSessionTimeoutMs?: number; readonly idleInTransactionTimeoutMs?: number };
   readonly failedLogins?: { maxAttempts: number; windowSeconds: number; lockoutSeconds: number };
   readonly groupCommitMs?: number;
   readonly auditDir?: string;
@@ -84,7 +87,8 @@ export interface TestGateway {
   readonly approvals: Approvals | undefined;
   /** Flushes the audit store and returns every record so far. */
   auditRecords(): Promise<AuditRecord[]>;
-  close(): Promise<void>;
+  /** Stops accepting and ends the sessions (with `graceMs`, as a graceful shutdown), then closes the audit store. */
+  close(options?: { readonly graceMs?: number }): Promise<void>;
 }
 
 /**
@@ -138,6 +142,7 @@ export async function startTestGateway<TOptions>(options: HarnessOptions<TOption
     audit,
     failureLimiter: new MemoryFailureLimiter(options.failedLogins ?? { maxAttempts: 1000, windowSeconds: 60, lockoutSeconds: 60 }),
     logger,
+    ...(options.limits ? { limits: options.limits } : {}),
   });
   const targets = new Map<string, Target<TOptions>>();
   for (const [name, raw] of Object.entries(options.targets)) {
@@ -151,7 +156,12 @@ export async function startTestGateway<TOptions>(options: HarnessOptions<TOption
     tls: options.tls,
     requireTls: options.requireTls ?? false,
     allowPlaintextLoopback: options.allowPlaintextLoopback ?? true,
-    limits: { maxMessageBytes: options.maxMessageBytes ?? 1 << 20, authTimeoutMs: options.authTimeoutMs ?? 5000 },
+    limits: {
+      maxMessageBytes: options.maxMessageBytes ?? 1 << 20,
+      authTimeoutMs: options.authTimeoutMs ?? 5000,
+      ...(options.limits?.idleSessionTimeoutMs !== undefined ? { idleSessionTimeoutMs: options.limits.idleSessionTimeoutMs } : {}),
+      ...(options.limits?.idleInTransactionTimeoutMs !== undefined ? { idleInTransactionTimeoutMs: options.limits.idleInTransactionTimeoutMs } : {}),
+    },
   });
   const server = net.createServer({ noDelay: true }, (s) => listener.accept(s));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -169,9 +179,9 @@ export async function startTestGateway<TOptions>(options: HarnessOptions<TOption
       for await (const r of readAuditRecords(auditDir)) out.push(r);
       return out;
     },
-    async close() {
+    async close(closeOptions) {
       server.close();
-      await listener.close();
+      await listener.close(closeOptions);
       await approvals?.close();
       await audit.close();
       if (approvalsDir) await rm(approvalsDir, { recursive: true, force: true });

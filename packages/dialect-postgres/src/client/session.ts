@@ -17,6 +17,7 @@ import {
   OperationClass,
   type LoginAttempt,
   type MaskedColumn,
+  SessionActivity,
   type StatementHandle,
   type StatementOutcome,
   toClientFacing,
@@ -221,6 +222,8 @@ export class PostgresClientSession {
   #clientCert: ClientCertificateInfo | undefined;
   #params: ReadonlyMap<string, string> = new Map();
   #authTimer: NodeJS.Timeout | undefined;
+  /** Idle timeouts and the graceful shutdown: told when the client sends and when all is answered. */
+  readonly #activity: SessionActivity;
 
   #upstream: UpstreamConnection | undefined;
   #governed: GovernedSession | undefined;
@@ -313,6 +316,11 @@ export class PostgresClientSession {
     this.#attachClient(socket);
     this.#authTimer = setTimeout(() => this.#onAuthTimeout(), deps.context.limits.authTimeoutMs);
     this.#authTimer.unref();
+    this.#activity = new SessionActivity(deps.context.limits, {
+      onIdleTimeout: (err, reason) => this.#fail(err, reason),
+      // After the upstream chunk being relayed (the last answer) has been written to the client.
+      onDrained: () => setImmediate(() => this.shutdown()),
+    });
   }
 
   /** A method, not a field read, so that TypeScript does not narrow it away across awaits. */
@@ -341,6 +349,7 @@ export class PostgresClientSession {
   // ---------------------------------------------------------------- client side
 
   readonly #onClientData = (chunk: Buffer): void => {
+    this.#activity.busyNow();
     this.#frames.push(chunk);
     if (this.#holding) this.#updateClientFlow();
     this.#processClientFrames();
@@ -375,6 +384,8 @@ export class PostgresClientSession {
         if (this.#isClosed()) return;
       }
       this.#flushToUpstream();
+      // Messages that get no answer to wait for (a Flush, a Close) leave the session idle.
+      if (this.#ledger.empty && this.state === SessionState.Ready) this.#activity.idle(this.#txStatus !== 'I');
     } catch (err) {
       this.#fail(this.#asClientError(err));
     }
@@ -552,6 +563,8 @@ export class PostgresClientSession {
       await governor.refuseConnection(withoutSecret, 'the client was disconnected before the login completed', identity);
       return;
     }
+    // Over a connection limit: refused before the database is asked for a connection.
+    await governor.checkConnectionLimits(withoutSecret, identity);
     const targetName = attempt.requestedTarget ?? '';
     const target = this.#deps.context.resolveTarget(targetName);
     if (!target) {
@@ -635,6 +648,7 @@ export class PostgresClientSession {
     this.#enableMasking();
     this.state = SessionState.Ready;
     this.#log.debug('session ready');
+    this.#activity.idle(upstream.transactionStatus !== 'I');
     if (upstream.leftover.length > 0) this.#onUpstreamData(upstream.leftover);
     upstream.socket.resume();
   }
@@ -1628,6 +1642,8 @@ export class PostgresClientSession {
         this.#txStatus = String.fromCharCode(frame[5] ?? 0x49) as 'I' | 'T' | 'E';
         if (this.#txStatus === 'I') this.#masking?.transactionEnded();
         this.#onReadyForQuery(endInChunk);
+        // Everything the client sent is answered (nothing in flight, nothing held): it is idle.
+        if (this.#ledger.empty && !this.#holding) this.#activity.idle(this.#txStatus !== 'I');
         if (this.#txStatus === 'I' && (this.#portals.size > 0 || this.#retainedBindBytes > 0)) {
           // Portals end with their transaction; what is kept for review is what later batches bound.
           this.#portals.clear();
@@ -1873,6 +1889,7 @@ export class PostgresClientSession {
     if (this.#isClosed()) return;
     this.state = SessionState.Closed;
     clearTimeout(this.#authTimer);
+    this.#activity.stop();
     this.#recordCompletions();
     for (const e of this.#ledger.clear()) {
       if (e.kind === 'execute') e.handle.complete({ outcome: 'aborted' });
@@ -1897,5 +1914,18 @@ export class PostgresClientSession {
   /** Ends the session because the gateway is shutting down. */
   shutdown(): void {
     this.#fail(clientErrors.shuttingDown(), 'shutdown');
+  }
+
+  /**
+   * The gateway is shutting down gracefully: ends the session now when it is idle, not yet
+   * logged in, or waiting for an approver (its review is abandoned); otherwise once everything
+   * in flight is answered.
+   */
+  drain(): void {
+    if (this.state !== SessionState.Ready || this.#governed?.reviewing === true) {
+      this.shutdown();
+      return;
+    }
+    this.#activity.drain();
   }
 }
