@@ -293,8 +293,9 @@ describe('approvals shared by replicas on PostgreSQL', () => {
     await b.approvals.approve(approvedOnA.request.id, bob);
     await approvedOnA.settled;
 
-    // A crashes: its store connection is gone and nothing of it ends its requests.
+    // A crashes: its store connection and its audit file are gone, and nothing of it ends its requests.
     await a.backend.close();
+    await a.audit.close();
     const again = await replica('replica-a', { auditDir: a.auditDir });
     for (const id of [held.request.id, approvedOnA.request.id]) {
       expect(again.approvals.get(id)).toMatchObject({ status: 'abandoned', decisionReason: RESTART_REASON });
@@ -416,6 +417,49 @@ describe('approvals shared by replicas on PostgreSQL', () => {
     await until('A to listen again', () => a.backend.listening);
     const rows = await sql(`SELECT pid FROM pg_stat_activity WHERE application_name = 'sluice-approvals-listen replica-a'`);
     expect(rows).toHaveLength(1);
+  });
+});
+
+describe('the approvals tables', () => {
+  it('drop decided requests and ended grants past the retention at open, and refuse a newer schema', async ({ skip }) => {
+    if (!available) return skip('PostgreSQL is not reachable');
+    const a = await replica('replica-a');
+    const open = await a.approvals.request(input({ statementId: 'st-open' }));
+    const rejected = await a.approvals.request(input({ statementId: 'st-rejected' }));
+    await a.approvals.reject(rejected.request.id, bob);
+    const revoked = await a.approvals.grant({ subject: 'alice', operations: ['write'], durationMs: 600_000 }, bob);
+    await a.approvals.revokeGrant(revoked.id, bob);
+    const kept = await a.approvals.grant({ subject: 'alice', operations: ['write'], durationMs: 3 * 86_400_000 }, bob);
+
+    // Two days later, with a retention of one day.
+    const later = await openPostgresApprovalBackend({
+      url: URL,
+      replicaId: 'replica-later',
+      logger,
+      schema: SCHEMA,
+      retentionMs: 86_400_000,
+      now: () => Date.now() + 2 * 86_400_000,
+    });
+    try {
+      const { requests, grants } = await later.load();
+      const ids = new Set(requests.map((r) => r.id));
+      expect(ids.has(open.request.id)).toBe(true);
+      expect(ids.has(rejected.request.id)).toBe(false);
+      const grantIds = new Set(grants.map((g) => g.id));
+      expect(grantIds.has(kept.id)).toBe(true);
+      expect(grantIds.has(revoked.id)).toBe(false);
+    } finally {
+      await later.close();
+    }
+
+    await sql(`INSERT INTO "${SCHEMA}".approvals_schema_version (version, applied_at) VALUES (99, 0)`);
+    try {
+      await expect(openPostgresApprovalBackend({ url: URL, replicaId: 'replica-old', logger, schema: SCHEMA })).rejects.toThrow(
+        /schema version 99, newer than this gateway knows/,
+      );
+    } finally {
+      await sql(`DELETE FROM "${SCHEMA}".approvals_schema_version WHERE version = 99`);
+    }
   });
 });
 
