@@ -134,7 +134,7 @@ async function runCase(c: Case, n: number): Promise<string> {
     let hostile: Buffer;
     let intact: boolean;
     const marker = `sluice-fuzz-probe-${n}`;
-    let probe = Buffer.alloc(0);
+    let probe: Buffer = Buffer.alloc(0);
     if (c.kind === 'post-auth' || (c.kind === 'mutated' && c.keepLogin)) {
       const recorded = c.kind === 'mutated' ? corpusBytes[c.recording]! : undefined;
       const prefix = recorded ? recorded.subarray(0, pgLoginLength(recorded)) : login();
