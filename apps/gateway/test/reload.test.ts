@@ -295,7 +295,10 @@ describe('a reload changes what is allowed, for new and open sessions (real gate
     await open.end();
     expect(gateway.child.exitCode).toBeNull();
 
-    // A SIGHUP sent without sluice reload's check: the gateway itself refuses the file.
+    // A SIGHUP sent without sluice reload's check: the gateway itself refuses the file. The
+    // refused file would take writes away again; the rules in force (writes allowed) stay.
+    writeFileSync(file, readFileSync(file, 'utf8').replace(readWrite, readOnly));
+    expect(readFileSync(file, 'utf8')).toContain('alice-reads');
     const before = (await readReloadStatus(pidFile))?.time;
     gateway.child.kill('SIGHUP');
     const until = Date.now() + 10_000;
@@ -306,6 +309,13 @@ describe('a reload changes what is allowed, for new and open sessions (real gate
     }
     expect(status).toMatchObject({ ok: false, message: expect.stringContaining('the old one stays') });
     expect(gateway.child.exitCode).toBeNull();
+    // Statements after the refused reload, on a new session, are decided by the rules in force.
+    const after = new pg.Client({ host: '127.0.0.1', port, database: 'app', user: 'alice@example.com', password: 'alice-reload-token-0123456789' });
+    await after.connect();
+    await after.query('INSERT INTO sluice_reload_t VALUES (3)');
+    await expect(after.query('DROP TABLE sluice_reload_t')).rejects.toMatchObject({ code: '42501' });
+    await after.query('DELETE FROM sluice_reload_t WHERE id = 3');
+    await after.end();
     writeFileSync(file, readFileSync(file, 'utf8').replace('  guardrails: { truncate: sometimes }\n', ''));
 
     // The audit trail says which policy was in force, and when it changed.
