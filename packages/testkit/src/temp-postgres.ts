@@ -65,6 +65,10 @@ export interface TempPostgres {
    * once the server accepts connections again.
    */
   restart(mode?: 'fast' | 'immediate'): Promise<void>;
+  /** Stops the server (fast shutdown) and keeps its data and port, for {@link resume}. */
+  pause(): Promise<void>;
+  /** Starts a paused server again on the same port and data; resolves once it accepts connections. */
+  resume(): Promise<void>;
   /** Stops the server (immediate shutdown) and removes the directory. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -395,6 +399,16 @@ export async function startTempPostgres(options: TempPostgresOptions = {}): Prom
         if (result.code !== 0) {
           throw new Error(`PostgreSQL did not restart (pg_ctl exit ${result.code}): ${result.stderr}\n${await logTail(logFile)}`);
         }
+      },
+      async pause(): Promise<void> {
+        const [file, args] = as(bins.pgCtl, ['-D', dataDir, '-m', 'fast', '-w', '-t', '60', 'stop']);
+        const result = await run(file, args);
+        if (result.code !== 0) throw new Error(`PostgreSQL did not stop (pg_ctl exit ${result.code}): ${result.stderr}\n${await logTail(logFile)}`);
+      },
+      async resume(): Promise<void> {
+        const [file, args] = as(bins.pgCtl, ['-D', dataDir, '-l', logFile, '-w', '-t', '60', '-o', `-p ${port}`, 'start']);
+        const result = await run(file, args);
+        if (result.code !== 0) throw new Error(`PostgreSQL did not start again (pg_ctl exit ${result.code}): ${result.stderr}\n${await logTail(logFile)}`);
       },
       stop: cleanup,
     };
