@@ -17,6 +17,7 @@ import {
   type LoginAttempt,
   type MaskedColumn,
   OperationClass,
+  SessionActivity,
   type StatementHandle,
   type StatementMasking,
   maskDetected,
@@ -276,6 +277,10 @@ export class MysqlClientSession {
   /** The client's verified certificate (mutual TLS). */
   #clientCert: ClientCertificateInfo | undefined;
   #authTimer: NodeJS.Timeout | undefined;
+  /** Idle timeouts and the graceful shutdown: told when the client sends and when all is answered. */
+  readonly #activity: SessionActivity;
+  /** The upstream's last word on the transaction (SERVER_STATUS_IN_TRANS of its OK / EOF). */
+  #inTransaction = false;
   /** Sequence id the next packet the gateway sends to the client carries (login phase). */
   #seq = 0;
 
@@ -352,6 +357,11 @@ export class MysqlClientSession {
     this.#attachClient(socket);
     this.#authTimer = setTimeout(() => this.#onAuthTimeout(), deps.context.limits.authTimeoutMs);
     this.#authTimer.unref();
+    this.#activity = new SessionActivity(deps.context.limits, {
+      onIdleTimeout: (err, reason) => this.#fail(err, reason),
+      // After the upstream chunk being relayed (the last answer) has been written to the client.
+      onDrained: () => setImmediate(() => this.shutdown()),
+    });
     this.#sendGreeting();
   }
 
@@ -400,6 +410,7 @@ export class MysqlClientSession {
   // ---------------------------------------------------------------- client side
 
   readonly #onClientData = (chunk: Buffer): void => {
+    this.#activity.busyNow();
     try {
       this.#reader.push(chunk);
     } catch (err) {
@@ -461,6 +472,8 @@ export class MysqlClientSession {
       this.#fail(this.#asClientError(err));
       return;
     }
+    // Every command is answered and nothing is held for an approver: the client is idle.
+    if (this.#response === undefined && !this.#holding && !this.#clientInfile && this.state === SessionState.Ready) this.#activity.idle(this.#inTransaction);
     this.#updateClientFlow();
   }
 
@@ -748,6 +761,8 @@ export class MysqlClientSession {
       await governor.refuseConnection(withoutSecret, 'the client was disconnected before the login completed', identity);
       return;
     }
+    // Over a connection limit: refused before the database is asked for a connection.
+    await governor.checkConnectionLimits(withoutSecret, identity);
     let target: { name: string; options: MysqlTargetOptions };
     try {
       target = this.#resolveTarget(attempt.requestedTarget ?? '');
@@ -778,6 +793,7 @@ export class MysqlClientSession {
     this.#attachUpstream(upstream);
     this.#log = this.#log.child({ sessionId: governed.id, subject: identity.subject, target: target.name });
     this.#deprecateEof = (this.#capabilities & CLIENT_DEPRECATE_EOF) !== 0;
+    this.#inTransaction = (upstream.status & ServerStatus.IN_TRANS) !== 0;
     this.#sendLogin(encodeOk({ statusFlags: upstream.status }, this.#capabilities));
     this.#reader.setMaxMessageBytes(this.#deps.context.limits.maxMessageBytes);
     this.#socket.setKeepAlive(true, KEEPALIVE_MS);
@@ -1712,6 +1728,7 @@ export class MysqlClientSession {
         if (this.#endsRows(payload)) {
           const status = this.#deprecateEof ? decodeOk(payload, this.#capabilities).statusFlags : decodeEof(payload, this.#capabilities).statusFlags;
           if (r.fetching !== undefined) {
+            this.#inTransaction = (status & ServerStatus.IN_TRANS) !== 0;
             r.fetching.rows += r.rows;
             r.rows = 0;
             this.#finishResponse(r, true);
@@ -1855,6 +1872,7 @@ export class MysqlClientSession {
   /** One result of the request is complete: its statement's outcome, and what comes next. */
   #resultDone(r: Response, status: number, ok: boolean): void {
     const more = (status & ServerStatus.MORE_RESULTS_EXISTS) !== 0;
+    this.#inTransaction = (status & ServerStatus.IN_TRANS) !== 0;
     if (r.mask !== undefined) {
       for (const m of r.mask.masked) if (!r.masked.some((x) => x.column === m.column && x.by === m.by)) r.masked.push(m);
       r.mask = undefined;
@@ -1950,24 +1968,38 @@ export class MysqlClientSession {
   // ---------------------------------------------------------------- ending
 
   /** Sends a native error and closes (fatal), or just sends it. */
-  #fail(err: ClientFacingError): void {
+  #fail(err: ClientFacingError, reason?: string): void {
     if (this.#isClosed()) return;
     if (!this.#socket.destroyed) {
       const seq = this.state === SessionState.Ready ? (this.#response ? 1 : 0) : this.#seq;
       this.#socket.write(encodePacket(encodeClientError(err, this.#capabilities || CLIENT_PROTOCOL_41), seq));
     }
-    this.#close(err.kind === 'upstream_unavailable' ? 'upstream-lost' : err.kind === 'cancelled' ? 'killed' : 'error');
+    this.#close(reason ?? (err.kind === 'upstream_unavailable' ? 'upstream-lost' : err.kind === 'cancelled' ? 'killed' : 'error'));
   }
 
-  /** Ends the session: the shutdown of the gateway. */
+  /** Ends the session: the shutdown of the gateway (1053 ER_SERVER_SHUTDOWN). */
   shutdown(): void {
-    this.#fail(clientErrors.shuttingDown());
+    this.#fail(clientErrors.shuttingDown(), 'shutdown');
+  }
+
+  /**
+   * The gateway is shutting down gracefully: ends the session now when it is idle, not yet
+   * logged in, or waiting for an approver (its review is abandoned); otherwise once the command
+   * in flight is answered.
+   */
+  drain(): void {
+    if (this.state !== SessionState.Ready || this.#governed?.reviewing === true) {
+      this.shutdown();
+      return;
+    }
+    this.#activity.drain();
   }
 
   #close(reason: string): void {
     if (this.#isClosed()) return;
     this.state = SessionState.Closed;
     clearTimeout(this.#authTimer);
+    this.#activity.stop();
     this.#deps.connections.unregister(this.#connectionId);
     const r = this.#response;
     this.#response = undefined;
