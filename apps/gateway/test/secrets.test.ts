@@ -170,6 +170,8 @@ const MY_UNREACHABLE_PASSWORD = `my-unreachable-pass-${stamp}-Jh1`;
 const WEBHOOK_SECRET = `webhook-hmac-secret-${stamp}-Gd0`;
 const OPENLINEAGE_KEY = `openlineage-api-key-${stamp}-Fc3`;
 const HASH_KEY = `masking-hash-key-${stamp}-Ry7`;
+const LINEAGE_STORE_PASSWORD = `lineage-store-pass-${stamp}-Pe2`;
+const CONFIG_ERROR_PASSWORD = `config-error-pass-${stamp}-Uo4`;
 const MY_USER = `sluice_sec_${process.pid}`;
 const TABLE = 'sluice_secrets_customers';
 const MY_TABLE = `sluice_secrets_orders_${process.pid}`;
@@ -408,6 +410,40 @@ log:
     scenarios.push('OpenLineage API key');
   }, 60_000);
 
+  let startFailures = '';
+  it('start failures: an unreachable lineage store and a config error, both with passwords in URLs', async () => {
+    const scratch = mkdtempSync(join(tmpdir(), 'sluice-secrets-start-'));
+    try {
+      const text = readFileSync(config, 'utf8');
+      const closed = await freePort();
+      const storeDown = join(scratch, 'store-down.yaml');
+      writeFileSync(
+        storeDown,
+        text
+          .replace(/^  postgres: 127\.0\.0\.1:\d+$/m, '  postgres: 127.0.0.1:0')
+          .replace(/^  mysql: 127\.0\.0\.1:\d+$/m, '  mysql: 127.0.0.1:0')
+          .replace(/^admin: .*$/m, '')
+          .replace('  flushIntervalMs: 100\n', `  flushIntervalMs: 100\n  store: "postgres://sec_app:${LINEAGE_STORE_PASSWORD}@127.0.0.1:${closed}/lineage"\n`),
+      );
+      const down = await run(process.execPath, [CLI, 'start', '--config', storeDown], { SECRETS_TEST_OL_KEY: OPENLINEAGE_KEY });
+      expect(down.code).not.toBe(0);
+      expect(down.stdout + down.stderr).toMatch(/lineage store/);
+      const badConfig = join(scratch, 'bad-config.yaml');
+      writeFileSync(
+        badConfig,
+        text.replace(/upstream: "postgres:\/\/sec_app:[^@]+@127\.0\.0\.1:(\d+)\/app_db" \}/, `upstream: "postgres://sec_app:${CONFIG_ERROR_PASSWORD}@127.0.0.1:$1/app_db?sslmode=sometimes" }`),
+      );
+      expect(readFileSync(badConfig, 'utf8')).toContain(CONFIG_ERROR_PASSWORD);
+      const invalid = await run(process.execPath, [CLI, 'start', '--config', badConfig], { SECRETS_TEST_OL_KEY: OPENLINEAGE_KEY });
+      expect(invalid.code).not.toBe(0);
+      expect(invalid.stdout + invalid.stderr).toMatch(/targets\[0\]/);
+      startFailures = [down.stdout, down.stderr, invalid.stdout, invalid.stderr].join('\n');
+      scenarios.push('start failures (unreachable lineage store URL with password, invalid target URL with password)');
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  }, 120_000);
+
   it('nothing the gateway wrote holds any of the secrets, in any encoding', async () => {
     const tail = await run(process.execPath, [CLI, 'audit', 'tail', '--config', config, '-n', '100000', '--json']);
     expect(tail.code, tail.stderr).toBe(0);
@@ -434,6 +470,8 @@ log:
       { kind: 'webhook secret', value: WEBHOOK_SECRET },
       { kind: 'OpenLineage API key', value: OPENLINEAGE_KEY },
       { kind: 'masking hash key', value: HASH_KEY },
+      { kind: 'lineage store password', value: LINEAGE_STORE_PASSWORD },
+      { kind: 'upstream password in an invalid config', value: CONFIG_ERROR_PASSWORD },
       { kind: 'TLS private key (file)', value: tlsKey },
       { kind: 'TLS private key (base64 body)', value: keyBody.join('') },
       ...keyBody.filter((l) => l.length >= 40).map((l, i) => ({ kind: `TLS private key (line ${i + 1})`, value: l })),
@@ -443,6 +481,8 @@ log:
     outputs.set('gateway log (stdout and stderr)', gatewayOutput);
     outputs.set('sluice audit tail --json', tail.stdout + tail.stderr);
     outputs.set('sluice audit tail', tailText.stdout + tailText.stderr);
+    outputs.set('sluice start failures (output)', startFailures);
+    expect(startFailures).not.toBe('');
     // Everything under the gateway's directory except the config file the secrets were written in.
     const written = filesUnder(dir, (p) => p === config);
     for (const f of written) outputs.set(relative(dir, f), readFileSync(f));

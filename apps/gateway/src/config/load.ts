@@ -67,13 +67,24 @@ function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
   return v;
 }
 
-function describeValue(path: readonly PropertyKey[], value: unknown): string {
-  if (value === undefined) return 'nothing';
-  const key = path.at(-1);
+/**
+ * A value as it may be shown in an error: secrets under secret keys hidden and passwords taken
+ * out of URLs, also inside objects and arrays (a problem reported on a whole target shows it).
+ */
+function withoutSecrets(key: PropertyKey | undefined, value: unknown): unknown {
   if (typeof key === 'string' && SECRET_KEY.test(key) && typeof value === 'string') return '(a secret, not shown)';
   // URLs may carry a password: show them without it.
-  const shown = typeof value === 'string' ? redactUrlPassword(value) : value;
-  const s = JSON.stringify(shown);
+  if (typeof value === 'string') return redactUrlPassword(value);
+  if (Array.isArray(value)) return value.map((v) => withoutSecrets(undefined, v));
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, withoutSecrets(k, v)]));
+  }
+  return value;
+}
+
+function describeValue(path: readonly PropertyKey[], value: unknown): string {
+  if (value === undefined) return 'nothing';
+  const s = JSON.stringify(withoutSecrets(path.at(-1), value));
   return s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }
 
