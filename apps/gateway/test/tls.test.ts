@@ -428,3 +428,28 @@ listenTls:
     expect(foreign.stderr).toMatch(/ERROR 1045 \(28000\).*not signed by the configured client CA/);
   }, 60_000);
 });
+
+describe.runIf(pgUp && myUp)('mutual TLS with requireClientCert: false', () => {
+  let gw: Gw;
+  beforeAll(async () => {
+    gw = await startWith(`tls: { certFile: ${server.certFile}, keyFile: ${server.keyFile}, clientCaFile: ${ca.caFile}, requireClientCert: false }\n`);
+  }, 60_000);
+  afterAll(async () => gw?.close());
+
+  it('a client without a certificate logs in (no clientCert on its record); a foreign certificate is still refused', async () => {
+    const bare = await pgConnect(gw.pgPort, { ca: ca.caCert.toString() });
+    expect((await bare.query('SELECT 1 AS x')).rows[0].x).toBe(1);
+    await bare.end();
+    const accepted = await gw.waitForAudit((r) => r.type === 'connect' && r.dialect === 'postgres' && r.outcome === 'accepted', 'of the login without a certificate');
+    expect(accepted).toMatchObject({ tls: true });
+    expect(accepted).not.toHaveProperty('clientCert');
+    const plain = await myConnect(gw.myPort, undefined);
+    await plain.end();
+
+    const foreign = await pgError(gw.pgPort, { ca: ca.caCert.toString(), cert: stranger.cert.toString(), key: stranger.key.toString() });
+    expect(foreign.message).toMatch(/"stranger" is not signed by the configured client CA/);
+    const foreignMy = await myError(gw.myPort, { ca: ca.caCert.toString(), cert: stranger.cert.toString(), key: stranger.key.toString() });
+    expect(foreignMy).toMatchObject({ errno: 1045 });
+    await gw.waitForAudit((r) => r.type === 'connect' && r.dialect === 'mysql' && r.outcome === 'refused' && /"stranger" is not signed/.test(r.reason ?? ''), 'of the refused foreign certificate');
+  }, 60_000);
+});
