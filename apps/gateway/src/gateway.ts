@@ -9,24 +9,25 @@ import {
   compileMasking,
   type MaskingRuntime,
   type DialectListener,
-  FileAuditStore,
   Governor,
-  MemoryFailureLimiter,
   type NotifierConfig,
   OidcAuthenticator,
   openApprovals,
   Policy,
+  redactUrlPassword,
   type SecretIdentifier,
   type Target,
   TokenAuthenticator,
 } from '@sluice/core';
 import type { Logger } from 'pino';
 import { startAdminServer, type AdminServer } from './admin/server.js';
+import { evaluateReadiness, registerGatewayGauges, type ReadinessCheck } from './admin/health.js';
 import { ObservabilityError, startObservability, type Observability } from './observability.js';
 import { dialects } from './dialects.js';
 import { splitHostPort, type GatewayConfig } from './config/schema.js';
-import type { LoadedConfig } from './config/load.js';
 import { loadListenerTls, type ListenerTls } from './tls.js';
+import { openStores, type GatewayStores } from './store/index.js';
+import type { LoadedConfig } from './config/load.js';
 
 export interface ListeningAddress {
   readonly dialect: string;
@@ -89,7 +90,7 @@ function policyDigest(config: GatewayConfig): string {
 }
 
 /** Settings a reload cannot change, compared as JSON. */
-const RESTART_KEYS = ['listen', 'targets', 'audit', 'tls', 'listenTls', 'allowPlaintextLoopback', 'limits', 'admin', 'pidFile', 'lineage', 'telemetry'] as const;
+const RESTART_KEYS = ['store', 'replicaId', 'listen', 'targets', 'audit', 'tls', 'listenTls', 'allowPlaintextLoopback', 'limits', 'admin', 'pidFile', 'lineage', 'telemetry'] as const;
 
 /** Longest wait for lineage and telemetry to write what they hold at shutdown. */
 const OBSERVABILITY_CLOSE_MS = 15_000;
@@ -117,12 +118,21 @@ export async function startGateway(loaded: LoadedConfig, logger: Logger): Promis
     }
   }
 
-  let audit: FileAuditStore;
+  let stores: GatewayStores;
   try {
-    audit = await FileAuditStore.open({ dir: config.audit.dir, groupCommitMs: config.audit.groupCommitMs, logger });
+    stores = await openStores(config, logger);
   } catch (cause) {
-    throw new StartupError(`cannot open the audit store at ${config.audit.dir} (audit.dir): ${(cause as Error).message}`, { cause });
+    const where = config.store !== undefined ? `${redactUrlPassword(config.store)} (store)` : `${config.audit.dir} (audit.dir)`;
+    throw new StartupError(`cannot open the audit store at ${where}: ${redactUrlPassword((cause as Error).message)}`, { cause });
   }
+  const audit = stores.audit;
+  const closeStores = async (): Promise<void> => {
+    try {
+      await audit.close();
+    } finally {
+      await stores.closeAuxiliary();
+    }
+  };
 
   try {
     await audit.append(
@@ -138,8 +148,9 @@ export async function startGateway(loaded: LoadedConfig, logger: Logger): Promis
       { durable: true },
     );
   } catch (cause) {
-    await audit.close();
-    throw new StartupError(`cannot write to the audit store at ${config.audit.dir} (audit.dir): ${(cause as Error).message}`, { cause });
+    await audit.close().catch(() => undefined);
+    await stores.closeAuxiliary();
+    throw new StartupError(`cannot write to the audit store at ${stores.auditWhere} (${stores.auditKey}): ${redactUrlPassword((cause as Error).message)}`, { cause });
   }
 
   let approvals: Approvals;
@@ -152,7 +163,7 @@ export async function startGateway(loaded: LoadedConfig, logger: Logger): Promis
       notifiers: notifiersOf(config),
     });
   } catch (cause) {
-    await audit.close();
+    await closeStores();
     throw new StartupError(`cannot open the approvals journal at ${config.approvals.dir} (approvals.dir): ${(cause as Error).message}`, { cause });
   }
 
@@ -161,7 +172,7 @@ export async function startGateway(loaded: LoadedConfig, logger: Logger): Promis
     observability = await startObservability(config, logger);
   } catch (cause) {
     await approvals.close();
-    await audit.close();
+    await closeStores();
     if (cause instanceof ObservabilityError) throw new StartupError(cause.message, { cause });
     throw cause;
   }
@@ -172,7 +183,7 @@ export async function startGateway(loaded: LoadedConfig, logger: Logger): Promis
     authenticate: (c) => authenticator.authenticate(c),
     identify: (secret, address) => authenticator.identify(secret, address),
   };
-  const failureLimiter = new MemoryFailureLimiter(config.identities.failedLogins);
+  const failureLimiter = stores.failureLimiter;
   let governor: Governor;
   try {
     governor = new Governor({
@@ -185,11 +196,12 @@ export async function startGateway(loaded: LoadedConfig, logger: Logger): Promis
       approvals,
       reviewTimeoutMs: config.approvals.timeoutSeconds * 1000,
       observers: observability.observers,
+      limits: config.limits,
     });
   } catch (err) {
     await observability.close();
     await approvals.close();
-    await audit.close();
+    await closeStores();
     throw err;
   }
 
@@ -217,7 +229,7 @@ export async function startGateway(loaded: LoadedConfig, logger: Logger): Promis
         requireTls: listenerTls.get(dialectName)?.requireTls ?? false,
         ...(listenerTls.get(dialectName)?.clientCertificates ? { clientCertificates: listenerTls.get(dialectName)!.clientCertificates! } : {}),
         allowPlaintextLoopback: config.allowPlaintextLoopback,
-        limits: config.limits,
+        limits: { ...config.limits, maxMessageBytes: config.limits[dialectName as 'postgres' | 'mysql']?.maxMessageBytes ?? config.limits.maxMessageBytes },
       });
       const { host, port } = splitHostPort(address);
       const server = net.createServer({ noDelay: true }, (socket) => listener.accept(socket));
@@ -237,8 +249,41 @@ export async function startGateway(loaded: LoadedConfig, logger: Logger): Promis
     for (const s of servers) s.close();
     await observability.close();
     await approvals.close();
-    await audit.close();
+    await closeStores();
     throw err;
+  }
+
+  // Readiness (GET /readyz) and the gateway's gauges. A shared store adds its check to this list.
+  let shuttingDown = false;
+  const readinessChecks: ReadinessCheck[] = [
+    {
+      name: 'shutdown',
+      check: () => (shuttingDown ? 'the gateway is shutting down and its sessions are draining; send new connections to another replica' : undefined),
+    },
+    {
+      name: 'listeners',
+      check: () => {
+        const down = addresses.filter((_, i) => !servers[i]!.listening).map((a) => `${a.dialect} (${a.host}:${a.port})`);
+        return down.length > 0 ? `not accepting connections: ${down.join(', ')}; see the gateway log` : undefined;
+      },
+    },
+    {
+      name: 'audit',
+      check: () => {
+        if (audit.healthy) return undefined;
+        if (stores.sharedUrl !== undefined) {
+          return `${stores.problem() ?? 'the shared store cannot write'}: statements are refused until it answers again (the gateway reconnects by itself)`;
+        }
+        return 'the audit store cannot write, so statements are refused: see the gateway log for the error, fix the store (disk space, permissions of audit.dir), then restart the gateway';
+      },
+    },
+  ];
+  if (observability.meter) {
+    registerGatewayGauges(observability.meter, {
+      auditHealthy: () => audit.healthy,
+      pendingApprovals: () => approvals.list({ status: 'pending' }).length,
+      listeners: () => addresses.map((a, i) => ({ dialect: a.dialect, accepting: servers[i]!.listening })),
+    });
   }
 
   let admin: AdminServer | undefined;
@@ -254,13 +299,16 @@ export async function startGateway(loaded: LoadedConfig, logger: Logger): Promis
         targetNames: () => loaded.targets.map((t) => t.name),
         ...(observability.lineageStore ? { lineage: observability.lineageStore } : {}),
         ...(config.lineage.readers ? { lineageReaders: config.lineage.readers } : {}),
+        readiness: () => evaluateReadiness(readinessChecks),
+        ...(observability.prometheus ? { metrics: observability.prometheus } : {}),
       });
+      if (observability.prometheus) logger.info({ url: `${admin.url}/metrics` }, 'Prometheus metrics are served on the admin listener');
     } catch (err) {
       for (const s of servers) s.close();
       await Promise.all(listeners.map((l) => l.close()));
       await observability.close();
       await approvals.close();
-      await audit.close();
+      await closeStores();
       const e = err as NodeJS.ErrnoException;
       throw new StartupError(`cannot start the admin API on ${config.admin} (admin): ${e.code ?? e.message}`, { cause: err });
     }
@@ -338,9 +386,12 @@ export async function startGateway(loaded: LoadedConfig, logger: Logger): Promis
     },
     close: () =>
       (closing ??= (async () => {
+        // /readyz answers 503 from now on; the admin listener stays up while sessions drain.
+        shuttingDown = true;
         for (const s of servers) s.close();
+        // Running statements may finish within the grace period; idle sessions end at once.
+        await Promise.all(listeners.map((l) => l.close({ graceMs: config.limits.shutdownGraceMs })));
         await admin?.close();
-        await Promise.all(listeners.map((l) => l.close()));
         // Sessions have ended (their runs too): lineage is written, then the trail is closed.
         // Lineage gets a bounded time: a store that does not answer must not keep the audit
         // trail from being flushed and closed.
@@ -350,7 +401,7 @@ export async function startGateway(loaded: LoadedConfig, logger: Logger): Promis
           logger.error({ err }, 'lineage and telemetry did not stop cleanly; closing the audit trail anyway');
         } finally {
           await approvals.close();
-          await audit.close();
+          await closeStores();
         }
       })()),
   };

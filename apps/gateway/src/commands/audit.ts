@@ -7,9 +7,11 @@ import {
   readAuditRecords,
   toCsvHeader,
   toCsvRow,
+  redactUrlPassword,
   verifyAuditLog,
   type AuditRecord,
 } from '@sluice/core';
+import { followPostgresAudit, readPostgresAudit, verifyPostgresAudit } from '../store/postgres-audit-reader.js';
 import { loadOrReport } from './start.js';
 import { noPositionals, requireConfig, UsageError } from './run.js';
 
@@ -33,6 +35,23 @@ export async function auditCommand(args: string[]): Promise<number> {
       noPositionals(positionals);
       const loaded = loadOrReport(requireConfig(values), { allowUnsetEnv: true });
       if (!loaded) return 1;
+      if (loaded.config.store !== undefined) {
+        const shared = await verifyPostgresAudit(loaded.config.store);
+        const where = redactUrlPassword(loaded.config.store);
+        for (const c of shared.chains) {
+          process.stdout.write(
+            c.problem === undefined
+              ? `replica ${c.replica}: ${c.records} records verified, last hash ${c.lastHash}\n`
+              : `replica ${c.replica}: BROKEN: ${c.problem} (${c.records} records before it verified)\n`,
+          );
+        }
+        process.stdout.write(
+          shared.ok
+            ? `audit trail intact: ${shared.records} records in ${shared.chains.length} replica chain(s) verified in ${where}\n`
+            : `audit trail BROKEN in ${where}\n`,
+        );
+        return shared.ok ? 0 : 1;
+      }
       const result = await verifyAuditLog(loaded.config.audit.dir);
       if (result.ok) {
         process.stdout.write(`audit trail intact: ${result.records} records verified in ${loaded.config.audit.dir}\nlast hash: ${result.lastHash}\n`);
@@ -56,6 +75,18 @@ export async function auditCommand(args: string[]): Promise<number> {
       const n = values.lines ? Number(values.lines) : 20;
       if (!Number.isInteger(n) || n < 0) throw new UsageError('-n must be a non-negative integer');
       const print = (r: AuditRecord) => process.stdout.write(`${values.json ? JSON.stringify(r) : formatRecordLine(r)}\n`);
+      const shared = loaded.config.store;
+      if (shared !== undefined && !values.follow) {
+        for (const r of await readPostgresAudit(shared, { last: n })) print(r.record);
+        return 0;
+      }
+      if (shared !== undefined) {
+        const controller = new AbortController();
+        process.once('SIGINT', () => controller.abort());
+        process.once('SIGTERM', () => controller.abort());
+        for await (const r of followPostgresAudit(shared, { fromEnd: n, signal: controller.signal })) print(r.record);
+        return 0;
+      }
       if (!values.follow) {
         const last: AuditRecord[] = [];
         for await (const r of readAuditRecords(loaded.config.audit.dir)) {
@@ -103,7 +134,11 @@ export async function auditCommand(args: string[]): Promise<number> {
       };
       if (values.format === 'csv') await write(toCsvHeader());
       let count = 0;
-      for await (const r of readAuditRecords(loaded.config.audit.dir, filter)) {
+      const records =
+        loaded.config.store !== undefined
+          ? (await readPostgresAudit(loaded.config.store, filter)).map((r) => r.record)
+          : readAuditRecords(loaded.config.audit.dir, filter);
+      for await (const r of records) {
         await write(values.format === 'csv' ? toCsvRow(r) : JSON.stringify(r));
         count++;
       }

@@ -3,7 +3,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { type Dialect, redactUrlPassword } from '@sluice/core';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
-import { configSchema, type GatewayConfig } from './schema.js';
+import { configSchema, DEFAULT_LINEAGE_STORE, type GatewayConfig } from './schema.js';
 import { resolveTlsFiles } from './tls.js';
 
 export class ConfigError extends Error {
@@ -205,6 +205,8 @@ export function parseConfig(
   config.audit.dir = relativeTo(file, config.audit.dir);
   config.approvals.dir = relativeTo(file, config.approvals.dir);
   config.pidFile = relativeTo(file, config.pidFile);
+  // With a shared store, lineage goes there too unless lineage.store names another place.
+  if (config.store !== undefined && config.lineage.store === DEFAULT_LINEAGE_STORE) config.lineage.store = config.store;
   if (!/^postgres(ql)?:\/\//i.test(config.lineage.store)) config.lineage.store = relativeTo(file, config.lineage.store);
   if (config.lineage.openlineage) {
     config.lineage.openlineage.queueDir = relativeTo(file, config.lineage.openlineage.queueDir);

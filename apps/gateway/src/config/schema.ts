@@ -1,4 +1,4 @@
-import { approverSpecSchema, identitiesSchema, maskingSchema, policySchema } from '@sluice/core';
+import { approverSpecSchema, identitiesSchema, maskingSchema, policySchema, sessionLimitsSchema } from '@sluice/core';
 import { z } from 'zod';
 import { checkListenTls, listenTlsSchema, tlsSchema } from './tls.js';
 
@@ -9,6 +9,9 @@ const hostPort = z
     const port = Number(v.slice(v.lastIndexOf(':') + 1));
     return port >= 0 && port <= 65535;
   }, 'the port must be between 0 and 65535');
+
+/** The embedded lineage store's file; with a shared `store`, lineage goes there instead. */
+export const DEFAULT_LINEAGE_STORE = './.sluice/lineage.db';
 
 export const configSchema = z
   .object({
@@ -35,15 +38,38 @@ export const configSchema = z
       )
       .min(1, 'configure at least one target'),
     identities: identitiesSchema,
+    /**
+     * A PostgreSQL database shared by several gateway replicas: the audit trail (one chain per
+     * replica), approvals and grants, failed-login lockouts and (unless lineage.store says
+     * otherwise) lineage. Absent: embedded stores on this machine (audit.dir, approvals.dir).
+     */
+    store: z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'expected a postgres:// URL, for example postgres://sluice@db:5432/sluice')
+      .optional(),
+    /**
+     * This gateway's name among the replicas sharing `store` (its audit chain, the owner of its
+     * held statements). Unique per running gateway. Default: the host name.
+     */
+    replicaId: z
+      .string()
+      .regex(/^[A-Za-z0-9_.:-]{1,100}$/, 'use 1 to 100 letters, digits, _ . : and -')
+      .optional(),
     audit: z
       .object({
         /** Directory of the embedded, hash-chained audit log. */
         dir: z.string().default('./.sluice/audit'),
         /** Longest time a read's audit record may wait for its group commit. */
         groupCommitMs: z.number().int().min(0).max(1000).default(50),
+        /**
+         * While a shared store cannot be reached: `refuse` every statement (fail closed), or
+         * `allow-reads`: reads run and their records are written when the store is back
+         * (privileged statements, approvals and new sessions are still refused).
+         */
+        whenStoreUnavailable: z.enum(['refuse', 'allow-reads']).default('refuse'),
       })
       .strict()
-      .default({ dir: './.sluice/audit', groupCommitMs: 50 }),
+      .prefault({}),
     /** TLS towards clients: every listener's default (see listenTls). */
     tls: tlsSchema.optional(),
     /** TLS per listener (certificate, require, client CA), over the defaults in tls. */
@@ -62,9 +88,18 @@ export const configSchema = z
         /** Largest client message (a PostgreSQL message, a MySQL command joined across its packets). */
         maxMessageBytes: z.number().int().min(1024).default(64 * 1024 * 1024),
         authTimeoutMs: z.number().int().positive().default(15_000),
+        /** A session whose client sends nothing for this long (outside a transaction) is ended. 0: off. */
+        idleSessionTimeoutMs: z.number().int().min(0).default(0),
+        /** A session idle this long inside an open transaction is ended (the transaction rolls back). 0: off. */
+        idleInTransactionTimeoutMs: z.number().int().min(0).default(0),
+        /** On SIGTERM/SIGINT, how long running statements may take to finish before their sessions are ended. */
+        shutdownGraceMs: z.number().int().min(0).max(3_600_000).default(30_000),
+        /** Per-dialect overrides of maxMessageBytes. */
+        postgres: z.object({ maxMessageBytes: z.number().int().min(1024).optional() }).strict().optional(),
+        mysql: z.object({ maxMessageBytes: z.number().int().min(1024).optional() }).strict().optional(),
       })
       .strict()
-      .default({ maxMessageBytes: 64 * 1024 * 1024, authTimeoutMs: 15_000 }),
+      .prefault({}),
     /** Who may do what: rules, guardrails, the default (deny). */
     policy: policySchema.default({ default: 'deny', rules: [], guardrails: {} }),
     /** Sensitive columns, content detectors and who sees clear values. Off when absent. */
@@ -110,7 +145,7 @@ export const configSchema = z
       .object({
         enabled: z.boolean().default(true),
         /** A SQLite file (embedded, the default) or a postgres:// URL of a shared store. */
-        store: z.string().min(1).default('./.sluice/lineage.db'),
+        store: z.string().min(1).default(DEFAULT_LINEAGE_STORE),
         /** How long lineage is kept. */
         retentionDays: z.number().int().min(1).max(36_500).default(90),
         /** The OpenLineage namespace of the gateway's jobs. */
@@ -155,10 +190,15 @@ export const configSchema = z
         enabled: z.union([z.boolean(), z.literal('auto')]).default('auto'),
         /** Service name when OTEL_SERVICE_NAME is not set. */
         serviceName: z.string().min(1).default('sluice'),
+        /** Serve the metrics at /metrics on the admin listener (needs `admin`), with or without OTLP. */
+        prometheus: z.boolean().default(true),
       })
       .strict()
-      .default({ enabled: 'auto', serviceName: 'sluice' }),
-    /** The HTTP admin API (approvals, grants), for example 127.0.0.1:7070. Off when absent. */
+      .default({ enabled: 'auto', serviceName: 'sluice', prometheus: true }),
+    /**
+     * The HTTP admin API (approvals, grants), health probes (/healthz, /readyz) and Prometheus
+     * metrics (/metrics), for example 127.0.0.1:7070. Off when absent.
+     */
     admin: hostPort.optional(),
     /** Where `sluice start` writes its process id, for `sluice reload`. */
     pidFile: z.string().default('./.sluice/sluice.pid'),

@@ -60,7 +60,7 @@ export async function* readAuditRecords(dir: string, filter?: AuditRecordFilter)
     const isLastSegment = i === segments.length - 1;
     for await (const { text, lineNo, terminated } of readSegmentLines(segment.path)) {
       if (!terminated && isLastSegment) return;
-      const record = parseRecordLine(text);
+      const record = parseAuditRecordLine(text);
       if (typeof record === 'string') {
         throw new Error(`${segment.name} line ${lineNo} is not an audit record: ${record}`);
       }
@@ -120,7 +120,7 @@ export async function verifyAuditLog(dir: string): Promise<VerifyResult> {
             'by a crash (the store truncates it away when it next opens)',
         });
       }
-      const record = parseRecordLine(text);
+      const record = parseAuditRecordLine(text);
       if (typeof record === 'string') {
         const seq = seqOf(text);
         return fail({ ...here, seq, kind: 'malformed', message: `${describe(seq, where)} is malformed: ${record}` });
@@ -229,7 +229,7 @@ export async function verifyAuditLog(dir: string): Promise<VerifyResult> {
  * Parses one stored line into a record, or returns why it is not one. Only the chain fields are
  * checked; the event fields are taken as they are.
  */
-function parseRecordLine(text: string): AuditRecord | string {
+export function parseAuditRecordLine(text: string): AuditRecord | string {
   if (text.length === 0) return 'the line is empty';
   let parsed: unknown;
   try {

@@ -193,6 +193,12 @@ export interface AuditStore {
   enqueueJson(json: string): void;
   /** False once a write has failed: callers must refuse new statements (fail closed). */
   readonly healthy: boolean;
+  /**
+   * True while the store cannot write now but keeps the records appended with `enqueueJson` to
+   * write them when it can (a shared store during an outage, when configured so). Reads may then
+   * run; statements that need a durable record are still refused. Absent means false.
+   */
+  readonly deferring?: boolean;
   /** Flushes everything buffered and makes it durable. */
   flush(): Promise<void>;
   close(): Promise<void>;

@@ -583,7 +583,8 @@ export class GovernedSession {
    * wait for an approver.
    */
   beginRequest(start: StatementStart): RequestHandle {
-    if (!this.#audit.healthy) {
+    const deferred = !this.#audit.healthy;
+    if (deferred && (this.#audit.deferring !== true || isPrivileged(start.analysis.operations))) {
       this.#logger.error({ sessionId: this.id }, 'statement refused: audit store unavailable');
       throw clientErrors.governanceUnavailable('the audit store cannot write');
     }
@@ -627,6 +628,12 @@ export class GovernedSession {
           ? `guardrail "${decision.guardrail}" can be switched off for a target or an identity in the gateway's policy`
           : 'ask the gateway operator for a policy rule that allows it',
       });
+    }
+    if (deferred && decision.effect !== 'allow') {
+      // The store keeps only the records of reads while it is down: nothing held or approved runs.
+      for (const h of handles) h.complete({ outcome: 'not-executed' });
+      this.#logger.error({ sessionId: this.id }, 'statement refused: audit store unavailable');
+      throw clientErrors.governanceUnavailable('the audit store cannot write');
     }
     if (decision.effect === 'review') {
       if (start.approved !== undefined) {
