@@ -11,7 +11,7 @@ import { startTempMariaDb, startTempPostgres, type TempMariaDb, type TempPostgre
 import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { myClientOptions, pgClientOptions, startGatewayProcess, within, type GatewayProcess } from './support.js';
+import { myClientOptions, pgClientOptions, startGatewayProcess, waitUntil, within, type GatewayProcess } from './support.js';
 
 const SESSIONS = 8;
 /** Longest a statement in flight may wait for its error once the restart began. */
@@ -80,13 +80,15 @@ async function restartUnderLoad(driver: Driver, restart: () => Promise<void>, gw
         await s.query(n % 2 === i % 2 ? driver.slow : 'SELECT 1 AS one');
         if (restarting === 0) okBefore++;
       } catch (err) {
-        const code = (err as { code?: string | number }).code;
+        // SQLSTATE (node-postgres) or error number (mysql2).
+        const code = (err as { code?: string }).code ?? (err as { errno?: number }).errno;
         settled.push({ at: Date.now(), message: `${code === undefined ? '' : `${code} `}${(err as Error).message}` });
         return;
       }
     }
   });
-  while (okBefore < SESSIONS * 3) await new Promise((resolve) => setTimeout(resolve, 20));
+  await waitUntil(() => okBefore >= SESSIONS * 3 || settled.length > 0, 30_000, 'statements to run before the restart');
+  expect(settled, 'no statement failed before the restart').toEqual([]);
 
   restarting = Date.now();
   await restart();
