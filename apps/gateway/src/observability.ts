@@ -4,6 +4,8 @@
  * is told of every session through the observers returned; none when both are off.
  */
 import { readFileSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Meter } from '@opentelemetry/api';
 import {
   combineSinks,
   createFileSink,
@@ -39,6 +41,10 @@ export interface Observability {
   /** The lineage store (for the admin API), when lineage is on. */
   readonly lineageStore: LineageStore | undefined;
   readonly recorder: LineageRecorder | undefined;
+  /** The meter of the gateway's own gauges, when metrics are collected (OTLP or Prometheus). */
+  readonly meter: Meter | undefined;
+  /** Answers a Prometheus scrape (mounted on the admin listener), when Prometheus is on. */
+  readonly prometheus: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
   /** Writes what is pending, ends open runs, stops the emitters, the store and the SDK. */
   close(): Promise<void>;
 }
@@ -98,7 +104,8 @@ export async function startObservability(config: GatewayConfig, logger: Logger, 
       flushIntervalMs: config.lineage.flushIntervalMs,
     });
   }
-  const telemetry: Telemetry = startTelemetry(config.telemetry, logger, VERSION, env);
+  // Prometheus is served on the admin listener: without one there is nothing to scrape.
+  const telemetry: Telemetry = startTelemetry(config.telemetry, logger, VERSION, env, { prometheus: config.telemetry.prometheus && config.admin !== undefined });
   const observers: GovernanceObserver[] = [];
   if (recorder) observers.push(recorder);
   if (telemetry.observer) observers.push(telemetry.observer);
@@ -107,6 +114,8 @@ export async function startObservability(config: GatewayConfig, logger: Logger, 
     observers,
     lineageStore: store,
     recorder,
+    meter: telemetry.meter,
+    prometheus: telemetry.prometheus,
     close: () =>
       (closing ??= (async () => {
         // Each step runs whatever the one before did; the first failure is reported at the end.

@@ -1,10 +1,12 @@
 /**
  * The HTTP admin API: review requests (list, show, approve, reject) and grants (list, create,
- * revoke), as JSON under /v1. Every endpoint but /v1/health needs `Authorization: Bearer
- * <secret>`, where the secret is a service token or an OIDC token of a configured identity.
- * Failed authentications are limited per source address like database logins.
+ * revoke), as JSON under /v1. Every endpoint but the probes (/v1/health, /healthz, /readyz) and
+ * /metrics needs `Authorization: Bearer <secret>`, where the secret is a service token or an
+ * OIDC token of a configured identity. Failed authentications are limited per source address
+ * like database logins.
  *
- * See docs/approvals.md for the endpoints, their bodies and their errors.
+ * See docs/approvals.md for the endpoints, their bodies and their errors, and docs/operations.md
+ * for the probes and the metrics.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -29,6 +31,7 @@ import { splitHostPort } from '../config/schema.js';
 import { HttpError, parseBody, readBody, send, type Reply } from './http.js';
 import { approveBody, grantBody, rejectBody, STATUSES } from './schemas.js';
 import { lineageRoutes } from '../lineage/admin.js';
+import { readinessBody, type ReadinessReport } from './health.js';
 
 export interface AdminServerOptions {
   /** Where to listen, `host:port` (port 0 picks a free one). */
@@ -50,6 +53,10 @@ export interface AdminServerOptions {
    * identity may read its own (`/v1/lineage/identity/<its subject>`).
    */
   readonly lineageReaders?: ApproverSpec;
+  /** Answers GET /readyz (absent: no readiness endpoint). */
+  readonly readiness?: () => Promise<ReadinessReport>;
+  /** Answers GET /metrics with the Prometheus exposition (absent: Prometheus is off). */
+  readonly metrics?: (req: IncomingMessage, res: ServerResponse) => void;
 }
 
 export interface AdminServer {
@@ -309,6 +316,23 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
       if (path === '/v1/health') {
         if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed(method, path, ['GET', 'HEAD']);
         reply = { status: 200, body: { ok: true } };
+      } else if (path === '/healthz') {
+        // Liveness: answering at all is the proof that the event loop turns.
+        if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed(method, path, ['GET', 'HEAD']);
+        reply = { status: 200, body: { status: 'ok' } };
+      } else if (path === '/readyz') {
+        if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed(method, path, ['GET', 'HEAD']);
+        if (!options.readiness) throw new HttpError(404, 'not-found', 'readiness is not served by this admin server');
+        const report = await options.readiness();
+        reply = { status: report.ready ? 200 : 503, body: readinessBody(report) };
+      } else if (path === '/metrics') {
+        if (method !== 'GET') throw methodNotAllowed(method, path, ['GET']);
+        if (!options.metrics) {
+          throw new HttpError(404, 'not-found', 'Prometheus metrics are off: set telemetry.prometheus: true (docs/operations.md)');
+        }
+        options.metrics(req, res);
+        logger.debug({ source, method, path }, 'admin: request');
+        return;
       } else {
         let route: Route | undefined;
         let match: RegExpExecArray | null = null;
