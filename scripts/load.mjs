@@ -108,6 +108,14 @@ function slopePerMinute(points) {
 
 const mb = (kb) => Math.round((kb / 1024) * 10) / 10;
 
+/** `values` cut into four consecutive parts (fewer when there are fewer values). */
+function quarters(values) {
+  const size = Math.max(1, Math.ceil(values.length / 4));
+  const parts = [];
+  for (let i = 0; i < values.length; i += size) parts.push(values.slice(i, i + size));
+  return parts;
+}
+
 /** Starts the built gateway with the memory probe; resolves with its process and port. */
 function startGateway(dir, upstream) {
   const file = join(dir, 'sluice.yaml');
@@ -315,6 +323,10 @@ async function main() {
       heapSlopeMbPerMin: heap.length
         ? Math.round(slopePerMinute(steady.filter((s) => s.heapKb !== undefined).map((s) => ({ t: s.t, v: s.heapKb / 1024 }))) * 100) / 100
         : null,
+      // The lowest value in each quarter of the steady part: with a garbage collector's
+      // sawtooth, the troughs show a climb the slope can hide, or noise the slope can show.
+      rssTroughsMb: quarters(steady.map((s) => s.rssKb)).map((q) => mb(Math.min(...q))),
+      heapTroughsMb: heap.length ? quarters(heap).map((q) => mb(Math.min(...q))) : null,
       statements,
       statementsPerSecond: Math.round((statements * 1000) / durationMs),
       latencyP50Ms: pct(0.5),
@@ -334,6 +346,7 @@ async function main() {
         `  idle sessions opened in ${openMs} ms; RSS ${result.rssStartMb} MB before them, ${result.rssWithIdleMb} MB with them (${result.idleKbPerSession} kB per idle session)`,
         `  RSS after warm-up: first ${result.rssFirstMb} MB, last ${result.rssLastMb} MB, max ${result.rssMaxMb} MB, slope ${result.rssSlopeMbPerMin} MB/min`,
         `  heap used after warm-up: first ${result.heapFirstMb} MB, last ${result.heapLastMb} MB, max ${result.heapMaxMb} MB, slope ${result.heapSlopeMbPerMin} MB/min`,
+        `  lowest in each quarter after warm-up: RSS ${result.rssTroughsMb.join(' / ')} MB, heap ${result.heapTroughsMb?.join(' / ') ?? '?'} MB`,
         `  ${statements} statements, ${result.statementsPerSecond}/s, latency p50 ${result.latencyP50Ms} ms, p99 ${result.latencyP99Ms} ms; ${errors.length} errors`,
         `  idle sessions still answering at the end: ${idleAlive} of ${IDLE}`,
         '',
