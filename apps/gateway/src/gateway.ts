@@ -27,6 +27,7 @@ import { dialects } from './dialects.js';
 import { splitHostPort, type GatewayConfig } from './config/schema.js';
 import { loadListenerTls, type ListenerTls } from './tls.js';
 import { openStores, type GatewayStores } from './store/index.js';
+import { openPostgresApprovalBackend } from './store/postgres-approvals.js';
 import type { LoadedConfig } from './config/load.js';
 
 export interface ListeningAddress {
@@ -156,7 +157,12 @@ export async function startGateway(loaded: LoadedConfig, logger: Logger): Promis
   let approvals: Approvals;
   try {
     approvals = await openApprovals({
-      dir: config.approvals.dir,
+      ...(stores.sharedUrl !== undefined
+        ? {
+            backend: await openPostgresApprovalBackend({ url: stores.sharedUrl, replicaId: stores.replicaId!, logger: logger.child({ component: 'approvals-store' }) }),
+            replicaId: stores.replicaId!,
+          }
+        : { dir: config.approvals.dir }),
       audit,
       logger: logger.child({ component: 'approvals' }),
       approvers: approverSpecOf(config),
@@ -164,7 +170,8 @@ export async function startGateway(loaded: LoadedConfig, logger: Logger): Promis
     });
   } catch (cause) {
     await closeStores();
-    throw new StartupError(`cannot open the approvals journal at ${config.approvals.dir} (approvals.dir): ${(cause as Error).message}`, { cause });
+    const where = stores.sharedUrl !== undefined ? `${redactUrlPassword(stores.sharedUrl)} (store)` : `${config.approvals.dir} (approvals.dir)`;
+    throw new StartupError(`cannot open the approvals store at ${where}: ${redactUrlPassword((cause as Error).message)}`, { cause });
   }
 
   let observability: Observability;

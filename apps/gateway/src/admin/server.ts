@@ -161,8 +161,8 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
 
   const decide = async (ctx: Context, action: 'approve' | 'reject'): Promise<Reply> => {
     const id = decodeId(ctx.params[0]!);
-    const request = approvals.get(id);
-    if (request === undefined) throw requestNotFound(id);
+    // No look-up in this replica's copy first: a request made on another replica may not have
+    // reached it yet, and the service reads the shared store before answering not-found.
     const text = await readBody(ctx.req);
     let approval: ApprovalRequest;
     try {
