@@ -8,10 +8,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requireService } from '@sluice/testkit';
+import { ConsoleMetricExporter, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { evaluateReadiness } from '../src/admin/health.js';
+import { pushMetricReadersFromEnv } from '../src/telemetry.js';
 import { loadConfig } from '../src/config/load.js';
 import { dialects } from '../src/dialects.js';
 import { startGateway, type RunningGateway } from '../src/gateway.js';
@@ -182,6 +184,28 @@ describe('readiness checks', () => {
     expect(report.checks.throws).toMatch(/the check failed: boom/);
     expect(report.checks.silent).toMatch(/did not answer within 200 ms/);
     expect(await evaluateReadiness([{ name: 'a', check: () => undefined }])).toEqual({ ready: true, checks: { a: 'ok' } });
+  });
+});
+
+describe('push metric readers next to Prometheus, from OTEL_METRICS_EXPORTER', () => {
+  const warnings: string[] = [];
+  const logger = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) });
+
+  it('otlp by default, console and otlp when asked, none for nothing, prometheus left to /metrics, unknown names warned about', () => {
+    const kinds = (env: NodeJS.ProcessEnv) =>
+      pushMetricReadersFromEnv(env, logger).map((r) => {
+        expect(r).toBeInstanceOf(PeriodicExportingMetricReader);
+        return (r as unknown as { _exporter: unknown })._exporter instanceof ConsoleMetricExporter ? 'console' : 'otlp';
+      });
+    expect(kinds({})).toEqual(['otlp']);
+    expect(kinds({ OTEL_METRICS_EXPORTER: 'console, otlp' })).toEqual(['console', 'otlp']);
+    expect(kinds({ OTEL_METRICS_EXPORTER: 'otlp,none' })).toEqual([]);
+    expect(kinds({ OTEL_METRICS_EXPORTER: 'prometheus' })).toEqual([]);
+    expect(kinds({ OTEL_METRICS_EXPORTER: 'statsd' })).toEqual([]);
+    expect(warnings.join('')).toMatch(/unknown OTEL_METRICS_EXPORTER value ignored/);
+    expect(kinds({ OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' })).toEqual(['otlp']);
+    expect(kinds({ OTEL_EXPORTER_OTLP_METRICS_PROTOCOL: 'carrier-pigeon' })).toEqual(['otlp']);
+    expect(warnings.join('')).toMatch(/unknown OTLP metrics protocol; using http\/protobuf/);
   });
 });
 
