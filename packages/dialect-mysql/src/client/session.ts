@@ -273,9 +273,9 @@ export class MysqlClientSession {
   readonly #connectionId: number;
   readonly #scramble = randomBytes(20).map((b) => (b % 94) + 33);
   #tls = false;
-  #reader = new MessageReader({ maxMessageBytes: MAX_LOGIN_MESSAGE });
   /** The client's verified certificate (mutual TLS). */
   #clientCert: ClientCertificateInfo | undefined;
+  #reader = new MessageReader({ maxMessageBytes: MAX_LOGIN_MESSAGE });
   #authTimer: NodeJS.Timeout | undefined;
   /** Idle timeouts and the graceful shutdown: told when the client sends and when all is answered. */
   readonly #activity: SessionActivity;
@@ -544,6 +544,13 @@ export class MysqlClientSession {
       return;
     }
     if (!this.#cleartextAllowed()) return;
+    const cert = checkClientCertificate(this.#tls ? (this.#socket as tls.TLSSocket) : undefined, this.#deps.context.clientCertificates);
+    if (!cert.ok) {
+      this.#log.warn({ reason: cert.reason }, 'client certificate refused');
+      this.#refuseLogin(clientErrors.authFailed(cert.reason));
+      return;
+    }
+    this.#clientCert = cert.certificate;
     if (h.authPluginName === AuthPlugin.CLEAR_PASSWORD && h.authResponse.length > 0) {
       this.#onPassword(h.authResponse);
       return;
@@ -557,13 +564,6 @@ export class MysqlClientSession {
   /**
    * The token travels in clear: only over TLS, or on loopback when the config allows it.
    * Refuses the login (audited) and returns false otherwise.
-    const cert = checkClientCertificate(this.#tls ? (this.#socket as tls.TLSSocket) : undefined, this.#deps.context.clientCertificates);
-    if (!cert.ok) {
-      this.#log.warn({ reason: cert.reason }, 'client certificate refused');
-      this.#refuseLogin(clientErrors.authFailed(cert.reason));
-      return;
-    }
-    this.#clientCert = cert.certificate;
    */
   #cleartextAllowed(): boolean {
     const { context } = this.#deps;
@@ -734,6 +734,7 @@ export class MysqlClientSession {
         sourceAddress: this.#source,
         tls: this.#tls,
         ...(attempt.application ? { application: attempt.application } : {}),
+        ...(this.#clientCert ? { clientCert: this.#clientCert } : {}),
         ...(this.#schema !== undefined ? { database: this.#schema } : {}),
         server: { address: target.options.upstream.host, port: target.options.upstream.port },
         system: this.#mariadb ? 'mariadb' : 'mysql',
@@ -747,7 +748,6 @@ export class MysqlClientSession {
       upstream.socket.destroy();
       void governed.end('client-lost');
       return undefined;
-        ...(this.#clientCert ? { clientCert: this.#clientCert } : {}),
     }
     return governed;
   }

@@ -217,9 +217,9 @@ export class PostgresClientSession {
   #log: Logger;
   readonly #source: string;
   #tls = false;
-  #frames: FrameBuffer;
   /** The client's verified certificate (mutual TLS). */
   #clientCert: ClientCertificateInfo | undefined;
+  #frames: FrameBuffer;
   #params: ReadonlyMap<string, string> = new Map();
   #authTimer: NodeJS.Timeout | undefined;
   /** Idle timeouts and the graceful shutdown: told when the client sends and when all is answered. */
@@ -484,6 +484,13 @@ export class PostgresClientSession {
       this.#refuseLogin(clientErrors.authFailed('this gateway requires TLS; connect with sslmode=require'));
       return;
     }
+    const cert = checkClientCertificate(this.#tls ? (this.#socket as tls.TLSSocket) : undefined, this.#deps.context.clientCertificates);
+    if (!cert.ok) {
+      this.#log.warn({ reason: cert.reason }, 'client certificate refused');
+      this.#refuseLogin(clientErrors.authFailed(cert.reason));
+      return;
+    }
+    this.#clientCert = cert.certificate;
     this.#frames.setFraming(typedFraming);
     this.#frames.setMaxFrameBytes(MAX_PASSWORD_BYTES);
     this.state = SessionState.AwaitingPassword;
@@ -495,13 +502,6 @@ export class PostgresClientSession {
     if (!context || this.#tls) {
       this.#socket.write(SSL_REFUSED);
       return;
-    const cert = checkClientCertificate(this.#tls ? (this.#socket as tls.TLSSocket) : undefined, this.#deps.context.clientCertificates);
-    if (!cert.ok) {
-      this.#log.warn({ reason: cert.reason }, 'client certificate refused');
-      this.#refuseLogin(clientErrors.authFailed(cert.reason));
-      return;
-    }
-    this.#clientCert = cert.certificate;
     }
     if (this.#frames.buffered > 0) {
       // Bytes after SSLRequest would be plaintext the client sent before the handshake.
@@ -599,6 +599,7 @@ export class PostgresClientSession {
         sourceAddress: this.#source,
         tls: this.#tls,
         ...(attempt.application ? { application: attempt.application } : {}),
+        ...(this.#clientCert ? { clientCert: this.#clientCert } : {}),
         database: target.options.upstream.database,
         server: { address: target.options.upstream.host, port: target.options.upstream.port },
       });
@@ -612,7 +613,6 @@ export class PostgresClientSession {
     }
     clearTimeout(this.#authTimer);
     this.#log = this.#log.child({ sessionId: this.#governed.id, subject: identity.subject, target: target.name });
-        ...(this.#clientCert ? { clientCert: this.#clientCert } : {}),
     const options = target.options;
     this.#cancelKey = this.#deps.cancels.register({
       sessionRef: this.#governed,
