@@ -205,11 +205,13 @@ policy:
       const before = await ca.query(`SELECT count(*)::int AS n FROM ${TABLE}`);
       expect(before.rows[0].n).toBe(10);
       await store.pause();
+      const down = Date.now();
       // Readiness says why, within a bound.
       const notReady = await until(async () => {
         const r = await fetch(`http://127.0.0.1:${a.adminPort}/readyz`);
         return r.status === 503 ? await r.json() : undefined;
       });
+      const noticedMs = Date.now() - down;
       expect(JSON.stringify(notReady)).toMatch(/cannot be reached/);
       // A (refuse): nothing runs. B (allow-reads): reads run, writes do not.
       await expect(ca.query(`SELECT count(*) FROM ${TABLE}`)).rejects.toThrow(/audit store cannot write/);
@@ -222,8 +224,12 @@ policy:
       await expect(late.connect()).rejects.toThrow(/audit store cannot write/);
 
       await store.resume();
+      const back = Date.now();
       await until(async () => ((await fetch(`http://127.0.0.1:${a.adminPort}/readyz`)).status === 200 ? true : undefined), 30_000);
       await until(async () => ((await fetch(`http://127.0.0.1:${b.adminPort}/readyz`)).status === 200 ? true : undefined), 30_000);
+      process.stdout.write(
+        `store outage: not ready ${noticedMs} ms after the store stopped; both replicas ready ${Date.now() - back} ms after it accepted connections again\n`,
+      );
       const after = await ca.query(`SELECT count(*)::int AS n FROM ${TABLE}`);
       expect(after.rows[0].n).toBe(10);
 
