@@ -372,12 +372,19 @@ describe('readiness of a failing audit store and of a gateway shutting down (rea
     const admin = gateway.adminUrl!;
     const c = await connect(gateway.addresses[0]!.port);
     try {
-      const running = c.query('SELECT pg_sleep(3) AS ops_drain');
+      const marker = `ops_drain_${SUFFIX}`;
+      const running = c.query(`SELECT pg_sleep(3) AS ${marker}`);
       // The statement is at the server before shutdown begins.
-      await until('the statement to run', async () => {
-        const r = await fetch(`${admin}/metrics`);
-        return total(parseExposition(await r.text()), 'sluice_statements_total', { sluice_decision: 'allow' }) >= 1 ? true : undefined;
-      });
+      const direct = new pg.Client({ connectionString: LOCAL_POSTGRES });
+      await direct.connect();
+      try {
+        await until('the statement to run at the server', async () => {
+          const r = await direct.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE state = 'active' AND query LIKE $1", [`%${marker}%`]);
+          return (r.rows[0] as { n: number }).n >= 1 ? true : undefined;
+        });
+      } finally {
+        await direct.end();
+      }
       const closing = gateway.close();
       const r = await fetch(`${admin}/readyz`);
       expect(r.status).toBe(503);
