@@ -6,9 +6,10 @@
  *   truncates it when it reopens);
  * - every privileged statement that reached the database (every row inserted, every row
  *   updated) has its `intent` record, which is fsynced before the statement is forwarded;
- * - every statement a client saw succeed has its record: privileged ones always, reads when
- *   acknowledged before the last group-commit window (plus time for the write and fsync) ended
- *   before the kill. Reads acknowledged later may be missing; how many is printed, per run;
+ * - every statement a client saw succeed has its record, reads included: the gateway hands a
+ *   statement's record to the operating system before it writes the reply that carries the
+ *   outcome, so a kill of the process cannot take it (a power cut could take what was not yet
+ *   synced: reads are synced within the group-commit window);
  * - the gateway starts again on the same directories, appends, and the trail still verifies.
  *
  * Each statement names itself with an alias (`AS r_c3_n17`, `INSERT INTO t AS i_c3_n17`):
@@ -24,8 +25,6 @@ const RUNS = Number(process.env['SLUICE_KILL_RUNS'] ?? 2);
 const CLIENTS = 6;
 const LOAD_MS = 4000;
 const GROUP_COMMIT_MS = 50;
-/** Reads acknowledged this long before the kill must have their record (window + write + fsync). */
-const READ_GRACE_MS = 1000;
 
 type Kind = 'read' | 'insert' | 'update';
 interface Acked {
@@ -140,9 +139,7 @@ describe('kill -9 under load (throwaway PostgreSQL)', () => {
       ).toEqual([]);
       const ackedReads = acked.filter((a) => a.kind === 'read');
       const readsMissing = ackedReads.filter((a) => !anyRecord.has(a.alias));
-      const oldReadsMissing = readsMissing.filter((a) => killedAt - a.at > READ_GRACE_MS);
-      expect(oldReadsMissing.map((a) => `${a.alias} (${killedAt - a.at} ms before the kill)`), 'reads acknowledged well before the kill without a record').toEqual([]);
-      const latestMissing = readsMissing.length > 0 ? Math.max(...readsMissing.map((a) => killedAt - a.at)) : 0;
+      expect(readsMissing.map((a) => `${a.alias} (${killedAt - a.at} ms before the kill)`), 'acknowledged reads without a record').toEqual([]);
 
       // (3) A restart on the same directories repairs, appends, and the trail verifies.
       const again = await startGatewayProcess({ postgres: server.url('postgres', undefined, 'postgres'), dir: gw.dir });
@@ -166,7 +163,6 @@ describe('kill -9 under load (throwaway PostgreSQL)', () => {
         `run ${run}: ${acked.length} acknowledged statements (${ackedReads.length} reads, ${ackedPrivileged.length} privileged), ` +
           `${rows.length} rows inserted and ${rows.filter(([, t]) => t !== '').length} updated at the kill, ` +
           `0 privileged without intent, ${readsMissing.length} acknowledged reads without a record` +
-          (readsMissing.length > 0 ? ` (the earliest acknowledged ${latestMissing} ms before the kill signal; negative: after it was sent)` : '') +
           `, trail ${tornAtKill ? 'had a cut-off last line (repaired at restart)' : 'intact at the kill'}, ${records.length} records`,
       );
       await waitUntil(() => again.cli.child.exitCode !== null, 10_000, 'the restarted gateway to exit');

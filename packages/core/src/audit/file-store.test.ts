@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { readFile, readdir, stat, symlink, writeFile, appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
@@ -286,6 +286,18 @@ describe('FileAuditStore', () => {
     expect((await b).seq).toBe(2);
     expect(store.healthy).toBe(false);
     await expect(store.append(event(2), { durable: true })).rejects.toThrow(/closed/);
+    await store.close();
+    expect(await verifyAuditLog(dir)).toMatchObject({ ok: true, records: 2 });
+  });
+
+  it('hands a record to the operating system before the append returns (it survives the process dying)', async () => {
+    const store = await FileAuditStore.open({ dir, groupCommitMs: 60_000, logger: silent });
+    store.enqueueJson(JSON.stringify(event(0)));
+    void store.append(event(1), { durable: false });
+    // No await: the lines are already in the file, long before the group commit.
+    const text = readFileSync(join(dir, 'audit-000001.jsonl'), 'utf8');
+    expect(text.split('\n').filter(Boolean).map((l) => JSON.parse(l).seq)).toEqual([1, 2]);
+    expect(store.stats.records).toBe(0);
     await store.close();
     expect(await verifyAuditLog(dir)).toMatchObject({ ok: true, records: 2 });
   });

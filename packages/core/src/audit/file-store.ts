@@ -3,27 +3,32 @@
  *
  * The directory holds segment files `audit-000001.jsonl`, `audit-000002.jsonl`, ... written in
  * order; one chain (seq, prev, hash) runs across all of them. The line format is described in
- * `chain.ts`. A new segment is started before a batch that would make the current one larger
- * than `segmentBytes` (a single batch is never split, so one batch larger than the limit makes
- * an oversized segment).
+ * `chain.ts`. A new segment is started before a line that would make the current one larger
+ * than `segmentBytes` (a line is never split, so a line larger than the limit makes an
+ * oversized segment).
  *
- * Appends are assigned their place in the chain synchronously, buffered, and written in batches:
- * one write and one fdatasync per batch, one batch in flight at a time. A durable append starts
- * a batch right away (appends made in the same tick join it); other appends wait at most
- * `groupCommitMs` for the next batch. After any write or sync failure the store is unhealthy for
- * good: everything buffered and everything appended later is rejected.
+ * Appends are assigned their place in the chain synchronously and their line is handed to the
+ * operating system at once (one write(2) into its page cache, on the caller's turn), so a record
+ * survives the gateway process being killed as soon as the append returns: a session records a
+ * statement's outcome before it writes the reply, and a client that saw a result can rely on its
+ * record. Syncing to stable storage (fdatasync) is batched: a durable append starts a sync right
+ * away (appends made in the same tick join it); other appends are synced within
+ * `groupCommitMs`. While the next segment is being opened, lines wait in memory for it, in
+ * order. After any write or sync failure the store is unhealthy for good: every append waiting
+ * for its sync and every later append is rejected.
  *
  * A directory must be written by one store at a time; nothing here guards against two processes
  * appending to the same directory.
  */
 import type { FileHandle } from 'node:fs/promises';
+import { writeSync } from 'node:fs';
 import { mkdir, open, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GENESIS_HASH, encodeRecordLine, isHash, sha256Hex } from './chain.js';
 import { listSegments, readTail, segmentFileName } from './segments.js';
 import type { AuditAppendOptions, AuditEvent, AuditLink, AuditRecord, AuditStore } from './types.js';
 import { withDeadline } from '../util/deadline.js';
-import { syncDirectory, writeFully } from '../util/durable-file.js';
+import { syncDirectory } from '../util/durable-file.js';
 
 export interface FileAuditStoreLogger {
   error(obj: object, msg: string): void;
@@ -66,14 +71,8 @@ export interface FileAuditStoreStats {
 const DEFAULT_GROUP_COMMIT_MS = 50;
 const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
 
-interface Pending {
-  readonly line: string;
-  readonly seq: number;
-  /** Absent for enqueued events, whose caller does not wait. */
-  readonly waiter: Waiter | undefined;
-}
-
 interface Waiter {
+  readonly seq: number;
   readonly resolve: () => void;
   readonly reject: (err: Error) => void;
 }
@@ -98,13 +97,23 @@ export class FileAuditStore implements AuditStore {
   #fh: FileHandle;
   #segment: number;
   #segmentSize: number;
+  /** Segment files written since the last sync and left behind by a rotation: synced, then closed. */
+  #retired: FileHandle[] = [];
+  /** A new segment was started since the last sync: its directory entry must be synced too. */
+  #newSegment = false;
 
   #seq: number;
   #prev: string;
+  /** Highest seq handed to the operating system (it survives the process dying). */
+  #writtenSeq: number;
   /** Highest seq that is written and synced. */
   #syncedSeq: number;
 
-  #pending: Pending[] = [];
+  /** Lines waiting for the next segment to open (a rotation in progress). */
+  #unwritten: { readonly line: string; readonly seq: number }[] = [];
+  #rotating: Promise<void> | null = null;
+  /** Appends waiting for their record to be synced, in seq order. */
+  #waiters: Waiter[] = [];
   #timer: NodeJS.Timeout | null = null;
   #flushNow = false;
   #kickQueued = false;
@@ -136,6 +145,7 @@ export class FileAuditStore implements AuditStore {
     this.#segment = segment;
     this.#segmentSize = segmentSize;
     this.#seq = lastSeq;
+    this.#writtenSeq = lastSeq;
     this.#syncedSeq = lastSeq;
     this.#prev = lastHash;
   }
@@ -253,35 +263,39 @@ export class FileAuditStore implements AuditStore {
     return this.#chainAndQueue(json, options.durable);
   }
 
+  /**
+   * Appends without a promise. The record is handed to the operating system before this
+   * returns (so it survives the gateway process being killed the moment after), and synced
+   * with the next batch.
+   */
   enqueueJson(json: string): void {
     if (this.#failure || this.#closed) {
       // The caller does not wait: the failure is already logged and `healthy` is false.
       return;
     }
-    this.#chain(json, undefined);
+    this.#chain(json);
+    if (this.#failure) return;
     if (this.#timer === null && !this.#flushNow) this.#startTimer();
   }
 
   #chainAndQueue(json: string, durable: boolean): Promise<AuditLink> {
     if (this.#failure) return Promise.reject(this.#failure);
     if (this.#closed) return Promise.reject(new Error(`the audit store at ${this.#dir} is closed`));
-    let resolve!: () => void;
-    let reject!: (err: Error) => void;
-    const done = new Promise<void>((res, rej) => {
-      resolve = res;
-      reject = rej;
+    const link = this.#chain(json);
+    if (this.#failure) return Promise.reject(this.#failure);
+    const done = new Promise<void>((resolve, reject) => {
+      this.#waiters.push({ seq: link.seq, resolve, reject });
     });
-    const link = this.#chain(json, { resolve, reject });
     if (durable) this.#requestFlush();
     else if (this.#timer === null && !this.#flushNow) this.#startTimer();
     return done.then(() => link);
   }
 
   /**
-   * Links one event (JSON object text without seq, prev, hash) into the chain and queues its
-   * line. The chain order is the call order.
+   * Links one event (JSON object text without seq, prev, hash) into the chain and writes its
+   * line. The chain order is the call order, and so is the order of the lines in the file.
    */
-  #chain(json: string, waiter: Waiter | undefined): AuditLink {
+  #chain(json: string): AuditLink {
     const seq = this.#seq + 1;
     const prev = this.#prev;
     const open = json.length > 2 ? `${json.slice(0, -1)},` : '{';
@@ -289,12 +303,39 @@ export class FileAuditStore implements AuditStore {
     const hash = sha256Hex(body);
     this.#seq = seq;
     this.#prev = hash;
-    this.#pending.push({ line: `${encodeRecordLine(body, hash)}\n`, seq, waiter });
-    if (this.#pending.length > this.#maxPending && this.#flushing !== null) {
+    this.#write(`${encodeRecordLine(body, hash)}\n`, seq);
+    if (this.#waiters.length + this.#unwritten.length > this.#maxPending && this.#failure === null) {
       // The disk does not keep up: refuse rather than hold an unbounded backlog in memory.
-      this.#fail(new Error(`more than ${this.#maxPending} records are waiting to be written`), []);
+      this.#fail(new Error(`more than ${this.#maxPending} records are waiting to be written`));
     }
     return { seq, prev, hash };
+  }
+
+  /**
+   * Hands a line to the operating system now (one write(2) into its page cache, no sync), so
+   * that nothing the gateway has answered for is only in its own memory. While a new segment is
+   * being opened the line waits for it, in order.
+   */
+  #write(line: string, seq: number): void {
+    if (this.#failure) return;
+    if (this.#rotating !== null || this.#unwritten.length > 0) {
+      this.#unwritten.push({ line, seq });
+      return;
+    }
+    const data = Buffer.from(line, 'utf8');
+    if (this.#segmentSize > 0 && this.#segmentSize + data.length > this.#segmentBytes) {
+      this.#unwritten.push({ line, seq });
+      this.#rotating = this.#rotate();
+      return;
+    }
+    try {
+      writeAllSync(this.#fh.fd, data);
+    } catch (err) {
+      this.#fail(err);
+      return;
+    }
+    this.#segmentSize += data.length;
+    this.#writtenSeq = seq;
   }
 
   /** Writes and syncs everything appended before the call. Rejects if the store cannot write. */
@@ -335,11 +376,14 @@ export class FileAuditStore implements AuditStore {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
     await this.#flushing;
-    try {
-      await this.#fh.close();
-    } catch (err) {
-      this.#logger.error({ err, dir: this.#dir }, 'audit store: closing the segment file failed');
+    for (const fh of [...this.#retired, this.#fh]) {
+      try {
+        await fh.close();
+      } catch (err) {
+        this.#logger.error({ err, dir: this.#dir }, 'audit store: closing the segment file failed');
+      }
     }
+    this.#retired = [];
     if (flushError) throw flushError;
   }
 
@@ -368,73 +412,102 @@ export class FileAuditStore implements AuditStore {
       clearTimeout(this.#timer);
       this.#timer = null;
     }
-    if (this.#pending.length === 0 || this.#failure) return;
-    const batch = this.#pending;
-    this.#pending = [];
-    this.#flushing = this.#writeBatch(batch).finally(() => {
+    if (this.#syncedSeq === this.#seq || this.#failure) return;
+    this.#flushing = this.#syncBatch().finally(() => {
       this.#flushing = null;
-      if (this.#pending.length === 0 || this.#failure) return;
+      if (this.#syncedSeq === this.#seq || this.#failure) return;
       if (this.#flushNow) this.#kick();
       else if (this.#timer === null) this.#startTimer();
     });
   }
 
-  async #writeBatch(batch: Pending[]): Promise<void> {
-    let text = '';
-    for (const p of batch) text += p.line;
-    const data = Buffer.from(text, 'utf8');
+  /** One batch: waits for a segment being opened, then syncs everything written so far. */
+  async #syncBatch(): Promise<void> {
     try {
-      await withDeadline(this.#writeAndSync(data), this.#writeTimeoutMs, 'a write and fsync');
+      await withDeadline(this.#syncWritten(), this.#writeTimeoutMs, 'a write and fsync');
     } catch (err) {
-      this.#fail(err, batch);
-      return;
+      this.#fail(err);
     }
+  }
+
+  async #syncWritten(): Promise<void> {
+    if (this.#rotating !== null) await this.#rotating;
+    if (this.#failure) throw this.#failure;
+    const target = this.#writtenSeq;
+    const retired = this.#retired;
+    this.#retired = [];
+    const newSegment = this.#newSegment;
+    this.#newSegment = false;
+    await Promise.all([...retired.map((fh) => fh.datasync()), this.#fh.datasync(), ...(newSegment ? [syncDirectory(this.#dir)] : [])]);
+    this.#syncs += retired.length + 1;
+    for (const fh of retired) await fh.close().catch(() => undefined);
+    if (this.#failure) throw this.#failure;
     this.#batches++;
-    this.#records += batch.length;
-    const last = batch.at(-1);
-    if (last) this.#syncedSeq = last.seq;
-    for (const p of batch) p.waiter?.resolve();
+    this.#records += target - this.#syncedSeq;
+    this.#syncedSeq = target;
+    let n = 0;
+    while (n < this.#waiters.length && this.#waiters[n]!.seq <= target) n++;
+    const done = this.#waiters.splice(0, n);
+    for (const w of done) w.resolve();
   }
 
-  async #writeAndSync(data: Buffer): Promise<void> {
-    if (this.#segmentSize > 0 && this.#segmentSize + data.length > this.#segmentBytes) await this.#rotate();
-    await writeFully(this.#fh, data);
-    this.#segmentSize += data.length;
-    await this.#fh.datasync();
-    this.#syncs++;
-  }
-
+  /** Opens the next segment; the lines that waited for it are written to it, in order. */
   async #rotate(): Promise<void> {
     const next = this.#segment + 1;
-    const fh = await open(join(this.#dir, segmentFileName(next)), 'a');
+    let fh: FileHandle;
     try {
-      await syncDirectory(this.#dir);
+      fh = await open(join(this.#dir, segmentFileName(next)), 'a');
     } catch (err) {
-      await fh.close().catch(() => undefined);
-      throw err;
+      this.#rotating = null;
+      this.#fail(err);
+      return;
     }
-    const old = this.#fh;
+    if (this.#failure) {
+      await fh.close().catch(() => undefined);
+      this.#rotating = null;
+      return;
+    }
+    this.#retired.push(this.#fh);
     this.#fh = fh;
     this.#segment = next;
     this.#segmentSize = 0;
     this.#rotations++;
-    await old.close();
+    this.#newSegment = true;
+    this.#rotating = null;
+    const waiting = this.#unwritten;
+    this.#unwritten = [];
+    for (const { line, seq } of waiting) {
+      this.#write(line, seq);
+      if (this.#failure) return;
+    }
   }
 
-  #fail(cause: unknown, batch: Pending[]): void {
+  #fail(cause: unknown): void {
+    if (this.#failure) return;
     const why = cause instanceof Error ? cause.message : String(cause);
     const failure = new Error(`the audit store cannot write to ${this.#dir}: ${why}`, { cause });
     this.#failure = failure;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
-    const queued = this.#pending;
-    this.#pending = [];
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    const unsynced = this.#seq - this.#syncedSeq;
+    this.#unwritten = [];
     this.#logger.error(
-      { err: cause, dir: this.#dir, lost: batch.length + queued.length },
+      { err: cause, dir: this.#dir, lost: unsynced },
       'audit store write failed; the store is unhealthy and refuses every append',
     );
-    for (const p of batch) p.waiter?.reject(failure);
-    for (const p of queued) p.waiter?.reject(failure);
+    for (const w of waiters) w.reject(failure);
+  }
+}
+
+/** Writes all of `data` to a file descriptor now, looping over short writes. */
+function writeAllSync(fd: number, data: Buffer): void {
+  let written = 0;
+  while (written < data.length) {
+    const n = writeSync(fd, data, written, data.length - written);
+    if (n <= 0) throw new Error('the write made no progress');
+    written += n;
   }
 }
 

@@ -1487,8 +1487,8 @@ export class PostgresClientSession {
   }
 
   /**
-   * Notes a statement's outcome; it is recorded once the chunk that carried it has been
-   * written to the client, so the audit bookkeeping is not on the client's round trip.
+   * Notes a statement's outcome; it is recorded right before the next bytes go to the client
+   * (those that carry the outcome), or at the end of the upstream chunk.
    */
   #completed(handle: StatementHandle, outcome: StatementOutcome): void {
     if (this.#sqlPendingCount > 0) this.#settleSql(handle, outcome.outcome === 'ok');
@@ -1504,6 +1504,9 @@ export class PostgresClientSession {
   }
 
   #writeClient(bytes: Buffer): void {
+    // Outcomes seen so far are recorded before the bytes that tell the client: a result the
+    // client saw has its audit record, even if the gateway dies the moment after.
+    if (this.#completions.length > 0) this.#recordCompletions();
     if (this.#batch !== undefined) {
       if (this.#arenaRun >= 0) this.#closeArenaRun();
       this.#batch.push(bytes);
