@@ -83,7 +83,8 @@ export interface Tail {
  */
 export async function readTail(fh: FileHandle, size: number, maxLines: number): Promise<Tail> {
   let pos = size;
-  let buf: Buffer = Buffer.alloc(0);
+  // Chunks read backwards, joined once at the end: a long last record costs linear time.
+  const chunks: Buffer[] = [];
   let newlines = 0;
   while (pos > 0 && newlines < maxLines + 1) {
     const len = Math.min(TAIL_CHUNK, pos);
@@ -91,8 +92,9 @@ export async function readTail(fh: FileHandle, size: number, maxLines: number): 
     const chunk = Buffer.alloc(len);
     await readFully(fh, chunk, pos);
     for (let i = 0; i < len; i++) if (chunk[i] === NEWLINE) newlines++;
-    buf = buf.length === 0 ? chunk : Buffer.concat([chunk, buf]);
+    chunks.push(chunk);
   }
+  const buf = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks.reverse());
   const lastNewline = buf.lastIndexOf(NEWLINE);
   if (lastNewline < 0) return { lines: [], completeEnd: 0 };
   const completeEnd = pos + lastNewline + 1;
