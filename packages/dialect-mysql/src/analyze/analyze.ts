@@ -270,3 +270,26 @@ export function createMySqlAnalyzer(options: MySqlAnalyzerOptions = {}): MySqlAn
   const settings = settingsOf(options);
   return createCachedAnalyzer((text, shapes) => analyzeText(text, settings, shapes), options);
 }
+
+/** The process's analyzers, by what the analysis depends on (dialect and sql_mode flags). */
+const sharedAnalyzers = new Map<string, MySqlAnalyzer>();
+
+/**
+ * The analyzer every session with these settings uses, with the default cache sizes. The
+ * analysis depends on the text, the dialect and the sql_mode flags only (its results are
+ * frozen), so sessions share it: one analyzer per session would keep up to three caches of
+ * 5,000 entries for each session, and memory would grow with the number of sessions times the
+ * statement shapes each has seen. Keyed by the flags, not the sql_mode text, there are at most
+ * 2 dialects x 16 flag combinations of them, whatever sql_mode values the clients set.
+ */
+export function sharedMySqlAnalyzer(options: Pick<MySqlAnalyzerOptions, 'dialect' | 'sqlMode'> = {}): MySqlAnalyzer {
+  const dialect = options.dialect ?? 'mysql';
+  const f = sqlModeFlags(options.sqlMode);
+  const key = `${dialect}:${f.ansiQuotes === true ? 1 : 0}${f.noBackslashEscapes === true ? 1 : 0}${f.pipesAsConcat === true ? 1 : 0}${f.highNotPrecedence === true ? 1 : 0}`;
+  let analyzer = sharedAnalyzers.get(key);
+  if (analyzer === undefined) {
+    analyzer = createMySqlAnalyzer({ dialect, sqlMode: f });
+    sharedAnalyzers.set(key, analyzer);
+  }
+  return analyzer;
+}

@@ -7,6 +7,7 @@ export {
   analyzeUncached,
   createMySqlAnalyzer,
   fingerprintOf,
+  sharedMySqlAnalyzer,
   sqlModeFlags,
   type MySqlAnalysis,
   type MySqlAnalyzer,

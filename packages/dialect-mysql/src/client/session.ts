@@ -24,7 +24,7 @@ import {
   toClientFacing,
 } from '@sluice/core';
 import { FrameTooLargeError, InvalidFrameLengthError } from '@sluice/wire';
-import { createMySqlAnalyzer, type MySqlAnalysis, type MySqlAnalyzer } from '../analyze/index.js';
+import { sharedMySqlAnalyzer, type MySqlAnalysis, type MySqlAnalyzer } from '../analyze/index.js';
 import type { MysqlTargetOptions } from '../config.js';
 import { encodeClientError } from '../errors.js';
 import { AuthPlugin } from '../protocol/auth.js';
@@ -716,7 +716,8 @@ export class MysqlClientSession {
     // Lineage names unqualified tables in the session's current schema.
     if (this.#governed !== undefined && this.#schema !== undefined) this.#governed.database = this.#schema;
     this.#mariadb = /mariadb/i.test(upstream.serverVersion);
-    this.#analyzer = createMySqlAnalyzer({ dialect: this.#mariadb ? 'mariadb' : 'mysql', sqlMode: sqlMode ?? '' });
+    // Shared by the sessions with the same settings: its caches are bounded for the process.
+    this.#analyzer = sharedMySqlAnalyzer({ dialect: this.#mariadb ? 'mariadb' : 'mysql', sqlMode: sqlMode ?? '' });
   }
 
   /**
