@@ -22,8 +22,8 @@ describe('shared analyzer', () => {
     expect(sharedMySqlAnalyzer({ dialect: 'mariadb', sqlMode: '' })).not.toBe(a);
     // The text is read as the settings say: "x" is an identifier with ANSI_QUOTES, a string without.
     expect(a.analyze('SELECT "x" FROM shared_an_t').objects?.map((o) => o.name)).toEqual(['shared_an_t']);
-    expect(a.analyze('SELECT "x" FROM shared_an_t').lineage?.columns[0]?.sources.map((s) => s.column)).toEqual(['x']);
-    expect(sharedMySqlAnalyzer({ dialect: 'mariadb', sqlMode: '' }).analyze('SELECT "x" FROM shared_an_t').lineage?.columns[0]?.sources).toEqual([]);
+    expect(a.analyze('SELECT "x" FROM shared_an_t').lineage?.columns?.[0]?.sources.map((s) => s.column)).toEqual(['x']);
+    expect(sharedMySqlAnalyzer({ dialect: 'mariadb', sqlMode: '' }).analyze('SELECT "x" FROM shared_an_t').lineage?.columns?.[0]?.sources).toEqual([]);
   });
 
   it('stays at most 32 analyzers (2 dialects x 16 flag combinations) for any number of sql_mode values', () => {
