@@ -146,7 +146,7 @@ log:
 `,
   );
   const probeFile = join(dir, 'memory.json');
-  const child = spawn(process.execPath, ['--import', PROBE, CLI, 'start', '--config', file], {
+  const child = spawn(process.execPath, ['--expose-gc', '--import', PROBE, CLI, 'start', '--config', file], {
     env: { ...process.env, SLUICE_MEMORY_PROBE_FILE: probeFile },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -271,7 +271,8 @@ async function main() {
       if (rss === undefined) throw new Error(`the gateway is gone (exit ${gateway.child.exitCode}):\n${gateway.output()}`);
       const probe = readProbe(gateway.probeFile);
       const t = Date.now() - started;
-      samples.push({ t, rssKb: rss, heapKb: probe ? probe.heapUsed / 1024 : undefined, statements });
+      const afterGc = readProbe(`${gateway.probeFile}.gc`);
+      samples.push({ t, rssKb: rss, heapKb: probe ? probe.heapUsed / 1024 : undefined, liveKb: afterGc ? afterGc.heapUsed / 1024 : undefined, statements });
       const second = Math.round(t / 1000);
       if (second % 10 === 0) log(`${second} s: RSS ${mb(rss)} MB, heap ${probe ? mb(probe.heapUsed / 1024) : '?'} MB, ${Math.round(((statements - lastCount) * 1000) / 1000)} statements in the last second`);
       lastCount = statements;
@@ -301,6 +302,7 @@ async function main() {
     const steady = samples.filter((s) => s.t >= WARMUP * 1000);
     const rss = steady.map((s) => s.rssKb);
     const heap = steady.map((s) => s.heapKb).filter((h) => h !== undefined);
+    const live = steady.map((s) => s.liveKb).filter((h) => h !== undefined);
     latencies.sort((a, b) => a - b);
     const pct = (p) => (latencies.length ? Math.round(latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] * 100) / 100 : 0);
     const result = {
@@ -327,6 +329,13 @@ async function main() {
       // sawtooth, the troughs show a climb the slope can hide, or noise the slope can show.
       rssTroughsMb: quarters(steady.map((s) => s.rssKb)).map((q) => mb(Math.min(...q))),
       heapTroughsMb: heap.length ? quarters(heap).map((q) => mb(Math.min(...q))) : null,
+      // The heap after a forced full collection (every 5 s): live objects only.
+      liveHeapFirstMb: live.length ? mb(live[0]) : null,
+      liveHeapLastMb: live.length ? mb(live.at(-1)) : null,
+      liveHeapMaxMb: live.length ? mb(Math.max(...live)) : null,
+      liveHeapSlopeMbPerMin: live.length
+        ? Math.round(slopePerMinute(steady.filter((s) => s.liveKb !== undefined).map((s) => ({ t: s.t, v: s.liveKb / 1024 }))) * 100) / 100
+        : null,
       statements,
       statementsPerSecond: Math.round((statements * 1000) / durationMs),
       latencyP50Ms: pct(0.5),
@@ -347,6 +356,7 @@ async function main() {
         `  RSS after warm-up: first ${result.rssFirstMb} MB, last ${result.rssLastMb} MB, max ${result.rssMaxMb} MB, slope ${result.rssSlopeMbPerMin} MB/min`,
         `  heap used after warm-up: first ${result.heapFirstMb} MB, last ${result.heapLastMb} MB, max ${result.heapMaxMb} MB, slope ${result.heapSlopeMbPerMin} MB/min`,
         `  lowest in each quarter after warm-up: RSS ${result.rssTroughsMb.join(' / ')} MB, heap ${result.heapTroughsMb?.join(' / ') ?? '?'} MB`,
+        `  heap after a full collection (live objects): first ${result.liveHeapFirstMb} MB, last ${result.liveHeapLastMb} MB, max ${result.liveHeapMaxMb} MB, slope ${result.liveHeapSlopeMbPerMin} MB/min`,
         `  ${statements} statements, ${result.statementsPerSecond}/s, latency p50 ${result.latencyP50Ms} ms, p99 ${result.latencyP99Ms} ms; ${errors.length} errors`,
         `  idle sessions still answering at the end: ${idleAlive} of ${IDLE}`,
         '',

@@ -190,7 +190,7 @@ export class PostgresAuditStore implements AuditStore {
     if (this.#failure) return this.#failure.message;
     if (this.#closed) return `the audit store at ${this.#where} is closed`;
     if (this.#unavailable) return this.#unavailable.message;
-    if (this.#client === null) return `the audit store at ${this.#where} is connecting`;
+    if (this.#client === null) return `the audit store at ${this.#where} cannot be reached: reconnecting`;
     return null;
   }
 
@@ -339,6 +339,8 @@ export class PostgresAuditStore implements AuditStore {
           () => {
             this.#logger.info({ pending: this.#pending.length }, 'audit store reachable again; writing what waited');
             this.#retryDelay = this.#retryMs;
+            // The new connection may have broken already (the server was still going down).
+            if (this.#client === null) return;
             if (this.#pending.length === 0) {
               // Nothing waited: the store can take appends again now.
               this.#available();
