@@ -51,6 +51,8 @@ export async function verifyPostgresAudit(url: string, schema = 'sluice'): Promi
   const prefix = `"${schema}".`;
   return withClient(url, async (client) => {
     await assertTables(client, prefix, url);
+    // One snapshot for heads and records: gateways writing meanwhile do not look like tampering.
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     const heads = await client.query<{ replica: string; last_seq: string; last_hash: string }>(
       `SELECT replica, last_seq, last_hash FROM ${prefix}audit_heads ORDER BY replica`,
     );
@@ -62,6 +64,7 @@ export async function verifyPostgresAudit(url: string, schema = 'sluice'): Promi
     for (const o of orphans.rows) {
       chains.push({ replica: o.replica, records: 0, lastHash: GENESIS_HASH, problem: `${o.n} record(s) of replica "${o.replica}" have no chain head: the head was removed` });
     }
+    await client.query('COMMIT');
     return { ok: chains.every((c) => c.problem === undefined), records: chains.reduce((n, c) => n + c.records, 0), chains };
   });
 }
@@ -146,18 +149,31 @@ export async function* followPostgresAudit(
 ): AsyncGenerator<StoredAuditRecord> {
   const prefix = `"${options.schema ?? 'sluice'}".`;
   const seen = new Map<string, number>();
-  const first = await readPostgresAudit(url, { last: options.fromEnd, ...(options.schema ? { schema: options.schema } : {}) });
-  for (const r of first) yield r;
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000, application_name: 'sluice audit follow' });
+  let broken: Error | null = null;
+  client.on('error', (err) => {
+    broken = err;
+  });
   await client.connect();
   try {
+    // Heads first: what the last records show beyond them is printed by the first poll, once.
     const heads = await client.query<{ replica: string; last_seq: string }>(`SELECT replica, last_seq FROM ${prefix}audit_heads`);
     for (const h of heads.rows) seen.set(h.replica, Number(h.last_seq));
+    const first = await readPostgresAudit(url, { last: options.fromEnd, ...(options.schema ? { schema: options.schema } : {}) });
+    for (const r of first) if (r.record.seq <= (seen.get(r.replica) ?? 0)) yield r;
     while (!options.signal.aborted) {
       await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, options.pollMs ?? 1000);
-        options.signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+        const done = () => {
+          clearTimeout(t);
+          resolve();
+        };
+        const t = setTimeout(() => {
+          options.signal.removeEventListener('abort', done);
+          resolve();
+        }, options.pollMs ?? 1000);
+        options.signal.addEventListener('abort', done, { once: true });
       });
+      if (broken) throw new Error(`lost the connection to the store at ${redactUrlPassword(url)}: ${redactUrlPassword((broken as Error).message)}`);
       if (options.signal.aborted) break;
       const now = await client.query<{ replica: string; last_seq: string }>(`SELECT replica, last_seq FROM ${prefix}audit_heads`);
       for (const h of now.rows) {
@@ -170,7 +186,8 @@ export async function* followPostgresAudit(
         );
         for (const row of r.rows) {
           const record = parseAuditRecordLine(row.line);
-          if (typeof record !== 'string') yield { replica: h.replica, record };
+          if (typeof record === 'string') throw new Error(`a record of replica "${h.replica}" is not an audit record: ${record}`);
+          yield { replica: h.replica, record };
         }
         seen.set(h.replica, to);
       }

@@ -156,6 +156,29 @@ describe.runIf(available)('PostgreSQL audit store through an outage of its serve
     expect(files).not.toContain('f-21.yaml');
   }, 120_000);
 
+  it('stops admitting reads before its backlog is full, and is unhealthy while the backlog overflows', async () => {
+    const store = await openPostgresAuditStore({ url: server.url(), replicaId: 'outage-bounded', logger, groupCommitMs: 5, deferWhileUnavailable: true, retryMs: 50, maxPendingRecords: 10 });
+    try {
+      await store.append(event(1), { durable: true });
+      await server.pause();
+      await until(() => !store.healthy);
+      for (let i = 0; i < 8; i++) store.enqueueJson(JSON.stringify(event(100 + i)));
+      expect(store.deferring).toBe(true);
+      store.enqueueJson(JSON.stringify(event(108)));
+      // A margin below the cap: reads already admitted still find room.
+      expect(store.deferring).toBe(false);
+      store.enqueueJson(JSON.stringify(event(109)));
+      store.enqueueJson(JSON.stringify(event(110)));
+      expect(store.stats.dropped).toBe(1);
+      await server.resume();
+      await until(() => store.healthy, 30_000);
+      expect(store.stats.pending).toBe(0);
+    } finally {
+      await store.close();
+    }
+    expect((await verifyPostgresAudit(server.url())).chains.find((c) => c.replica === 'outage-bounded')).toMatchObject({ records: 11 });
+  }, 120_000);
+
   it('without deferring, refuses everything while down and recovers by itself', async () => {
     const store = await openPostgresAuditStore({ url: server.url(), replicaId: 'outage-strict', logger, groupCommitMs: 5, retryMs: 50 });
     try {

@@ -137,6 +137,9 @@ export class PostgresAuditStore implements AuditStore {
   #closed = false;
   #closing: Promise<void> | null = null;
   #dropped = 0;
+  #overflow = false;
+  /** The server process of the current connection (it holds the chain's lock). */
+  #backendPid: number | null = null;
   #batches = 0;
   #records = 0;
 
@@ -177,12 +180,19 @@ export class PostgresAuditStore implements AuditStore {
 
   /** True when appends can be written now. */
   get healthy(): boolean {
-    return this.#failure === null && this.#unavailable === null && !this.#closed && this.#client !== null;
+    return this.#failure === null && this.#unavailable === null && !this.#closed && this.#client !== null && !this.#overflowing;
+  }
+
+  /** More records wait than the store keeps: statements are refused until half have been written. */
+  get #overflowing(): boolean {
+    if (this.#overflow && this.#pending.length < this.#maxPending / 2) this.#overflow = false;
+    return this.#overflow;
   }
 
   /** True during an outage in which records of reads are kept to be written later. */
   get deferring(): boolean {
-    return this.#defer && this.#failure === null && !this.#closed && this.#unavailable !== null && this.#pending.length < this.#maxPending;
+    // A margin below the cap: reads admitted now complete (and are recorded) later.
+    return this.#defer && this.#failure === null && !this.#closed && this.#unavailable !== null && this.#pending.length < this.#maxPending * 0.9;
   }
 
   /** Why the store cannot write now, or null. */
@@ -214,8 +224,19 @@ export class PostgresAuditStore implements AuditStore {
     await client.connect();
     try {
       if (first) await this.#migrate(client);
-      const lock = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok', [LOCK_CLASS, `audit:${this.#replica}`]);
-      if (lock.rows[0]?.ok !== true) {
+      const takeLock = async () =>
+        (await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok', [LOCK_CLASS, `audit:${this.#replica}`])).rows[0]?.ok === true;
+      let locked = await takeLock();
+      if (!locked && this.#backendPid !== null) {
+        // This gateway's previous connection may be half open (the network broke, the server
+        // has not noticed): its server process still holds the lock. It is ours to end.
+        await client.query('SELECT pg_terminate_backend($1)', [this.#backendPid]);
+        for (let i = 0; i < 20 && !locked; i++) {
+          await new Promise((r) => setTimeout(r, 50));
+          locked = await takeLock();
+        }
+      }
+      if (!locked) {
         throw new AuditStoreError(
           `another gateway is writing the audit chain of replica "${this.#replica}" in ${this.#where}: give every replica its own replicaId (a second gateway with the same one would fork the chain)`,
         );
@@ -236,10 +257,17 @@ export class PostgresAuditStore implements AuditStore {
       } else {
         this.#reconcile(lastSeq, row.last_hash);
       }
+      const pid = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+      this.#backendPid = pid.rows[0]!.pid;
     } catch (err) {
       client.removeAllListeners('end');
       await client.end().catch(() => undefined);
       throw err;
+    }
+    if (this.#closed) {
+      client.removeAllListeners('end');
+      await client.end().catch(() => undefined);
+      return;
     }
     this.#client = client;
   }
@@ -337,6 +365,7 @@ export class PostgresAuditStore implements AuditStore {
       this.#connecting = this.#connect(false)
         .then(
           () => {
+            if (this.#closed) return;
             this.#logger.info({ pending: this.#pending.length }, 'audit store reachable again; writing what waited');
             this.#retryDelay = this.#retryMs;
             // The new connection may have broken already (the server was still going down).
@@ -390,6 +419,8 @@ export class PostgresAuditStore implements AuditStore {
   enqueueJson(json: string): void {
     if (this.#failure || this.#closed) return;
     if (this.#pending.length >= this.#maxPending) {
+      // Fail closed: nothing new is admitted until the backlog has been written.
+      this.#overflow = true;
       this.#dropped++;
       if (this.#dropped === 1 || this.#dropped % 10_000 === 0) {
         this.#logger.error({ dropped: this.#dropped }, `audit store: more than ${this.#maxPending} records wait to be written; records are dropped`);
@@ -403,8 +434,11 @@ export class PostgresAuditStore implements AuditStore {
   #chainAndQueue(json: string, durable: boolean): Promise<AuditLink> {
     if (this.#failure) return Promise.reject(this.#failure);
     if (this.#closed) return Promise.reject(new AuditStoreError(`the audit store at ${this.#where} is closed`));
-    if (this.#unavailable) return Promise.reject(this.#unavailable);
+    // During an outage a durable append (a statement about to run, a login) is refused; others
+    // (a session's end, a refused login) are kept and written when the store is back.
+    if (this.#unavailable && durable) return Promise.reject(this.#unavailable);
     if (this.#pending.length >= this.#maxPending) {
+      this.#overflow = true;
       return Promise.reject(new AuditStoreError(`more than ${this.#maxPending} audit records wait to be written to ${this.#where}`));
     }
     let resolve!: () => void;
@@ -414,8 +448,10 @@ export class PostgresAuditStore implements AuditStore {
       reject = rej;
     });
     const link = this.#chain(json, { resolve, reject });
-    if (durable) this.#requestFlush();
-    else if (this.#timer === null && !this.#flushNow) this.#startTimer();
+    if (this.#unavailable === null) {
+      if (durable) this.#requestFlush();
+      else if (this.#timer === null && !this.#flushNow) this.#startTimer();
+    }
     return done.then(() => link);
   }
 
@@ -465,8 +501,8 @@ export class PostgresAuditStore implements AuditStore {
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
     this.#timer = null;
     this.#retryTimer = null;
-    await this.#flushing;
     await this.#connecting?.catch(() => undefined);
+    await this.#flushing;
     const unwritten = this.#pending.length;
     if (unwritten > 0) {
       this.#logger.error({ unwritten }, `audit store closed with ${unwritten} record(s) not written (the store could not be reached)`);
@@ -534,6 +570,7 @@ export class PostgresAuditStore implements AuditStore {
         `WITH written AS (
            INSERT INTO ${this.#prefix}audit_records (replica, seq, time, line)
            SELECT $1, r.seq, r.time, r.line FROM unnest($2::bigint[], $3::timestamptz[], $4::text[]) AS r(seq, time, line)
+           WHERE EXISTS (SELECT 1 FROM ${this.#prefix}audit_heads WHERE replica = $1 AND last_seq = $7)
            RETURNING 1
          )
          UPDATE ${this.#prefix}audit_heads SET last_seq = $5, last_hash = $6, updated_at = now()
@@ -550,6 +587,12 @@ export class PostgresAuditStore implements AuditStore {
     } catch (err) {
       if (this.#failure) return;
       const code = (err as { code?: string }).code;
+      if (code !== undefined && /^(22|23|42|54)/.test(code) && code !== '23505') {
+        // The server refuses this batch itself (bad data, a missing table or right, a limit):
+        // retrying cannot help.
+        this.#fail(new AuditStoreError(`the audit store at ${this.#where} refuses records: ${redactUrlPassword((err as Error).message)} (SQLSTATE ${code})`, { cause: err }));
+        return;
+      }
       if (code === '23505') {
         this.#fail(
           new AuditStoreError(

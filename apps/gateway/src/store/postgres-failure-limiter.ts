@@ -112,16 +112,20 @@ export class PostgresFailureLimiter implements FailureLimiter {
         `INSERT INTO ${this.#prefix}login_failures AS f (address, window_start, failures, locked_until)
          VALUES ($1, now(), 1, CASE WHEN $2::int <= 1 THEN now() + make_interval(secs => $4) END)
          ON CONFLICT (address) DO UPDATE SET
-           window_start = CASE WHEN f.window_start < now() - make_interval(secs => $3) THEN now() ELSE f.window_start END,
+           window_start = CASE
+             WHEN f.locked_until > now() THEN f.window_start
+             WHEN f.window_start < now() - make_interval(secs => $3) OR f.locked_until IS NOT NULL THEN now()
+             ELSE f.window_start END,
            failures = CASE
              WHEN f.locked_until > now() THEN f.failures
-             WHEN f.window_start < now() - make_interval(secs => $3) THEN 1
+             WHEN f.window_start < now() - make_interval(secs => $3) OR f.locked_until IS NOT NULL THEN 1
              ELSE f.failures + 1 END,
+           -- A failure that reaches the limit locks; a lockout that ended starts a new count.
            locked_until = CASE
              WHEN f.locked_until > now() THEN f.locked_until
-             WHEN (CASE WHEN f.window_start < now() - make_interval(secs => $3) THEN 1 ELSE f.failures + 1 END) >= $2
+             WHEN (CASE WHEN f.window_start < now() - make_interval(secs => $3) OR f.locked_until IS NOT NULL THEN 1 ELSE f.failures + 1 END) >= $2
                THEN now() + make_interval(secs => $4)
-             ELSE f.locked_until END
+             ELSE NULL END
          RETURNING locked_until`,
         [sourceAddress, maxAttempts, windowSeconds, lockoutSeconds],
       )
@@ -161,6 +165,9 @@ export class PostgresFailureLimiter implements FailureLimiter {
       );
       const next = new Map<string, number>();
       for (const row of r.rows) next.set(row.address, row.locked_until.getTime());
+      // Keep lockouts learned while the query ran (from this replica's own failures).
+      const now = Date.now();
+      for (const [address, until] of this.#locked) if (until > now && !next.has(address)) next.set(address, until);
       this.#locked = next;
       // Old rows go: a window that ended and no lockout in force.
       await this.#pool.query(

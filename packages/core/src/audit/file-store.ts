@@ -3,9 +3,9 @@
  *
  * The directory holds segment files `audit-000001.jsonl`, `audit-000002.jsonl`, ... written in
  * order; one chain (seq, prev, hash) runs across all of them. The line format is described in
- * `chain.ts`. A new segment is started before a line that would make the current one larger
- * than `segmentBytes` (a line is never split, so a line larger than the limit makes an
- * oversized segment).
+ * `chain.ts`. A new segment is started when a line would make the current one larger than
+ * `segmentBytes` (lines are never split, and lines written while the new file opens still go to
+ * the current one, so a segment may end somewhat past the limit).
  *
  * Appends are assigned their place in the chain synchronously and their line is handed to the
  * operating system at once (one write(2) into its page cache, on the caller's turn), so a record
@@ -13,8 +13,11 @@
  * statement's outcome before it writes the reply, and a client that saw a result can rely on its
  * record. Syncing to stable storage (fdatasync) is batched: a durable append starts a sync right
  * away (appends made in the same tick join it); other appends are synced within
- * `groupCommitMs`. While the next segment is being opened, lines wait in memory for it, in
- * order. After any write or sync failure the store is unhealthy for good: every append waiting
+ * `groupCommitMs`. While the next segment is being opened, lines keep going to the current one.
+ * The write is a synchronous system call on the gateway's thread: a disk that stops accepting
+ * writes into the page cache stalls the gateway rather than letting it answer without a record
+ * (a sync that does not finish within `writeTimeoutMs` fails the store). After any write or sync
+ * failure the store is unhealthy for good: every append waiting
  * for its sync and every later append is rejected.
  *
  * A directory must be written by one store at a time; nothing here guards against two processes
@@ -109,8 +112,6 @@ export class FileAuditStore implements AuditStore {
   /** Highest seq that is written and synced. */
   #syncedSeq: number;
 
-  /** Lines waiting for the next segment to open (a rotation in progress). */
-  #unwritten: { readonly line: string; readonly seq: number }[] = [];
   #rotating: Promise<void> | null = null;
   /** Appends waiting for their record to be synced, in seq order. */
   #waiters: Waiter[] = [];
@@ -304,7 +305,7 @@ export class FileAuditStore implements AuditStore {
     this.#seq = seq;
     this.#prev = hash;
     this.#write(`${encodeRecordLine(body, hash)}\n`, seq);
-    if (this.#waiters.length + this.#unwritten.length > this.#maxPending && this.#failure === null) {
+    if (this.#waiters.length > this.#maxPending && this.#failure === null) {
       // The disk does not keep up: refuse rather than hold an unbounded backlog in memory.
       this.#fail(new Error(`more than ${this.#maxPending} records are waiting to be written`));
     }
@@ -318,15 +319,11 @@ export class FileAuditStore implements AuditStore {
    */
   #write(line: string, seq: number): void {
     if (this.#failure) return;
-    if (this.#rotating !== null || this.#unwritten.length > 0) {
-      this.#unwritten.push({ line, seq });
-      return;
-    }
     const data = Buffer.from(line, 'utf8');
-    if (this.#segmentSize > 0 && this.#segmentSize + data.length > this.#segmentBytes) {
-      this.#unwritten.push({ line, seq });
+    if (this.#rotating === null && this.#segmentSize > 0 && this.#segmentSize + data.length > this.#segmentBytes) {
+      // The next segment is opened in the background; lines keep going to this one until it is
+      // open (a segment may end a few lines past the limit), so none waits in memory.
       this.#rotating = this.#rotate();
-      return;
     }
     try {
       writeAllSync(this.#fh.fd, data);
@@ -438,9 +435,12 @@ export class FileAuditStore implements AuditStore {
     this.#retired = [];
     const newSegment = this.#newSegment;
     this.#newSegment = false;
-    await Promise.all([...retired.map((fh) => fh.datasync()), this.#fh.datasync(), ...(newSegment ? [syncDirectory(this.#dir)] : [])]);
+    try {
+      await Promise.all([...retired.map((fh) => fh.datasync()), this.#fh.datasync(), ...(newSegment ? [syncDirectory(this.#dir)] : [])]);
+    } finally {
+      for (const fh of retired) await fh.close().catch(() => undefined);
+    }
     this.#syncs += retired.length + 1;
-    for (const fh of retired) await fh.close().catch(() => undefined);
     if (this.#failure) throw this.#failure;
     this.#batches++;
     this.#records += target - this.#syncedSeq;
@@ -451,7 +451,7 @@ export class FileAuditStore implements AuditStore {
     for (const w of done) w.resolve();
   }
 
-  /** Opens the next segment; the lines that waited for it are written to it, in order. */
+  /** Opens the next segment and switches to it; the one it replaces is synced and closed by the next batch. */
   async #rotate(): Promise<void> {
     const next = this.#segment + 1;
     let fh: FileHandle;
@@ -474,12 +474,6 @@ export class FileAuditStore implements AuditStore {
     this.#rotations++;
     this.#newSegment = true;
     this.#rotating = null;
-    const waiting = this.#unwritten;
-    this.#unwritten = [];
-    for (const { line, seq } of waiting) {
-      this.#write(line, seq);
-      if (this.#failure) return;
-    }
   }
 
   #fail(cause: unknown): void {
@@ -492,7 +486,6 @@ export class FileAuditStore implements AuditStore {
     const waiters = this.#waiters;
     this.#waiters = [];
     const unsynced = this.#seq - this.#syncedSeq;
-    this.#unwritten = [];
     this.#logger.error(
       { err: cause, dir: this.#dir, lost: unsynced },
       'audit store write failed; the store is unhealthy and refuses every append',
