@@ -5,6 +5,7 @@
  */
 import { redactUrlPassword, type LineageObservation, type LineageStore } from '@sluice/core';
 import pg from 'pg';
+import { inTransaction } from '../store/pg-transaction.js';
 import type { Logger } from 'pino';
 import { lineageQueries, type Row } from './queries.js';
 import { batchRows, type ObservationRows } from './rows.js';
@@ -98,21 +99,6 @@ export async function openPostgresLineageStore(options: PostgresLineageStoreOpti
       await pool.end();
     },
   };
-}
-
-/** Runs `work` in one transaction on a client of the pool: committed, or rolled back when it throws. */
-async function inTransaction(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<void>): Promise<void> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    await work(client);
-    await client.query('COMMIT');
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
 }
 
 async function migrate(pool: pg.Pool, schema: string, prefix: string, where: string): Promise<void> {

@@ -32,6 +32,7 @@ import { checkStoreEntry, DEFAULT_RETENTION_MS, redactUrlPassword } from '@sluic
 import type { ApprovalBackend, ApprovalRequest, ApprovalSnapshot, ApprovalStatus, Grant, StoreEntry, TransitionOptions, WriteOptions } from '@sluice/core';
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { inTransaction } from './pg-transaction.js';
 
 export interface PostgresApprovalBackendOptions {
   /** postgres://user:password@host:port/database */
@@ -229,20 +230,16 @@ export class PostgresApprovalBackend implements ApprovalBackend {
   async load(): Promise<ApprovalSnapshot> {
     let rows: ChangedRow[];
     try {
-      const client = await this.#pool.connect();
-      try {
-        // One snapshot: the clock read first, so the poll from there misses nothing committed later.
-        await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
-        const start = await client.query<{ us: string }>(`SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS us`);
-        this.#cursorUs = Number(start.rows[0]!.us);
-        rows = (await client.query<ChangedRow>(this.#changedSql('true'))).rows;
-        await client.query('COMMIT');
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw err;
-      } finally {
-        client.release();
-      }
+      // One snapshot: the clock read first, so the poll from there misses nothing committed later.
+      rows = await inTransaction(
+        this.#pool,
+        async (client) => {
+          const start = await client.query<{ us: string }>(`SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS us`);
+          this.#cursorUs = Number(start.rows[0]!.us);
+          return (await client.query<ChangedRow>(this.#changedSql('true'))).rows;
+        },
+        'BEGIN ISOLATION LEVEL REPEATABLE READ',
+      );
     } catch (err) {
       throw this.#error('cannot be read', err);
     }

@@ -15,6 +15,7 @@
 import { MemoryFailureLimiter, redactUrlPassword, type FailureLimiter } from '@sluice/core';
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { inTransaction } from './pg-transaction.js';
 
 export interface PostgresFailureLimiterOptions {
   readonly url: string;
@@ -63,9 +64,7 @@ export class PostgresFailureLimiter implements FailureLimiter {
     const limiter = new PostgresFailureLimiter(options, pool);
     const p = limiter.#prefix;
     try {
-      const client = await pool.connect();
-      try {
-        await client.query('BEGIN');
+      await inTransaction(pool, async (client) => {
         await client.query('SELECT pg_advisory_xact_lock(hashtext($1)::bigint)', [`sluice.login_failures.${options.schema}`]);
         await client.query(`CREATE SCHEMA IF NOT EXISTS "${options.schema}"`);
         await client.query(`CREATE TABLE IF NOT EXISTS ${p}login_failures (
@@ -74,13 +73,7 @@ export class PostgresFailureLimiter implements FailureLimiter {
           failures INTEGER NOT NULL,
           locked_until TIMESTAMPTZ
         )`);
-        await client.query('COMMIT');
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw err;
-      } finally {
-        client.release();
-      }
+      });
     } catch (cause) {
       await pool.end().catch(() => undefined);
       throw new Error(`cannot open the login limiter in ${redactUrlPassword(options.url)}: ${redactUrlPassword((cause as Error).message)}`, { cause });
