@@ -7,13 +7,11 @@ import {
   chunkingArb,
   decodeRecording,
   FuzzStats,
-  fuzzParameters,
   fuzzSettings,
   fuzzTimeoutMs,
-  liveHeapBytes,
   mutationArb,
+  runFuzzPass,
   splitIntoChunks,
-  watchForCrashes,
   WireClient,
   type Mutation,
   type RecordedSession,
@@ -204,47 +202,19 @@ describe('MySQL client-side fuzzing', () => {
         password: STEADY_USER.token,
         authPlugins: { mysql_clear_password: () => () => Buffer.from(`${STEADY_USER.token}\0`) },
       });
-      let running = true;
-      let steadyAnswers = 0;
-      const steadyErrors: string[] = [];
-      const steadyLoop = (async () => {
-        for (let i = 0; running; i++) {
-          try {
-            const [rows] = await steady.query<mysql.RowDataPacket[]>('SELECT ? AS n', [i]);
-            if (Number(rows[0]?.n) !== i) steadyErrors.push(`query ${i} answered ${JSON.stringify(rows)}`);
-            else steadyAnswers++;
-          } catch (err) {
-            steadyErrors.push(String(err));
-          }
-          await new Promise((r) => setTimeout(r, 25));
-        }
-      })();
-      const unwatch = watchForCrashes(stats);
-      stats.heapBaseline = liveHeapBytes();
-      let n = 0;
-      try {
-        await fc.assert(
-          fc.asyncProperty(caseArb, async (c) => {
-            const i = n++;
-            stats.count(`${c.kind}: ${await runCase(c, i)}`);
-            if (i % 25 === 24) stats.maxHeapGrowth = Math.max(stats.maxHeapGrowth, liveHeapBytes() - stats.heapBaseline);
-          }),
-          fuzzParameters(settings),
-        );
-      } finally {
-        running = false;
-        await steadyLoop;
-        unwatch();
-      }
-      // Everything fuzzed is gone: sessions and their upstream connections (the steady client's remains).
-      const until = Date.now() + 15_000;
-      while ((gw.listener.activeSessions !== 1 || (await fuzzUpstreamConnections(admin)) !== 1) && Date.now() < until) {
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      const growth = liveHeapBytes() - stats.heapBaseline;
-      stats.maxHeapGrowth = Math.max(stats.maxHeapGrowth, growth);
-      process.stdout.write(stats.summary('mysql', settings.seed));
-      process.stdout.write(`[fuzz mysql] steady client: ${steadyAnswers} answers, ${steadyErrors.length} errors\n`);
+      const { steadyAnswers, steadyErrors, heapGrowth: growth } = await runFuzzPass({
+        name: 'mysql',
+        settings,
+        stats,
+        cases: caseArb,
+        runCase,
+        steady: async (i) => {
+          const [rows] = await steady.query<mysql.RowDataPacket[]>('SELECT ? AS n', [i]);
+          return Number(rows[0]?.n) === i ? undefined : `query ${i} answered ${JSON.stringify(rows)}`;
+        },
+        // Everything fuzzed is gone: sessions and their upstream connections (the steady client's remains).
+        settled: async () => gw.listener.activeSessions === 1 && (await fuzzUpstreamConnections(admin)) === 1,
+      });
       expect(stats.failures).toEqual([]);
       expect(stats.crashes).toBe(0);
       expect(stats.hangs).toBe(0);

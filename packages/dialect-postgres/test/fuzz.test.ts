@@ -7,13 +7,11 @@ import {
   chunkingArb,
   decodeRecording,
   FuzzStats,
-  fuzzParameters,
   fuzzSettings,
   fuzzTimeoutMs,
-  liveHeapBytes,
   mutationArb,
+  runFuzzPass,
   splitIntoChunks,
-  watchForCrashes,
   WireClient,
   type Mutation,
   type RecordedSession,
@@ -206,53 +204,27 @@ describe('PostgreSQL client-side fuzzing', () => {
       expect(corpus.length).toBeGreaterThanOrEqual(2);
       const steady = new pg.Client({ host: gw.host, port: gw.port, database: 'steady', user: STEADY_USER.subject, password: STEADY_USER.token });
       await steady.connect();
-      let running = true;
-      let steadyAnswers = 0;
-      const steadyErrors: string[] = [];
-      const steadyLoop = (async () => {
-        for (let i = 0; running; i++) {
-          try {
-            const r = await steady.query('SELECT $1::int AS n', [i]);
-            if (r.rows[0]?.n !== i) steadyErrors.push(`query ${i} answered ${JSON.stringify(r.rows)}`);
-            else steadyAnswers++;
-          } catch (err) {
-            steadyErrors.push(String(err));
-          }
-          await new Promise((r) => setTimeout(r, 25));
-        }
-      })();
-      const unwatch = watchForCrashes(stats);
-      stats.heapBaseline = liveHeapBytes();
-      let n = 0;
-      try {
-        await fc.assert(
-          fc.asyncProperty(caseArb, async (c) => {
-            const i = n++;
-            stats.count(`${c.kind}: ${await runCase(c, i)}`);
-            if (i % 25 === 24) stats.maxHeapGrowth = Math.max(stats.maxHeapGrowth, liveHeapBytes() - stats.heapBaseline);
-          }),
-          fuzzParameters(settings),
-        );
-      } finally {
-        running = false;
-        await steadyLoop;
-        unwatch();
-      }
-      // Everything fuzzed is gone: sessions and their upstream connections.
-      const until = Date.now() + 15_000;
-      while ((gw.listener.activeSessions !== 1 || (await fuzzUpstreamConnections(admin)) !== 0) && Date.now() < until) {
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      const growth = liveHeapBytes() - stats.heapBaseline;
-      stats.maxHeapGrowth = Math.max(stats.maxHeapGrowth, growth);
-      process.stdout.write(stats.summary('postgres', settings.seed));
-      process.stdout.write(`[fuzz postgres] steady client: ${steadyAnswers} answers, ${steadyErrors.length} errors\n`);
+      const { steadyAnswers, steadyErrors, heapGrowth: growth } = await runFuzzPass({
+        name: 'postgres',
+        settings,
+        stats,
+        cases: caseArb,
+        runCase,
+        steady: async (i) => {
+          const r = await steady.query('SELECT $1::int AS n', [i]);
+          return r.rows[0]?.n === i ? undefined : `query ${i} answered ${JSON.stringify(r.rows)}`;
+        },
+        // Everything fuzzed is gone: sessions and their upstream connections.
+        settled: async () => gw.listener.activeSessions === 1 && (await fuzzUpstreamConnections(admin)) === 0,
+      });
       expect(stats.failures).toEqual([]);
       expect(stats.crashes).toBe(0);
       expect(stats.hangs).toBe(0);
       expect(stats.cases).toBeGreaterThan(0);
       expect(steadyErrors).toEqual([]);
       expect(steadyAnswers).toBeGreaterThan(0);
+      // While the steady client is still connected: its session is the only one left.
+      expect(gw.listener.activeSessions).toBe(1);
       const after = await steady.query('SELECT 42 AS n');
       expect(after.rows[0].n).toBe(42);
       await steady.end();

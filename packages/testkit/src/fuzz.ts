@@ -361,6 +361,77 @@ export function watchForCrashes(stats: FuzzStats): () => void {
   };
 }
 
+// ---------------------------------------------------------------- a pass
+
+/** What a fuzz pass leaves for the test to assert on (the pass itself asserts nothing). */
+export interface FuzzPassResult {
+  /** Queries the well-behaved client got the right answer to, while the cases ran. */
+  readonly steadyAnswers: number;
+  /** What went wrong for the well-behaved client (wrong answers, errors). */
+  readonly steadyErrors: readonly string[];
+  /** Live heap growth at the end of the pass, once `settled` held (or its bound passed). */
+  readonly heapGrowth: number;
+}
+
+/**
+ * Runs a fuzz pass: a well-behaved client keeps querying (`steady(i)` returns undefined when
+ * query `i` got its right answer, else what went wrong) while fast-check runs `runCase` on each
+ * case; crashes are watched and the live heap sampled every 25 cases. Then waits (up to
+ * `settleMs`) for `settled` (sessions and upstream connections of the fuzzed cases gone),
+ * records the final heap growth and prints the summary line for `pnpm fuzz`.
+ */
+export async function runFuzzPass<C extends { readonly kind: string }>(options: {
+  readonly name: string;
+  readonly settings: FuzzSettings;
+  readonly stats: FuzzStats;
+  readonly cases: fc.Arbitrary<C>;
+  readonly runCase: (c: C, n: number) => Promise<string>;
+  readonly steady: (i: number) => Promise<string | undefined>;
+  readonly settled: () => Promise<boolean>;
+  readonly settleMs?: number;
+}): Promise<FuzzPassResult> {
+  const { name, settings, stats } = options;
+  let running = true;
+  let steadyAnswers = 0;
+  const steadyErrors: string[] = [];
+  const steadyLoop = (async () => {
+    for (let i = 0; running; i++) {
+      try {
+        const wrong = await options.steady(i);
+        if (wrong === undefined) steadyAnswers++;
+        else steadyErrors.push(wrong);
+      } catch (err) {
+        steadyErrors.push(String(err));
+      }
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  })();
+  const unwatch = watchForCrashes(stats);
+  stats.heapBaseline = liveHeapBytes();
+  let n = 0;
+  try {
+    await fc.assert(
+      fc.asyncProperty(options.cases, async (c) => {
+        const i = n++;
+        stats.count(`${c.kind}: ${await options.runCase(c, i)}`);
+        if (i % 25 === 24) stats.maxHeapGrowth = Math.max(stats.maxHeapGrowth, liveHeapBytes() - stats.heapBaseline);
+      }),
+      fuzzParameters(settings),
+    );
+  } finally {
+    running = false;
+    await steadyLoop;
+    unwatch();
+  }
+  const until = Date.now() + (options.settleMs ?? 15_000);
+  while (!(await options.settled()) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+  const heapGrowth = liveHeapBytes() - stats.heapBaseline;
+  stats.maxHeapGrowth = Math.max(stats.maxHeapGrowth, heapGrowth);
+  process.stdout.write(stats.summary(name, settings.seed));
+  process.stdout.write(`[fuzz ${name}] steady client: ${steadyAnswers} answers, ${steadyErrors.length} errors\n`);
+  return { steadyAnswers, steadyErrors, heapGrowth };
+}
+
 // ---------------------------------------------------------------- recording
 
 /** The bytes each client sent through a recording proxy, one array of chunks per connection. */
