@@ -11,6 +11,7 @@ export class ListenerSessions<S extends { shutdown(): void; drain?(): void }> {
   readonly #logger: Logger;
   #closing = false;
   #drained: (() => void) | undefined;
+  #done: Promise<void> | undefined;
 
   constructor(logger: Logger) {
     this.#logger = logger;
@@ -50,14 +51,19 @@ export class ListenerSessions<S extends { shutdown(): void; drain?(): void }> {
   close(options: { readonly graceMs?: number } = {}): Promise<void> {
     this.#closing = true;
     if (this.#sessions.size === 0) return Promise.resolve();
-    const done = new Promise<void>((resolve) => {
+    // A second call (a forced stop during a graceful one) shares the first one's promise, so
+    // that the first caller is not left waiting on a resolver the second replaced.
+    const draining = this.#done !== undefined;
+    this.#done ??= new Promise<void>((resolve) => {
       this.#drained = resolve;
     });
+    const done = this.#done;
     const graceMs = options.graceMs ?? 0;
     if (graceMs <= 0) {
       for (const s of [...this.#sessions]) s.shutdown();
       return done;
     }
+    if (draining) return done;
     for (const s of [...this.#sessions]) {
       if (s.drain) s.drain();
       else s.shutdown();
