@@ -321,21 +321,16 @@ export class Governor {
       const admitted = this.#sessionLimits.admit(start.identity.subject, start.sourceAddress);
       if (!(admitted instanceof Admission)) {
         const err = connectionLimitError(admitted);
-        await this.#appendQuietly(
+        await this.refuseConnection(
           {
-            type: 'connect',
-            time: new Date().toISOString(),
             dialect: start.dialect,
-            sourceAddress: start.sourceAddress,
-            outcome: 'refused',
-            username: start.username,
-            actor: actorOf(start.identity),
-            target: start.target,
-            reason: err.message,
+            credentials: { username: start.username, secret: '', sourceAddress: start.sourceAddress },
             tls: start.tls,
+            requestedTarget: start.target,
             ...(start.application ? { application: start.application } : {}),
           },
-          true,
+          err.message,
+          start.identity,
         );
         throw err;
       }
