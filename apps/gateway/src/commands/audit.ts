@@ -11,7 +11,11 @@ import {
   verifyAuditLog,
   type AuditRecord,
 } from '@sluice/core';
-import { followPostgresAudit, readPostgresAudit, verifyPostgresAudit } from '../store/postgres-audit-reader.js';
+import { followPostgresAudit, readPostgresAudit, streamPostgresAudit, verifyPostgresAudit, type StoredAuditRecord } from '../store/postgres-audit-reader.js';
+
+async function* recordsOf(stored: AsyncIterable<StoredAuditRecord>): AsyncGenerator<AuditRecord> {
+  for await (const s of stored) yield s.record;
+}
 import { loadOrReport } from './start.js';
 import { noPositionals, requireConfig, UsageError } from './run.js';
 
@@ -136,7 +140,7 @@ export async function auditCommand(args: string[]): Promise<number> {
       let count = 0;
       const records =
         loaded.config.store !== undefined
-          ? (await readPostgresAudit(loaded.config.store, filter)).map((r) => r.record)
+          ? recordsOf(streamPostgresAudit(loaded.config.store, filter))
           : readAuditRecords(loaded.config.audit.dir, filter);
       for await (const r of records) {
         await write(values.format === 'csv' ? toCsvRow(r) : JSON.stringify(r));

@@ -5,7 +5,7 @@
  */
 import { redactUrlPassword, type LineageObservation, type LineageStore } from '@sluice/core';
 import pg from 'pg';
-import { inTransaction } from '../store/pg-transaction.js';
+import { DEFAULT_STORE_SCHEMA, inTransaction, STORE_SCHEMA_NAME } from '../store/pg-transaction.js';
 import type { Logger } from 'pino';
 import { lineageQueries, type Row } from './queries.js';
 import { batchRows, type ObservationRows } from './rows.js';
@@ -26,17 +26,15 @@ export interface PostgresLineageStoreOptions {
   readonly readonly?: boolean;
 }
 
-export const DEFAULT_LINEAGE_SCHEMA = 'sluice';
+export const DEFAULT_LINEAGE_SCHEMA = DEFAULT_STORE_SCHEMA;
 
 /** Observations deleted per statement when pruning. */
 const PRUNE_CHUNK = 5000;
 
-/** A schema name as written unquoted: lower-case letters, digits and underscores. */
-const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
 export async function openPostgresLineageStore(options: PostgresLineageStoreOptions): Promise<LineageStore> {
   const schema = options.schema ?? DEFAULT_LINEAGE_SCHEMA;
-  if (!SCHEMA_NAME.test(schema)) {
+  if (!STORE_SCHEMA_NAME.test(schema)) {
     throw new LineageStoreError(
       `"${schema}" cannot be the lineage store's schema: use lower-case letters, digits and underscores, starting with a letter or underscore`,
     );

@@ -5,8 +5,9 @@
 import { hostname } from 'node:os';
 import { FileAuditStore, MemoryFailureLimiter, redactUrlPassword, type AuditStore, type FailureLimiter } from '@sluice/core';
 import type { Logger } from 'pino';
-import type { GatewayConfig } from '../config/schema.js';
-import { DEFAULT_STORE_SCHEMA, openPostgresAuditStore, REPLICA_ID } from './postgres-audit.js';
+import { REPLICA_ID, type GatewayConfig } from '../config/schema.js';
+import { DEFAULT_STORE_SCHEMA } from './pg-transaction.js';
+import { openPostgresAuditStore } from './postgres-audit.js';
 import { PostgresFailureLimiter } from './postgres-failure-limiter.js';
 
 export interface GatewayStores {

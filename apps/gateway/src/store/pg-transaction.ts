@@ -1,10 +1,18 @@
 /**
- * One transaction on a client of a pool, shared by the PostgreSQL stores: committed when `work`
- * resolves, rolled back when it throws, the client always released.
+ * What the PostgreSQL stores (audit, approvals, lockouts, lineage) share: their default schema,
+ * the check of a schema name, and one transaction on a client of a pool.
  */
 import type pg from 'pg';
 
-export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>, begin = 'BEGIN'): Promise<T> {
+/** The schema the stores keep their tables in unless told otherwise. */
+export const DEFAULT_STORE_SCHEMA = 'sluice';
+
+/** A schema name as written unquoted: lower-case letters, digits and underscores. */
+export const STORE_SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/**
+ * Committed when `work` resolves, rolled back when it throws, the client always released.
+ */export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>, begin = 'BEGIN'): Promise<T> {
   const client = await pool.connect();
   try {
     await client.query(begin);

@@ -114,10 +114,19 @@ export interface StoredAuditRecord {
   readonly record: AuditRecord;
 }
 
-/** Records in time order (ties by replica and seq), optionally in a window, optionally only the last `last`. */
+/** Records per query when a window is read page by page. */
+const READ_PAGE = 5_000;
+
+function toStored(row: { replica: string; line: string }): StoredAuditRecord {
+  const record = parseAuditRecordLine(row.line);
+  if (typeof record === 'string') throw new Error(`a record of replica "${row.replica}" is not an audit record: ${record}`);
+  return { replica: row.replica, record };
+}
+
+/** The last `last` records (optionally in a window), in time order (ties by replica and seq). */
 export async function readPostgresAudit(
   url: string,
-  options: { readonly since?: Date; readonly until?: Date; readonly last?: number; readonly schema?: string } = {},
+  options: { readonly since?: Date; readonly until?: Date; readonly last: number; readonly schema?: string },
 ): Promise<StoredAuditRecord[]> {
   const prefix = `"${options.schema ?? 'sluice'}".`;
   return withClient(url, async (client) => {
@@ -127,19 +136,55 @@ export async function readPostgresAudit(
     if (options.since) where.push(`time >= $${params.push(options.since)}`);
     if (options.until) where.push(`time < $${params.push(options.until)}`);
     const filter = where.length > 0 ? `WHERE ${where.join(' AND ')}` : '';
-    const sql =
-      options.last !== undefined
-        ? `SELECT * FROM (SELECT replica, seq, time, line FROM ${prefix}audit_records ${filter} ORDER BY time DESC, replica DESC, seq DESC LIMIT ${Math.max(0, Math.floor(options.last))}) t ORDER BY time, replica, seq`
-        : `SELECT replica, seq, time, line FROM ${prefix}audit_records ${filter} ORDER BY time, replica, seq`;
-    const r = await client.query<{ replica: string; line: string }>(sql, params);
-    const out: StoredAuditRecord[] = [];
-    for (const row of r.rows) {
-      const record = parseAuditRecordLine(row.line);
-      if (typeof record === 'string') throw new Error(`a record of replica "${row.replica}" is not an audit record: ${record}`);
-      out.push({ replica: row.replica, record });
-    }
-    return out;
+    const r = await client.query<{ replica: string; line: string }>(
+      `SELECT * FROM (SELECT replica, seq, time, line FROM ${prefix}audit_records ${filter} ORDER BY time DESC, replica DESC, seq DESC LIMIT ${Math.max(0, Math.floor(options.last))}) t ORDER BY time, replica, seq`,
+      params,
+    );
+    return r.rows.map(toStored);
   });
+}
+
+/**
+ * Every record (optionally in a window) in time order (ties by replica and seq), read page by
+ * page so that a trail of any size streams in bounded memory.
+ */
+export async function* streamPostgresAudit(
+  url: string,
+  options: { readonly since?: Date; readonly until?: Date; readonly schema?: string; readonly pageSize?: number } = {},
+): AsyncGenerator<StoredAuditRecord> {
+  const pageSize = options.pageSize ?? READ_PAGE;
+  const prefix = `"${options.schema ?? 'sluice'}".`;
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000, application_name: 'sluice audit reader' });
+  try {
+    await client.connect();
+  } catch (cause) {
+    throw new Error(`cannot reach the store at ${redactUrlPassword(url)}: ${redactUrlPassword((cause as Error).message)}`, { cause });
+  }
+  try {
+    await assertTables(client, prefix, url);
+    // One snapshot for every page: records written meanwhile neither appear half nor twice.
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    let after: { time: Date; replica: string; seq: string } | undefined;
+    for (;;) {
+      const where: string[] = [];
+      const params: unknown[] = [];
+      if (options.since) where.push(`time >= $${params.push(options.since)}`);
+      if (options.until) where.push(`time < $${params.push(options.until)}`);
+      if (after) where.push(`(time, replica, seq) > ($${params.push(after.time)}, $${params.push(after.replica)}, $${params.push(after.seq)})`);
+      const filter = where.length > 0 ? `WHERE ${where.join(' AND ')}` : '';
+      const page = await client.query<{ replica: string; seq: string; time: Date; line: string }>(
+        `SELECT replica, seq, time, line FROM ${prefix}audit_records ${filter} ORDER BY time, replica, seq LIMIT ${pageSize}`,
+        params,
+      );
+      for (const row of page.rows) yield toStored(row);
+      if (page.rows.length < pageSize) break;
+      const last = page.rows.at(-1)!;
+      after = { time: last.time, replica: last.replica, seq: last.seq };
+    }
+    await client.query('COMMIT');
+  } finally {
+    await client.end().catch(() => undefined);
+  }
 }
 
 /** Follows new records of every replica (polling), after printing the last `fromEnd`. */
@@ -184,11 +229,7 @@ export async function* followPostgresAudit(
           `SELECT line FROM ${prefix}audit_records WHERE replica = $1 AND seq > $2 AND seq <= $3 ORDER BY seq`,
           [h.replica, from, to],
         );
-        for (const row of r.rows) {
-          const record = parseAuditRecordLine(row.line);
-          if (typeof record === 'string') throw new Error(`a record of replica "${h.replica}" is not an audit record: ${record}`);
-          yield { replica: h.replica, record };
-        }
+        for (const row of r.rows) yield toStored({ replica: h.replica, line: row.line });
         seen.set(h.replica, to);
       }
     }

@@ -44,6 +44,8 @@ import {
 } from '@sluice/core';
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { REPLICA_ID } from '../config/schema.js';
+import { DEFAULT_STORE_SCHEMA, STORE_SCHEMA_NAME } from './pg-transaction.js';
 
 export interface PostgresAuditStoreOptions {
   /** postgres://user:password@host:port/database */
@@ -65,11 +67,6 @@ export interface PostgresAuditStoreOptions {
   readonly retryMs?: number;
 }
 
-export const DEFAULT_STORE_SCHEMA = 'sluice';
-/** A schema name as written unquoted: lower-case letters, digits and underscores. */
-const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
-/** A replica id: what an operator can type, and what fits in a log line. */
-export const REPLICA_ID = /^[A-Za-z0-9_.:-]{1,100}$/;
 /** First key of the advisory locks the audit store takes (the second is the replica's hash). */
 const LOCK_CLASS = 0x5a1ce;
 const MAX_RETRY_MS = 5_000;
@@ -94,7 +91,7 @@ interface Pending {
 /** Opens the PostgreSQL audit store of one replica: creates the tables when missing, takes the chain's lock, finds its head. */
 export async function openPostgresAuditStore(options: PostgresAuditStoreOptions): Promise<PostgresAuditStore> {
   const schema = options.schema ?? DEFAULT_STORE_SCHEMA;
-  if (!SCHEMA_NAME.test(schema)) {
+  if (!STORE_SCHEMA_NAME.test(schema)) {
     throw new AuditStoreError(`"${schema}" cannot be the store's schema: use lower-case letters, digits and underscores`);
   }
   if (!REPLICA_ID.test(options.replicaId)) {
@@ -629,12 +626,19 @@ export class PostgresAuditStore implements AuditStore {
   }
 }
 
-/** The `time` member of an event's JSON text (every event has one); now when missing. */
+/** An ISO-8601 UTC time as the gateway writes it (`Date#toISOString`). */
+const ISO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/;
+
+/**
+ * The `time` member of an event's JSON text (every event has one), for the indexed column; now
+ * when it is missing or not a time the server would take (the record itself keeps what it says).
+ */
 function timeOf(json: string): string {
   const at = json.indexOf('"time":"');
   if (at >= 0) {
     const end = json.indexOf('"', at + 8);
-    if (end > at) return json.slice(at + 8, end);
+    const time = end > at ? json.slice(at + 8, end) : '';
+    if (ISO_TIME.test(time)) return time;
   }
   return new Date().toISOString();
 }

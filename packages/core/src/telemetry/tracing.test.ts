@@ -335,6 +335,21 @@ describe('TelemetryObserver spans', () => {
     expect((waits[0]!.value as Histogram).sum).toBeGreaterThan(0);
   });
 
+  it('names the grant of each statement a grant allowed, and counts them under one decision', async () => {
+    const { governor, approvals, spans, points } = await setup();
+    const session = await governor.openSession(pg());
+    // A grant's decision is made anew for every statement (grants come and go).
+    const g = await approvals.grant({ subject: 'ann', operations: ['write'], objects: ['ledger'], durationMs: 60_000 }, dba);
+    await exec(session, writeLedger);
+    await exec(session, writeLedger);
+    const ledger = spans().filter((s) => s.name === 'INSERT ledger');
+    expect(ledger).toHaveLength(2);
+    for (const st of ledger) expect(st.attributes).toMatchObject({ 'sluice.decision': 'allow', 'sluice.rule': `grant:${g.id}` });
+    const allowed = (await points('sluice.statements')).filter((p) => p.attributes['sluice.decision'] === 'allow');
+    expect(allowed.map((p) => p.value)).toEqual([2]);
+    await session.end('client');
+  });
+
   it('marks a rejected wait and its statement as errors', async () => {
     const { governor, approvals, span } = await setup();
     const session = await governor.openSession(pg());

@@ -148,7 +148,9 @@ export class TelemetryObserver implements GovernanceObserver {
 }
 
 interface StatementShape {
-  readonly decision: StatementHandle['decisionDetail'];
+  /** What of the decision the attributes hold (a grant's decision is a new object per statement). */
+  readonly effect: StatementHandle['decisionDetail']['effect'];
+  readonly rule: StatementHandle['decisionDetail']['rule'];
   readonly database: string | undefined;
   readonly attributes: Attributes;
   readonly name: string;
@@ -212,28 +214,30 @@ class SessionTelemetry implements SessionObserver {
 
   /**
    * A statement's span name and attributes, and its metrics' attributes, built once per
-   * analysis, decision and database (statements of one shape reuse them: the SDK copies what it
-   * is given).
+   * analysis, decision (effect and rule) and database (statements of one shape reuse them: the
+   * SDK copies what it is given).
    */
   #shape(handle: StatementHandle): StatementShape {
     const analysis = handle.analysis;
-    const decision = handle.decisionDetail;
+    const { effect, rule } = handle.decisionDetail;
     const database = this.#session.database;
     const known = this.#shapes.get(analysis);
-    if (known !== undefined && known.decision === decision && known.database === database) return known;
+    if (known !== undefined && known.effect === effect && known.rule === rule && known.database === database) return known;
+    const described = analysisAttributes(analysis);
     const shape: StatementShape = {
-      decision,
+      effect,
+      rule,
       database,
       attributes: {
         ...this.#statementCommon,
         ...(database !== undefined ? { 'db.namespace': database } : {}),
-        ...analysisAttributes(analysis),
-        'sluice.decision': decision.effect,
-        'sluice.rule': decision.rule,
+        ...described,
+        'sluice.decision': effect,
+        'sluice.rule': rule,
       },
-      name: querySummary(analysis),
-      count: this.#instruments.statements.entry({ ...this.#metricAttributes, 'sluice.decision': decision.effect }),
-      duration: { ...this.#metricAttributes, 'db.operation.name': analysis.commands.length === 1 ? analysis.commands[0]! : analysis.commands.join(';') },
+      name: described['db.query.summary'] as string,
+      count: this.#instruments.statements.entry({ ...this.#metricAttributes, 'sluice.decision': effect }),
+      duration: { ...this.#metricAttributes, 'db.operation.name': described['db.operation.name']! },
     };
     this.#shapes.set(analysis, shape);
     return shape;
