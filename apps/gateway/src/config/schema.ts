@@ -10,6 +10,9 @@ const hostPort = z
     return port >= 0 && port <= 65535;
   }, 'the port must be between 0 and 65535');
 
+/** A replica id: what an operator can type, and what fits in a log line and an application_name. */
+export const REPLICA_ID = /^[A-Za-z0-9_.:-]{1,100}$/;
+
 /** The embedded lineage store's file; with a shared `store`, lineage goes there instead. */
 export const DEFAULT_LINEAGE_STORE = './.sluice/lineage.db';
 
@@ -53,7 +56,7 @@ export const configSchema = z
      */
     replicaId: z
       .string()
-      .regex(/^[A-Za-z0-9_.:-]{1,100}$/, 'use 1 to 100 letters, digits, _ . : and -')
+      .regex(REPLICA_ID, 'use 1 to 100 letters, digits, _ . : and -')
       .optional(),
     audit: z
       .object({
