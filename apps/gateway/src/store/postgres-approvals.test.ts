@@ -25,7 +25,7 @@ import {
 } from '@sluice/core';
 import { requireService, startTempPostgres, type TempPostgres } from '@sluice/testkit';
 import pg from 'pg';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { openPostgresApprovalBackend, type PostgresApprovalBackend } from './postgres-approvals.js';
 
@@ -77,6 +77,8 @@ interface ReplicaOptions {
   readonly sweepIntervalMs?: number;
   /** Reuse an audit directory (a restarted replica keeps its trail). */
   readonly auditDir?: string;
+  /** The approvals service's logger (default silent). */
+  readonly logger?: Logger;
 }
 
 let tmp = '';
@@ -100,7 +102,7 @@ async function replica(id: string, options: ReplicaOptions = {}): Promise<Replic
     backend,
     replicaId: id,
     audit,
-    logger,
+    logger: options.logger ?? logger,
     approvers: { groups: ['dba'], subjects: [] },
     ...(options.sweepGraceMs !== undefined ? { sweepGraceMs: options.sweepGraceMs } : {}),
     ...(options.sweepIntervalMs !== undefined ? { sweepIntervalMs: options.sweepIntervalMs } : {}),
@@ -352,6 +354,26 @@ describe('approvals shared by replicas on PostgreSQL', () => {
       pending.request.id,
     ]);
     expect(row).toEqual({ status: 'expired', owner: 'replica-ghost' });
+  });
+
+  it('a sweep that loses to the release of the statement neither expires nor announces it', async ({ skip }) => {
+    if (!available) return skip('PostgreSQL is not reachable');
+    const messages: { msg: string; requestId?: string }[] = [];
+    const captured = pino({ level: 'info' }, { write: (line: string) => void messages.push(JSON.parse(line)) });
+    const a = await replica('replica-a');
+    // B hears nothing of A: its mirror still shows the request approved when its sweep comes.
+    const b = await replica('replica-b', { listen: false, pollIntervalMs: 600_000, sweepGraceMs: 300, sweepIntervalMs: 100, logger: captured });
+    const ticket = await a.approvals.request(input({ timeoutMs: 200 }));
+    const id = ticket.request.id;
+    await b.approvals.approve(id, bob);
+    expect(await a.approvals.consume(id, DIGEST)).toBe(true);
+    expect(b.approvals.get(id)?.status).toBe('approved');
+
+    const lost = await until('B to sweep', () => messages.find((m) => m.requestId === id && m.msg.includes('before it could be expired')));
+    expect(lost.msg).toBe('approvals: request was executed before it could be expired');
+    expect(messages.filter((m) => m.requestId === id && m.msg === 'approvals: request expired')).toEqual([]);
+    expect(b.approvals.get(id)?.status).toBe('executed');
+    expect((await trail([a, b], id)).filter((e) => e.endsWith(' expired'))).toEqual([]);
   });
 
   it("A's own expiry that loses to an approval made just then settles approved", async ({ skip }) => {

@@ -734,8 +734,10 @@ class ApprovalsService implements Approvals {
       } catch {
         fresh = undefined;
       }
-      if (fresh !== undefined && fresh.status !== 'pending' && fresh.status !== 'executed') {
-        this.#settle(r.id, { status: fresh.status, request: fresh });
+      if (fresh !== undefined && fresh.status !== 'pending') {
+        // Released meanwhile (its owner ran the statement before a sweep got to it): nothing waits
+        // on it any more, and it must not be announced as ended.
+        if (fresh.status !== 'executed') this.#settle(r.id, { status: fresh.status, request: fresh });
         this.#logger.info({ requestId: r.id, status: fresh.status }, `approvals: request was ${fresh.status} before it could be ${status}`);
         return;
       }
