@@ -231,6 +231,7 @@ describe('Kubernetes manifests in docs/deploy/kubernetes', () => {
     const loaded = loadedConfig();
     expect(deployment.spec.replicas).toBe(2);
     const ports = new Map<string, number>((container.ports as Json[]).map((p) => [p.name as string, p.containerPort as number]));
+    expect(Object.values(loaded.config.listen).filter(Boolean).length, 'sluice.yaml has listeners to check').toBeGreaterThan(0);
     for (const [dialect, address] of Object.entries(loaded.config.listen)) {
       if (!address) continue;
       expect(ports.get(dialect), `container port named ${dialect}`).toBe(splitHostPort(address).port);
@@ -305,10 +306,17 @@ describe('Kubernetes manifests in docs/deploy/kubernetes', () => {
   });
 
   it('the example Secret holds placeholders only', () => {
-    for (const { object } of objects.filter((o) => o.object.kind === 'Secret')) {
-      for (const [k, v] of Object.entries((object as Json).stringData ?? {})) expect(String(v), `${object.metadata.name}.${k}`).toMatch(/^REPLACE-ME/);
+    const secrets = objects.filter((o) => o.object.kind === 'Secret');
+    expect(secrets.length, 'the example has Secrets to check').toBeGreaterThan(0);
+    let values = 0;
+    for (const { object } of secrets) {
+      for (const [k, v] of Object.entries((object as Json).stringData ?? {})) {
+        expect(String(v), `${object.metadata.name}.${k}`).toMatch(/^REPLACE-ME/);
+        values++;
+      }
       expect((object as Json).data, 'no base64 data in the example').toBeUndefined();
     }
+    expect(values, 'the example Secrets hold values to check').toBeGreaterThan(0);
   });
 
   describe('probe and scrape paths are routes the admin listener serves', () => {
