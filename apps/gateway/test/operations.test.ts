@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { requireService } from '@sluice/testkit';
+import { eventually, requireService } from '@sluice/testkit';
 import { ConsoleMetricExporter, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import pg from 'pg';
 import { pino } from 'pino';
@@ -147,16 +147,6 @@ async function scrape(adminUrl: string): Promise<{ text: string; exposition: Exp
   expect(r.status).toBe(200);
   const text = await r.text();
   return { text, exposition: parseExposition(text), contentType: r.headers.get('content-type') };
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 describe('readiness checks', () => {
@@ -318,13 +308,13 @@ describe('readiness of a failing audit store and of a gateway shutting down (rea
     child.stderr.on('data', (b: Buffer) => (out += b.toString()));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     try {
-      const port = await until('the gateway to listen', async () => {
+      const port = await eventually('the gateway to listen', async () => {
         const m = /sluice: listening on postgres 127\.0\.0\.1:(\d+)/.exec(out);
         if (child.exitCode !== null) throw new Error(`the gateway exited: ${out}`);
         return m ? Number(m[1]) : undefined;
       }, 30_000);
       const admin = `http://127.0.0.1:${adminPort}`;
-      await until('the admin listener', async () => (await fetch(`${admin}/healthz`).catch(() => undefined))?.status === 200 || undefined);
+      await eventually('the admin listener', async () => (await fetch(`${admin}/healthz`).catch(() => undefined))?.status === 200 || undefined);
       expect((await fetch(`${admin}/readyz`)).status).toBe(200);
       // Statements until the audit store refuses one (each adds records to the segment).
       let refused = 0;
@@ -343,7 +333,7 @@ describe('readiness of a failing audit store and of a gateway shutting down (rea
         }
       }
       expect(refused).toBe(1);
-      const r = await until('a 503 from /readyz', async () => {
+      const r = await eventually('a 503 from /readyz', async () => {
         const res = await fetch(`${admin}/readyz`);
         return res.status === 503 ? res : undefined;
       });
@@ -378,7 +368,7 @@ describe('readiness of a failing audit store and of a gateway shutting down (rea
       const direct = new pg.Client({ connectionString: LOCAL_POSTGRES });
       await direct.connect();
       try {
-        await until('the statement to run at the server', async () => {
+        await eventually('the statement to run at the server', async () => {
           const r = await direct.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE state = 'active' AND query LIKE $1", [`%${marker}%`]);
           return (r.rows[0] as { n: number }).n >= 1 ? true : undefined;
         });

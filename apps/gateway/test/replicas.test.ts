@@ -9,7 +9,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { requireService, startTempPostgres, type TempPostgres } from '@sluice/testkit';
+import { eventually, requireService, startTempPostgres, type TempPostgres } from '@sluice/testkit';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, runCli, startCli, type RunningCli } from './helpers.js';
@@ -47,16 +47,6 @@ function client(r: Replica, notices: string[] = []): pg.Client {
 async function admin(r: Replica, method: string, path: string): Promise<{ status: number; body: any }> {
   const res = await fetch(`http://127.0.0.1:${r.adminPort}${path}`, { method, headers: { authorization: `Bearer ${BOB}` } });
   return { status: res.status, body: await res.json().catch(() => null) };
-}
-
-async function until<T>(probe: () => Promise<T | undefined> | T | undefined, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 describe.runIf(available)('two replicas on one PostgreSQL store', () => {
@@ -123,9 +113,9 @@ policy:
     await c.connect();
     try {
       const held = c.query(`UPDATE ${TABLE} SET note = 'approved on b' WHERE id = 1`);
-      const id = await until(() => /\b(r-[0-9a-z]{6})\b/.exec(notices.join('\n'))?.[1]);
+      const id = await eventually('the review request id in a notice', () => /\b(r-[0-9a-z]{6})\b/.exec(notices.join('\n'))?.[1]);
       // B has never seen this request in its own process: it reads it from the shared store.
-      const seen = await until(async () => {
+      const seen = await eventually('replica B to read the request from the store', async () => {
         const r = await admin(b, 'GET', `/v1/approvals/${id}`);
         return r.status === 200 ? r.body.approval : undefined;
       });
@@ -143,7 +133,7 @@ policy:
       expect(row.rows[0].note).toBe('approved on b');
 
       // Both replicas agree on the outcome.
-      const onA = await until(async () => {
+      const onA = await eventually('replica A to record the execution', async () => {
         const r = await admin(a, 'GET', `/v1/approvals/${id}`);
         return r.body?.approval?.status === 'executed' ? r.body.approval : undefined;
       });
@@ -176,8 +166,8 @@ policy:
         () => null,
         (err: Error) => err,
       );
-      const id = await until(() => /\b(r-[0-9a-z]{6})\b/.exec(notices.join('\n'))?.[1]);
-      const rejected = await until(async () => {
+      const id = await eventually('the review request id in a notice', () => /\b(r-[0-9a-z]{6})\b/.exec(notices.join('\n'))?.[1]);
+      const rejected = await eventually('replica B to accept the rejection', async () => {
         const res = await fetch(`http://127.0.0.1:${b.adminPort}/v1/approvals/${id}/reject`, {
           method: 'POST',
           headers: { authorization: `Bearer ${BOB}`, 'content-type': 'application/json' },
@@ -207,7 +197,7 @@ policy:
       await store.pause();
       const down = Date.now();
       // Readiness says why, within a bound.
-      const notReady = await until(async () => {
+      const notReady = await eventually('replica A to report not ready', async () => {
         const r = await fetch(`http://127.0.0.1:${a.adminPort}/readyz`);
         return r.status === 503 ? await r.json() : undefined;
       });
@@ -215,7 +205,7 @@ policy:
       expect(JSON.stringify(notReady)).toMatch(/cannot be reached/);
       // A (refuse): nothing runs. B (allow-reads): reads run, writes do not.
       await expect(ca.query(`SELECT count(*) FROM ${TABLE}`)).rejects.toThrow(/audit store cannot write/);
-      await until(async () => ((await fetch(`http://127.0.0.1:${b.adminPort}/readyz`)).status === 503 ? true : undefined));
+      await eventually('replica B to report not ready', async () => ((await fetch(`http://127.0.0.1:${b.adminPort}/readyz`)).status === 503 ? true : undefined));
       const readDuringOutage = await cb.query(`SELECT count(*)::int AS outage_read FROM ${TABLE}`);
       expect(readDuringOutage.rows[0].outage_read).toBe(10);
       await expect(cb.query(`UPDATE ${TABLE} SET note = 'x' WHERE id = 3`)).rejects.toThrow(/audit store cannot write/);
@@ -225,8 +215,8 @@ policy:
 
       await store.resume();
       const back = Date.now();
-      await until(async () => ((await fetch(`http://127.0.0.1:${a.adminPort}/readyz`)).status === 200 ? true : undefined), 30_000);
-      await until(async () => ((await fetch(`http://127.0.0.1:${b.adminPort}/readyz`)).status === 200 ? true : undefined), 30_000);
+      await eventually('replica A to be ready again', async () => ((await fetch(`http://127.0.0.1:${a.adminPort}/readyz`)).status === 200 ? true : undefined), 30_000);
+      await eventually('replica B to be ready again', async () => ((await fetch(`http://127.0.0.1:${b.adminPort}/readyz`)).status === 200 ? true : undefined), 30_000);
       process.stdout.write(
         `store outage: not ready ${noticedMs} ms after the store stopped; both replicas ready ${Date.now() - back} ms after it accepted connections again\n`,
       );

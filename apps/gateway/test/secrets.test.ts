@@ -15,7 +15,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { makeCertAuthority, requireService, startOidcIssuer, startTempPostgres, type OidcIssuer, type TempPostgres, type TestCertAuthority } from '@sluice/testkit';
+import { makeCertAuthority, eventually, requireService, startOidcIssuer, startTempPostgres, type OidcIssuer, type TempPostgres, type TestCertAuthority } from '@sluice/testkit';
 import Database from 'better-sqlite3';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
@@ -134,16 +134,6 @@ async function startSink(): Promise<Sink> {
     requests,
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
-}
-
-async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 const errorOf = async (p: Promise<unknown>): Promise<Error & { code?: string; errno?: number }> => {
@@ -380,7 +370,7 @@ log:
     const admin = `http://127.0.0.1:${adminPort}`;
     const refused = await fetch(`${admin}/v1/approvals?status=pending`, { headers: { authorization: `Bearer ${WRONG_TOKEN}` } });
     expect(refused.status).toBe(401);
-    const id = await until('the pending request', async () => {
+    const id = await eventually('the pending request', async () => {
       const r = await fetch(`${admin}/v1/approvals?status=pending`, { headers: { authorization: `Bearer ${BOB_TOKEN}` } });
       const body = (await r.json()) as { approvals: { id: string }[] };
       return body.approvals[0]?.id;
@@ -393,7 +383,7 @@ log:
     expect(decided.status).toBe(200);
     expect((await held).rowCount).toBe(1);
     await c.end();
-    const hook = await until('the signed webhook', () => webhook.requests.find((r) => r.path === '/hook'));
+    const hook = await eventually('the signed webhook', () => webhook.requests.find((r) => r.path === '/hook'));
     // The notifier used the secret (the signature verifies) without sending it.
     expect(JSON.stringify(hook)).not.toContain(WEBHOOK_SECRET);
     const signature = String(hook.headers['x-sluice-signature'] ?? '');
@@ -403,7 +393,7 @@ log:
   }, 90_000);
 
   it('the OpenLineage API gets the key as a bearer token', async () => {
-    const sent = await until('an OpenLineage event with the API key', () =>
+    const sent = await eventually('an OpenLineage event with the API key', () =>
       openlineage.requests.find((r) => r.headers.authorization === `Bearer ${OPENLINEAGE_KEY}`),
     );
     expect(sent.path).toBe('/api/v1/lineage');

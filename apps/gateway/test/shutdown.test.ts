@@ -8,7 +8,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { requireService } from '@sluice/testkit';
+import { eventually, requireService } from '@sluice/testkit';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,16 +22,6 @@ beforeAll(async () => {
   pgUp = await requireService('PostgreSQL', '127.0.0.1', 5432);
   myUp = await requireService('MariaDB', '127.0.0.1', 3306);
 });
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 type AuditLine = { type: string; reason?: string; phase?: string; outcome?: string; text?: string; dialect?: string; actor?: { subject: string } };
 
@@ -110,11 +100,11 @@ log:
     const directPg = new pg.Client({ connectionString: 'postgres://postgres@127.0.0.1:5432/test' });
     await directPg.connect();
     const directMy = await mysql.createConnection({ host: '127.0.0.1', port: 3306, user: 'root', database: 'test' });
-    await until('the PostgreSQL statement to run', async () => {
+    await eventually('the PostgreSQL statement to run', async () => {
       const r = await directPg.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'sluice-drain-test' AND state = 'active'");
       return r.rows[0].n > 0 ? true : undefined;
     });
-    await until('the MariaDB statement to run', async () => {
+    await eventually('the MariaDB statement to run', async () => {
       const [rows] = await directMy.query("SELECT count(*) AS n FROM information_schema.processlist WHERE info LIKE 'SELECT SLEEP(1) AS s, 22%'");
       return (rows as { n: number }[])[0]!.n > 0 ? true : undefined;
     });

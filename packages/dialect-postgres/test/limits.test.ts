@@ -8,7 +8,7 @@
 import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { type AuditRecord } from '@sluice/core';
-import { requireService, sendRaw, startTestGateway, type TestGateway } from '@sluice/testkit';
+import { eventually, requireService, sendRaw, startTestGateway, type TestGateway } from '@sluice/testkit';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { postgresDialect } from '../src/index.js';
@@ -67,16 +67,6 @@ async function connectFrom(gw: TestGateway, localAddress: string, who: { subject
   return client;
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 /** Runs psql (asynchronously: the gateway answers from this process) with `input` on stdin. */
 function psql(url: string, password: string, args: string[], input = ''): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -121,7 +111,7 @@ describe('connection limits (PostgreSQL)', () => {
     expect((await a1.query('SELECT 2 AS two')).rows[0].two).toBe(2);
     await a1.end();
     // The count is released when the session ends: alice connects again.
-    const a3 = await until('a session after one ended', async () => {
+    const a3 = await eventually('a session after one ended', async () => {
       try {
         return await connectPg(gw, 'app', ALICE.subject, ALICE.token);
       } catch {
@@ -133,7 +123,7 @@ describe('connection limits (PostgreSQL)', () => {
     await new Promise((r) => raw.once('connect', r));
     expect(await loginError(gw, ALICE)).toMatchObject({ code: '53300' });
     a2.connection.stream.destroy();
-    const a4 = await until('a session after a client vanished', async () => {
+    const a4 = await eventually('a session after a client vanished', async () => {
       try {
         return await connectPg(gw, 'app', ALICE.subject, ALICE.token);
       } catch {
@@ -211,7 +201,7 @@ describe('statement rate limits (PostgreSQL)', () => {
     // Bob has his own bucket.
     for (let i = 0; i < 5; i++) expect((await b.query('SELECT 1 AS one')).rows[0].one).toBe(1);
     // Alice's session is still usable once the bucket refills.
-    const after = await until('a statement after the bucket refilled', async () => {
+    const after = await eventually('a statement after the bucket refilled', async () => {
       try {
         return (await a.query('SELECT 42 AS answer')).rows[0].answer as number;
       } catch (e) {
@@ -290,7 +280,7 @@ describe('idle timeouts (PostgreSQL)', () => {
     expect(err.code).toBe('25P03');
     expect(afterMs).toBeLessThan(10_000);
     console.log(`[figure] pg idle-in-transaction timeout 400 ms: session ended after ${afterMs} ms`);
-    await until('the upstream backend to be gone', async () => {
+    await eventually('the upstream backend to be gone', async () => {
       const r = await direct.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'sluice-limits-idle-tx'`);
       return r.rows[0].n === 0 ? true : undefined;
     });
@@ -373,7 +363,7 @@ describe('graceful drain (PostgreSQL)', () => {
     running.removeAllListeners('error');
     running.on('error', () => undefined);
     const result = running.query('SELECT pg_sleep(1), 11 AS eleven').then((r) => ({ eleven: r.rows[0].eleven as number, at: Date.now() }));
-    await until('the statement to be running', async () => {
+    await eventually('the statement to be running', async () => {
       const r = await direct.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(1), 11%' AND state = 'active'`);
       return r.rows[0].n > 0 ? true : undefined;
     });
