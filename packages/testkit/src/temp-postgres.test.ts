@@ -60,6 +60,21 @@ describe('startTempPostgres', () => {
     expect(wrong.stderr).toMatch(/password authentication failed/);
   });
 
+  it('restart, pause and resume keep the port and the data; a paused server refuses connections', async () => {
+    await pg.psql('CREATE TABLE IF NOT EXISTS kept (n int); INSERT INTO kept VALUES (7);');
+    await pg.restart('fast');
+    expect(psqlOverTcp(pg.url('alice'), 'select 1').stdout).toBe('1');
+    await pg.restart('immediate');
+    expect((await pg.psql('SELECT sum(n) FROM kept')).trim()).toBe('7');
+    await pg.pause();
+    const refused = psqlOverTcp(pg.url('alice'), 'select 1');
+    expect(refused.status).not.toBe(0);
+    expect(refused.stderr).toMatch(/refused|could not connect/i);
+    await pg.resume();
+    expect(psqlOverTcp(pg.url('alice'), 'select 1').stdout).toBe('1');
+    expect((await pg.psql('SELECT sum(n) FROM kept')).trim()).toBe('7');
+  }, 120_000);
+
   it('stop() removes the directory and is idempotent', async () => {
     const other = await startTempPostgres();
     expect(existsSync(other.dataDir)).toBe(true);

@@ -376,6 +376,13 @@ export async function startTempPostgres(options: TempPostgresOptions = {}): Prom
       await psql(`SET standard_conforming_strings = on;\n${sql}\n`);
     }
 
+    /** Runs pg_ctl on this server's data (waiting up to 60 s); fails with its log's tail. */
+    const pgCtl = async (what: string, args: readonly string[]): Promise<void> => {
+      const [file, fullArgs] = as(bins.pgCtl, ['-D', dataDir, '-w', '-t', '60', ...args]);
+      const result = await run(file, fullArgs);
+      if (result.code !== 0) throw new Error(`PostgreSQL did not ${what} (pg_ctl exit ${result.code}): ${result.stderr}\n${await logTail(logFile)}`);
+    };
+
     const passwords = new Map<string, string>([['postgres', superuserPassword]]);
     for (const u of users) passwords.set(u.name, u.password);
 
@@ -393,23 +400,9 @@ export async function startTempPostgres(options: TempPostgresOptions = {}): Prom
         return `postgresql://${credentials}@127.0.0.1:${port}/${encodeURIComponent(database)}`;
       },
       psql,
-      async restart(mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
-        const [file, args] = as(bins.pgCtl, ['-D', dataDir, '-l', logFile, '-w', '-t', '60', '-m', mode, '-o', `-p ${port}`, 'restart']);
-        const result = await run(file, args);
-        if (result.code !== 0) {
-          throw new Error(`PostgreSQL did not restart (pg_ctl exit ${result.code}): ${result.stderr}\n${await logTail(logFile)}`);
-        }
-      },
-      async pause(): Promise<void> {
-        const [file, args] = as(bins.pgCtl, ['-D', dataDir, '-m', 'fast', '-w', '-t', '60', 'stop']);
-        const result = await run(file, args);
-        if (result.code !== 0) throw new Error(`PostgreSQL did not stop (pg_ctl exit ${result.code}): ${result.stderr}\n${await logTail(logFile)}`);
-      },
-      async resume(): Promise<void> {
-        const [file, args] = as(bins.pgCtl, ['-D', dataDir, '-l', logFile, '-w', '-t', '60', '-o', `-p ${port}`, 'start']);
-        const result = await run(file, args);
-        if (result.code !== 0) throw new Error(`PostgreSQL did not start again (pg_ctl exit ${result.code}): ${result.stderr}\n${await logTail(logFile)}`);
-      },
+      restart: (mode: 'fast' | 'immediate' = 'fast') => pgCtl('restart', ['-l', logFile, '-m', mode, '-o', `-p ${port}`, 'restart']),
+      pause: () => pgCtl('stop', ['-m', 'fast', 'stop']),
+      resume: () => pgCtl('start again', ['-l', logFile, '-o', `-p ${port}`, 'start']),
       stop: cleanup,
     };
   } catch (err) {
