@@ -101,7 +101,7 @@ beforeAll(async () => {
   });
   admin = new pg.Client({ connectionString: ADMIN_URL.replace(/\/postgres$/, '/sluice_fuzz') });
   await admin.connect();
-  await admin.query(`TRUNCATE ${FUZZ_TABLE}`).catch(() => undefined);
+  await admin.query(`TRUNCATE ${FUZZ_TABLE}`);
 }, 120_000);
 
 afterAll(async () => {
