@@ -33,6 +33,7 @@
  */
 import {
   GENESIS_HASH,
+  GroupCommit,
   encodeRecordLine,
   redactUrlPassword,
   sha256Hex,
@@ -120,10 +121,7 @@ export class PostgresAuditStore implements AuditStore {
   #prev = GENESIS_HASH;
   #syncedSeq = 0;
   #pending: Pending[] = [];
-  #timer: NodeJS.Timeout | null = null;
-  #flushNow = false;
-  #kickQueued = false;
-  #flushing: Promise<void> | null = null;
+  readonly #commit: GroupCommit;
   /** Set while the database cannot be reached; cleared by the next batch written. */
   #unavailable: Error | null = null;
   /** Set when the chain cannot be continued safely: for good. */
@@ -154,6 +152,11 @@ export class PostgresAuditStore implements AuditStore {
     this.#defer = options.deferWhileUnavailable ?? false;
     this.#retryMs = options.retryMs ?? 250;
     this.#retryDelay = this.#retryMs;
+    this.#commit = new GroupCommit(this.#groupCommitMs, {
+      canRun: () => this.#client !== null,
+      hasWork: () => this.#pending.length > 0 && this.#failure === null && this.#client !== null,
+      run: () => this.#writeBatch(this.#client!, this.#pending.slice(0, 5_000)),
+    });
   }
 
   /** @internal */
@@ -373,8 +376,7 @@ export class PostgresAuditStore implements AuditStore {
               return;
             }
             // What waited is written first; the store is available once it is.
-            this.#flushNow = true;
-            this.#kick();
+            void this.#commit.runNow();
           },
           (err: unknown) => {
             if (err instanceof AuditStoreError || typeof (err as { severity?: unknown }).severity === 'string') {
@@ -425,7 +427,7 @@ export class PostgresAuditStore implements AuditStore {
       return;
     }
     this.#chain(json, undefined);
-    if (this.#unavailable === null && this.#timer === null && !this.#flushNow) this.#startTimer();
+    if (this.#unavailable === null) this.#commit.soon();
   }
 
   #chainAndQueue(json: string, durable: boolean): Promise<AuditLink> {
@@ -446,8 +448,8 @@ export class PostgresAuditStore implements AuditStore {
     });
     const link = this.#chain(json, { resolve, reject });
     if (this.#unavailable === null) {
-      if (durable) this.#requestFlush();
-      else if (this.#timer === null && !this.#flushNow) this.#startTimer();
+      if (durable) this.#commit.now();
+      else this.#commit.soon();
     }
     return done.then(() => link);
   }
@@ -468,9 +470,7 @@ export class PostgresAuditStore implements AuditStore {
   async flush(): Promise<void> {
     const target = this.#seq;
     while (this.#syncedSeq < target && this.#failure === null && this.#unavailable === null) {
-      this.#flushNow = true;
-      this.#kick();
-      const inFlight = this.#flushing;
+      const inFlight = this.#commit.runNow();
       if (inFlight === null) break;
       await inFlight;
     }
@@ -494,12 +494,11 @@ export class PostgresAuditStore implements AuditStore {
       }
     }
     this.#closed = true;
-    if (this.#timer) clearTimeout(this.#timer);
+    this.#commit.cancel();
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
-    this.#timer = null;
     this.#retryTimer = null;
     await this.#connecting?.catch(() => undefined);
-    await this.#flushing;
+    await this.#commit.inFlight;
     const unwritten = this.#pending.length;
     if (unwritten > 0) {
       this.#logger.error({ unwritten }, `audit store closed with ${unwritten} record(s) not written (the store could not be reached)`);
@@ -514,41 +513,6 @@ export class PostgresAuditStore implements AuditStore {
       await client.end().catch(() => undefined);
     }
     if (flushError) throw flushError;
-  }
-
-  #startTimer(): void {
-    this.#timer = setTimeout(() => {
-      this.#timer = null;
-      this.#requestFlush();
-    }, this.#groupCommitMs);
-  }
-
-  #requestFlush(): void {
-    this.#flushNow = true;
-    if (this.#kickQueued) return;
-    this.#kickQueued = true;
-    queueMicrotask(() => {
-      this.#kickQueued = false;
-      this.#kick();
-    });
-  }
-
-  #kick(): void {
-    if (this.#flushing !== null || !this.#flushNow) return;
-    if (this.#client === null) return;
-    this.#flushNow = false;
-    if (this.#timer) {
-      clearTimeout(this.#timer);
-      this.#timer = null;
-    }
-    if (this.#pending.length === 0 || this.#failure) return;
-    const batch = this.#pending.slice(0, 5_000);
-    this.#flushing = this.#writeBatch(this.#client, batch).finally(() => {
-      this.#flushing = null;
-      if (this.#pending.length === 0 || this.#failure || this.#client === null) return;
-      if (this.#flushNow) this.#kick();
-      else if (this.#timer === null) this.#startTimer();
-    });
   }
 
   async #writeBatch(client: pg.Client, batch: Pending[]): Promise<void> {
@@ -619,6 +583,7 @@ export class PostgresAuditStore implements AuditStore {
   #fail(error: Error): Error {
     if (this.#failure) return this.#failure;
     this.#failure = error;
+    this.#commit.cancel();
     this.#logger.error({ err: error, pending: this.#pending.length }, 'audit store failed for good; every statement is refused');
     for (const p of this.#pending) p.waiter?.reject(error);
     for (const p of this.#pending) p.waiter = undefined;

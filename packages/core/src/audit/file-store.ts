@@ -28,6 +28,7 @@ import { writeSync } from 'node:fs';
 import { mkdir, open, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GENESIS_HASH, encodeRecordLine, isHash, sha256Hex } from './chain.js';
+import { GroupCommit } from './group-commit.js';
 import { listSegments, readTail, segmentFileName } from './segments.js';
 import type { AuditAppendOptions, AuditEvent, AuditLink, AuditRecord, AuditStore } from './types.js';
 import { withDeadline } from '../util/deadline.js';
@@ -115,10 +116,7 @@ export class FileAuditStore implements AuditStore {
   #rotating: Promise<void> | null = null;
   /** Appends waiting for their record to be synced, in seq order. */
   #waiters: Waiter[] = [];
-  #timer: NodeJS.Timeout | null = null;
-  #flushNow = false;
-  #kickQueued = false;
-  #flushing: Promise<void> | null = null;
+  readonly #commit: GroupCommit;
   #failure: Error | null = null;
   #closed = false;
   #closing: Promise<void> | null = null;
@@ -149,6 +147,11 @@ export class FileAuditStore implements AuditStore {
     this.#writtenSeq = lastSeq;
     this.#syncedSeq = lastSeq;
     this.#prev = lastHash;
+    this.#commit = new GroupCommit(options.groupCommitMs, {
+      canRun: () => true,
+      hasWork: () => this.#syncedSeq !== this.#seq && this.#failure === null,
+      run: () => this.#syncBatch(),
+    });
   }
 
   /**
@@ -276,7 +279,7 @@ export class FileAuditStore implements AuditStore {
     }
     this.#chain(json);
     if (this.#failure) return;
-    if (this.#timer === null && !this.#flushNow) this.#startTimer();
+    this.#commit.soon();
   }
 
   #chainAndQueue(json: string, durable: boolean): Promise<AuditLink> {
@@ -287,8 +290,8 @@ export class FileAuditStore implements AuditStore {
     const done = new Promise<void>((resolve, reject) => {
       this.#waiters.push({ seq: link.seq, resolve, reject });
     });
-    if (durable) this.#requestFlush();
-    else if (this.#timer === null && !this.#flushNow) this.#startTimer();
+    if (durable) this.#commit.now();
+    else this.#commit.soon();
     return done.then(() => link);
   }
 
@@ -339,9 +342,7 @@ export class FileAuditStore implements AuditStore {
   async flush(): Promise<void> {
     const target = this.#seq;
     while (this.#syncedSeq < target && this.#failure === null) {
-      this.#flushNow = true;
-      this.#kick();
-      const inFlight = this.#flushing;
+      const inFlight = this.#commit.runNow();
       if (inFlight === null) break;
       await inFlight;
     }
@@ -370,9 +371,8 @@ export class FileAuditStore implements AuditStore {
         flushError = err;
       }
     }
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = null;
-    await this.#flushing;
+    this.#commit.cancel();
+    await this.#commit.inFlight;
     for (const fh of [...this.#retired, this.#fh]) {
       try {
         await fh.close();
@@ -382,40 +382,6 @@ export class FileAuditStore implements AuditStore {
     }
     this.#retired = [];
     if (flushError) throw flushError;
-  }
-
-  #startTimer(): void {
-    this.#timer = setTimeout(() => {
-      this.#timer = null;
-      this.#requestFlush();
-    }, this.#groupCommitMs);
-  }
-
-  /** Asks for a batch as soon as possible; appends made in the same tick join it. */
-  #requestFlush(): void {
-    this.#flushNow = true;
-    if (this.#kickQueued) return;
-    this.#kickQueued = true;
-    queueMicrotask(() => {
-      this.#kickQueued = false;
-      this.#kick();
-    });
-  }
-
-  #kick(): void {
-    if (this.#flushing !== null || !this.#flushNow) return;
-    this.#flushNow = false;
-    if (this.#timer) {
-      clearTimeout(this.#timer);
-      this.#timer = null;
-    }
-    if (this.#syncedSeq === this.#seq || this.#failure) return;
-    this.#flushing = this.#syncBatch().finally(() => {
-      this.#flushing = null;
-      if (this.#syncedSeq === this.#seq || this.#failure) return;
-      if (this.#flushNow) this.#kick();
-      else if (this.#timer === null) this.#startTimer();
-    });
   }
 
   /** One batch: waits for a segment being opened, then syncs everything written so far. */
@@ -481,8 +447,7 @@ export class FileAuditStore implements AuditStore {
     const why = cause instanceof Error ? cause.message : String(cause);
     const failure = new Error(`the audit store cannot write to ${this.#dir}: ${why}`, { cause });
     this.#failure = failure;
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = null;
+    this.#commit.cancel();
     const waiters = this.#waiters;
     this.#waiters = [];
     const unsynced = this.#seq - this.#syncedSeq;
