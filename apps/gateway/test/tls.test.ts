@@ -253,6 +253,10 @@ listenTls:
     );
     expect(problems(base('tls: { certFile: c.pem, keyFile: k.pem, requireClientCert: true }\n'))).toMatch(/tls\.requireClientCert: requireClientCert needs clientCaFile/);
     expect(problems(base('listenTls:\n  postgres: { require: true, sslmode: on }\n'))).toMatch(/listenTls\.postgres: unknown key "sslmode"/);
+    // An empty path would name the config file's directory: refused here, not at start with EISDIR.
+    expect(problems(base("tls: { certFile: '', keyFile: k.pem }\n"))).toMatch(/tls\.certFile: /);
+    expect(problems(base("tls: { certFile: c.pem, keyFile: '' }\n"))).toMatch(/tls\.keyFile: /);
+    expect(problems(base("tls: { certFile: c.pem, keyFile: k.pem }\nlistenTls:\n  postgres: { clientCaFile: '' }\n"))).toMatch(/listenTls\.postgres\.clientCaFile: /);
   });
 
   it('a client CA file that holds no certificate stops the start, naming the key', async () => {

@@ -16,8 +16,8 @@ const clientCertificateFields = {
 /** The global `tls` block (every listener's default). */
 export const tlsSchema = z
   .object({
-    certFile: z.string(),
-    keyFile: z.string(),
+    certFile: z.string().min(1),
+    keyFile: z.string().min(1),
     /** Refuse clients that do not use TLS. */
     require: z.boolean().default(false),
     ...clientCertificateFields,
