@@ -44,11 +44,6 @@ export class SessionActivity {
     this.#handlers = handlers;
   }
 
-  /** True while the client has something in progress (or the session is not ready yet). */
-  get busy(): boolean {
-    return this.#busy;
-  }
-
   /** The client sent something. */
   busyNow(): void {
     this.#busy = true;
@@ -96,10 +91,6 @@ export class SessionActivity {
       this.stop();
       this.#handlers.onDrained();
     }
-  }
-
-  get draining(): boolean {
-    return this.#draining;
   }
 
   /** The session ended: no more timeouts. */

@@ -197,11 +197,6 @@ export class Governor {
     this.#sessionLimits = SessionLimiter.of(options.limits);
   }
 
-  /** @internal The connection and statement-rate limits in force (undefined: none configured). */
-  get sessionLimits(): SessionLimiter | undefined {
-    return this.#sessionLimits;
-  }
-
   /**
    * Refuses (audited, with a native "too many connections" error) a verified login whose
    * identity or source address already has as many sessions as allowed. Dialects call it before
