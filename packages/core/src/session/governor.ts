@@ -207,7 +207,7 @@ export class Governor {
     const over = this.#sessionLimits?.check(identity.subject, attempt.credentials.sourceAddress);
     if (over === undefined) return;
     const err = connectionLimitError(over);
-    await this.refuseConnection({ ...attempt, credentials: { ...attempt.credentials, secret: '' } }, err.message, identity);
+    await this.refuseConnection(attempt, err.message, identity);
     throw err;
   }
 
