@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { eventually, requireService } from '@sluice/testkit';
+import { eventually, liveTest, requireService } from '@sluice/testkit';
 import { ConsoleMetricExporter, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import pg from 'pg';
 import { pino } from 'pino';
@@ -222,15 +222,7 @@ describe('health and Prometheus metrics of a gateway with OTLP off (real Postgre
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  const live = (name: string, body: () => Promise<void>, timeout?: number) =>
-    it(
-      name,
-      async () => {
-        if (!available) return;
-        await body();
-      },
-      timeout,
-    );
+  const live = liveTest(() => available);
 
   live('/healthz answers 200 {"status":"ok"} without authentication, GET and HEAD', async () => {
     const r = await fetch(`${admin}/healthz`);

@@ -2,6 +2,7 @@ export { startTestGateway, type HarnessOptions, type HarnessToken, type TestGate
 export { runConformanceSuite, sendRaw, type ConformanceClient, type ConformanceDriver, type ConformanceOptions } from './conformance.js';
 export { isReachable, requireService, servicesRequired } from './services.js';
 export { eventually } from './eventually.js';
+export { liveTest } from './live-test.js';
 export { startOidcIssuer, type OidcIssuer } from './oidc-issuer.js';
 export { startTempPostgres, type TempPostgres } from './temp-postgres.js';
 export { makeCertAuthority, makeSelfSignedCert, type IssuedCert, type SelfSignedCert, type TestCertAuthority } from './certs.js';
