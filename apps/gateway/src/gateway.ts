@@ -407,8 +407,13 @@ export async function startGateway(loaded: LoadedConfig, logger: Logger): Promis
         } catch (err) {
           logger.error({ err }, 'lineage and telemetry did not stop cleanly; closing the audit trail anyway');
         } finally {
-          await approvals.close();
-          await closeStores();
+          // Approvals end what this replica holds (a write to their store): one that fails must
+          // not keep the audit trail from being closed either.
+          try {
+            await approvals.close();
+          } finally {
+            await closeStores();
+          }
         }
       })()),
   };
