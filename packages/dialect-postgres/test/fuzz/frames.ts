@@ -184,11 +184,14 @@ export function pgLengthFields(bytes: Buffer): LengthField[] {
 export function pgLoginLength(bytes: Buffer): number {
   let at = 0;
   for (;;) {
+    // A broken recording (a length under 8, or past the end) would loop forever or read past the end.
+    if (at + 8 > bytes.length) throw new Error('the recorded session ends before its startup message');
     const len = bytes.readInt32BE(at);
+    if (len < 8) throw new Error(`the recorded session has a startup packet of length ${len}`);
     const code = bytes.readInt32BE(at + 4);
     at += len;
     if (code === ProtocolCode.V3) break;
   }
-  if (bytes[at] !== Frontend.Password) throw new Error('the recorded session does not send a password after its startup message');
+  if (at + 5 > bytes.length || bytes[at] !== Frontend.Password) throw new Error('the recorded session does not send a password after its startup message');
   return at + 1 + bytes.readInt32BE(at + 1);
 }
