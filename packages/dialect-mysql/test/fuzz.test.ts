@@ -9,6 +9,7 @@ import {
   FuzzStats,
   fuzzSettings,
   fuzzTimeoutMs,
+  judgeCase,
   mutationArb,
   runFuzzPass,
   splitIntoChunks,
@@ -156,34 +157,20 @@ async function runCase(c: Case, n: number): Promise<string> {
     await client.write(splitIntoChunks(Buffer.concat([hostile, probe]), c.chunking));
     // After login, well-framed commands must leave the session working (the marker comes back)
     // or end it; before login, any answer will do.
-    const answered = (r: Buffer, closed: boolean) => closed || r.includes(marker) || (c.kind !== 'post-auth' && r.length > mark);
-    const ok = await client.waitFor(answered, intact ? ANSWER_BOUND_MS : QUIET_MS);
-    const after = client.received.subarray(mark);
-    if (after.includes('internal gateway error')) {
-      stats.fail('crash', `case ${n} (${c.kind}): internal error answered`);
-      throw new Error(`the gateway answered an internal error: ${after.toString('latin1')}`);
-    }
-    if (intact && !ok) {
-      stats.fail('hang', `case ${n} (${c.kind}): no answer within ${ANSWER_BOUND_MS} ms`);
-      throw new Error(`well-framed packets got no answer and the connection stayed open for ${ANSWER_BOUND_MS} ms`);
-    }
-    const errors = serverPackets(after)
-      .filter((p) => p.payload[0] === 0xff && p.payload.length >= 3)
-      .map((p) => p.payload.readUInt16LE(1));
-    const outcome = client.closed
-      ? errors.length
-        ? `closed after error ${errors.at(-1)}`
-        : 'closed'
-      : client.received.includes(marker)
-        ? 'kept working'
-        : after.length
-          ? 'answered'
-          : 'silent';
-    if (!(await client.end(ANSWER_BOUND_MS))) {
-      stats.fail('hang', `case ${n} (${c.kind}): still open ${ANSWER_BOUND_MS} ms after the client left`);
-      throw new Error('the connection stayed open after the client ended it');
-    }
-    return outcome;
+    return await judgeCase(client, {
+      stats,
+      label: `case ${n} (${c.kind})`,
+      mark,
+      marker,
+      intact,
+      markerRequired: c.kind === 'post-auth',
+      answerBoundMs: ANSWER_BOUND_MS,
+      quietMs: QUIET_MS,
+      errorCodes: (received, from) =>
+        serverPackets(received.subarray(from))
+          .filter((p) => p.payload[0] === 0xff && p.payload.length >= 3)
+          .map((p) => p.payload.readUInt16LE(1)),
+    });
   } finally {
     await client.end(ANSWER_BOUND_MS);
   }

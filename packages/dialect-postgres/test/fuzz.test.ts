@@ -9,6 +9,7 @@ import {
   FuzzStats,
   fuzzSettings,
   fuzzTimeoutMs,
+  judgeCase,
   mutationArb,
   runFuzzPass,
   splitIntoChunks,
@@ -164,34 +165,20 @@ async function runCase(c: Case, n: number): Promise<string> {
     await client.write(splitIntoChunks(Buffer.concat([hostile, probe]), c.chunking));
     // After login, a well-framed batch must leave the session working (the marker comes back)
     // or end it; before login, any answer will do.
-    const answered = (r: Buffer, closed: boolean) => closed || r.includes(marker) || (c.kind !== 'post-auth' && r.length > mark);
-    const ok = await client.waitFor(answered, intact ? ANSWER_BOUND_MS : QUIET_MS);
-    const after = client.received.subarray(mark);
-    if (after.includes('internal gateway error')) {
-      stats.fail('crash', `case ${n} (${c.kind}): internal error answered`);
-      throw new Error(`the gateway answered an internal error: ${after.toString('latin1')}`);
-    }
-    if (intact && !ok) {
-      stats.fail('hang', `case ${n} (${c.kind}): no answer within ${ANSWER_BOUND_MS} ms`);
-      throw new Error(`a well-framed request got no answer and the connection stayed open for ${ANSWER_BOUND_MS} ms`);
-    }
-    const codes = framesAfter(client.received, mark)
-      .filter((f) => f.type === 'E')
-      .map((f) => readErrorCode(f.frame));
-    const outcome = client.closed
-      ? codes.length
-        ? `closed after error ${codes.at(-1)}`
-        : 'closed'
-      : client.received.includes(marker)
-        ? 'kept working'
-        : after.length
-          ? 'answered'
-          : 'silent';
-    if (!(await client.end(ANSWER_BOUND_MS))) {
-      stats.fail('hang', `case ${n} (${c.kind}): still open ${ANSWER_BOUND_MS} ms after the client left`);
-      throw new Error('the connection stayed open after the client ended it');
-    }
-    return outcome;
+    return await judgeCase(client, {
+      stats,
+      label: `case ${n} (${c.kind})`,
+      mark,
+      marker,
+      intact,
+      markerRequired: c.kind === 'post-auth',
+      answerBoundMs: ANSWER_BOUND_MS,
+      quietMs: QUIET_MS,
+      errorCodes: (received, from) =>
+        framesAfter(received, from)
+          .filter((f) => f.type === 'E')
+          .map((f) => readErrorCode(f.frame)),
+    });
   } finally {
     await client.end(ANSWER_BOUND_MS);
   }

@@ -361,6 +361,59 @@ export function watchForCrashes(stats: FuzzStats): () => void {
   };
 }
 
+/**
+ * Judges one case once its bytes (hostile part, then the probe asking for `marker`) are sent:
+ * waits for an answer (within `answerBoundMs` when the bytes were well framed, `quietMs`
+ * otherwise), fails on an internal error or on a well-framed request left unanswered on an open
+ * connection, then ends the client (failing if the connection stays open) and returns the
+ * outcome. Only bytes past `mark` (what came before the case's own bytes) count as its answer.
+ */
+export async function judgeCase(
+  client: WireClient,
+  options: {
+    readonly stats: FuzzStats;
+    /** Names the case in failures: `case <n> (<kind>)`. */
+    readonly label: string;
+    readonly mark: number;
+    readonly marker: string;
+    readonly intact: boolean;
+    /** True after login: an answer only counts when it is the marker (or a close). */
+    readonly markerRequired: boolean;
+    readonly answerBoundMs: number;
+    readonly quietMs: number;
+    /** The error codes the gateway sent past `mark`, in order. */
+    readonly errorCodes: (received: Buffer, mark: number) => readonly (string | number | undefined)[];
+  },
+): Promise<string> {
+  const { stats, label, mark, marker, intact, answerBoundMs } = options;
+  const answered = (r: Buffer, closed: boolean) => closed || r.includes(marker) || (!options.markerRequired && r.length > mark);
+  const ok = await client.waitFor(answered, intact ? answerBoundMs : options.quietMs);
+  const after = client.received.subarray(mark);
+  if (after.includes('internal gateway error')) {
+    stats.fail('crash', `${label}: internal error answered`);
+    throw new Error(`the gateway answered an internal error: ${after.toString('latin1')}`);
+  }
+  if (intact && !ok) {
+    stats.fail('hang', `${label}: no answer within ${answerBoundMs} ms`);
+    throw new Error(`a well-framed request got no answer and the connection stayed open for ${answerBoundMs} ms`);
+  }
+  const codes = options.errorCodes(client.received, mark);
+  const outcome = client.closed
+    ? codes.length
+      ? `closed after error ${codes.at(-1)}`
+      : 'closed'
+    : client.received.includes(marker)
+      ? 'kept working'
+      : after.length
+        ? 'answered'
+        : 'silent';
+  if (!(await client.end(answerBoundMs))) {
+    stats.fail('hang', `${label}: still open ${answerBoundMs} ms after the client left`);
+    throw new Error('the connection stayed open after the client ended it');
+  }
+  return outcome;
+}
+
 // ---------------------------------------------------------------- a pass
 
 /** What a fuzz pass leaves for the test to assert on (the pass itself asserts nothing). */

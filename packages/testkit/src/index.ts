@@ -17,6 +17,7 @@ export {
   fuzzParameters,
   fuzzSettings,
   fuzzTimeoutMs,
+  judgeCase,
   liveHeapBytes,
   mutationArb,
   runFuzzPass,
