@@ -167,6 +167,8 @@ export class PostgresApprovalBackend implements ApprovalBackend {
   #listener: pg.Client | null = null;
   #listenRetryMs = 250;
   #listenTimer: NodeJS.Timeout | null = null;
+  /** The LISTEN connection being opened, awaited by close (so no connection outlives it). */
+  #connecting: Promise<void> | null = null;
   #listenFailing = false;
   #closed = false;
 
@@ -338,6 +340,7 @@ export class PostgresApprovalBackend implements ApprovalBackend {
     const listener = this.#listener;
     this.#listener = null;
     await listener?.end().catch(() => undefined);
+    await this.#connecting;
     await this.#polling?.catch(() => undefined);
     await this.#pool.end().catch(() => undefined);
   }
@@ -349,7 +352,15 @@ export class PostgresApprovalBackend implements ApprovalBackend {
     if (this.#pollTimer !== null || this.#closed) return;
     this.#pollTimer = setInterval(() => this.#kick(), this.#pollIntervalMs);
     this.#pollTimer.unref();
-    if (this.#listen) void this.#connectListener();
+    if (this.#listen) this.#openListener();
+  }
+
+  #openListener(): void {
+    this.#connecting = this.#connectListener()
+      .catch((err: unknown) => this.#logger.error({ err: this.#redactErr(err), store: this.description }, 'approvals store: the LISTEN connection cannot be opened'))
+      .finally(() => {
+        this.#connecting = null;
+      });
   }
 
   /** Reads what changed now (one read at a time; a kick during a read runs another after it). */
@@ -427,7 +438,7 @@ export class PostgresApprovalBackend implements ApprovalBackend {
       );
       this.#listenTimer = setTimeout(() => {
         this.#listenTimer = null;
-        void this.#connectListener();
+        this.#openListener();
       }, this.#listenRetryMs);
       this.#listenTimer.unref();
       this.#listenRetryMs = Math.min(this.#listenRetryMs * 2, MAX_LISTEN_RETRY_MS);
@@ -445,7 +456,7 @@ export class PostgresApprovalBackend implements ApprovalBackend {
       return;
     }
     if (this.#closed || lost) {
-      void client.end().catch(() => undefined);
+      await client.end().catch(() => undefined);
       return;
     }
     this.#listener = client;
