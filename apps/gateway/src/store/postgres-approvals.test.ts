@@ -362,7 +362,7 @@ describe('approvals shared by replicas on PostgreSQL', () => {
     const captured = pino({ level: 'info' }, { write: (line: string) => void messages.push(JSON.parse(line)) });
     const a = await replica('replica-a');
     // B hears nothing of A: its mirror still shows the request approved when its sweep comes.
-    const b = await replica('replica-b', { listen: false, pollIntervalMs: 600_000, sweepGraceMs: 300, sweepIntervalMs: 100, logger: captured });
+    const b = await replica('replica-b', { listen: false, pollIntervalMs: 600_000, sweepGraceMs: 1_000, sweepIntervalMs: 100, logger: captured });
     const ticket = await a.approvals.request(input({ timeoutMs: 200 }));
     const id = ticket.request.id;
     await b.approvals.approve(id, bob);
