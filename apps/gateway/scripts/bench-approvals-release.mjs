@@ -21,6 +21,8 @@ const mode = process.argv[2] ?? 'notify';
 if (!['notify', 'poll'].includes(mode)) throw new Error(`unknown mode ${mode}: notify or poll`);
 const count = Number(process.argv[3] ?? 50);
 const pollIntervalMs = Number(process.argv[4] ?? 1000);
+if (!Number.isInteger(count) || count < 1) throw new Error(`approvals must be a positive whole number, got ${process.argv[3]}`);
+if (!(pollIntervalMs > 0)) throw new Error(`pollIntervalMs must be a positive number, got ${process.argv[4]}`);
 const url = process.env.SLUICE_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const schema = 'sluice_approvals_bench';
 const logger = pino({ level: 'silent' });
