@@ -134,6 +134,13 @@ export const clientErrors = {
         hint: `retry in ${retryAfterSeconds < 1 ? `${Math.max(1, Math.ceil(retryAfterSeconds * 1000))} ms` : `${Math.ceil(retryAfterSeconds)} s`}, or ask the gateway operator to raise limits.statementsPerSecond`,
       },
     ),
+  /** A request of more statements than the bucket holds: waiting would never let it run. */
+  statementRequestOverBurst: (what: string, statements: number, burst: number) =>
+    new ClientFacingError(
+      ErrorKind.StatementRateLimited,
+      `statement rate limit for ${what}: a request of ${statements} statements is more than the ${burst} the gateway lets run at once; the statements were not run`,
+      { hint: 'send the statements in smaller requests, or ask the gateway operator to raise limits.statementsPerSecond or its burstSeconds' },
+    ),
   idleTimeout: (ms: number) =>
     new ClientFacingError(ErrorKind.IdleTimeout, `terminating connection due to idle-session timeout (no request for ${ms} ms)`, {
       fatal: true,

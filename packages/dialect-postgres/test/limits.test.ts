@@ -218,6 +218,24 @@ describe('statement rate limits (PostgreSQL)', () => {
     await b.end();
   }, 60_000);
 
+  live('a simple query of more statements than the burst is refused as such (53400, nothing run), and a smaller one runs', async () => {
+    const b = await connectPg(gw, 'app', BOB.subject, BOB.token);
+    const script = Array.from({ length: 6 }, (_, i) => `SELECT ${i} AS n`).join('; ');
+    const err = (await b.query(script).catch((e: unknown) => e)) as PgError;
+    expect(err.code).toBe('53400');
+    expect(err.message).toMatch(/a request of 6 statements is more than the 5 the gateway lets run at once/);
+    const two = await eventually('a request the bucket can hold', async () => {
+      try {
+        return (await b.query('SELECT 1 AS one; SELECT 2 AS two')) as unknown as unknown[];
+      } catch (e) {
+        expect((e as PgError).code).toBe('53400');
+        return undefined;
+      }
+    });
+    expect(two).toHaveLength(2);
+    await b.end();
+  }, 60_000);
+
   live('psql: statements past the rate are refused one by one and the later ones run', async () => {
     const script = Array.from({ length: 15 }, (_, i) => `SELECT ${i} AS n;`).join('\n');
     const r = await psql(`postgresql://${CARL.subject}@${gw.host}:${gw.port}/app`, CARL.token, [], `${script}\n\\! sleep 1.5\nSELECT 'after the pause' AS tail;\n`);

@@ -640,7 +640,12 @@ export class GovernedSession {
   /** Records a request refused by a statement rate limit (a statement record per statement) and throws its error. */
   #refuseRate(start: StatementStart, over: LimitRefusal): never {
     const who = over.scope === 'identity' ? `identity ${over.key}` : `source address ${over.key}`;
-    const err = clientErrors.statementRateLimited(who, over.limit, over.retryAfterSeconds ?? 1);
+    const n = start.analysis.parts?.length ?? 1;
+    // Retrying cannot help a request larger than the bucket: say so instead of when to retry.
+    const err =
+      over.burst !== undefined && n > over.burst
+        ? clientErrors.statementRequestOverBurst(who, n, over.burst)
+        : clientErrors.statementRateLimited(who, over.limit, over.retryAfterSeconds ?? 1);
     const decision: Decision = { effect: 'deny', rule: 'rate-limit', reason: `statement rate limit of ${over.limit}/s for ${who} reached` };
     for (const part of start.analysis.parts ?? [start.analysis]) {
       this.#statements++;

@@ -217,4 +217,32 @@ describe('Governor with limits', () => {
     expect(limited[0]).toMatchObject({ decision: 'deny', outcome: 'not-executed', reason: 'statement rate limit of 2/s for identity ann reached' });
     await audit.close();
   });
+
+  it('a request of more statements than the bucket holds is refused as such (retrying would never help), while a smaller one runs', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'sluice-limits-'));
+    const audit = await FileAuditStore.open({ dir, groupCommitMs: 5, logger });
+    const governor = new Governor({
+      authenticator: new TokenAuthenticator([]),
+      audit,
+      failureLimiter: new MemoryFailureLimiter({ maxAttempts: 2, windowSeconds: 60, lockoutSeconds: 60 }),
+      logger,
+      policy: new Policy(policySchema.parse({ rules: [{ name: 'everyone', effect: 'allow' }] }), { approvers: { groups: [], subjects: [] } }),
+      limits: { statementsPerSecond: { perIdentity: 2, burstSeconds: 1 } },
+    });
+    const s = await governor.openSession(start);
+    const script: Analysis = { ...read, statementCount: 3, parts: [read, read, read] };
+    let err: unknown;
+    try {
+      s.beginRequest({ analysis: script, protocol: 'simple' });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toMatchObject({ kind: ErrorKind.StatementRateLimited, fatal: false });
+    expect((err as Error).message).toMatch(/a request of 3 statements is more than the 2 the gateway lets run at once/);
+    expect((err as ClientFacingError).hint).toMatch(/smaller requests/);
+    // Nothing was taken: a request the bucket can hold still runs.
+    expect(s.beginRequest({ analysis: { ...read, statementCount: 2, parts: [read, read] }, protocol: 'simple' }).handles).toHaveLength(2);
+    await s.end('client');
+    await audit.close();
+  });
 });

@@ -59,6 +59,8 @@ export interface LimitRefusal {
   readonly limit: number;
   /** For a statement: when the bucket has a token again. */
   readonly retryAfterSeconds?: number;
+  /** For a statement: the bucket's size, the most statements one request can ever take. */
+  readonly burst?: number;
 }
 
 class Entry {
@@ -123,7 +125,7 @@ export class Admission {
 
 function refusal(scope: 'identity' | 'source', e: Entry, n: number): LimitRefusal {
   const perSecond = e.perMs * 1000;
-  return { scope, key: e.key, limit: perSecond, retryAfterSeconds: Math.max(0, n - e.tokens) / perSecond };
+  return { scope, key: e.key, limit: perSecond, retryAfterSeconds: Math.max(0, n - e.tokens) / perSecond, burst: e.capacity };
 }
 
 /** How often at most entries kept after their last session are looked at. */
