@@ -101,7 +101,9 @@ describe('kill -9 under load (throwaway MariaDB)', () => {
       expect(cells.filter((v) => !intents.has(v)), 'rows inserted or updated without an intent record').toEqual([]);
       const ackedPrivileged = acked.filter((a) => a.kind !== 'read');
       expect(ackedPrivileged.filter((a) => !intents.has(a.alias)).map((a) => a.alias), 'acknowledged privileged statements without an intent record').toEqual([]);
+      expect(ackedPrivileged.length, 'privileged statements acknowledged before the kill').toBeGreaterThan(0);
       const ackedReads = acked.filter((a) => a.kind === 'read');
+      expect(ackedReads.length, 'reads acknowledged before the kill').toBeGreaterThan(0);
       const readsMissing = ackedReads.filter((a) => !anyRecord.has(a.alias));
       expect(readsMissing.map((a) => a.alias), 'acknowledged reads without a record').toEqual([]);
       figures.push(

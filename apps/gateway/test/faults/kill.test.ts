@@ -127,6 +127,7 @@ describe('kill -9 under load (throwaway PostgreSQL)', () => {
         .split('\n')
         .filter((l) => l !== '')
         .map((l) => l.split('|') as [string, string]);
+      expect(rows.length, 'rows inserted before the kill').toBeGreaterThan(0);
       const reached = [...rows.map(([v]) => v), ...rows.map(([, t]) => t).filter((t) => t !== '')];
       const reachedWithoutIntent = reached.filter((a) => !intents.has(a));
       expect(reachedWithoutIntent, 'privileged statements that reached the database without an intent record').toEqual([]);
@@ -137,7 +138,9 @@ describe('kill -9 under load (throwaway PostgreSQL)', () => {
         ackedPrivileged.filter((a) => !intents.has(a.alias)).map((a) => a.alias),
         'acknowledged privileged statements without an intent record',
       ).toEqual([]);
+      expect(ackedPrivileged.length, 'privileged statements acknowledged before the kill').toBeGreaterThan(0);
       const ackedReads = acked.filter((a) => a.kind === 'read');
+      expect(ackedReads.length, 'reads acknowledged before the kill').toBeGreaterThan(0);
       const readsMissing = ackedReads.filter((a) => !anyRecord.has(a.alias));
       expect(readsMissing.map((a) => `${a.alias} (${killedAt - a.at} ms before the kill)`), 'acknowledged reads without a record').toEqual([]);
 
