@@ -545,8 +545,11 @@ class SessionLineage implements SessionObserver {
       complete(outcome: StatementOutcome): void {
         if (outcome.outcome !== 'ok') return;
         const run = recorder.run(session, context);
-        if (runs.size > 64) for (const r of runs) if (r.ended) runs.delete(r);
-        runs.add(run);
+        if (!runs.has(run)) {
+          // Ended runs are let go when the set grows (not on every statement of a known run).
+          if (runs.size > 64) for (const r of runs) if (r.ended) runs.delete(r);
+          runs.add(run);
+        }
         recorder.observe(session, run, handle, shape, naming, outcome, context);
       },
     };
