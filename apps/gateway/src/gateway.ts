@@ -15,6 +15,7 @@ import {
   openApprovals,
   Policy,
   redactUrlPassword,
+  withDeadline,
   type SecretIdentifier,
   type Target,
   TokenAuthenticator,
@@ -95,15 +96,6 @@ const RESTART_KEYS = ['store', 'replicaId', 'listen', 'targets', 'audit', 'tls',
 
 /** Longest wait for lineage and telemetry to write what they hold at shutdown. */
 const OBSERVABILITY_CLOSE_MS = 15_000;
-
-function closeWithin(closing: Promise<void>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`not done after ${ms} ms`)), ms);
-    timer.unref();
-  });
-  return Promise.race([closing, late]).finally(() => clearTimeout(timer));
-}
 
 /** Composes core, dialects and listeners from a validated config. */
 export async function startGateway(loaded: LoadedConfig, logger: Logger): Promise<RunningGateway> {
@@ -403,7 +395,7 @@ export async function startGateway(loaded: LoadedConfig, logger: Logger): Promis
         // Lineage gets a bounded time: a store that does not answer must not keep the audit
         // trail from being flushed and closed.
         try {
-          await closeWithin(observability.close(), OBSERVABILITY_CLOSE_MS);
+          await withDeadline(observability.close(), OBSERVABILITY_CLOSE_MS, 'closing lineage and telemetry', '');
         } catch (err) {
           logger.error({ err }, 'lineage and telemetry did not stop cleanly; closing the audit trail anyway');
         } finally {

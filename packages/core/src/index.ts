@@ -34,6 +34,7 @@ export { looksLikeJwt } from './identity/jwt-shape.js';
 export * from './identity/client-certificate.js';
 export { FileAuditStore, type FileAuditStoreOptions, type FileAuditStoreStats } from './audit/file-store.js';
 export { GroupCommit, type GroupCommitBatch } from './audit/group-commit.js';
+export { withDeadline } from './util/deadline.js';
 export { parseAuditRecordLine, readAuditRecords, verifyAuditLog, type VerifyResult, type VerifyProblem, type AuditRecordFilter } from './audit/reader.js';
 export { followAuditRecords } from './audit/follow.js';
 export { toCsvHeader, toCsvRow, formatRecordLine, CSV_COLUMNS } from './audit/format.js';

@@ -28,7 +28,7 @@
  * Decided requests and ended grants older than the retention are deleted when the store opens
  * (the audit trail keeps them).
  */
-import { checkStoreEntry, DEFAULT_RETENTION_MS, redactUrlPassword } from '@sluice/core';
+import { checkStoreEntry, DEFAULT_RETENTION_MS, redactUrlPassword, withDeadline } from '@sluice/core';
 import type { ApprovalBackend, ApprovalRequest, ApprovalSnapshot, ApprovalStatus, Grant, StoreEntry, TransitionOptions, WriteOptions } from '@sluice/core';
 import pg from 'pg';
 import type { Logger } from 'pino';
@@ -502,7 +502,7 @@ export class PostgresApprovalBackend implements ApprovalBackend {
   async #confirm(options: WriteOptions | undefined): Promise<void> {
     if (options?.confirm === undefined) return;
     try {
-      await withTimeout(options.confirm(), this.#confirmTimeoutMs, 'the audit record of this change');
+      await withDeadline(options.confirm(), this.#confirmTimeoutMs, 'writing the audit record of this change', '');
     } catch (err) {
       throw new ConfirmFailure(err);
     }
@@ -593,14 +593,3 @@ function endOf(g: Grant): string {
   return g.expiresAt;
 }
 
-async function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} was not written within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([work, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
